@@ -1,0 +1,89 @@
+"""Everything built from the config is built here: the one module that calls ``instantiate``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from .data import BatchStream, DataSource
+from .losses import GANLoss
+from .regularizers import Regularizer
+
+
+class ConfigError(ValueError):
+    """Bad user input; the message names the key, the bad value and what is allowed."""
+
+
+def select_device(hardware: DictConfig) -> torch.device:
+    choice = str(hardware.device)
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"hardware.device={choice} but this machine has no CUDA device; "
+                          "use hardware=cpu or hardware=auto")
+    if choice != "cpu" and not choice.startswith("cuda"):
+        raise ConfigError(f"hardware.device={choice!r}; allowed: auto, cpu, cuda, cuda:N")
+    return torch.device(choice)
+
+
+def build_data(cfg: DictConfig) -> DataSource:
+    return instantiate(cfg.dataset.source)
+
+
+def build_stream(cfg: DictConfig, source: DataSource, device: torch.device) -> BatchStream:
+    return BatchStream(source, cfg.train.batch_size, cfg.seed, device,
+                       num_workers=cfg.dataset.get("num_workers", 0),
+                       on_device=cfg.dataset.get("on_device", False))
+
+
+def build_nets(cfg: DictConfig) -> tuple[nn.Module, nn.Module]:
+    return instantiate(cfg.model.generator), instantiate(cfg.model.discriminator)
+
+
+def build_loss(cfg: DictConfig) -> GANLoss:
+    return instantiate(cfg.loss)
+
+
+def build_regularizers(cfg: DictConfig) -> dict[str, Regularizer]:
+    """``cfg.reg`` maps a name to a node with ``_target_`` (``reg=none`` selects nothing)."""
+    return {name: instantiate(node) for name, node in cfg.reg.items() if node is not None}
+
+
+def build_optimizers(cfg: DictConfig, generator: nn.Module, discriminator: nn.Module,
+                     device: torch.device):
+    extra = {"fused": True} if device.type == "cuda" else {}
+    opt_g = instantiate(cfg.optim.g, _convert_="all")(generator.parameters(), **extra)
+    opt_d = instantiate(cfg.optim.d, _convert_="all")(discriminator.parameters(), **extra)
+    return opt_g, opt_d
+
+
+@dataclass
+class Parts:
+    """The built pieces of one run (no global state: a sweep builds a fresh set per job)."""
+
+    device: torch.device
+    generator: nn.Module
+    discriminator: nn.Module
+    loss: GANLoss
+    regularizers: dict[str, Regularizer]
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    source: DataSource
+    stream: BatchStream
+    extra: dict = field(default_factory=dict)
+
+
+def build_all(cfg: DictConfig, device: torch.device) -> Parts:
+    source = build_data(cfg)
+    generator, discriminator = build_nets(cfg)
+    memory_format = (torch.channels_last if cfg.hardware.channels_last and source.resolution > 2
+                     else torch.preserve_format)
+    generator = generator.to(device, memory_format=memory_format)
+    discriminator = discriminator.to(device, memory_format=memory_format)
+    opt_g, opt_d = build_optimizers(cfg, generator, discriminator, device)
+    return Parts(device, generator, discriminator, build_loss(cfg), build_regularizers(cfg),
+                 opt_g, opt_d, source, build_stream(cfg, source, device))

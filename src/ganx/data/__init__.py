@@ -1,0 +1,229 @@
+"""Data sets as tensors in [-1, 1] and a batch stream whose position is part of the checkpoint.
+
+Every builder returns a :class:`DataSource`: either all images as one tensor (the embedded
+MNIST-5k, toy sets, small sets held in memory) or a torch ``Dataset`` read through a
+``DataLoader``. :class:`BatchStream` walks either in epochs whose order is a permutation drawn
+from ``(seed, epoch)`` alone, so "epoch e, batch b" names one exact position and a resumed run
+continues with exactly the batches the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+
+class DataError(ValueError):
+    """A data set is missing or malformed; the message says where it was expected and how to
+    get it."""
+
+
+@dataclass
+class DataSource:
+    name: str
+    channels: int
+    resolution: int
+    images: torch.Tensor | None = None  # (N, C, H, W) float in [-1, 1], when held in memory
+    dataset: Dataset | None = None  # otherwise: items (image tensor in [-1, 1], label)
+    labels: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.images) if self.images is not None else len(self.dataset)
+
+
+def to_unit_range(uint8_images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return uint8_images.float().div(127.5).sub(1.0)
+
+
+def resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    if images.shape[-1] == resolution:
+        return images
+    return F.interpolate(images, size=(resolution, resolution), mode="bilinear",
+                         antialias=True, align_corners=False).clamp(-1, 1)
+
+
+def mnist5k(resolution: int = 28, channels: int = 1) -> DataSource:
+    """The embedded 5,000 MNIST digits (see MNIST5K.md), optionally resized (32 px for DCGAN-32)
+    or repeated to 3 channels."""
+    path = resources.files("ganx.data").joinpath("mnist5k.npz")
+    with resources.as_file(path) as file, np.load(file) as npz:
+        images, labels = torch.from_numpy(npz["images"]), torch.from_numpy(npz["labels"])
+    x = resize(to_unit_range(images).unsqueeze(1), resolution)
+    if channels == 3:
+        x = x.repeat(1, 3, 1, 1)
+    elif channels != 1:
+        raise DataError(f"dataset.channels={channels} for mnist5k; allowed: 1 or 3")
+    return DataSource("mnist5k", channels, resolution, images=x.contiguous(),
+                      labels=labels.long())
+
+
+# --- torchvision data sets -------------------------------------------------------------------
+
+HOW_TO_GET = {
+    "mnist": "torchvision MNIST layout: ROOT/MNIST/raw/train-images-idx3-ubyte (+ labels)",
+    "fashion_mnist": "torchvision FashionMNIST layout: ROOT/FashionMNIST/raw/*-idx3-ubyte",
+    "cifar10": "the CIFAR-10 python version: ROOT/cifar-10-batches-py/data_batch_1..5",
+    "cifar100": "the CIFAR-100 python version: ROOT/cifar-100-python/train",
+    "stl10": "the STL-10 binary version: ROOT/stl10_binary/unlabeled_X.bin",
+    "celeba": "ROOT/celeba/img_align_celeba/*.jpg and ROOT/celeba/list_eval_partition.txt",
+    "lsun": "ROOT/<category>_train_lmdb (LSUN lmdb export; needs the lmdb package)",
+    "imagefolder": "ROOT/<any class folder>/*.png|jpg (torchvision ImageFolder)",
+}
+
+
+def _transform(resolution: int, channels: int, center_crop: int | None = None):
+    from torchvision import transforms as T
+
+    steps = []
+    if channels == 1:
+        steps.append(T.Grayscale(1))
+    elif channels == 3:
+        steps.append(T.Lambda(lambda im: im.convert("RGB")))
+    if center_crop:
+        steps.append(T.CenterCrop(center_crop))
+    steps += [T.Resize(resolution), T.CenterCrop(resolution), T.ToTensor(),
+              T.Normalize([0.5] * channels, [0.5] * channels)]
+    return T.Compose(steps)
+
+
+def torchvision_dataset(name: str, root: str, resolution: int, channels: int,
+                        download: bool = False, split: str = "train",
+                        category: str = "bedroom", center_crop: int | None = None,
+                        in_memory: bool = False) -> DataSource:
+    """Build one of torchvision's data sets. Offline (``download=false``) a missing data set
+    raises :class:`DataError` naming the path and layout expected."""
+    import torchvision.datasets as tvd
+
+    root_path = Path(root).expanduser()
+    tf = _transform(resolution, channels, center_crop)
+    builders = {
+        "mnist": lambda: tvd.MNIST(root_path, train=split == "train", transform=tf,
+                                   download=download),
+        "fashion_mnist": lambda: tvd.FashionMNIST(root_path, train=split == "train",
+                                                  transform=tf, download=download),
+        "cifar10": lambda: tvd.CIFAR10(root_path, train=split == "train", transform=tf,
+                                       download=download),
+        "cifar100": lambda: tvd.CIFAR100(root_path, train=split == "train", transform=tf,
+                                         download=download),
+        "stl10": lambda: tvd.STL10(root_path, split=split, transform=tf, download=download),
+        "celeba": lambda: tvd.CelebA(root_path, split=split, transform=tf, download=download),
+        "lsun": lambda: tvd.LSUN(str(root_path), classes=[f"{category}_{split}"], transform=tf),
+        "imagefolder": lambda: tvd.ImageFolder(root_path, transform=tf),
+    }
+    if name not in builders:
+        raise DataError(f"unknown data set {name!r}; allowed: {sorted(builders)}")
+    try:
+        dataset = builders[name]()
+    except (RuntimeError, FileNotFoundError, OSError, ImportError) as err:
+        hint = ("" if download or name in ("lsun", "imagefolder")
+                else " Set dataset.download=true to fetch it (needs a network).")
+        raise DataError(
+            f"data set {name!r} not found under {root_path} ({err}). Expected "
+            f"{HOW_TO_GET[name].replace('ROOT', str(root_path))}.{hint}"
+        ) from err
+    if len(dataset) == 0:
+        raise DataError(f"data set {name!r} under {root_path} holds no images")
+    source = DataSource(name, channels, resolution, dataset=dataset)
+    if in_memory:  # decode once: small data sets then cost no loader time at all
+        source.images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        source.dataset = None
+    return source
+
+
+# --- 2-D toy data and the Dirac ----------------------------------------------------------------
+
+def mixture_centres(name: str) -> torch.Tensor:
+    """Mode centres: ``ring8`` (8 modes on a circle of radius 2, as in Metz et al. 2017) or
+    ``grid25`` (a 5x5 grid at -4..4 step 2, as in PacGAN, Lin et al. 2018)."""
+    if name == "ring8":
+        angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return torch.stack([2 * angles.cos(), 2 * angles.sin()], 1).float()
+    if name == "grid25":
+        axis = torch.arange(-4.0, 5.0, 2.0)
+        return torch.cartesian_prod(axis, axis)
+    raise DataError(f"unknown mixture {name!r}; allowed: ring8, grid25")
+
+
+def gaussian_mixture(name: str, std: float = 0.02, n: int = 100_000, seed: int = 0
+                     ) -> DataSource:
+    """An equal-weight mixture of isotropic Gaussians, drawn once from its own generator
+    (``n`` points) so that training reads it like any other in-memory data set."""
+    centres = mixture_centres(name)
+    gen = torch.Generator().manual_seed(seed)
+    which = torch.randint(len(centres), (n,), generator=gen)
+    points = centres[which] + std * torch.randn(n, 2, generator=gen)
+    return DataSource(name, channels=1, resolution=2, images=points, labels=which)
+
+
+def dirac(n: int = 1024) -> DataSource:
+    """The Dirac-GAN data: every sample is exactly 0 (Mescheder et al. 2018, sec. 2.2)."""
+    return DataSource("dirac", channels=1, resolution=1, images=torch.zeros(n, 1))
+
+
+# --- the resumable batch stream ------------------------------------------------------------------
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of one epoch: a permutation that depends only on (seed, epoch)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+class BatchStream:
+    """Endless batches (drop_last) with an exact, checkpointable position (epoch, batch)."""
+
+    def __init__(self, source: DataSource, batch_size: int, seed: int, device: torch.device,
+                 num_workers: int = 0, on_device: bool = False):
+        if batch_size > len(source):
+            raise DataError(f"train.batch_size={batch_size} exceeds the {len(source)} samples "
+                            f"of data set {source.name!r}")
+        self.source, self.batch_size, self.seed = source, batch_size, seed
+        self.device, self.num_workers = device, num_workers
+        self.batches_per_epoch = len(source) // batch_size
+        self.epoch, self.batch = 0, 0
+        self._iter = None
+        self.images = source.images
+        if self.images is not None and on_device:
+            self.images = self.images.to(device)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batch": self.batch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+        self._iter = None
+
+    def _indices(self) -> list[list[int]]:
+        order = epoch_order(len(self.source), self.seed, self.epoch)
+        starts = range(self.batch * self.batch_size, self.batches_per_epoch * self.batch_size,
+                       self.batch_size)
+        return [order[s:s + self.batch_size].tolist() for s in starts]
+
+    def _loader_iter(self):
+        loader = DataLoader(self.source.dataset, batch_sampler=self._indices(),
+                            num_workers=self.num_workers,
+                            pin_memory=self.device.type == "cuda",
+                            prefetch_factor=4 if self.num_workers else None)
+        return iter(loader)
+
+    def next(self) -> torch.Tensor:
+        if self.batch >= self.batches_per_epoch:
+            self.epoch, self.batch, self._iter = self.epoch + 1, 0, None
+        if self.images is not None:
+            order = epoch_order(len(self.source), self.seed, self.epoch)
+            start = self.batch * self.batch_size
+            idx = order[start:start + self.batch_size].to(self.images.device)
+            batch = self.images[idx]
+        else:
+            if self._iter is None:
+                self._iter = self._loader_iter()
+            batch = next(self._iter)[0]
+        self.batch += 1
+        return batch.to(self.device, non_blocking=True)

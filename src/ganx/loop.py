@@ -1,0 +1,442 @@
+"""The training loop: n_dis D steps (each on a fresh real batch) per G step, EMA of G, logging,
+sample grids, checkpoints and exact resume. Reads top to bottom: helpers first, ``train`` last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import math
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .build import ConfigError, Parts, build_all, select_device
+from .regularizers import DiscriminatorPass
+from .validate import validate
+
+log = logging.getLogger("ganx")
+
+
+class Diverged(RuntimeError):
+    """A loss or penalty became NaN/inf."""
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def make_ema(generator: nn.Module) -> nn.Module:
+    ema = copy.deepcopy(generator).eval()
+    ema.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, generator: nn.Module, decay: float) -> None:
+    """p_ema <- decay * p_ema + (1 - decay) * p; buffers (BatchNorm statistics) are copied."""
+    for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), generator.buffers(), strict=True):
+        b_ema.copy_(b)
+
+
+def draw_latents(n: int, latent_dim: int, device: torch.device) -> torch.Tensor:
+    return torch.randn(n, latent_dim, device=device)
+
+
+def autocast(device: torch.device, amp: str):
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def require_finite(step: int, terms: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`Diverged` naming the first non-finite term (a host sync: called only where
+    a check is wanted every step, i.e. on CPU or with ``on_nonfinite=skip``)."""
+    for name, value in terms.items():
+        if not torch.isfinite(value).all():
+            raise Diverged(f"step {step}: {name} is {value.item()} (non-finite)")
+
+
+class Accumulator:
+    """Sums scalars on the device; read once per ``log.every`` steps (one host sync)."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        for name, value in values.items():
+            value = value.detach().float()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        if not self.sums:
+            return {}
+        names = list(self.sums)
+        totals = torch.stack([self.sums[n] for n in names]).tolist()
+        out = {n: t / self.counts[n] for n, t in zip(names, totals, strict=True)}
+        self.sums, self.counts = {}, {}
+        return out
+
+
+# --- one D step and one G step ------------------------------------------------------------------
+
+def discriminator_step(parts: Parts, real: torch.Tensor, step: int, d_step: int, total: int,
+                       latent_dim: int, amp: str, check: bool, scaler) -> dict[str, torch.Tensor]:
+    G, D, loss_fn = parts.generator, parts.discriminator, parts.loss
+    with torch.no_grad(), autocast(parts.device, amp):
+        fake = G(draw_latents(real.shape[0], latent_dim, parts.device)).float()
+    for reg in parts.regularizers.values():  # DAT, instance noise: change what D sees
+        real, fake = reg.transform_d_inputs(D, real, fake, step, total)
+    active = {n: r for n, r in parts.regularizers.items() if r.applies_at(d_step)}
+    real = real.detach().requires_grad_(any(r.needs_real_grad for r in active.values()))
+    fake = fake.detach().requires_grad_(any(r.needs_fake_grad for r in active.values()))
+    with autocast(parts.device, amp):
+        real_logits, fake_logits = D(real).float(), D(fake).float()
+    terms = {"loss/D": loss_fn.d_loss(real_logits, fake_logits)}
+    total_loss = terms["loss/D"]
+    batch = DiscriminatorPass(D, real, fake, real_logits, fake_logits, step, total)
+    for name, reg in active.items():
+        penalty = reg.penalty(batch)
+        if penalty is None:
+            continue
+        terms[f"reg/{name}"] = penalty
+        # lazy regularisation: every `interval`-th D step, with gain `interval`
+        total_loss = total_loss + reg.weight_at(step, total) * reg.interval * penalty
+    if check:
+        require_finite(step, terms)
+    parts.opt_d.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(total_loss).backward()
+        scaler.step(parts.opt_d)
+        scaler.update()
+    else:
+        total_loss.backward()
+        parts.opt_d.step()
+    loss_fn.after_d_step(D)
+    terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+    return terms
+
+
+def generator_step(parts: Parts, batch_size: int, step: int, total: int, latent_dim: int,
+                   amp: str, check: bool, scaler) -> dict[str, torch.Tensor]:
+    G, D = parts.generator, parts.discriminator
+    D.requires_grad_(False)  # G's step needs no gradients for D's weights
+    with autocast(parts.device, amp):
+        fake = G(draw_latents(batch_size, latent_dim, parts.device))
+        for reg in parts.regularizers.values():
+            fake = reg.transform_g_input(fake, step, total)
+        loss = parts.loss.g_loss(D(fake).float())
+    D.requires_grad_(True)
+    if check:
+        require_finite(step, {"loss/G": loss})
+    parts.opt_g.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(parts.opt_g)
+        scaler.update()
+    else:
+        loss.backward()
+        parts.opt_g.step()
+    return {"loss/G": loss}
+
+
+# --- outputs: samples, metrics, checkpoints ----------------------------------------------------
+
+@torch.no_grad()
+def save_samples(generator: nn.Module, noise: torch.Tensor, path: Path, writer, step: int,
+                 source_name: str) -> None:
+    """A grid from the fixed noise, with G in eval mode (no RNG drawn, no state changed)."""
+    was_training = generator.training
+    generator.eval()
+    images = generator(noise).float().cpu()
+    generator.train(was_training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if images.dim() == 4:
+        from torchvision.utils import make_grid, save_image
+
+        grid = make_grid(images, nrow=int(math.sqrt(len(images))), normalize=True,
+                         value_range=(-1, 1))
+        save_image(grid, path)
+        writer.add_image("samples", grid, step)
+    elif images.shape[-1] == 2:  # 2-D toy data: a scatter plot
+        from .plots import scatter_2d
+
+        figure = scatter_2d(images.numpy(), source_name, path)
+        writer.add_figure("samples", figure, step)
+
+
+def checkpoint_state(cfg: DictConfig, parts: Parts, ema, scaler, schedulers, step: int,
+                     d_steps: int, skipped: int, fixed_noise: torch.Tensor) -> dict:
+    return {
+        "format": 1,
+        "step": step,
+        "d_steps": d_steps,
+        "skipped_steps": skipped,
+        "generator": parts.generator.state_dict(),
+        "discriminator": parts.discriminator.state_dict(),
+        "ema_generator": ema.state_dict() if ema is not None else None,
+        "opt_g": parts.opt_g.state_dict(),
+        "opt_d": parts.opt_d.state_dict(),
+        "schedulers": [s.state_dict() for s in schedulers],
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "regularizers": {n: r.state_dict() for n, r in parts.regularizers.items()},
+        "data": parts.stream.state_dict(),
+        "rng": ckpt.rng_state(),
+        "fixed_noise": fixed_noise.cpu(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def check_compatible(saved: dict, cfg: DictConfig, path: Path) -> None:
+    """Refuse a checkpoint whose model or data set differs from this run's config."""
+    current = OmegaConf.to_container(cfg, resolve=True)
+    differing = []
+    for section in ("model", "dataset"):
+        old, new = _flatten(saved["config"].get(section, {})), _flatten(current[section])
+        for key in sorted(set(old) | set(new)):
+            if key.startswith("dataset.root") or key.endswith(("num_workers", "on_device")):
+                continue
+            if old.get(key) != new.get(key):
+                differing.append(f"{section}.{key}: checkpoint {old.get(key)!r}, "
+                                 f"now {new.get(key)!r}")
+    if differing:
+        raise ckpt.CheckpointError(f"cannot resume from {path}: its model/data config differs "
+                                   "from this run's:\n  " + "\n  ".join(differing))
+
+
+def restore(state: dict, parts: Parts, ema, scaler, schedulers, path: Path) -> None:
+    try:
+        parts.generator.load_state_dict(state["generator"])
+        parts.discriminator.load_state_dict(state["discriminator"])
+        if ema is not None and state["ema_generator"] is not None:
+            ema.load_state_dict(state["ema_generator"])
+        elif ema is not None:  # EMA switched on at resume: start it from G
+            ema.load_state_dict(parts.generator.state_dict())
+    except RuntimeError as err:
+        raise ckpt.CheckpointError(f"cannot resume from {path}: the network shapes differ "
+                                   f"({str(err).splitlines()[0]} ...)") from err
+    parts.opt_g.load_state_dict(state["opt_g"])
+    parts.opt_d.load_state_dict(state["opt_d"])
+    for sched, sched_state in zip(schedulers, state["schedulers"], strict=False):
+        sched.load_state_dict(sched_state)
+    if scaler is not None and state["scaler"] is not None:
+        scaler.load_state_dict(state["scaler"])
+    for name, reg in parts.regularizers.items():
+        if name in state["regularizers"]:
+            reg.load_state_dict(state["regularizers"][name])
+    parts.stream.load_state_dict(state["data"])
+    ckpt.set_rng_state(state["rng"])
+
+
+class StopRequest:
+    """SIGINT/SIGTERM (SLURM's pre-emption warning) set a flag; the loop then checkpoints and
+    exits cleanly after the current step, so ``resume=auto`` continues."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # not the main thread: no handlers
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def resolve_resume(resume, run_dir: Path) -> Path | None:
+    if resume is None:
+        return None
+    if resume == "auto":
+        last = run_dir / "checkpoints" / "last.pt"
+        return last if last.exists() else None
+    path = Path(resume).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"resume={resume!r}: no such checkpoint file")
+    return path
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train per ``cfg``, writing everything under ``run_dir``; returns the last logged values
+    (``diverged``/``interrupted`` flags included)."""
+    validate(cfg)
+    device = select_device(cfg.hardware)
+    resume_path = resolve_resume(cfg.resume, run_dir)
+    if cfg.hardware.threads:
+        torch.set_num_threads(int(cfg.hardware.threads))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = bool(cfg.hardware.tf32)
+        torch.backends.cudnn.allow_tf32 = bool(cfg.hardware.tf32)
+        torch.backends.cudnn.benchmark = bool(cfg.hardware.cudnn_benchmark)
+
+    seed_everything(cfg.seed)
+    try:
+        parts = build_all(cfg, device)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from err
+    total, n_dis, batch_size = cfg.train.steps, cfg.train.n_dis, cfg.train.batch_size
+    latent_dim = cfg.model.latent_dim
+    amp = cfg.hardware.amp
+    use_ema = bool(cfg.train.ema)
+    ema = make_ema(parts.generator) if use_ema else None
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    schedulers = []
+    if cfg.train.lr_decay:
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / total)
+                      for opt in (parts.opt_g, parts.opt_d)]
+    # the sample-grid noise comes from its own generator: it never touches the training streams
+    fixed_noise = torch.randn(cfg.sample.n, latent_dim,
+                              generator=torch.Generator().manual_seed(cfg.seed + 7919))
+
+    step, d_steps, skipped = 0, 0, 0
+    if resume_path is not None:
+        state = ckpt.load(resume_path)
+        check_compatible(state, cfg, resume_path)
+        restore(state, parts, ema, scaler, schedulers, resume_path)
+        step, d_steps, skipped = state["step"], state["d_steps"], state["skipped_steps"]
+        fixed_noise = state["fixed_noise"]
+        log.info("resumed from %s at step %d", resume_path, step)
+    fixed_noise = fixed_noise.to(device)
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    ckpt_dir, sample_dir = run_dir / "checkpoints", run_dir / "samples"
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        sample_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if step else None)
+    except OSError as err:
+        raise ConfigError(f"cannot write to the run directory {run_dir}: {err}") from err
+    metrics_file = run_dir / "metrics.jsonl"
+    # checking every step costs a host sync: free on CPU, and needed to skip a bad step
+    check_each_step = device.type == "cpu" or cfg.train.on_nonfinite == "skip"
+    acc = Accumulator()
+    last_values: dict = {"step": step}
+    status = "finished"
+    started = time.time()
+
+    def save_checkpoint(at_step: int, keep_copy: bool) -> None:
+        state = checkpoint_state(cfg, parts, ema, scaler, schedulers, at_step, d_steps, skipped,
+                                 fixed_noise)
+        ckpt.atomic_save(state, ckpt_dir / "last.pt")
+        if keep_copy and cfg.ckpt.keep > 0:
+            ckpt.atomic_save(state, ckpt_dir / f"step_{at_step:07d}.pt")
+            ckpt.keep_latest(ckpt_dir, cfg.ckpt.keep)
+
+    def flush_logs(at_step: int) -> dict:
+        means = acc.means()
+        bad = [n for n, v in means.items() if not math.isfinite(v)]
+        if bad:
+            raise Diverged(f"steps up to {at_step}: non-finite {', '.join(bad)}")
+        for name, value in means.items():
+            writer.add_scalar(name, value, at_step)
+        for name, reg in parts.regularizers.items():
+            if reg.weight:
+                writer.add_scalar(f"weight/{name}", reg.weight_at(at_step, total), at_step)
+        writer.add_scalar("lr/G", parts.opt_g.param_groups[0]["lr"], at_step)
+        writer.add_scalar("lr/D", parts.opt_d.param_groups[0]["lr"], at_step)
+        record = {"step": at_step, "time_s": round(time.time() - started, 3), **means}
+        if skipped:
+            record["skipped_steps"] = skipped
+        with open(metrics_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        return record
+
+    bar = tqdm(total=total, initial=step, disable=not cfg.log.progress, dynamic_ncols=True,
+               desc="train")
+    with StopRequest() as stop:
+        try:
+            while step < total:
+                # 1. n_dis D steps, each on a fresh real batch
+                for _ in range(n_dis):
+                    real = parts.stream.next()
+                    if cfg.hardware.channels_last and real.dim() == 4:
+                        real = real.contiguous(memory_format=torch.channels_last)
+                    try:
+                        acc.add(discriminator_step(parts, real, step, d_steps, total, latent_dim,
+                                                   amp, check_each_step, scaler))
+                    except Diverged:
+                        if cfg.train.on_nonfinite != "skip":
+                            raise
+                        skipped += 1
+                    d_steps += 1
+                # 2. one G step, then the EMA and the learning rates follow
+                try:
+                    acc.add(generator_step(parts, batch_size, step, total, latent_dim, amp,
+                                           check_each_step, scaler))
+                except Diverged:
+                    if cfg.train.on_nonfinite != "skip":
+                        raise
+                    skipped += 1
+                if ema is not None:
+                    update_ema(ema, parts.generator,
+                               cfg.train.ema if step >= cfg.train.ema_start else 0.0)
+                for sched in schedulers:
+                    sched.step()
+                step += 1
+                bar.update(1)
+                # 3. the schedule of logs, samples and checkpoints (none draws training RNG)
+                final = step == total or stop.signal is not None
+                checkpoint_due = step % cfg.ckpt.every == 0 or final
+                # logs are flushed (and checked for NaN/inf) before any checkpoint is written
+                if step % cfg.log.every == 0 or checkpoint_due:
+                    last_values = flush_logs(step)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in last_values.items()
+                                     if k.startswith("loss/")})
+                if step % cfg.sample.every == 0 or final:
+                    save_samples(ema if ema is not None else parts.generator, fixed_noise,
+                                 sample_dir / f"step_{step:07d}.png", writer, step,
+                                 parts.source.name)
+                if checkpoint_due:
+                    save_checkpoint(step, keep_copy=step % cfg.ckpt.every == 0)
+                if stop.signal is not None:
+                    status = "interrupted"
+                    log.warning("signal %d: checkpoint saved at step %d; resume=auto continues",
+                                stop.signal, step)
+                    break
+        except Diverged as err:
+            status = "diverged"
+            log.error("training diverged: %s. Stopped; the last good checkpoint is %s",
+                      err, ckpt_dir / "last.pt")
+            last_values = {"step": step, "error": str(err)}
+        finally:
+            bar.close()
+            writer.close()
+    last_values["status"] = status
+    last_values["wall_time_s"] = round(time.time() - started, 3)
+    return last_values

@@ -1,0 +1,1 @@
+"""Generator/discriminator pairs. No loss code lives here: D returns raw logits of shape (B,)."""

@@ -1,0 +1,52 @@
+"""The original GAN's MLP pair (Goodfellow et al. 2014) as in PyTorch-GAN's gan.py (the vanilla-GAN
+seed): G 128-256-512-1024 with BatchNorm and LeakyReLU(0.2), tanh output; D 512-256-1 with
+LeakyReLU(0.2). D returns a logit (the seed's final Sigmoid moves into the loss).
+
+The seed writes ``nn.BatchNorm1d(out_feat, 0.8)``: the second positional argument is ``eps``, so
+it normalises with eps = 0.8, almost certainly meant as Keras' momentum 0.8 (which is PyTorch's
+momentum 0.2). ganx uses the intended value: eps 1e-5, momentum ``bn_momentum`` = 0.2. Set
+``bn_eps: 0.8`` to reproduce the seed literally.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from .common import maybe_spectral_norm
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, latent_dim: int, img_shape, widths=(128, 256, 512, 1024),
+                 bn_eps: float = 1e-5, bn_momentum: float = 0.2):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.img_shape = tuple(img_shape)
+        layers, width_in = [], latent_dim
+        for i, width in enumerate(widths):
+            layers.append(nn.Linear(width_in, width))
+            if i > 0:  # the seed's first block has no normalisation
+                layers.append(nn.BatchNorm1d(width, eps=bn_eps, momentum=bn_momentum))
+            layers.append(nn.LeakyReLU(0.2))
+            width_in = width
+        layers += [nn.Linear(width_in, math.prod(self.img_shape)), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z).view(z.shape[0], *self.img_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, img_shape, widths=(512, 256), spectral_norm: bool = False):
+        super().__init__()
+        layers, width_in = [], math.prod(img_shape)
+        for width in widths:
+            layers += [maybe_spectral_norm(nn.Linear(width_in, width), spectral_norm),
+                       nn.LeakyReLU(0.2)]
+            width_in = width
+        layers.append(maybe_spectral_norm(nn.Linear(width_in, 1), spectral_norm))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x.flatten(1)).flatten()

@@ -1,0 +1,104 @@
+"""The ResNet SNGAN of Miyato et al. 2018 (appendix B.4), with mimicry's widths for 32 px
+(ngf 256, ndf 128) and the same block structure at 48 px (STL-10; bottom width 6).
+
+G: linear z -> 4x4 (6x6) x ngf, three up-sampling residual blocks (BN-ReLU-up-conv-BN-ReLU-conv,
+shortcut up + 1x1 conv), BN-ReLU, 3x3 conv, tanh.
+D: an "optimised" first block (conv-ReLU-conv-avgpool, shortcut avgpool + 1x1 conv), one
+down-sampling and two plain residual blocks, ReLU, global sum pooling, linear -> logit.
+Spectral norm on every D layer by default (``spectral_norm``). Residual convs use Xavier-uniform
+init with gain sqrt(2), shortcuts and the ends gain 1, as in the authors' Chainer code.
+Up-sampling is nearest-neighbour (as the original SNGAN code; mimicry uses bilinear).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import nn
+
+from .common import check_choice, maybe_spectral_norm
+
+RESOLUTIONS = (32, 48)
+
+
+def xavier(layer: nn.Module, gain: float) -> nn.Module:
+    nn.init.xavier_uniform_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class GeneratorBlock(nn.Module):
+    def __init__(self, width_in: int, width_out: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(width_in), nn.BatchNorm2d(width_out)
+        self.conv1 = xavier(nn.Conv2d(width_in, width_out, 3, 1, 1), math.sqrt(2))
+        self.conv2 = xavier(nn.Conv2d(width_out, width_out, 3, 1, 1), math.sqrt(2))
+        self.shortcut = xavier(nn.Conv2d(width_in, width_out, 1), 1.0)
+
+    def forward(self, x):
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2)
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2))
+
+
+class DiscriminatorBlock(nn.Module):
+    def __init__(self, width_in: int, width_out: int, downsample: bool, first: bool, sn: bool):
+        super().__init__()
+        self.first, self.downsample = first, downsample
+        self.conv1 = maybe_spectral_norm(xavier(nn.Conv2d(width_in, width_out, 3, 1, 1),
+                                                math.sqrt(2)), sn)
+        self.conv2 = maybe_spectral_norm(xavier(nn.Conv2d(width_out, width_out, 3, 1, 1),
+                                                math.sqrt(2)), sn)
+        learn_shortcut = first or downsample or width_in != width_out
+        self.shortcut = (maybe_spectral_norm(xavier(nn.Conv2d(width_in, width_out, 1), 1.0), sn)
+                         if learn_shortcut else None)
+
+    def forward(self, x):
+        h = x if self.first else F.relu(x)
+        h = self.conv2(F.relu(self.conv1(h)))
+        if self.downsample:
+            h = F.avg_pool2d(h, 2)
+        skip = x
+        if self.first:  # the optimised block pools before its 1x1 conv
+            skip = self.shortcut(F.avg_pool2d(x, 2))
+        elif self.shortcut is not None:
+            skip = self.shortcut(x)
+            if self.downsample:
+                skip = F.avg_pool2d(skip, 2)
+        return h + skip
+
+
+class SNGANGenerator(nn.Module):
+    def __init__(self, latent_dim: int = 128, resolution: int = 32, channels: int = 3,
+                 ngf: int = 256):
+        super().__init__()
+        check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
+        self.latent_dim, self.ngf, self.bottom = latent_dim, ngf, resolution // 8
+        self.linear = xavier(nn.Linear(latent_dim, self.bottom**2 * ngf), 1.0)
+        self.blocks = nn.Sequential(*(GeneratorBlock(ngf, ngf) for _ in range(3)))
+        self.bn = nn.BatchNorm2d(ngf)
+        self.to_rgb = xavier(nn.Conv2d(ngf, channels, 3, 1, 1), 1.0)
+
+    def forward(self, z):
+        h = self.linear(z.flatten(1)).view(z.shape[0], self.ngf, self.bottom, self.bottom)
+        return self.to_rgb(F.relu(self.bn(self.blocks(h)))).tanh()
+
+
+class SNGANDiscriminator(nn.Module):
+    def __init__(self, resolution: int = 32, channels: int = 3, ndf: int = 128,
+                 spectral_norm: bool = True):
+        super().__init__()
+        check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
+        sn = spectral_norm
+        self.blocks = nn.Sequential(
+            DiscriminatorBlock(channels, ndf, downsample=True, first=True, sn=sn),
+            DiscriminatorBlock(ndf, ndf, downsample=True, first=False, sn=sn),
+            DiscriminatorBlock(ndf, ndf, downsample=False, first=False, sn=sn),
+            DiscriminatorBlock(ndf, ndf, downsample=False, first=False, sn=sn),
+        )
+        self.linear = maybe_spectral_norm(xavier(nn.Linear(ndf, 1), 1.0), sn)
+
+    def forward(self, x):
+        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
+        return self.linear(h).flatten()

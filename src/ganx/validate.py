@@ -1,0 +1,78 @@
+"""Config checks that run before any training and before anything is written by ganx.
+
+Each failure raises :class:`ConfigError` naming the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from .build import ConfigError
+
+# which resolutions each model family supports (None: any)
+MODEL_RESOLUTIONS = {
+    "dcgan": (28, 32, 64),
+    "mlp": None,
+    "sngan": (32, 48),
+    "dirac": (1,),
+    "toy2d": (2,),
+}
+AMP_CHOICES = ("off", "bf16", "fp16")
+COMPILE_CHOICES = ("off", "default", "reduce-overhead")
+
+
+def _positive(value, key: str, integer: bool = False) -> None:
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{key}={value!r}: must be {kind}")
+
+
+def validate(cfg: DictConfig) -> None:
+    train = cfg.train
+    _positive(train.steps, "train.steps", integer=True)
+    _positive(train.batch_size, "train.batch_size", integer=True)
+    _positive(train.n_dis, "train.n_dis", integer=True)
+    for player in ("g", "d"):
+        _positive(cfg.optim[player].lr, f"optim.{player}.lr")
+    ema = train.ema
+    if ema is not None and not 0.0 <= float(ema) < 1.0:
+        raise ConfigError(f"train.ema={ema!r}: must be null or in [0, 1)")
+    if train.on_nonfinite not in ("stop", "skip"):
+        raise ConfigError(f"train.on_nonfinite={train.on_nonfinite!r}; allowed: stop, skip")
+    for key in ("sample.every", "ckpt.every", "log.every"):
+        section, name = key.split(".")
+        _positive(cfg[section][name], key, integer=True)
+    if cfg.ckpt.keep < 0:
+        raise ConfigError(f"ckpt.keep={cfg.ckpt.keep!r}: must be >= 0")
+
+    for name, node in cfg.reg.items():
+        if node is None:
+            continue
+        for key in ("weight", "std", "decay", "step_size", "clamp", "noise_scale"):
+            if key in node and node[key] is not None and node[key] < 0:
+                raise ConfigError(f"reg.{name}.{key}={node[key]!r}: must be >= 0")
+        if "interval" in node:
+            _positive(node.interval, f"reg.{name}.interval", integer=True)
+
+    family = cfg.model.name
+    allowed = MODEL_RESOLUTIONS.get(family, None)
+    if allowed is not None and cfg.dataset.resolution not in allowed:
+        raise ConfigError(
+            f"model={family} does not support dataset.resolution={cfg.dataset.resolution} "
+            f"(dataset={cfg.dataset.name}); allowed resolutions: {list(allowed)}"
+        )
+    image_model = family not in ("dirac", "toy2d")
+    image_data = cfg.dataset.name not in ("dirac", "ring8", "grid25")
+    if image_model != image_data:
+        raise ConfigError(f"model={family} cannot train on dataset={cfg.dataset.name}: "
+                          "dirac pairs with dirac, toy2d with ring8/grid25, image models with "
+                          "image data sets")
+
+    hw = cfg.hardware
+    if hw.amp not in AMP_CHOICES:
+        raise ConfigError(f"hardware.amp={hw.amp!r}; allowed: {', '.join(AMP_CHOICES)}")
+    if hw.compile not in COMPILE_CHOICES:
+        raise ConfigError(f"hardware.compile={hw.compile!r}; allowed: {', '.join(COMPILE_CHOICES)}")
+    if cfg.resume not in (None, "auto") and not isinstance(cfg.resume, str):
+        raise ConfigError(f"resume={cfg.resume!r}; allowed: null, auto or a checkpoint path")
