@@ -344,6 +344,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         raise ConfigError(f"cannot write to the run directory {run_dir}: {err}") from err
     metrics_file = run_dir / "metrics.jsonl"
     # checking every step costs a host sync: free on CPU, and needed to skip a bad step
+    # stop_at ends this invocation early (a time-sliced cluster job); schedules still span `total`
+    stop_at = cfg.train.get("stop_at") or total
     check_each_step = device.type == "cpu" or cfg.train.on_nonfinite == "skip"
     acc = Accumulator()
     last_values: dict = {"step": step}
@@ -411,7 +413,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 step += 1
                 bar.update(1)
                 # 3. the schedule of logs, samples and checkpoints (none draws training RNG)
-                final = step == total or stop.signal is not None
+                final = step in (total, stop_at) or stop.signal is not None
                 checkpoint_due = step % cfg.ckpt.every == 0 or final
                 # logs are flushed (and checked for NaN/inf) before any checkpoint is written
                 if step % cfg.log.every == 0 or checkpoint_due:
@@ -424,6 +426,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                                  parts.source.name)
                 if checkpoint_due:
                     save_checkpoint(step, keep_copy=step % cfg.ckpt.every == 0)
+                if step == stop_at and stop_at < total:
+                    status = "paused"
+                    break
                 if stop.signal is not None:
                     status = "interrupted"
                     log.warning("signal %d: checkpoint saved at step %d; resume=auto continues",

@@ -30,7 +30,7 @@ def run(cfg: DictConfig) -> dict:
     return train(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg)

@@ -56,12 +56,6 @@ def validate(cfg: DictConfig) -> None:
             _positive(node.interval, f"reg.{name}.interval", integer=True)
 
     family = cfg.model.name
-    allowed = MODEL_RESOLUTIONS.get(family, None)
-    if allowed is not None and cfg.dataset.resolution not in allowed:
-        raise ConfigError(
-            f"model={family} does not support dataset.resolution={cfg.dataset.resolution} "
-            f"(dataset={cfg.dataset.name}); allowed resolutions: {list(allowed)}"
-        )
     image_model = family not in ("dirac", "toy2d")
     image_data = cfg.dataset.name not in ("dirac", "ring8", "grid25")
     if image_model != image_data:
@@ -69,6 +63,12 @@ def validate(cfg: DictConfig) -> None:
                           "dirac pairs with dirac, toy2d with ring8/grid25, image models with "
                           "image data sets")
 
+    allowed = MODEL_RESOLUTIONS.get(family, None)
+    if allowed is not None and cfg.dataset.resolution not in allowed:
+        raise ConfigError(
+            f"model={family} does not support dataset.resolution={cfg.dataset.resolution} "
+            f"(dataset={cfg.dataset.name}); allowed resolutions: {list(allowed)}"
+        )
     hw = cfg.hardware
     if hw.amp not in AMP_CHOICES:
         raise ConfigError(f"hardware.amp={hw.amp!r}; allowed: {', '.join(AMP_CHOICES)}")

@@ -1,0 +1,72 @@
+"""Test setup: no network (a hidden download fails loudly), one CPU thread, tiny configs."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import open_dict
+
+torch.set_num_threads(1)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+# shrink any image model so a step takes milliseconds on one CPU thread
+TINY = [
+    "hardware=cpu",
+    "train.steps=4",
+    "train.batch_size=16",
+    "log.every=2",
+    "log.progress=false",
+    "sample.every=2",
+    "sample.n=16",
+    "ckpt.every=2",
+]
+TINY_WIDTHS = {
+    "dcgan": ["model.generator.ngf=8", "model.discriminator.ndf=8"],
+    "sngan": ["model.generator.ngf=16", "model.discriminator.ndf=16"],
+    "mlp": ["model.generator.widths=[16,32]", "model.discriminator.widths=[32,16]"],
+    "toy2d": ["model.generator.hidden=16", "model.discriminator.hidden=16"],
+    "dirac": [],
+}
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _block_network(monkeypatch):
+    def refuse(self, address, *args, **kwargs):
+        if isinstance(address, tuple) and address and address[0] not in ("127.0.0.1", "::1",
+                                                                           "localhost"):
+            raise NetworkBlocked(f"test tried to reach the network: {address}")
+        return real_connect(self, address, *args, **kwargs)
+
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def group_choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def compose_cfg(*overrides: str, tiny: bool = True):
+    """The config ``ganx-train`` would see for these overrides (tiny widths unless told)."""
+    overrides = list(overrides)
+    if tiny:
+        model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "dcgan")
+        overrides = TINY + TINY_WIDTHS.get(model, []) + overrides
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg():
+    return compose_cfg

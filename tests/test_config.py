@@ -1,0 +1,110 @@
+"""Composition of every group choice, `--cfg job`, and bad input failing clearly."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import compose_cfg, group_choices
+
+from ganx.build import ConfigError, build_loss, build_nets, build_regularizers
+from ganx.loop import train
+
+GROUPS = ["model", "loss", "reg", "dataset", "hardware", "experiment"]
+IMAGE_MODELS = {"dcgan": 28, "mlp": 28, "sngan": 32}
+
+
+def run_cli(*args, cwd):
+    env = {**os.environ, "HYDRA_FULL_ERROR": ""}
+    return subprocess.run([sys.executable, "-m", "ganx.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_choice_composes(group):
+    for choice in group_choices(group):
+        cfg = compose_cfg(f"{group}={choice}")
+        assert cfg is not None
+        if group == "loss":
+            assert hasattr(build_loss(cfg), "d_loss")
+        if group == "reg":
+            regs = build_regularizers(cfg)
+            assert list(regs) == ([] if choice == "none" else [choice])
+
+
+def test_multi_select_reg_and_override():
+    cfg = compose_cfg("reg=[r1,lecam]", "reg.r1.weight=1")
+    regs = build_regularizers(cfg)
+    assert sorted(regs) == ["lecam", "r1"] and regs["r1"].weight == 1.0
+    assert build_regularizers(compose_cfg("reg=[]")) == {}
+    assert list(build_regularizers(compose_cfg("reg=r1"))) == ["r1"]
+
+
+@pytest.mark.parametrize("model", sorted(IMAGE_MODELS))
+def test_nets_shapes(model):
+    cfg = compose_cfg(f"model={model}", f"dataset.resolution={IMAGE_MODELS[model]}")
+    g, d = build_nets(cfg)
+    z = torch.randn(4, cfg.model.latent_dim)
+    x = g(z)
+    assert x.shape == (4, 1, IMAGE_MODELS[model], IMAGE_MODELS[model])
+    assert x.abs().max() <= 1.0
+    assert d(x).shape == (4,)
+
+
+def test_presets_set_loss_and_reg():
+    cfg = compose_cfg("experiment=wgan_gp")
+    assert cfg.loss._target_.endswith("WassersteinLoss") and list(cfg.reg) == ["gp"]
+    assert cfg.train.n_dis == 5
+    cfg = compose_cfg("experiment=dragan")
+    assert list(cfg.reg) == ["dragan"]
+
+
+def test_cfg_job_prints_composed_config(tmp_path):
+    out = run_cli("--cfg", "job", "loss=hinge", "reg=dat", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "HingeLoss" in out.stdout and "DirectAdversarialTraining" in out.stdout
+
+
+def test_unknown_choice_lists_what_exists(tmp_path):
+    out = run_cli("loss=nope", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert out.returncode != 0
+    for name in ("hinge", "lsgan", "minimax", "ns", "wgan"):
+        assert name in out.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_bad_value_gives_one_clear_message(tmp_path):
+    out = run_cli("train.steps=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "train.steps=0: must be a positive integer" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.d.lr=-1"], "optim.d.lr=-1"),
+        (["train.batch_size=0"], "train.batch_size=0"),
+        (["train.n_dis=0"], "train.n_dis=0"),
+        (["reg=r1", "reg.r1.weight=-2"], "reg.r1.weight=-2"),
+        (["reg=js", "reg.js.weight=-0.5"], "reg.js.weight=-0.5"),
+        (["model=sngan"], "model=sngan does not support dataset.resolution=28"),
+        (["model=dirac"], "model=dirac cannot train on dataset=mnist5k"),
+        (["hardware.amp=fp8"], "hardware.amp='fp8'; allowed: off, bf16, fp16"),
+        (["train.ema=1.5"], "train.ema=1.5"),
+        (["resume=/no/such/file.pt"], "no such checkpoint file"),
+    ],
+)
+def test_validation_messages(tmp_path, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        train(compose_cfg(*overrides), tmp_path)
+    assert message in str(err.value)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_cpu_machine(tmp_path):
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        train(compose_cfg("hardware=cuda"), tmp_path)

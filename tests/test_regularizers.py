@@ -1,0 +1,160 @@
+"""Each penalty against its closed form. With a linear D(x) = w.x + b the input gradient is w
+everywhere, so every gradient norm in these formulas is ||w||."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ganx.regularizers import (AnchoredLogitPenalty, DirectAdversarialTraining,
+                               DiscriminatorPass, DraganPenalty, GradientPenalty, InstanceNoise,
+                               JSRegularizer, LeCamPenalty, R1Penalty, R2Penalty)
+
+W = torch.tensor([[3.0, -4.0]])  # ||w|| = 5
+
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 1)
+        with torch.no_grad():
+            self.lin.weight.copy_(W)
+            self.lin.bias.fill_(0.5)
+
+    def forward(self, x):
+        return self.lin(x).flatten()
+
+
+def make_pass(step=0, total=10):
+    torch.manual_seed(0)
+    d = Linear()
+    real = torch.randn(6, 2).requires_grad_(True)
+    fake = torch.randn(6, 2).requires_grad_(True)
+    return DiscriminatorPass(d, real, fake, d(real), d(fake), step, total)
+
+
+def test_r1_r2_are_half_squared_norm():
+    batch = make_pass()
+    assert R1Penalty().penalty(batch).item() == pytest.approx(0.5 * 25)
+    assert R2Penalty().penalty(batch).item() == pytest.approx(0.5 * 25)
+    assert R1Penalty.needs_real_grad and not R1Penalty.needs_fake_grad
+    assert R2Penalty.needs_fake_grad and not R2Penalty.needs_real_grad
+
+
+def test_r1_is_differentiable_in_d_weights():
+    batch = make_pass()
+    penalty = R1Penalty().penalty(batch)
+    (grad_w,) = torch.autograd.grad(penalty, batch.discriminator.lin.weight)
+    # d/dw 0.5 ||w||^2 = w
+    assert torch.allclose(grad_w, W)
+
+
+def test_gp_two_sided_and_zero_centred():
+    batch = make_pass()
+    assert GradientPenalty(target=1.0).penalty(batch).item() == pytest.approx((5 - 1) ** 2)
+    assert GradientPenalty(target=0.0).penalty(batch).item() == pytest.approx(25)
+
+
+def test_dragan_penalty():
+    assert DraganPenalty().penalty(make_pass()).item() == pytest.approx(16)
+    with pytest.raises(ValueError, match="noise_scale"):
+        DraganPenalty(noise_scale=0)
+
+
+def test_js_regularizer_formula():
+    batch = make_pass()
+    sig = torch.sigmoid
+    expect = 0.5 * ((1 - sig(batch.real_logits)) ** 2 * 25 + sig(batch.fake_logits) ** 2 * 25)
+    got = JSRegularizer().penalty(batch)
+    assert got.item() == pytest.approx(expect.mean().item(), rel=1e-5)
+
+
+def test_js_annealing_schedule():
+    reg = JSRegularizer(weight=2.0, anneal=True, decay=0.01)
+    assert reg.weight_at(0, 100) == pytest.approx(2.0)
+    assert reg.weight_at(50, 100) == pytest.approx(2.0 * 0.1)
+    assert reg.weight_at(100, 100) == pytest.approx(2.0 * 0.01)
+    assert JSRegularizer(weight=2.0).weight_at(100, 100) == 2.0
+
+
+def test_rlc_fixed_anchors():
+    batch = make_pass()
+    reg = AnchoredLogitPenalty(alpha_real=1.0, alpha_fake=-1.0)
+    expect = ((batch.real_logits + 1) ** 2).mean() + ((batch.fake_logits - 1) ** 2).mean()
+    assert reg.penalty(batch).item() == pytest.approx(expect.item())
+
+
+def test_lecam_ema_anchors_and_state():
+    batch = make_pass(step=5)
+    reg = LeCamPenalty(decay=0.9, start_step=0)
+    reg.anchor_real, reg.anchor_fake = 1.0, -1.0
+    value = reg.penalty(batch)
+    a_r = 0.9 * 1.0 + 0.1 * batch.real_logits.mean().item()
+    a_f = 0.9 * -1.0 + 0.1 * batch.fake_logits.mean().item()
+    assert reg.anchor_real == pytest.approx(a_r) and reg.anchor_fake == pytest.approx(a_f)
+    expect = (torch.relu(batch.real_logits - a_f) ** 2).mean() + (
+        torch.relu(a_r - batch.fake_logits) ** 2).mean()
+    assert value.item() == pytest.approx(expect.item(), rel=1e-6)
+    restored = LeCamPenalty()
+    restored.load_state_dict(reg.state_dict())
+    assert restored.state_dict() == reg.state_dict()
+    # before start_step the anchors just track the batch means
+    early = LeCamPenalty(decay=0.9, start_step=100)
+    early.penalty(batch)
+    assert early.anchor_real == pytest.approx(batch.real_logits.mean().item())
+
+
+def test_dat_moves_samples_against_the_gap_gradient():
+    d = Linear()
+    real = torch.zeros(4, 2)
+    fake = torch.zeros(4, 2) - torch.tensor([[0.03, -0.04]])  # D(fake) < D(real)
+    dat = DirectAdversarialTraining(step_size=1.0, clamp=1.0)
+    new_real, new_fake = dat.transform_d_inputs(d, real, fake, 0, 1)
+    # grad_fake |mean D(fake) - mean D(real)| = -w / B: the fake moves along +w/B (towards real)
+    assert torch.allclose(new_fake - fake, W / 4 * torch.ones(4, 1))
+    # grad_real |mean D(real) - mean D(fake)| = +w / B: the real moves along -w/B
+    assert torch.allclose(new_real - real, -W / 4 * torch.ones(4, 1))
+    # a small step shrinks the gap |mean D(real) - mean D(fake)| (0.25) to first order
+    small_real, small_fake = DirectAdversarialTraining(step_size=0.01).transform_d_inputs(
+        d, real, fake, 0, 1)
+    gap_after = (d(small_real).mean() - d(small_fake).mean()).abs()
+    assert gap_after.item() == pytest.approx(0.25 - 2 * 0.01 * 25 / 4)
+
+
+def test_dat_step_clamp_image_clamp_and_sides():
+    d = Linear()
+    real = torch.full((2, 2), 0.9)
+    fake = torch.full((2, 2), 0.9)
+    fake[:, 0] = 0.0
+    big = DirectAdversarialTraining(step_size=100.0, clamp=0.25)
+    new_real, new_fake = big.transform_d_inputs(d, real, fake, 0, 1)
+    assert (new_fake - fake).abs().max().item() <= 0.25 + 1e-6
+    assert new_fake.max().item() <= 1.0  # fakes clamped to [-1, 1]
+    assert new_real.max().item() > 1.0  # reals not clamped by default (the paper's code)
+    clamped = DirectAdversarialTraining(step_size=100.0, clamp=0.25, clamp_real=True)
+    assert clamped.transform_d_inputs(d, real, fake, 0, 1)[0].max().item() <= 1.0
+    only_fake = DirectAdversarialTraining(perturb="fake")
+    assert torch.equal(only_fake.transform_d_inputs(d, real, fake, 0, 1)[0], real)
+    with pytest.raises(ValueError, match="perturb"):
+        DirectAdversarialTraining(perturb="neither")
+
+
+def test_instance_noise_anneals_to_zero():
+    noise = InstanceNoise(std=0.5, anneal_steps=10)
+    assert noise.std_at(0) == 0.5 and noise.std_at(5) == 0.25 and noise.std_at(20) == 0.0
+    x = torch.zeros(1000, 2)
+    torch.manual_seed(0)
+    noisy, _ = noise.transform_d_inputs(None, x, x, 0, 10)
+    assert noisy.std().item() == pytest.approx(0.5, rel=0.1)
+    assert torch.equal(noise.transform_g_input(x, 10, 10), x)
+
+
+def test_lazy_interval_and_bad_weights():
+    reg = R1Penalty(weight=1.0, interval=4)
+    assert [reg.applies_at(i) for i in range(5)] == [True, False, False, False, True]
+    with pytest.raises(ValueError, match="weight"):
+        R1Penalty(weight=-1.0)
+    with pytest.raises(ValueError, match="interval"):
+        R1Penalty(interval=0)
+    assert math.isclose(GradientPenalty().weight, 10.0)
