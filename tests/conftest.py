@@ -41,8 +41,11 @@ class NetworkBlocked(RuntimeError):
 @pytest.fixture(autouse=True)
 def _block_network(monkeypatch):
     def refuse(self, address, *args, **kwargs):
-        if isinstance(address, tuple) and address and address[0] not in ("127.0.0.1", "::1",
-                                                                           "localhost"):
+        if (
+            isinstance(address, tuple)
+            and address
+            and address[0] not in ("127.0.0.1", "::1", "localhost")
+        ):
             raise NetworkBlocked(f"test tried to reach the network: {address}")
         return real_connect(self, address, *args, **kwargs)
 

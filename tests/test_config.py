@@ -17,8 +17,14 @@ IMAGE_MODELS = {"dcgan": 28, "mlp": 28, "sngan": 32}
 
 def run_cli(*args, cwd):
     env = {**os.environ, "HYDRA_FULL_ERROR": ""}
-    return subprocess.run([sys.executable, "-m", "ganx.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ganx.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("group", GROUPS)

@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from ganx.losses import (HingeLoss, LeastSquaresLoss, MinimaxLoss, NonSaturatingLoss,
-                         WassersteinLoss)
+from ganx.losses import HingeLoss, LeastSquaresLoss, MinimaxLoss, NonSaturatingLoss, WassersteinLoss
 
 REAL = torch.tensor([2.0, -1.0, 0.5])
 FAKE = torch.tensor([-3.0, 0.0, 1.0])
@@ -23,7 +22,8 @@ def mean(xs):
 def test_minimax_d_and_g_match_log_sigmoid_forms():
     loss = MinimaxLoss()
     expect_d = mean([-math.log(sig(r)) for r in REAL.tolist()]) + mean(
-        [-math.log(1 - sig(f)) for f in FAKE.tolist()])
+        [-math.log(1 - sig(f)) for f in FAKE.tolist()]
+    )
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx(expect_d, rel=1e-6)
     # G minimises log(1 - D(G(z))): negative, saturating as D(G(z)) -> 0
     expect_g = mean([math.log(1 - sig(f)) for f in FAKE.tolist()])
@@ -62,7 +62,8 @@ def test_wgan_and_clipping():
 def test_lsgan_targets():
     loss = LeastSquaresLoss(a=-1.0, b=1.0, c=0.0)
     expect_d = 0.5 * mean([(r - 1) ** 2 for r in REAL.tolist()]) + 0.5 * mean(
-        [(f + 1) ** 2 for f in FAKE.tolist()])
+        [(f + 1) ** 2 for f in FAKE.tolist()]
+    )
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx(expect_d)
     assert loss.g_loss(FAKE).item() == pytest.approx(0.5 * mean([f**2 for f in FAKE.tolist()]))
 
@@ -70,6 +71,7 @@ def test_lsgan_targets():
 def test_hinge():
     loss = HingeLoss()
     expect = mean([max(0, 1 - r) for r in REAL.tolist()]) + mean(
-        [max(0, 1 + f) for f in FAKE.tolist()])
+        [max(0, 1 + f) for f in FAKE.tolist()]
+    )
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx(expect)
     assert loss.g_loss(FAKE).item() == pytest.approx(-FAKE.mean().item())

@@ -7,9 +7,18 @@ import pytest
 import torch
 from torch import nn
 
-from ganx.regularizers import (AnchoredLogitPenalty, DirectAdversarialTraining,
-                               DiscriminatorPass, DraganPenalty, GradientPenalty, InstanceNoise,
-                               JSRegularizer, LeCamPenalty, R1Penalty, R2Penalty)
+from ganx.regularizers import (
+    AnchoredLogitPenalty,
+    DirectAdversarialTraining,
+    DiscriminatorPass,
+    DraganPenalty,
+    GradientPenalty,
+    InstanceNoise,
+    JSRegularizer,
+    LeCamPenalty,
+    R1Penalty,
+    R2Penalty,
+)
 
 W = torch.tensor([[3.0, -4.0]])  # ||w|| = 5
 
@@ -94,7 +103,8 @@ def test_lecam_ema_anchors_and_state():
     a_f = 0.9 * -1.0 + 0.1 * batch.fake_logits.mean().item()
     assert reg.anchor_real == pytest.approx(a_r) and reg.anchor_fake == pytest.approx(a_f)
     expect = (torch.relu(batch.real_logits - a_f) ** 2).mean() + (
-        torch.relu(a_r - batch.fake_logits) ** 2).mean()
+        torch.relu(a_r - batch.fake_logits) ** 2
+    ).mean()
     assert value.item() == pytest.approx(expect.item(), rel=1e-6)
     restored = LeCamPenalty()
     restored.load_state_dict(reg.state_dict())
@@ -117,7 +127,8 @@ def test_dat_moves_samples_against_the_gap_gradient():
     assert torch.allclose(new_real - real, -W / 4 * torch.ones(4, 1))
     # a small step shrinks the gap |mean D(real) - mean D(fake)| (0.25) to first order
     small_real, small_fake = DirectAdversarialTraining(step_size=0.01).transform_d_inputs(
-        d, real, fake, 0, 1)
+        d, real, fake, 0, 1
+    )
     gap_after = (d(small_real).mean() - d(small_fake).mean()).abs()
     assert gap_after.item() == pytest.approx(0.25 - 2 * 0.01 * 25 / 4)
 

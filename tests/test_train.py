@@ -18,7 +18,9 @@ def test_default_outputs(tmp_path):
     result = train(compose_cfg(), tmp_path)
     assert result["status"] == "finished" and result["step"] == 4
     assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == [
-        "step_0000002.png", "step_0000004.png"]
+        "step_0000002.png",
+        "step_0000004.png",
+    ]
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert (tmp_path / "checkpoints" / "last.pt").exists()
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -35,8 +37,17 @@ def test_tensorboard_has_losses_and_regularizers(tmp_path):
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"loss/D", "loss/G", "reg/r1", "reg/js", "weight/js", "D/real", "D/fake",
-            "lr/G", "lr/D"} <= tags
+    assert {
+        "loss/D",
+        "loss/G",
+        "reg/r1",
+        "reg/js",
+        "weight/js",
+        "D/real",
+        "D/fake",
+        "lr/G",
+        "lr/D",
+    } <= tags
     assert "samples" in events.Tags()["images"]
     gammas = [e.value for e in events.Scalars("weight/js")]
     assert gammas[0] > gammas[-1]  # annealed
@@ -46,11 +57,18 @@ def test_tensorboard_has_losses_and_regularizers(tmp_path):
 def test_every_loss_with_every_regularizer_trains(tmp_path, loss):
     for reg in REGS:
         run_dir = tmp_path / reg
-        result = train(compose_cfg(f"loss={loss}", f"reg={reg}", "train.steps=2",
-                                   "sample.every=10", "ckpt.every=10"), run_dir)
+        result = train(
+            compose_cfg(
+                f"loss={loss}", f"reg={reg}", "train.steps=2", "sample.every=10", "ckpt.every=10"
+            ),
+            run_dir,
+        )
         assert result["status"] == "finished", (loss, reg, result)
-        assert all(torch.isfinite(torch.tensor(v)) for k, v in result.items()
-                   if k.startswith(("loss/", "reg/")))
+        assert all(
+            torch.isfinite(torch.tensor(v))
+            for k, v in result.items()
+            if k.startswith(("loss/", "reg/"))
+        )
 
 
 @pytest.mark.parametrize("reg", [r for r in REGS if r != "none"])
@@ -63,8 +81,17 @@ def test_each_regularizer_changes_the_d_update(reg):
         parts = build_all(cfg, torch.device("cpu"))
         real = parts.stream.next()
         seed_everything(1)
-        discriminator_step(parts, real, step=0, d_step=0, total=4, latent_dim=cfg.model.latent_dim,
-                           amp="off", check=True, scaler=None)
+        discriminator_step(
+            parts,
+            real,
+            step=0,
+            d_step=0,
+            total=4,
+            latent_dim=cfg.model.latent_dim,
+            amp="off",
+            check=True,
+            scaler=None,
+        )
         return torch.cat([p.detach().flatten() for p in parts.discriminator.parameters()])
 
     extra = [f"reg={reg}"]
@@ -78,9 +105,13 @@ def test_each_regularizer_changes_the_d_update(reg):
 
 
 def test_other_model_families_train(tmp_path):
-    for overrides in (["model=mlp"], ["model=sngan", "dataset.resolution=32"],
-                      ["model=toy2d", "dataset=ring8"], ["model=toy2d", "dataset=grid25"],
-                      ["model=dirac", "dataset=dirac", "train.ema=null"]):
+    for overrides in (
+        ["model=mlp"],
+        ["model=sngan", "dataset.resolution=32"],
+        ["model=toy2d", "dataset=ring8"],
+        ["model=toy2d", "dataset=grid25"],
+        ["model=dirac", "dataset=dirac", "train.ema=null"],
+    ):
         run_dir = tmp_path / "_".join(o.replace("=", "-") for o in overrides)
         result = train(compose_cfg(*overrides), run_dir)
         assert result["status"] == "finished", overrides
@@ -99,8 +130,9 @@ def assert_states_equal(a, b):
     for key in ("opt_g", "opt_d"):
         for pid, sa in a[key]["state"].items():
             for name, value in sa.items():
-                assert torch.equal(torch.as_tensor(value),
-                                   torch.as_tensor(b[key]["state"][pid][name])), (key, name)
+                assert torch.equal(
+                    torch.as_tensor(value), torch.as_tensor(b[key]["state"][pid][name])
+                ), (key, name)
     assert a["regularizers"] == b["regularizers"]
     assert a["data"] == b["data"]
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
@@ -108,8 +140,16 @@ def assert_states_equal(a, b):
 
 @pytest.mark.parametrize("regs", ["[r1,lecam]", "[js,dat]"])
 def test_resume_is_bitwise_exact(tmp_path, regs):
-    common = [f"reg={regs}", "train.n_dis=2", "reg.lecam.start_step=2", "reg.lecam.decay=0.5",
-              "train.lr_decay=true", "ckpt.every=3", "sample.every=3", "log.every=3"]
+    common = [
+        f"reg={regs}",
+        "train.n_dis=2",
+        "reg.lecam.start_step=2",
+        "reg.lecam.decay=0.5",
+        "train.lr_decay=true",
+        "ckpt.every=3",
+        "sample.every=3",
+        "log.every=3",
+    ]
     common = [c for c in common if "lecam" not in c or "lecam" in regs]
     if "js" in regs:
         common.append("reg.js.anneal=true")
@@ -121,8 +161,9 @@ def test_resume_is_bitwise_exact(tmp_path, regs):
     assert first["step"] == 3 and first["status"] == "paused"
     second = train(compose_cfg(*common, "train.steps=6", "resume=auto"), pieces)
     assert second["step"] == 6
-    assert_states_equal(_state(straight / "checkpoints" / "last.pt"),
-                        _state(pieces / "checkpoints" / "last.pt"))
+    assert_states_equal(
+        _state(straight / "checkpoints" / "last.pt"), _state(pieces / "checkpoints" / "last.pt")
+    )
 
 
 def test_n_steps_then_n_more_equals_2n(tmp_path):
@@ -130,8 +171,10 @@ def test_n_steps_then_n_more_equals_2n(tmp_path):
     train(compose_cfg("train.steps=4", "reg=r1"), tmp_path / "straight")
     train(compose_cfg("train.steps=2", "reg=r1"), tmp_path / "pieces")
     train(compose_cfg("train.steps=4", "reg=r1", "resume=auto"), tmp_path / "pieces")
-    assert_states_equal(_state(tmp_path / "straight" / "checkpoints" / "last.pt"),
-                        _state(tmp_path / "pieces" / "checkpoints" / "last.pt"))
+    assert_states_equal(
+        _state(tmp_path / "straight" / "checkpoints" / "last.pt"),
+        _state(tmp_path / "pieces" / "checkpoints" / "last.pt"),
+    )
 
 
 def test_resume_with_other_shapes_fails_clearly(tmp_path):

@@ -23,8 +23,10 @@ def select_device(hardware: DictConfig) -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"hardware.device={choice} but this machine has no CUDA device; "
-                          "use hardware=cpu or hardware=auto")
+        raise ConfigError(
+            f"hardware.device={choice} but this machine has no CUDA device; "
+            "use hardware=cpu or hardware=auto"
+        )
     if choice != "cpu" and not choice.startswith("cuda"):
         raise ConfigError(f"hardware.device={choice!r}; allowed: auto, cpu, cuda, cuda:N")
     return torch.device(choice)
@@ -35,9 +37,14 @@ def build_data(cfg: DictConfig) -> DataSource:
 
 
 def build_stream(cfg: DictConfig, source: DataSource, device: torch.device) -> BatchStream:
-    return BatchStream(source, cfg.train.batch_size, cfg.seed, device,
-                       num_workers=cfg.dataset.get("num_workers", 0),
-                       on_device=cfg.dataset.get("on_device", False))
+    return BatchStream(
+        source,
+        cfg.train.batch_size,
+        cfg.seed,
+        device,
+        num_workers=cfg.dataset.get("num_workers", 0),
+        on_device=cfg.dataset.get("on_device", False),
+    )
 
 
 def build_nets(cfg: DictConfig) -> tuple[nn.Module, nn.Module]:
@@ -53,8 +60,9 @@ def build_regularizers(cfg: DictConfig) -> dict[str, Regularizer]:
     return {name: instantiate(node) for name, node in cfg.reg.items() if node is not None}
 
 
-def build_optimizers(cfg: DictConfig, generator: nn.Module, discriminator: nn.Module,
-                     device: torch.device):
+def build_optimizers(
+    cfg: DictConfig, generator: nn.Module, discriminator: nn.Module, device: torch.device
+):
     extra = {"fused": True} if device.type == "cuda" else {}
     opt_g = instantiate(cfg.optim.g, _convert_="all")(generator.parameters(), **extra)
     opt_d = instantiate(cfg.optim.d, _convert_="all")(discriminator.parameters(), **extra)
@@ -80,10 +88,22 @@ class Parts:
 def build_all(cfg: DictConfig, device: torch.device) -> Parts:
     source = build_data(cfg)
     generator, discriminator = build_nets(cfg)
-    memory_format = (torch.channels_last if cfg.hardware.channels_last and source.resolution > 2
-                     else torch.preserve_format)
+    memory_format = (
+        torch.channels_last
+        if cfg.hardware.channels_last and source.resolution > 2
+        else torch.preserve_format
+    )
     generator = generator.to(device, memory_format=memory_format)
     discriminator = discriminator.to(device, memory_format=memory_format)
     opt_g, opt_d = build_optimizers(cfg, generator, discriminator, device)
-    return Parts(device, generator, discriminator, build_loss(cfg), build_regularizers(cfg),
-                 opt_g, opt_d, source, build_stream(cfg, source, device))
+    return Parts(
+        device,
+        generator,
+        discriminator,
+        build_loss(cfg),
+        build_regularizers(cfg),
+        opt_g,
+        opt_d,
+        source,
+        build_stream(cfg, source, device),
+    )

@@ -34,6 +34,7 @@ class Diverged(RuntimeError):
 
 # --- small helpers ------------------------------------------------------------------------------
 
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -98,8 +99,18 @@ class Accumulator:
 
 # --- one D step and one G step ------------------------------------------------------------------
 
-def discriminator_step(parts: Parts, real: torch.Tensor, step: int, d_step: int, total: int,
-                       latent_dim: int, amp: str, check: bool, scaler) -> dict[str, torch.Tensor]:
+
+def discriminator_step(
+    parts: Parts,
+    real: torch.Tensor,
+    step: int,
+    d_step: int,
+    total: int,
+    latent_dim: int,
+    amp: str,
+    check: bool,
+    scaler,
+) -> dict[str, torch.Tensor]:
     G, D, loss_fn = parts.generator, parts.discriminator, parts.loss
     with torch.no_grad(), autocast(parts.device, amp):
         fake = G(draw_latents(real.shape[0], latent_dim, parts.device)).float()
@@ -135,8 +146,16 @@ def discriminator_step(parts: Parts, real: torch.Tensor, step: int, d_step: int,
     return terms
 
 
-def generator_step(parts: Parts, batch_size: int, step: int, total: int, latent_dim: int,
-                   amp: str, check: bool, scaler) -> dict[str, torch.Tensor]:
+def generator_step(
+    parts: Parts,
+    batch_size: int,
+    step: int,
+    total: int,
+    latent_dim: int,
+    amp: str,
+    check: bool,
+    scaler,
+) -> dict[str, torch.Tensor]:
     G, D = parts.generator, parts.discriminator
     D.requires_grad_(False)  # G's step needs no gradients for D's weights
     with autocast(parts.device, amp):
@@ -160,20 +179,36 @@ def generator_step(parts: Parts, batch_size: int, step: int, total: int, latent_
 
 # --- outputs: samples, metrics, checkpoints ----------------------------------------------------
 
+
 @torch.no_grad()
-def save_samples(generator: nn.Module, noise: torch.Tensor, path: Path, writer, step: int,
-                 source_name: str) -> None:
-    """A grid from the fixed noise, with G in eval mode (no RNG drawn, no state changed)."""
+def generate(generator: nn.Module, noise: torch.Tensor, bn_stats: str = "batch") -> torch.Tensor:
+    """Samples for grids and metrics, changing no state and drawing no training RNG.
+
+    ``bn_stats="batch"`` normalises with the statistics of this batch (train-mode BatchNorm on a
+    throw-away copy): the EMA generator's averaged weights do not match the running statistics
+    copied from G, and sampling with them gives grey, blurred images. ``"running"`` uses eval
+    mode as is.
+    """
+    if bn_stats == "batch":
+        probe = copy.deepcopy(generator).train()
+        return probe(noise).float()
     was_training = generator.training
     generator.eval()
-    images = generator(noise).float().cpu()
+    images = generator(noise).float()
     generator.train(was_training)
+    return images
+
+
+def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_name: str) -> None:
+    """A PNG grid (images) or scatter plot (2-D points) in ``path`` and in tensorboard."""
+    images = images.cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     if images.dim() == 4:
         from torchvision.utils import make_grid, save_image
 
-        grid = make_grid(images, nrow=int(math.sqrt(len(images))), normalize=True,
-                         value_range=(-1, 1))
+        grid = make_grid(
+            images, nrow=int(math.sqrt(len(images))), normalize=True, value_range=(-1, 1)
+        )
         save_image(grid, path)
         writer.add_image("samples", grid, step)
     elif images.shape[-1] == 2:  # 2-D toy data: a scatter plot
@@ -183,8 +218,17 @@ def save_samples(generator: nn.Module, noise: torch.Tensor, path: Path, writer, 
         writer.add_figure("samples", figure, step)
 
 
-def checkpoint_state(cfg: DictConfig, parts: Parts, ema, scaler, schedulers, step: int,
-                     d_steps: int, skipped: int, fixed_noise: torch.Tensor) -> dict:
+def checkpoint_state(
+    cfg: DictConfig,
+    parts: Parts,
+    ema,
+    scaler,
+    schedulers,
+    step: int,
+    d_steps: int,
+    skipped: int,
+    fixed_noise: torch.Tensor,
+) -> dict:
     return {
         "format": 1,
         "step": step,
@@ -224,11 +268,14 @@ def check_compatible(saved: dict, cfg: DictConfig, path: Path) -> None:
             if key.startswith("dataset.root") or key.endswith(("num_workers", "on_device")):
                 continue
             if old.get(key) != new.get(key):
-                differing.append(f"{section}.{key}: checkpoint {old.get(key)!r}, "
-                                 f"now {new.get(key)!r}")
+                differing.append(
+                    f"{section}.{key}: checkpoint {old.get(key)!r}, now {new.get(key)!r}"
+                )
     if differing:
-        raise ckpt.CheckpointError(f"cannot resume from {path}: its model/data config differs "
-                                   "from this run's:\n  " + "\n  ".join(differing))
+        raise ckpt.CheckpointError(
+            f"cannot resume from {path}: its model/data config differs "
+            "from this run's:\n  " + "\n  ".join(differing)
+        )
 
 
 def restore(state: dict, parts: Parts, ema, scaler, schedulers, path: Path) -> None:
@@ -240,8 +287,9 @@ def restore(state: dict, parts: Parts, ema, scaler, schedulers, path: Path) -> N
         elif ema is not None:  # EMA switched on at resume: start it from G
             ema.load_state_dict(parts.generator.state_dict())
     except RuntimeError as err:
-        raise ckpt.CheckpointError(f"cannot resume from {path}: the network shapes differ "
-                                   f"({str(err).splitlines()[0]} ...)") from err
+        raise ckpt.CheckpointError(
+            f"cannot resume from {path}: the network shapes differ ({str(err).splitlines()[0]} ...)"
+        ) from err
     parts.opt_g.load_state_dict(state["opt_g"])
     parts.opt_d.load_state_dict(state["opt_d"])
     for sched, sched_state in zip(schedulers, state["schedulers"], strict=False):
@@ -291,6 +339,7 @@ def resolve_resume(resume, run_dir: Path) -> Path | None:
 
 # --- the loop -----------------------------------------------------------------------------------
 
+
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Train per ``cfg``, writing everything under ``run_dir``; returns the last logged values
     (``diverged``/``interrupted`` flags included)."""
@@ -317,11 +366,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     schedulers = []
     if cfg.train.lr_decay:
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / total)
-                      for opt in (parts.opt_g, parts.opt_d)]
+        schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / total)
+            for opt in (parts.opt_g, parts.opt_d)
+        ]
     # the sample-grid noise comes from its own generator: it never touches the training streams
-    fixed_noise = torch.randn(cfg.sample.n, latent_dim,
-                              generator=torch.Generator().manual_seed(cfg.seed + 7919))
+    fixed_noise = torch.randn(
+        cfg.sample.n, latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 7919)
+    )
 
     step, d_steps, skipped = 0, 0, 0
     if resume_path is not None:
@@ -353,8 +405,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     started = time.time()
 
     def save_checkpoint(at_step: int, keep_copy: bool) -> None:
-        state = checkpoint_state(cfg, parts, ema, scaler, schedulers, at_step, d_steps, skipped,
-                                 fixed_noise)
+        state = checkpoint_state(
+            cfg, parts, ema, scaler, schedulers, at_step, d_steps, skipped, fixed_noise
+        )
         ckpt.atomic_save(state, ckpt_dir / "last.pt")
         if keep_copy and cfg.ckpt.keep > 0:
             ckpt.atomic_save(state, ckpt_dir / f"step_{at_step:07d}.pt")
@@ -379,8 +432,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             f.write(json.dumps(record) + "\n")
         return record
 
-    bar = tqdm(total=total, initial=step, disable=not cfg.log.progress, dynamic_ncols=True,
-               desc="train")
+    bar = tqdm(
+        total=total, initial=step, disable=not cfg.log.progress, dynamic_ncols=True, desc="train"
+    )
     with StopRequest() as stop:
         try:
             while step < total:
@@ -390,8 +444,19 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     if cfg.hardware.channels_last and real.dim() == 4:
                         real = real.contiguous(memory_format=torch.channels_last)
                     try:
-                        acc.add(discriminator_step(parts, real, step, d_steps, total, latent_dim,
-                                                   amp, check_each_step, scaler))
+                        acc.add(
+                            discriminator_step(
+                                parts,
+                                real,
+                                step,
+                                d_steps,
+                                total,
+                                latent_dim,
+                                amp,
+                                check_each_step,
+                                scaler,
+                            )
+                        )
                     except Diverged:
                         if cfg.train.on_nonfinite != "skip":
                             raise
@@ -399,15 +464,19 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     d_steps += 1
                 # 2. one G step, then the EMA and the learning rates follow
                 try:
-                    acc.add(generator_step(parts, batch_size, step, total, latent_dim, amp,
-                                           check_each_step, scaler))
+                    acc.add(
+                        generator_step(
+                            parts, batch_size, step, total, latent_dim, amp, check_each_step, scaler
+                        )
+                    )
                 except Diverged:
                     if cfg.train.on_nonfinite != "skip":
                         raise
                     skipped += 1
                 if ema is not None:
-                    update_ema(ema, parts.generator,
-                               cfg.train.ema if step >= cfg.train.ema_start else 0.0)
+                    update_ema(
+                        ema, parts.generator, cfg.train.ema if step >= cfg.train.ema_start else 0.0
+                    )
                 for sched in schedulers:
                     sched.step()
                 step += 1
@@ -418,12 +487,18 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 # logs are flushed (and checked for NaN/inf) before any checkpoint is written
                 if step % cfg.log.every == 0 or checkpoint_due:
                     last_values = flush_logs(step)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in last_values.items()
-                                     if k.startswith("loss/")})
+                    bar.set_postfix(
+                        {k: f"{v:.3f}" for k, v in last_values.items() if k.startswith("loss/")}
+                    )
                 if step % cfg.sample.every == 0 or final:
-                    save_samples(ema if ema is not None else parts.generator, fixed_noise,
-                                 sample_dir / f"step_{step:07d}.png", writer, step,
-                                 parts.source.name)
+                    images = generate(
+                        ema if ema is not None else parts.generator,
+                        fixed_noise,
+                        cfg.sample.bn_stats,
+                    )
+                    save_samples(
+                        images, sample_dir / f"step_{step:07d}.png", writer, step, parts.source.name
+                    )
                 if checkpoint_due:
                     save_checkpoint(step, keep_copy=step % cfg.ckpt.every == 0)
                 if step == stop_at and stop_at < total:
@@ -431,13 +506,19 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     break
                 if stop.signal is not None:
                     status = "interrupted"
-                    log.warning("signal %d: checkpoint saved at step %d; resume=auto continues",
-                                stop.signal, step)
+                    log.warning(
+                        "signal %d: checkpoint saved at step %d; resume=auto continues",
+                        stop.signal,
+                        step,
+                    )
                     break
         except Diverged as err:
             status = "diverged"
-            log.error("training diverged: %s. Stopped; the last good checkpoint is %s",
-                      err, ckpt_dir / "last.pt")
+            log.error(
+                "training diverged: %s. Stopped; the last good checkpoint is %s",
+                err,
+                ckpt_dir / "last.pt",
+            )
             last_values = {"step": step, "error": str(err)}
         finally:
             bar.close()

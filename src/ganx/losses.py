@@ -100,7 +100,9 @@ class LeastSquaresLoss(GANLoss):
         self.a, self.b, self.c = a, b, c
 
     def d_loss(self, real_logits, fake_logits):
-        return 0.5 * ((real_logits - self.b) ** 2).mean() + 0.5 * ((fake_logits - self.a) ** 2).mean()
+        return (
+            0.5 * ((real_logits - self.b) ** 2).mean() + 0.5 * ((fake_logits - self.a) ** 2).mean()
+        )
 
     def g_loss(self, fake_logits):
         return 0.5 * ((fake_logits - self.c) ** 2).mean()

@@ -163,8 +163,13 @@ class AnchoredLogitPenalty(Regularizer):
     pulling real logits towards the fake anchor and fake logits towards the real one.
     """
 
-    def __init__(self, weight: float = 0.3, interval: int = 1, alpha_real: float = 0.0,
-                 alpha_fake: float = 0.0):
+    def __init__(
+        self,
+        weight: float = 0.3,
+        interval: int = 1,
+        alpha_real: float = 0.0,
+        alpha_fake: float = 0.0,
+    ):
         super().__init__(weight, interval)
         self.alpha_real = float(alpha_real)
         self.alpha_fake = float(alpha_fake)
@@ -185,8 +190,9 @@ class LeCamPenalty(Regularizer):
     the authors' BigGAN code. Anchors are part of the checkpoint.
     """
 
-    def __init__(self, weight: float = 0.3, interval: int = 1, decay: float = 0.99,
-                 start_step: int = 1000):
+    def __init__(
+        self, weight: float = 0.3, interval: int = 1, decay: float = 0.99, start_step: int = 1000
+    ):
         super().__init__(weight, interval)
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
@@ -229,8 +235,9 @@ class JSRegularizer(Regularizer):
     needs_real_grad = True
     needs_fake_grad = True
 
-    def __init__(self, weight: float = 2.0, interval: int = 1, anneal: bool = False,
-                 decay: float = 0.01):
+    def __init__(
+        self, weight: float = 2.0, interval: int = 1, anneal: bool = False, decay: float = 0.01
+    ):
         super().__init__(weight, interval)
         if not 0.0 < decay <= 1.0:
             raise ValueError(f"decay must be in (0, 1], got {decay}")
@@ -268,8 +275,13 @@ class DirectAdversarialTraining(Regularizer):
     DAT adds nothing to the loss, so it has no weight.
     """
 
-    def __init__(self, step_size: float = 1.0, clamp: float = 1.0, perturb: str = "both",
-                 clamp_real: bool = False):
+    def __init__(
+        self,
+        step_size: float = 1.0,
+        clamp: float = 1.0,
+        perturb: str = "both",
+        clamp_real: bool = False,
+    ):
         super().__init__(weight=0.0)
         if perturb not in ("both", "real", "fake"):
             raise ValueError(f"perturb must be one of both, real, fake; got {perturb!r}")

@@ -1,10 +1,10 @@
 """``ganx-train``: compose the config with Hydra, train, return the metric a sweeper optimises.
 
-    ganx-train                               # DCGAN on the embedded MNIST-5k
-    ganx-train loss=hinge reg=dat
-    ganx-train 'reg=[r1,lecam]' reg.r1.weight=1
-    ganx-train -m reg=none,r1,js,dat seed=0,1,2
-    ganx-train --cfg job                     # print the composed config
+ganx-train                               # DCGAN on the embedded MNIST-5k
+ganx-train loss=hinge reg=dat
+ganx-train 'reg=[r1,lecam]' reg.r1.weight=1
+ganx-train -m reg=none,r1,js,dat seed=0,1,2
+ganx-train --cfg job                     # print the composed config
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ def main(cfg: DictConfig) -> float | None:
     except (ConfigError, DataError, CheckpointError) as err:
         # bad input: one clear message, no stack trace, non-zero exit
         sys.exit(f"ganx-train: error: {err}")
-    log.info("run %s at step %s: %s", result.get("status"), result.get("step"),
-             {k: v for k, v in result.items() if k.startswith(("loss/", "reg/"))})
+    log.info(
+        "run %s at step %s: %s",
+        result.get("status"),
+        result.get("step"),
+        {k: v for k, v in result.items() if k.startswith(("loss/", "reg/"))},
+    )
     value = result.get("loss/G")
     return float(value) if value is not None else None
 

@@ -43,6 +43,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("sample.every", "ckpt.every", "log.every"):
         section, name = key.split(".")
         _positive(cfg[section][name], key, integer=True)
+    if cfg.sample.bn_stats not in ("batch", "running"):
+        raise ConfigError(f"sample.bn_stats={cfg.sample.bn_stats!r}; allowed: batch, running")
     if cfg.ckpt.keep < 0:
         raise ConfigError(f"ckpt.keep={cfg.ckpt.keep!r}: must be >= 0")
 
@@ -59,9 +61,11 @@ def validate(cfg: DictConfig) -> None:
     image_model = family not in ("dirac", "toy2d")
     image_data = cfg.dataset.name not in ("dirac", "ring8", "grid25")
     if image_model != image_data:
-        raise ConfigError(f"model={family} cannot train on dataset={cfg.dataset.name}: "
-                          "dirac pairs with dirac, toy2d with ring8/grid25, image models with "
-                          "image data sets")
+        raise ConfigError(
+            f"model={family} cannot train on dataset={cfg.dataset.name}: "
+            "dirac pairs with dirac, toy2d with ring8/grid25, image models with "
+            "image data sets"
+        )
 
     allowed = MODEL_RESOLUTIONS.get(family, None)
     if allowed is not None and cfg.dataset.resolution not in allowed:

@@ -46,8 +46,9 @@ def to_unit_range(uint8_images: torch.Tensor) -> torch.Tensor:
 def resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
     if images.shape[-1] == resolution:
         return images
-    return F.interpolate(images, size=(resolution, resolution), mode="bilinear",
-                         antialias=True, align_corners=False).clamp(-1, 1)
+    return F.interpolate(
+        images, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
+    ).clamp(-1, 1)
 
 
 def mnist5k(resolution: int = 28, channels: int = 1) -> DataSource:
@@ -61,8 +62,7 @@ def mnist5k(resolution: int = 28, channels: int = 1) -> DataSource:
         x = x.repeat(1, 3, 1, 1)
     elif channels != 1:
         raise DataError(f"dataset.channels={channels} for mnist5k; allowed: 1 or 3")
-    return DataSource("mnist5k", channels, resolution, images=x.contiguous(),
-                      labels=labels.long())
+    return DataSource("mnist5k", channels, resolution, images=x.contiguous(), labels=labels.long())
 
 
 # --- torchvision data sets -------------------------------------------------------------------
@@ -89,15 +89,26 @@ def _transform(resolution: int, channels: int, center_crop: int | None = None):
         steps.append(T.Lambda(lambda im: im.convert("RGB")))
     if center_crop:
         steps.append(T.CenterCrop(center_crop))
-    steps += [T.Resize(resolution), T.CenterCrop(resolution), T.ToTensor(),
-              T.Normalize([0.5] * channels, [0.5] * channels)]
+    steps += [
+        T.Resize(resolution),
+        T.CenterCrop(resolution),
+        T.ToTensor(),
+        T.Normalize([0.5] * channels, [0.5] * channels),
+    ]
     return T.Compose(steps)
 
 
-def torchvision_dataset(name: str, root: str, resolution: int, channels: int,
-                        download: bool = False, split: str = "train",
-                        category: str = "bedroom", center_crop: int | None = None,
-                        in_memory: bool = False) -> DataSource:
+def torchvision_dataset(
+    name: str,
+    root: str,
+    resolution: int,
+    channels: int,
+    download: bool = False,
+    split: str = "train",
+    category: str = "bedroom",
+    center_crop: int | None = None,
+    in_memory: bool = False,
+) -> DataSource:
     """Build one of torchvision's data sets. Offline (``download=false``) a missing data set
     raises :class:`DataError` naming the path and layout expected."""
     import torchvision.datasets as tvd
@@ -105,14 +116,18 @@ def torchvision_dataset(name: str, root: str, resolution: int, channels: int,
     root_path = Path(root).expanduser()
     tf = _transform(resolution, channels, center_crop)
     builders = {
-        "mnist": lambda: tvd.MNIST(root_path, train=split == "train", transform=tf,
-                                   download=download),
-        "fashion_mnist": lambda: tvd.FashionMNIST(root_path, train=split == "train",
-                                                  transform=tf, download=download),
-        "cifar10": lambda: tvd.CIFAR10(root_path, train=split == "train", transform=tf,
-                                       download=download),
-        "cifar100": lambda: tvd.CIFAR100(root_path, train=split == "train", transform=tf,
-                                         download=download),
+        "mnist": lambda: tvd.MNIST(
+            root_path, train=split == "train", transform=tf, download=download
+        ),
+        "fashion_mnist": lambda: tvd.FashionMNIST(
+            root_path, train=split == "train", transform=tf, download=download
+        ),
+        "cifar10": lambda: tvd.CIFAR10(
+            root_path, train=split == "train", transform=tf, download=download
+        ),
+        "cifar100": lambda: tvd.CIFAR100(
+            root_path, train=split == "train", transform=tf, download=download
+        ),
         "stl10": lambda: tvd.STL10(root_path, split=split, transform=tf, download=download),
         "celeba": lambda: tvd.CelebA(root_path, split=split, transform=tf, download=download),
         "lsun": lambda: tvd.LSUN(str(root_path), classes=[f"{category}_{split}"], transform=tf),
@@ -123,8 +138,11 @@ def torchvision_dataset(name: str, root: str, resolution: int, channels: int,
     try:
         dataset = builders[name]()
     except (RuntimeError, FileNotFoundError, OSError, ImportError) as err:
-        hint = ("" if download or name in ("lsun", "imagefolder")
-                else " Set dataset.download=true to fetch it (needs a network).")
+        hint = (
+            ""
+            if download or name in ("lsun", "imagefolder")
+            else " Set dataset.download=true to fetch it (needs a network)."
+        )
         raise DataError(
             f"data set {name!r} not found under {root_path} ({err}). Expected "
             f"{HOW_TO_GET[name].replace('ROOT', str(root_path))}.{hint}"
@@ -140,6 +158,7 @@ def torchvision_dataset(name: str, root: str, resolution: int, channels: int,
 
 # --- 2-D toy data and the Dirac ----------------------------------------------------------------
 
+
 def mixture_centres(name: str) -> torch.Tensor:
     """Mode centres: ``ring8`` (8 modes on a circle of radius 2, as in Metz et al. 2017) or
     ``grid25`` (a 5x5 grid at -4..4 step 2, as in PacGAN, Lin et al. 2018)."""
@@ -152,8 +171,7 @@ def mixture_centres(name: str) -> torch.Tensor:
     raise DataError(f"unknown mixture {name!r}; allowed: ring8, grid25")
 
 
-def gaussian_mixture(name: str, std: float = 0.02, n: int = 100_000, seed: int = 0
-                     ) -> DataSource:
+def gaussian_mixture(name: str, std: float = 0.02, n: int = 100_000, seed: int = 0) -> DataSource:
     """An equal-weight mixture of isotropic Gaussians, drawn once from its own generator
     (``n`` points) so that training reads it like any other in-memory data set."""
     centres = mixture_centres(name)
@@ -170,6 +188,7 @@ def dirac(n: int = 1024) -> DataSource:
 
 # --- the resumable batch stream ------------------------------------------------------------------
 
+
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of one epoch: a permutation that depends only on (seed, epoch)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -179,11 +198,20 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 class BatchStream:
     """Endless batches (drop_last) with an exact, checkpointable position (epoch, batch)."""
 
-    def __init__(self, source: DataSource, batch_size: int, seed: int, device: torch.device,
-                 num_workers: int = 0, on_device: bool = False):
+    def __init__(
+        self,
+        source: DataSource,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        num_workers: int = 0,
+        on_device: bool = False,
+    ):
         if batch_size > len(source):
-            raise DataError(f"train.batch_size={batch_size} exceeds the {len(source)} samples "
-                            f"of data set {source.name!r}")
+            raise DataError(
+                f"train.batch_size={batch_size} exceeds the {len(source)} samples "
+                f"of data set {source.name!r}"
+            )
         self.source, self.batch_size, self.seed = source, batch_size, seed
         self.device, self.num_workers = device, num_workers
         self.batches_per_epoch = len(source) // batch_size
@@ -202,15 +230,19 @@ class BatchStream:
 
     def _indices(self) -> list[list[int]]:
         order = epoch_order(len(self.source), self.seed, self.epoch)
-        starts = range(self.batch * self.batch_size, self.batches_per_epoch * self.batch_size,
-                       self.batch_size)
-        return [order[s:s + self.batch_size].tolist() for s in starts]
+        starts = range(
+            self.batch * self.batch_size, self.batches_per_epoch * self.batch_size, self.batch_size
+        )
+        return [order[s : s + self.batch_size].tolist() for s in starts]
 
     def _loader_iter(self):
-        loader = DataLoader(self.source.dataset, batch_sampler=self._indices(),
-                            num_workers=self.num_workers,
-                            pin_memory=self.device.type == "cuda",
-                            prefetch_factor=4 if self.num_workers else None)
+        loader = DataLoader(
+            self.source.dataset,
+            batch_sampler=self._indices(),
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.num_workers else None,
+        )
         return iter(loader)
 
     def next(self) -> torch.Tensor:
@@ -219,7 +251,7 @@ class BatchStream:
         if self.images is not None:
             order = epoch_order(len(self.source), self.seed, self.epoch)
             start = self.batch * self.batch_size
-            idx = order[start:start + self.batch_size].to(self.images.device)
+            idx = order[start : start + self.batch_size].to(self.images.device)
             batch = self.images[idx]
         else:
             if self._iter is None:

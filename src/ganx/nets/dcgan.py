@@ -22,8 +22,9 @@ def dcgan_init(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             # a spectrally normalised layer keeps its raw weight under ``parametrizations``
-            weight = (m.parametrizations.weight.original if hasattr(m, "parametrizations")
-                      else m.weight)
+            weight = (
+                m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            )
             nn.init.normal_(weight, 0.0, 0.02)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
@@ -37,11 +38,17 @@ class DCGANGenerator(nn.Module):
         base, n_up = RESOLUTIONS[resolution]
         self.latent_dim = latent_dim
         width = ngf * 2 ** (n_up - 1)
-        layers = [nn.ConvTranspose2d(latent_dim, width, base, 1, 0, bias=False),
-                  nn.BatchNorm2d(width), nn.ReLU(True)]
+        layers = [
+            nn.ConvTranspose2d(latent_dim, width, base, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
         for _ in range(n_up - 1):
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+            ]
             width //= 2
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -52,16 +59,20 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, resolution: int = 32, channels: int = 3, ndf: int = 64,
-                 spectral_norm: bool = False):
+    def __init__(
+        self, resolution: int = 32, channels: int = 3, ndf: int = 64, spectral_norm: bool = False
+    ):
         super().__init__()
         check_choice("model.resolution (dcgan)", resolution, RESOLUTIONS)
         base, n_down = RESOLUTIONS[resolution]
         use_bn = not spectral_norm
         layers, width_in, width = [], channels, ndf
         for i in range(n_down):
-            layers.append(maybe_spectral_norm(nn.Conv2d(width_in, width, 4, 2, 1, bias=not use_bn),
-                                              spectral_norm))
+            layers.append(
+                maybe_spectral_norm(
+                    nn.Conv2d(width_in, width, 4, 2, 1, bias=not use_bn), spectral_norm
+                )
+            )
             if use_bn and i > 0:
                 layers.append(nn.BatchNorm2d(width))
             layers.append(nn.LeakyReLU(0.2, True))

@@ -18,8 +18,14 @@ from .common import maybe_spectral_norm
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, latent_dim: int, img_shape, widths=(128, 256, 512, 1024),
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.2):
+    def __init__(
+        self,
+        latent_dim: int,
+        img_shape,
+        widths=(128, 256, 512, 1024),
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.2,
+    ):
         super().__init__()
         self.latent_dim = latent_dim
         self.img_shape = tuple(img_shape)
@@ -42,8 +48,10 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         layers, width_in = [], math.prod(img_shape)
         for width in widths:
-            layers += [maybe_spectral_norm(nn.Linear(width_in, width), spectral_norm),
-                       nn.LeakyReLU(0.2)]
+            layers += [
+                maybe_spectral_norm(nn.Linear(width_in, width), spectral_norm),
+                nn.LeakyReLU(0.2),
+            ]
             width_in = width
         layers.append(maybe_spectral_norm(nn.Linear(width_in, 1), spectral_norm))
         self.net = nn.Sequential(*layers)

@@ -46,13 +46,18 @@ class DiscriminatorBlock(nn.Module):
     def __init__(self, width_in: int, width_out: int, downsample: bool, first: bool, sn: bool):
         super().__init__()
         self.first, self.downsample = first, downsample
-        self.conv1 = maybe_spectral_norm(xavier(nn.Conv2d(width_in, width_out, 3, 1, 1),
-                                                math.sqrt(2)), sn)
-        self.conv2 = maybe_spectral_norm(xavier(nn.Conv2d(width_out, width_out, 3, 1, 1),
-                                                math.sqrt(2)), sn)
+        self.conv1 = maybe_spectral_norm(
+            xavier(nn.Conv2d(width_in, width_out, 3, 1, 1), math.sqrt(2)), sn
+        )
+        self.conv2 = maybe_spectral_norm(
+            xavier(nn.Conv2d(width_out, width_out, 3, 1, 1), math.sqrt(2)), sn
+        )
         learn_shortcut = first or downsample or width_in != width_out
-        self.shortcut = (maybe_spectral_norm(xavier(nn.Conv2d(width_in, width_out, 1), 1.0), sn)
-                         if learn_shortcut else None)
+        self.shortcut = (
+            maybe_spectral_norm(xavier(nn.Conv2d(width_in, width_out, 1), 1.0), sn)
+            if learn_shortcut
+            else None
+        )
 
     def forward(self, x):
         h = x if self.first else F.relu(x)
@@ -70,8 +75,9 @@ class DiscriminatorBlock(nn.Module):
 
 
 class SNGANGenerator(nn.Module):
-    def __init__(self, latent_dim: int = 128, resolution: int = 32, channels: int = 3,
-                 ngf: int = 256):
+    def __init__(
+        self, latent_dim: int = 128, resolution: int = 32, channels: int = 3, ngf: int = 256
+    ):
         super().__init__()
         check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
         self.latent_dim, self.ngf, self.bottom = latent_dim, ngf, resolution // 8
@@ -86,8 +92,9 @@ class SNGANGenerator(nn.Module):
 
 
 class SNGANDiscriminator(nn.Module):
-    def __init__(self, resolution: int = 32, channels: int = 3, ndf: int = 128,
-                 spectral_norm: bool = True):
+    def __init__(
+        self, resolution: int = 32, channels: int = 3, ndf: int = 128, spectral_norm: bool = True
+    ):
         super().__init__()
         check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
         sn = spectral_norm

@@ -1,0 +1,40 @@
+# ganx: the two set-up commands are `make train` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# exact versions this project is tested with; pyproject.toml keeps ranges for other setups
+PINS   := torch==2.14.1 torchvision==0.29.1 hydra-core==1.3.8 omegaconf==2.3.1 \
+          torch-fidelity==0.4.0 tensorboard==2.21.0
+
+.PHONY: venv train test test-all lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(PINS)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# the default job: a small DCGAN on the embedded MNIST-5k digits (a few minutes on a CPU)
+train: venv
+	$(VENV)/bin/ganx-train $(ARGS)
+
+# the fast suite (what CI runs); test-all adds the tests marked slow
+test: venv
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+format: venv
+	$(VENV)/bin/ruff format src tests scripts
+	$(VENV)/bin/ruff check --fix src tests scripts
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache
