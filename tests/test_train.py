@@ -8,7 +8,7 @@ from conftest import compose_cfg, group_choices
 
 from ganx import checkpoint as ckpt
 from ganx.build import build_all
-from ganx.loop import discriminator_step, seed_everything, train
+from ganx.loop import StepSettings, discriminator_step, seed_everything, train
 
 LOSSES = group_choices("loss")
 REGS = group_choices("reg")
@@ -81,17 +81,8 @@ def test_each_regularizer_changes_the_d_update(reg):
         parts = build_all(cfg, torch.device("cpu"))
         real = parts.stream.next()
         seed_everything(1)
-        discriminator_step(
-            parts,
-            real,
-            step=0,
-            d_step=0,
-            total=4,
-            latent_dim=cfg.model.latent_dim,
-            amp="off",
-            check=True,
-            scaler=None,
-        )
+        settings = StepSettings(total=4, latent_dim=cfg.model.latent_dim)
+        discriminator_step(parts, real, step=0, d_step=0, settings=settings)
         return torch.cat([p.detach().flatten() for p in parts.discriminator.parameters()])
 
     extra = [f"reg={reg}"]

@@ -12,6 +12,7 @@ import math
 import random
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,28 +101,41 @@ class Accumulator:
 # --- one D step and one G step ------------------------------------------------------------------
 
 
-def discriminator_step(
-    parts: Parts,
-    real: torch.Tensor,
-    step: int,
-    d_step: int,
-    total: int,
-    latent_dim: int,
-    amp: str,
-    check: bool,
-    scaler,
-) -> dict[str, torch.Tensor]:
-    G, D, loss_fn = parts.generator, parts.discriminator, parts.loss
-    with torch.no_grad(), autocast(parts.device, amp):
-        fake = G(draw_latents(real.shape[0], latent_dim, parts.device)).float()
+@dataclass
+class StepSettings:
+    """What every D/G step needs besides the nets: fixed for a run."""
+
+    total: int  # G steps of the whole run (annealing schedules span it)
+    latent_dim: int
+    amp: str = "off"
+    check: bool = True  # check losses for NaN/inf on every step (a host sync)
+    scaler: torch.amp.GradScaler | None = None
+
+
+def backward(loss: torch.Tensor, settings: StepSettings) -> None:
+    (settings.scaler.scale(loss) if settings.scaler is not None else loss).backward()
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> None:
+    if settings.scaler is not None:
+        settings.scaler.step(optimizer)
+        settings.scaler.update()
+    else:
+        optimizer.step()
+
+
+def discriminator_loss(
+    parts: Parts, real: torch.Tensor, fake: torch.Tensor, step: int, d_step: int, total: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """D's loss plus every active penalty (weighted), and the terms for logging."""
+    D = parts.discriminator
     for reg in parts.regularizers.values():  # DAT, instance noise: change what D sees
         real, fake = reg.transform_d_inputs(D, real, fake, step, total)
     active = {n: r for n, r in parts.regularizers.items() if r.applies_at(d_step)}
     real = real.detach().requires_grad_(any(r.needs_real_grad for r in active.values()))
     fake = fake.detach().requires_grad_(any(r.needs_fake_grad for r in active.values()))
-    with autocast(parts.device, amp):
-        real_logits, fake_logits = D(real).float(), D(fake).float()
-    terms = {"loss/D": loss_fn.d_loss(real_logits, fake_logits)}
+    real_logits, fake_logits = D(real).float(), D(fake).float()
+    terms = {"loss/D": parts.loss.d_loss(real_logits, fake_logits)}
     total_loss = terms["loss/D"]
     batch = DiscriminatorPass(D, real, fake, real_logits, fake_logits, step, total)
     for name, reg in active.items():
@@ -131,49 +145,52 @@ def discriminator_step(
         terms[f"reg/{name}"] = penalty
         # lazy regularisation: every `interval`-th D step, with gain `interval`
         total_loss = total_loss + reg.weight_at(step, total) * reg.interval * penalty
-    if check:
+    terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+    return total_loss, terms
+
+
+def discriminator_step(
+    parts: Parts, real: torch.Tensor, step: int, d_step: int, settings: StepSettings
+) -> dict[str, torch.Tensor]:
+    with torch.no_grad(), autocast(parts.device, settings.amp):
+        fake = parts.generator(draw_latents(real.shape[0], settings.latent_dim, parts.device))
+    with autocast(parts.device, settings.amp):
+        total_loss, terms = discriminator_loss(
+            parts, real, fake.float(), step, d_step, settings.total
+        )
+    if settings.check:
         require_finite(step, terms)
     parts.opt_d.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(total_loss).backward()
-        scaler.step(parts.opt_d)
-        scaler.update()
-    else:
-        total_loss.backward()
-        parts.opt_d.step()
-    loss_fn.after_d_step(D)
-    terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+    backward(total_loss, settings)
+    optimizer_step(parts.opt_d, settings)
+    parts.loss.after_d_step(parts.discriminator)
     return terms
 
 
-def generator_step(
-    parts: Parts,
-    batch_size: int,
-    step: int,
-    total: int,
-    latent_dim: int,
-    amp: str,
-    check: bool,
-    scaler,
-) -> dict[str, torch.Tensor]:
+def generator_loss(parts: Parts, batch_size: int, step: int, settings: StepSettings):
     G, D = parts.generator, parts.discriminator
+    fake = G(draw_latents(batch_size, settings.latent_dim, parts.device))
+    for reg in parts.regularizers.values():
+        fake = reg.transform_g_input(fake, step, settings.total)
+    return parts.loss.g_loss(D(fake).float())
+
+
+def generator_backward(
+    parts: Parts, batch_size: int, step: int, settings: StepSettings
+) -> dict[str, torch.Tensor]:
+    """G's loss and gradients (stored in G's .grad); ``optimizer_step`` applies them. Split so
+    that simultaneous updates can take G's gradient before D moves."""
+    D = parts.discriminator
     D.requires_grad_(False)  # G's step needs no gradients for D's weights
-    with autocast(parts.device, amp):
-        fake = G(draw_latents(batch_size, latent_dim, parts.device))
-        for reg in parts.regularizers.values():
-            fake = reg.transform_g_input(fake, step, total)
-        loss = parts.loss.g_loss(D(fake).float())
-    D.requires_grad_(True)
-    if check:
+    try:
+        with autocast(parts.device, settings.amp):
+            loss = generator_loss(parts, batch_size, step, settings)
+    finally:
+        D.requires_grad_(True)
+    if settings.check:
         require_finite(step, {"loss/G": loss})
     parts.opt_g.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(parts.opt_g)
-        scaler.update()
-    else:
-        loss.backward()
-        parts.opt_g.step()
+    backward(loss, settings)
     return {"loss/G": loss}
 
 
@@ -395,11 +412,25 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     except OSError as err:
         raise ConfigError(f"cannot write to the run directory {run_dir}: {err}") from err
     metrics_file = run_dir / "metrics.jsonl"
-    # checking every step costs a host sync: free on CPU, and needed to skip a bad step
     # stop_at ends this invocation early (a time-sliced cluster job); schedules still span `total`
     stop_at = cfg.train.get("stop_at") or total
+    # checking every step costs a host sync: free on CPU, and needed to skip a bad step
     check_each_step = device.type == "cpu" or cfg.train.on_nonfinite == "skip"
     acc = Accumulator()
+    settings = StepSettings(total, latent_dim, amp, check_each_step, scaler)
+    simultaneous = cfg.train.updates == "simultaneous"
+
+    def guarded(step_fn, *args) -> dict:
+        """Run one D or G step; with on_nonfinite=skip a NaN/inf step is dropped and counted."""
+        nonlocal skipped
+        try:
+            return step_fn(*args)
+        except Diverged:
+            if cfg.train.on_nonfinite != "skip":
+                raise
+            skipped += 1
+            return {}
+
     last_values: dict = {"step": step}
     status = "finished"
     started = time.time()
@@ -438,41 +469,23 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     with StopRequest() as stop:
         try:
             while step < total:
-                # 1. n_dis D steps, each on a fresh real batch
+                # 1. G's gradient first when updates are simultaneous (both players see the
+                #    same state), else after D's steps (alternating, the default)
+                if simultaneous:
+                    g_terms = guarded(generator_backward, parts, batch_size, step, settings)
+                # 2. n_dis D steps, each on a fresh real batch
                 for _ in range(n_dis):
                     real = parts.stream.next()
                     if cfg.hardware.channels_last and real.dim() == 4:
                         real = real.contiguous(memory_format=torch.channels_last)
-                    try:
-                        acc.add(
-                            discriminator_step(
-                                parts,
-                                real,
-                                step,
-                                d_steps,
-                                total,
-                                latent_dim,
-                                amp,
-                                check_each_step,
-                                scaler,
-                            )
-                        )
-                    except Diverged:
-                        if cfg.train.on_nonfinite != "skip":
-                            raise
-                        skipped += 1
+                    acc.add(guarded(discriminator_step, parts, real, step, d_steps, settings))
                     d_steps += 1
-                # 2. one G step, then the EMA and the learning rates follow
-                try:
-                    acc.add(
-                        generator_step(
-                            parts, batch_size, step, total, latent_dim, amp, check_each_step, scaler
-                        )
-                    )
-                except Diverged:
-                    if cfg.train.on_nonfinite != "skip":
-                        raise
-                    skipped += 1
+                # 3. one G step, then the EMA and the learning rates follow
+                if not simultaneous:
+                    g_terms = guarded(generator_backward, parts, batch_size, step, settings)
+                if g_terms:
+                    optimizer_step(parts.opt_g, settings)
+                    acc.add(g_terms)
                 if ema is not None:
                     update_ema(
                         ema, parts.generator, cfg.train.ema if step >= cfg.train.ema_start else 0.0
@@ -481,7 +494,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     sched.step()
                 step += 1
                 bar.update(1)
-                # 3. the schedule of logs, samples and checkpoints (none draws training RNG)
+                # 4. the schedule of logs, samples and checkpoints (none draws training RNG)
                 final = step in (total, stop_at) or stop.signal is not None
                 checkpoint_due = step % cfg.ckpt.every == 0 or final
                 # logs are flushed (and checked for NaN/inf) before any checkpoint is written
