@@ -194,6 +194,28 @@ def generator_backward(
     return {"loss/G": loss}
 
 
+def training_iteration(parts: Parts, settings: StepSettings, step: int, d_steps: int,
+                       n_dis: int, simultaneous: bool, next_real, run=None):
+    """One iteration = n_dis D steps (each on a fresh real batch from ``next_real()``) and one
+    G step. Alternating: G's gradient is taken after D moved; simultaneous: before, so both
+    players respond to the same state. ``run(step_fn, *args)`` wraps each step (skip logic).
+    Returns the logged terms and the new D step count."""
+    run = run or (lambda fn, *args: fn(*args))
+    batch_size = parts.stream.batch_size
+    terms = []
+    if simultaneous:
+        g_terms = run(generator_backward, parts, batch_size, step, settings)
+    for _ in range(n_dis):
+        terms.append(run(discriminator_step, parts, next_real(), step, d_steps, settings))
+        d_steps += 1
+    if not simultaneous:
+        g_terms = run(generator_backward, parts, batch_size, step, settings)
+    if g_terms:  # empty when a non-finite G step was skipped
+        optimizer_step(parts.opt_g, settings)
+        terms.append(g_terms)
+    return terms, d_steps
+
+
 # --- outputs: samples, metrics, checkpoints ----------------------------------------------------
 
 
@@ -375,7 +397,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         parts = build_all(cfg, device)
     except (ValueError, TypeError) as err:
         raise ConfigError(str(err)) from err
-    total, n_dis, batch_size = cfg.train.steps, cfg.train.n_dis, cfg.train.batch_size
+    total, n_dis = cfg.train.steps, cfg.train.n_dis
     latent_dim = cfg.model.latent_dim
     amp = cfg.hardware.amp
     use_ema = bool(cfg.train.ema)
@@ -431,6 +453,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             skipped += 1
             return {}
 
+    def next_real() -> torch.Tensor:
+        real = parts.stream.next()
+        if cfg.hardware.channels_last and real.dim() == 4:
+            real = real.contiguous(memory_format=torch.channels_last)
+        return real
+
     last_values: dict = {"step": step}
     status = "finished"
     started = time.time()
@@ -469,23 +497,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     with StopRequest() as stop:
         try:
             while step < total:
-                # 1. G's gradient first when updates are simultaneous (both players see the
-                #    same state), else after D's steps (alternating, the default)
-                if simultaneous:
-                    g_terms = guarded(generator_backward, parts, batch_size, step, settings)
-                # 2. n_dis D steps, each on a fresh real batch
-                for _ in range(n_dis):
-                    real = parts.stream.next()
-                    if cfg.hardware.channels_last and real.dim() == 4:
-                        real = real.contiguous(memory_format=torch.channels_last)
-                    acc.add(guarded(discriminator_step, parts, real, step, d_steps, settings))
-                    d_steps += 1
-                # 3. one G step, then the EMA and the learning rates follow
-                if not simultaneous:
-                    g_terms = guarded(generator_backward, parts, batch_size, step, settings)
-                if g_terms:
-                    optimizer_step(parts.opt_g, settings)
-                    acc.add(g_terms)
+                # 1. n_dis D steps and one G step (alternating or simultaneous)
+                terms, d_steps = training_iteration(parts, settings, step, d_steps, n_dis,
+                                                    simultaneous, next_real, guarded)
+                for t in terms:
+                    acc.add(t)
+                # 2. the EMA and the learning rates follow G
                 if ema is not None:
                     update_ema(
                         ema, parts.generator, cfg.train.ema if step >= cfg.train.ema_start else 0.0
@@ -494,7 +511,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     sched.step()
                 step += 1
                 bar.update(1)
-                # 4. the schedule of logs, samples and checkpoints (none draws training RNG)
+                # 3. the schedule of logs, samples and checkpoints (none draws training RNG)
                 final = step in (total, stop_at) or stop.signal is not None
                 checkpoint_due = step % cfg.ckpt.every == 0 or final
                 # logs are flushed (and checked for NaN/inf) before any checkpoint is written
