@@ -217,6 +217,7 @@ class BatchStream:
         self.batches_per_epoch = len(source) // batch_size
         self.epoch, self.batch = 0, 0
         self._iter = None
+        self._order_epoch, self._order = -1, None
         self.images = source.images
         if self.images is not None and on_device:
             self.images = self.images.to(device)
@@ -228,8 +229,14 @@ class BatchStream:
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
         self._iter = None
 
+    def _epoch_order(self) -> torch.Tensor:
+        if self._order_epoch != self.epoch:  # one permutation per epoch, not per batch
+            self._order = epoch_order(len(self.source), self.seed, self.epoch)
+            self._order_epoch = self.epoch
+        return self._order
+
     def _indices(self) -> list[list[int]]:
-        order = epoch_order(len(self.source), self.seed, self.epoch)
+        order = self._epoch_order()
         starts = range(
             self.batch * self.batch_size, self.batches_per_epoch * self.batch_size, self.batch_size
         )
@@ -249,7 +256,7 @@ class BatchStream:
         if self.batch >= self.batches_per_epoch:
             self.epoch, self.batch, self._iter = self.epoch + 1, 0, None
         if self.images is not None:
-            order = epoch_order(len(self.source), self.seed, self.epoch)
+            order = self._epoch_order()
             start = self.batch * self.batch_size
             idx = order[start : start + self.batch_size].to(self.images.device)
             batch = self.images[idx]

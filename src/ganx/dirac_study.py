@@ -1,0 +1,353 @@
+"""``ganx-dirac``: the Dirac-GAN convergence study of Mescheder et al. 2018 from the CLI.
+
+Every combination of ``losses`` x ``regs`` is the config ``ganx-train model=dirac dataset=dirac
+loss=L reg=R`` (composed by Hydra, built by the same code, trained by the same
+``training_iteration`` with plain gradient descent), started from (theta, psi) = (1, 1).
+
+    ganx-dirac out=dirac_out                       # the whole table and all plots
+    ganx-dirac 'losses=[ns]' 'regs=[none,r1]' lr=0.05 updates=alternating
+
+Writes into ``out``: ``table.md`` and ``table.csv`` (final distance to the equilibrium (0, 0),
+converged or not, eigenvalues of the Jacobian of the gradient vector field at (0, 0), and the
+behaviour the paper predicts), one PNG per combination (trajectory over the vector field) and
+``overview.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import torch
+from hydra import compose
+from omegaconf import DictConfig, open_dict
+
+from .build import ConfigError, Parts, build_all
+from .loop import StepSettings, discriminator_loss, generator_loss, seed_everything
+from .loop import training_iteration
+
+# study name -> (loss group choice, regularizers that make up that "loss")
+STUDY_LOSSES = {
+    "minimax": ("minimax", []),
+    "ns": ("ns", []),
+    "wgan": ("wgan", []),
+    "wgan_gp": ("wgan", ["gp"]),
+    "lsgan": ("lsgan", []),
+    "hinge": ("hinge", []),
+    "dragan": ("ns", ["dragan"]),
+}
+STUDY_REGS = ("none", "r1", "r2", "rlc", "lecam", "gp0", "instance_noise")
+
+
+PAPER_LOSSES = ("minimax", "ns", "wgan", "wgan_gp")
+
+
+def expected_behaviour(loss: str, reg: str) -> str:
+    """What Mescheder et al. 2018 predict for the Dirac-GAN; "-" where the paper says nothing.
+
+    With D(x) = psi * x the GAN and WGAN losses are f(psi * theta) + f(0), f'(0) != 0.
+    Unregularized GAN and WGAN do not converge (purely imaginary eigenvalues, sec. 2.2 and
+    Lemma 2.3), nor does WGAN-GP (sec. 3.2: its penalty keeps |psi| away from 0); instance noise
+    converges for GAN losses (f''(0) < 0) but not for WGAN (f'' = 0, sec. 3.3); the
+    zero-centred penalties R1/R2 converge for every gamma > 0 (Theorem 4.1), with real
+    eigenvalues for gamma >= 2|f'(0)| (1 for the GAN losses, 2 for WGAN).
+    """
+    if loss not in PAPER_LOSSES:
+        return "-"
+    if loss == "wgan_gp":
+        return "no"
+    if reg in ("r1", "r2", "gp0"):
+        return "yes"
+    if reg == "instance_noise":
+        return "no" if loss == "wgan" else "yes"
+    if reg == "none":
+        return "no"
+    return "-"
+
+
+@dataclass
+class Outcome:
+    loss: str
+    reg: str
+    trajectory: torch.Tensor  # (steps + 1, 2): theta, psi
+    eigenvalues: list[complex]
+    final_distance: float
+    converged: bool
+    expected: str
+
+
+def study_config(loss: str, regs: list[str], cfg: DictConfig) -> DictConfig:
+    """The ``ganx-train`` config for ``loss`` with every regularizer in ``regs`` selected
+    (Hydra compose, the same groups as training); :func:`cell_config` narrows it to one cell."""
+    loss_choice, loss_regs = STUDY_LOSSES[loss]
+    regs = loss_regs + [r for r in regs if r != "none" and r not in loss_regs]
+    overrides = [
+        "model=dirac",
+        "dataset=dirac",
+        f"loss={loss_choice}",
+        f"reg=[{','.join(regs)}]",
+        "hardware=cpu",
+        "train.ema=null",
+        f"train.steps={cfg.steps}",
+        f"train.batch_size={cfg.batch_size}",
+        f"train.n_dis={cfg.n_dis}",
+        f"train.updates={cfg.updates}",
+        "optim.g._target_=torch.optim.SGD",
+        "optim.d._target_=torch.optim.SGD",
+        f"optim.g.lr={cfg.lr}",
+        f"optim.d.lr={cfg.lr}",
+        "~optim.g.betas",
+        "~optim.d.betas",
+        f"model.generator.theta0={cfg.start[0]}",
+        f"model.discriminator.psi0={cfg.start[1]}",
+        f"seed={cfg.seed}",
+    ]
+    for name, values in (cfg.reg_settings or {}).items():
+        if name in regs:
+            overrides += [f"reg.{name}.{key}={value}" for key, value in values.items()]
+    return compose("config", overrides=overrides)
+
+
+def cell_config(base: DictConfig, loss: str, reg: str) -> DictConfig:
+    """Keep only the loss's own regularizers and ``reg`` (multi-select nodes are independent)."""
+    keep = set(STUDY_LOSSES[loss][1]) | {reg}
+    cfg = base.copy()
+    with open_dict(cfg):
+        cfg.reg = {name: node for name, node in base.reg.items() if name in keep}
+    return cfg
+
+
+def parameters(parts: Parts) -> torch.Tensor:
+    return torch.cat([parts.generator.theta.detach(), parts.discriminator.psi.detach()])
+
+
+def set_parameters(parts: Parts, theta: float, psi: float) -> None:
+    with torch.no_grad():
+        parts.generator.theta.fill_(theta)
+        parts.discriminator.psi.fill_(psi)
+
+
+def vector_field(parts: Parts, settings: StepSettings, theta: float, psi: float,
+                 seed: int = 0) -> tuple[float, float]:
+    """(-dL_G/dtheta, -dL_D/dpsi) at (theta, psi), with the run's losses and penalties. The
+    seed is fixed so that stochastic terms (instance noise, GP's interpolation) use common
+    random numbers across evaluations (smooth finite differences)."""
+    set_parameters(parts, theta, psi)
+    torch.manual_seed(seed)
+    real = torch.zeros(parts.stream.batch_size, 1)
+    fake = parts.generator(torch.zeros(len(real), 1)).detach()
+    d_total, _ = discriminator_loss(parts, real, fake, 0, 0, settings.total)
+    (d_grad,) = torch.autograd.grad(d_total, parts.discriminator.psi)
+    g_total = generator_loss(parts, len(real), 0, settings)
+    (g_grad,) = torch.autograd.grad(g_total, parts.generator.theta)
+    return -g_grad.item(), -d_grad.item()
+
+
+def jacobian_eigenvalues(parts: Parts, settings: StepSettings, h: float = 1e-3) -> list[complex]:
+    """Eigenvalues of the Jacobian of the vector field at (0, 0), by central differences; empty
+    where the field is not differentiable there (the kink of |psi| in WGAN-GP's and DRAGAN's
+    penalties makes a difference quotient of order 1/h)."""
+    cols = []
+    for dt, dp in ((h, 0.0), (0.0, h)):
+        plus = vector_field(parts, settings, dt, dp)
+        minus = vector_field(parts, settings, -dt, -dp)
+        cols.append([(a - b) / (2 * h) for a, b in zip(plus, minus, strict=True)])
+    jac = torch.tensor(cols, dtype=torch.float64).T
+    if jac.abs().max() > 0.1 / h:
+        return []
+    return [complex(v) for v in torch.linalg.eigvals(jac).tolist()]
+
+
+def critical_gamma(parts: Parts, settings: StepSettings, reg: str = "r1", hi: float = 10.0,
+                   iters: int = 20) -> float:
+    """The smallest weight (gamma) of ``reg`` at which the eigenvalues at (0, 0) turn real, by
+    bisection (the paper: gamma = 2|f'(0)|)."""
+    penalty = parts.regularizers[reg]
+    lo = 0.0
+
+    def real(gamma: float) -> bool:
+        penalty.weight = gamma
+        return all(abs(v.imag) < 1e-9 for v in jacobian_eigenvalues(parts, settings))
+
+    if not real(hi):
+        return math.inf
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if real(mid) else (mid, hi)
+    return hi
+
+
+def run_cell(loss: str, reg: str, cfg: DictConfig, base: DictConfig) -> Outcome:
+    run_cfg = cell_config(base, loss, reg)
+    seed_everything(run_cfg.seed)
+    parts = build_all(run_cfg, torch.device("cpu"))
+    settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
+    eig = jacobian_eigenvalues(parts, settings)
+    set_parameters(parts, *cfg.start)
+    points = [parameters(parts)]
+    d_steps = 0
+    simultaneous = run_cfg.train.updates == "simultaneous"
+    for step in range(run_cfg.train.steps):
+        _, d_steps = training_iteration(parts, settings, step, d_steps, run_cfg.train.n_dis,
+                                        simultaneous, parts.stream.next)
+        points.append(parameters(parts))
+    trajectory = torch.stack(points)
+    final = trajectory[-1].norm().item()
+    if not math.isfinite(final):
+        final = math.inf
+    return Outcome(loss, reg, trajectory, eig, final, final < cfg.tol, expected_behaviour(loss, reg))
+
+
+def format_eigenvalues(eig: list[complex]) -> str:
+    def one(v: complex) -> str:
+        if abs(v.imag) < 1e-6:
+            return f"{v.real:.3f}"
+        return f"{v.real:.3f}{'+' if v.imag >= 0 else '-'}{abs(v.imag):.3f}i"
+
+    return ", ".join(one(v) for v in eig)
+
+
+# the paper's critical gamma 2|f'(0)| for D(x) = psi * x (hinge is linear near 0, like WGAN)
+EXPECTED_CRITICAL_GAMMA = {"minimax": 1.0, "ns": 1.0, "wgan": 2.0, "hinge": 2.0}
+
+
+def write_tables(outcomes: list[Outcome], gammas: dict[str, float], out: Path,
+                 cfg: DictConfig) -> None:
+    rows = [
+        {
+            "loss": o.loss,
+            "reg": o.reg,
+            "final_distance": f"{o.final_distance:.4g}",
+            "converged": str(o.converged).lower(),
+            "expected_converges": o.expected,
+            "eigenvalues": (format_eigenvalues(o.eigenvalues) if o.eigenvalues
+                            else "field not differentiable at (0, 0)"),
+            "max_real_eigenvalue": (f"{max(v.real for v in o.eigenvalues):.4f}"
+                                    if o.eigenvalues else ""),
+        }
+        for o in outcomes
+    ]
+    with open(out / "table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    head = (f"Dirac-GAN, start {tuple(cfg.start)}, {cfg.updates} gradient descent, lr {cfg.lr}, "
+            f"{cfg.steps} steps, n_dis {cfg.n_dis}; converged = final distance to (0, 0) < "
+            f"{cfg.tol}.\n\n")
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+    gamma_lines = [
+        "",
+        "Critical R1 gamma (eigenvalues at (0, 0) turn real), measured by bisection vs the "
+        "paper's 2|f'(0)|:",
+        "",
+        "| loss | measured | expected |",
+        "|---|---|---|",
+    ]
+    for loss, gamma in gammas.items():
+        expect = EXPECTED_CRITICAL_GAMMA.get(loss)
+        gamma_lines.append(f"| {loss} | {gamma:.4f} | {expect if expect is not None else '-'} |")
+    with open(out / "critical_gamma.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["loss", "measured", "expected"])
+        for loss, gamma in gammas.items():
+            writer.writerow([loss, f"{gamma:.6g}", EXPECTED_CRITICAL_GAMMA.get(loss, "")])
+    (out / "table.md").write_text(head + "\n".join(lines + gamma_lines) + "\n")
+
+
+def plot_outcomes(outcomes: list[Outcome], out: Path, cfg: DictConfig) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = torch.linspace(-cfg.plot.extent, cfg.plot.extent, cfg.plot.arrows)
+
+    def draw(ax, outcome: Outcome) -> None:
+        run_cfg = cell_config(study_config(outcome.loss, [outcome.reg], cfg), outcome.loss,
+                              outcome.reg)
+        parts = build_all(run_cfg, torch.device("cpu"))
+        settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
+        field = [[vector_field(parts, settings, t.item(), p.item()) for t in grid] for p in grid]
+        u = torch.tensor([[v[0] for v in row] for row in field])
+        v = torch.tensor([[v[1] for v in row] for row in field])
+        ax.quiver(grid, grid, u, v, color="0.6", angles="xy")
+        path = outcome.trajectory.clamp(-3 * cfg.plot.extent, 3 * cfg.plot.extent)
+        ax.plot(path[:, 0], path[:, 1], color="tab:red", lw=1.2)
+        ax.plot([cfg.start[0]], [cfg.start[1]], "o", color="tab:red", ms=3)
+        ax.plot([0], [0], "*", color="black", ms=6)
+        ax.set_xlim(-cfg.plot.extent, cfg.plot.extent)
+        ax.set_ylim(-cfg.plot.extent, cfg.plot.extent)
+        verdict = "converges" if outcome.converged else "does not converge"
+        ax.set_title(f"{outcome.loss} + {outcome.reg}: {verdict}", fontsize=8)
+        ax.set_xlabel("theta", fontsize=7)
+        ax.set_ylabel("psi", fontsize=7)
+
+    losses = list(dict.fromkeys(o.loss for o in outcomes))
+    regs = list(dict.fromkeys(o.reg for o in outcomes))
+    overview, axes = plt.subplots(len(losses), len(regs), figsize=(2.6 * len(regs),
+                                                                   2.6 * len(losses)),
+                                  squeeze=False)
+    for o in outcomes:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        draw(ax, o)
+        fig.tight_layout()
+        fig.savefig(out / f"{o.loss}__{o.reg}.png", dpi=100)
+        plt.close(fig)
+        draw(axes[losses.index(o.loss)][regs.index(o.reg)], o)
+    overview.tight_layout()
+    overview.savefig(out / "overview.png", dpi=80)
+    plt.close(overview)
+
+
+def run_study(cfg: DictConfig) -> tuple[list[Outcome], dict[str, float]]:
+    """Every loss x reg cell, and the measured critical R1 gamma of each GAN-form loss."""
+    unknown = [x for x in cfg.losses if x not in STUDY_LOSSES]
+    if unknown:
+        raise ConfigError(f"losses={unknown}: unknown; allowed: {list(STUDY_LOSSES)}")
+    unknown = [x for x in cfg.regs if x not in STUDY_REGS]
+    if unknown:
+        raise ConfigError(f"regs={unknown}: unknown; allowed: {list(STUDY_REGS)}")
+    if cfg.updates not in ("simultaneous", "alternating"):
+        raise ConfigError(f"updates={cfg.updates!r}; allowed: simultaneous, alternating")
+    if cfg.lr <= 0 or cfg.steps <= 0:
+        raise ConfigError(f"lr={cfg.lr}, steps={cfg.steps}: both must be positive")
+    torch.set_num_threads(1)  # scalar work: threads only add overhead
+    outcomes, gammas = [], {}
+    for loss in cfg.losses:
+        base = study_config(loss, list(cfg.regs) + ["r1"], cfg)  # one compose per loss
+        outcomes += [run_cell(loss, reg, cfg, base) for reg in cfg.regs]
+        if not STUDY_LOSSES[loss][1]:  # WGAN-GP/DRAGAN: the field has a kink at (0, 0)
+            run_cfg = cell_config(base, loss, "r1")
+            parts = build_all(run_cfg, torch.device("cpu"))
+            settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
+            gammas[loss] = critical_gamma(parts, settings)
+    return outcomes, gammas
+
+
+@hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="dirac_study")
+def main(cfg: DictConfig) -> None:
+    started = time.time()
+    try:
+        outcomes, gammas = run_study(cfg)
+    except ConfigError as err:
+        sys.exit(f"ganx-dirac: error: {err}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(outcomes, gammas, out, cfg)
+    table_time = time.time() - started
+    if cfg.plot.enabled:
+        plot_outcomes(outcomes, out, cfg)
+    print((out / "table.md").read_text())
+    print(f"table: {len(outcomes)} runs in {table_time:.1f} s; all files: "
+          f"{time.time() - started:.1f} s -> {out}")
+
+
+if __name__ == "__main__":
+    main()
