@@ -28,8 +28,13 @@ from hydra import compose
 from omegaconf import DictConfig, open_dict
 
 from .build import ConfigError, Parts, build_all
-from .loop import StepSettings, discriminator_loss, generator_loss, seed_everything
-from .loop import training_iteration
+from .loop import (
+    StepSettings,
+    discriminator_loss,
+    generator_loss,
+    seed_everything,
+    training_iteration,
+)
 
 # study name -> (loss group choice, regularizers that make up that "loss")
 STUDY_LOSSES = {
@@ -132,8 +137,9 @@ def set_parameters(parts: Parts, theta: float, psi: float) -> None:
         parts.discriminator.psi.fill_(psi)
 
 
-def vector_field(parts: Parts, settings: StepSettings, theta: float, psi: float,
-                 seed: int = 0) -> tuple[float, float]:
+def vector_field(
+    parts: Parts, settings: StepSettings, theta: float, psi: float, seed: int = 0
+) -> tuple[float, float]:
     """(-dL_G/dtheta, -dL_D/dpsi) at (theta, psi), with the run's losses and penalties. The
     seed is fixed so that stochastic terms (instance noise, GP's interpolation) use common
     random numbers across evaluations (smooth finite differences)."""
@@ -163,8 +169,9 @@ def jacobian_eigenvalues(parts: Parts, settings: StepSettings, h: float = 1e-3) 
     return [complex(v) for v in torch.linalg.eigvals(jac).tolist()]
 
 
-def critical_gamma(parts: Parts, settings: StepSettings, reg: str = "r1", hi: float = 10.0,
-                   iters: int = 20) -> float:
+def critical_gamma(
+    parts: Parts, settings: StepSettings, reg: str = "r1", hi: float = 10.0, iters: int = 20
+) -> float:
     """The smallest weight (gamma) of ``reg`` at which the eigenvalues at (0, 0) turn real, by
     bisection (the paper: gamma = 2|f'(0)|)."""
     penalty = parts.regularizers[reg]
@@ -193,14 +200,17 @@ def run_cell(loss: str, reg: str, cfg: DictConfig, base: DictConfig) -> Outcome:
     d_steps = 0
     simultaneous = run_cfg.train.updates == "simultaneous"
     for step in range(run_cfg.train.steps):
-        _, d_steps = training_iteration(parts, settings, step, d_steps, run_cfg.train.n_dis,
-                                        simultaneous, parts.stream.next)
+        _, d_steps = training_iteration(
+            parts, settings, step, d_steps, run_cfg.train.n_dis, simultaneous, parts.stream.next
+        )
         points.append(parameters(parts))
     trajectory = torch.stack(points)
     final = trajectory[-1].norm().item()
     if not math.isfinite(final):
         final = math.inf
-    return Outcome(loss, reg, trajectory, eig, final, final < cfg.tol, expected_behaviour(loss, reg))
+    return Outcome(
+        loss, reg, trajectory, eig, final, final < cfg.tol, expected_behaviour(loss, reg)
+    )
 
 
 def format_eigenvalues(eig: list[complex]) -> str:
@@ -216,8 +226,9 @@ def format_eigenvalues(eig: list[complex]) -> str:
 EXPECTED_CRITICAL_GAMMA = {"minimax": 1.0, "ns": 1.0, "wgan": 2.0, "hinge": 2.0}
 
 
-def write_tables(outcomes: list[Outcome], gammas: dict[str, float], out: Path,
-                 cfg: DictConfig) -> None:
+def write_tables(
+    outcomes: list[Outcome], gammas: dict[str, float], out: Path, cfg: DictConfig
+) -> None:
     rows = [
         {
             "loss": o.loss,
@@ -225,10 +236,14 @@ def write_tables(outcomes: list[Outcome], gammas: dict[str, float], out: Path,
             "final_distance": f"{o.final_distance:.4g}",
             "converged": str(o.converged).lower(),
             "expected_converges": o.expected,
-            "eigenvalues": (format_eigenvalues(o.eigenvalues) if o.eigenvalues
-                            else "field not differentiable at (0, 0)"),
-            "max_real_eigenvalue": (f"{max(v.real for v in o.eigenvalues):.4f}"
-                                    if o.eigenvalues else ""),
+            "eigenvalues": (
+                format_eigenvalues(o.eigenvalues)
+                if o.eigenvalues
+                else "field not differentiable at (0, 0)"
+            ),
+            "max_real_eigenvalue": (
+                f"{max(v.real for v in o.eigenvalues):.4f}" if o.eigenvalues else ""
+            ),
         }
         for o in outcomes
     ]
@@ -236,9 +251,11 @@ def write_tables(outcomes: list[Outcome], gammas: dict[str, float], out: Path,
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    head = (f"Dirac-GAN, start {tuple(cfg.start)}, {cfg.updates} gradient descent, lr {cfg.lr}, "
-            f"{cfg.steps} steps, n_dis {cfg.n_dis}; converged = final distance to (0, 0) < "
-            f"{cfg.tol}.\n\n")
+    head = (
+        f"Dirac-GAN, start {tuple(cfg.start)}, {cfg.updates} gradient descent, lr {cfg.lr}, "
+        f"{cfg.steps} steps, n_dis {cfg.n_dis}; converged = final distance to (0, 0) < "
+        f"{cfg.tol}.\n\n"
+    )
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
@@ -270,8 +287,9 @@ def plot_outcomes(outcomes: list[Outcome], out: Path, cfg: DictConfig) -> None:
     grid = torch.linspace(-cfg.plot.extent, cfg.plot.extent, cfg.plot.arrows)
 
     def draw(ax, outcome: Outcome) -> None:
-        run_cfg = cell_config(study_config(outcome.loss, [outcome.reg], cfg), outcome.loss,
-                              outcome.reg)
+        run_cfg = cell_config(
+            study_config(outcome.loss, [outcome.reg], cfg), outcome.loss, outcome.reg
+        )
         parts = build_all(run_cfg, torch.device("cpu"))
         settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
         field = [[vector_field(parts, settings, t.item(), p.item()) for t in grid] for p in grid]
@@ -291,9 +309,9 @@ def plot_outcomes(outcomes: list[Outcome], out: Path, cfg: DictConfig) -> None:
 
     losses = list(dict.fromkeys(o.loss for o in outcomes))
     regs = list(dict.fromkeys(o.reg for o in outcomes))
-    overview, axes = plt.subplots(len(losses), len(regs), figsize=(2.6 * len(regs),
-                                                                   2.6 * len(losses)),
-                                  squeeze=False)
+    overview, axes = plt.subplots(
+        len(losses), len(regs), figsize=(2.6 * len(regs), 2.6 * len(losses)), squeeze=False
+    )
     for o in outcomes:
         fig, ax = plt.subplots(figsize=(4, 4))
         draw(ax, o)
@@ -345,8 +363,10 @@ def main(cfg: DictConfig) -> None:
     if cfg.plot.enabled:
         plot_outcomes(outcomes, out, cfg)
     print((out / "table.md").read_text())
-    print(f"table: {len(outcomes)} runs in {table_time:.1f} s; all files: "
-          f"{time.time() - started:.1f} s -> {out}")
+    print(
+        f"table: {len(outcomes)} runs in {table_time:.1f} s; all files: "
+        f"{time.time() - started:.1f} s -> {out}"
+    )
 
 
 if __name__ == "__main__":

@@ -194,8 +194,16 @@ def generator_backward(
     return {"loss/G": loss}
 
 
-def training_iteration(parts: Parts, settings: StepSettings, step: int, d_steps: int,
-                       n_dis: int, simultaneous: bool, next_real, run=None):
+def training_iteration(
+    parts: Parts,
+    settings: StepSettings,
+    step: int,
+    d_steps: int,
+    n_dis: int,
+    simultaneous: bool,
+    next_real,
+    run=None,
+):
     """One iteration = n_dis D steps (each on a fresh real batch from ``next_real()``) and one
     G step. Alternating: G's gradient is taken after D moved; simultaneous: before, so both
     players respond to the same state. ``run(step_fn, *args)`` wraps each step (skip logic).
@@ -255,6 +263,26 @@ def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_nam
 
         figure = scatter_2d(images.numpy(), source_name, path)
         writer.add_figure("samples", figure, step)
+
+
+def evaluate(
+    generator: nn.Module, cfg: DictConfig, source, step: int, device: torch.device
+) -> dict[str, float]:
+    """The ``eval.metrics`` of ``eval.num_samples`` samples. Their noise comes from a generator
+    seeded by (seed, step): the same at that step on any resume, and no training RNG drawn."""
+    from .metrics import METRICS
+
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    noise = torch.randn(cfg.eval.num_samples, cfg.model.latent_dim, generator=gen)
+    chunks = [
+        generate(generator, z.to(device), cfg.sample.bn_stats).cpu()
+        for z in noise.split(max(cfg.train.batch_size, 256))
+    ]
+    samples = torch.cat(chunks)
+    results: dict[str, float] = {}
+    for name in cfg.eval.metrics:
+        results.update(METRICS[name](samples, source))
+    return results
 
 
 def checkpoint_state(
@@ -364,6 +392,16 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+def finite_or_none(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    if not math.isfinite(value):
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
 def resolve_resume(resume, run_dir: Path) -> Path | None:
     if resume is None:
         return None
@@ -463,16 +501,21 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     status = "finished"
     started = time.time()
 
-    def save_checkpoint(at_step: int, keep_copy: bool) -> None:
+    def save_checkpoint(at_step: int, keep_copy: bool, name: str = "last.pt") -> None:
         state = checkpoint_state(
             cfg, parts, ema, scaler, schedulers, at_step, d_steps, skipped, fixed_noise
         )
-        ckpt.atomic_save(state, ckpt_dir / "last.pt")
+        state["best"] = best["value"]
+        ckpt.atomic_save(state, ckpt_dir / name)
         if keep_copy and cfg.ckpt.keep > 0:
             ckpt.atomic_save(state, ckpt_dir / f"step_{at_step:07d}.pt")
             ckpt.keep_latest(ckpt_dir, cfg.ckpt.keep)
 
-    def flush_logs(at_step: int) -> dict:
+    best = {"value": None}
+    if resume_path is not None and state.get("best") is not None:
+        best["value"] = state["best"]
+
+    def flush_logs(at_step: int, evaluated: dict | None = None) -> dict:
         means = acc.means()
         bad = [n for n, v in means.items() if not math.isfinite(v)]
         if bad:
@@ -484,11 +527,19 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 writer.add_scalar(f"weight/{name}", reg.weight_at(at_step, total), at_step)
         writer.add_scalar("lr/G", parts.opt_g.param_groups[0]["lr"], at_step)
         writer.add_scalar("lr/D", parts.opt_d.param_groups[0]["lr"], at_step)
-        record = {"step": at_step, "time_s": round(time.time() - started, 3), **means}
+        for name, value in (evaluated or {}).items():
+            if math.isfinite(value):
+                writer.add_scalar(f"metrics/{name}", value, at_step)
+        record = {
+            "step": at_step,
+            "time_s": round(time.time() - started, 3),
+            **means,
+            **(evaluated or {}),
+        }
         if skipped:
             record["skipped_steps"] = skipped
-        with open(metrics_file, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        with open(metrics_file, "a") as f:  # JSON has no NaN/inf: undefined values are null
+            f.write(json.dumps({k: finite_or_none(v) for k, v in record.items()}) + "\n")
         return record
 
     bar = tqdm(
@@ -498,8 +549,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         try:
             while step < total:
                 # 1. n_dis D steps and one G step (alternating or simultaneous)
-                terms, d_steps = training_iteration(parts, settings, step, d_steps, n_dis,
-                                                    simultaneous, next_real, guarded)
+                terms, d_steps = training_iteration(
+                    parts, settings, step, d_steps, n_dis, simultaneous, next_real, guarded
+                )
                 for t in terms:
                     acc.add(t)
                 # 2. the EMA and the learning rates follow G
@@ -514,9 +566,17 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 # 3. the schedule of logs, samples and checkpoints (none draws training RNG)
                 final = step in (total, stop_at) or stop.signal is not None
                 checkpoint_due = step % cfg.ckpt.every == 0 or final
+                eval_due = bool(cfg.eval.metrics) and (step % cfg.eval.every == 0 or final)
+                evaluated = (
+                    evaluate(
+                        ema if ema is not None else parts.generator, cfg, parts.source, step, device
+                    )
+                    if eval_due
+                    else None
+                )
                 # logs are flushed (and checked for NaN/inf) before any checkpoint is written
-                if step % cfg.log.every == 0 or checkpoint_due:
-                    last_values = flush_logs(step)
+                if step % cfg.log.every == 0 or checkpoint_due or eval_due:
+                    last_values = flush_logs(step, evaluated)
                     bar.set_postfix(
                         {k: f"{v:.3f}" for k, v in last_values.items() if k.startswith("loss/")}
                     )
@@ -529,8 +589,18 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     save_samples(
                         images, sample_dir / f"step_{step:07d}.png", writer, step, parts.source.name
                     )
+                objective = cfg.eval.objective
+                new_best = (
+                    bool(evaluated)
+                    and objective in evaluated
+                    and is_better(evaluated[objective], best["value"], cfg.eval.mode)
+                )
+                if new_best:
+                    best["value"] = evaluated[objective]
                 if checkpoint_due:
                     save_checkpoint(step, keep_copy=step % cfg.ckpt.every == 0)
+                if new_best:
+                    save_checkpoint(step, keep_copy=False, name="best.pt")
                 if step == stop_at and stop_at < total:
                     status = "paused"
                     break
@@ -554,5 +624,6 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             bar.close()
             writer.close()
     last_values["status"] = status
+    last_values["best"] = best["value"]
     last_values["wall_time_s"] = round(time.time() - started, 3)
     return last_values

@@ -43,8 +43,8 @@ def main(cfg: DictConfig) -> float | None:
         result.get("step"),
         {k: v for k, v in result.items() if k.startswith(("loss/", "reg/"))},
     )
-    value = result.get("loss/G")
-    return float(value) if value is not None else None
+    # the value a Hydra sweeper optimises: the best eval.objective seen (None without one)
+    return result.get("best")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,16 @@ def validate(cfg: DictConfig) -> None:
     if cfg.ckpt.keep < 0:
         raise ConfigError(f"ckpt.keep={cfg.ckpt.keep!r}: must be >= 0")
 
+    from .metrics import METRICS
+
+    unknown = [m for m in cfg.eval.metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"eval.metrics: unknown {unknown}; allowed: {sorted(METRICS)}")
+    _positive(cfg.eval.every, "eval.every", integer=True)
+    _positive(cfg.eval.num_samples, "eval.num_samples", integer=True)
+    if cfg.eval.mode not in ("min", "max"):
+        raise ConfigError(f"eval.mode={cfg.eval.mode!r}; allowed: min, max")
+
     for name, node in cfg.reg.items():
         if node is None:
             continue

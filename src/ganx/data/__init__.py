@@ -10,7 +10,7 @@ continues with exactly the batches the uninterrupted run would have drawn.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -33,6 +33,7 @@ class DataSource:
     images: torch.Tensor | None = None  # (N, C, H, W) float in [-1, 1], when held in memory
     dataset: Dataset | None = None  # otherwise: items (image tensor in [-1, 1], label)
     labels: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)  # data-set facts metrics need (e.g. mixture std)
 
     def __len__(self) -> int:
         return len(self.images) if self.images is not None else len(self.dataset)
@@ -178,7 +179,9 @@ def gaussian_mixture(name: str, std: float = 0.02, n: int = 100_000, seed: int =
     gen = torch.Generator().manual_seed(seed)
     which = torch.randint(len(centres), (n,), generator=gen)
     points = centres[which] + std * torch.randn(n, 2, generator=gen)
-    return DataSource(name, channels=1, resolution=2, images=points, labels=which)
+    return DataSource(
+        name, channels=1, resolution=2, images=points, labels=which, extra={"std": std}
+    )
 
 
 def dirac(n: int = 1024) -> DataSource:
