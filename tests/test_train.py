@@ -180,3 +180,13 @@ def test_ckpt_keep(tmp_path):
     train(compose_cfg("train.steps=8", "ckpt.every=2", "ckpt.keep=2"), tmp_path)
     names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
     assert names == ["last.pt", "step_0000006.pt", "step_0000008.pt"]
+
+
+def test_ema_decay_warms_up():
+    from ganx.loop import ema_decay
+
+    assert ema_decay(0.999, 5, start=10) == 0.0
+    assert ema_decay(0.999, 10, start=10) == pytest.approx(0.1)
+    assert ema_decay(0.999, 100_000, start=10) == 0.999
+    values = [ema_decay(0.999, t, 0) for t in range(0, 5000, 100)]
+    assert values == sorted(values)

@@ -48,6 +48,17 @@ def make_ema(generator: nn.Module) -> nn.Module:
     return ema
 
 
+def ema_decay(decay: float, step: int, start: int) -> float:
+    """The decay in force after G step ``step``: 0 (copy G) before ``start``, then warmed up
+    as min(decay, (1 + t) / (10 + t)) with t counted from ``start`` (the num_updates rule of
+    TensorFlow's ExponentialMovingAverage), so early averages are not dominated by G's random
+    initial weights (with a fixed 0.999 the EMA of a 1,000-step run is still half init)."""
+    if step < start:
+        return 0.0
+    t = step - start
+    return min(decay, (1.0 + t) / (10.0 + t))
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, generator: nn.Module, decay: float) -> None:
     """p_ema <- decay * p_ema + (1 - decay) * p; buffers (BatchNorm statistics) are copied."""
@@ -266,23 +277,39 @@ def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_nam
 
 
 def evaluate(
-    generator: nn.Module, cfg: DictConfig, source, step: int, device: torch.device
+    generator: nn.Module, cfg: DictConfig, source, step: int, device: torch.device, banks: dict
 ) -> dict[str, float]:
     """The ``eval.metrics`` of ``eval.num_samples`` samples. Their noise comes from a generator
-    seeded by (seed, step): the same at that step on any resume, and no training RNG drawn."""
-    from .metrics import METRICS
+    seeded by (seed, step): the same at that step on any resume or in ``ganx-eval``, and no
+    training RNG drawn. ``banks`` keeps feature extractors alive between evaluations."""
+    from .metrics import EvalContext, compute_metrics
 
+    samples = sample_for_eval(generator, cfg, step, device)
+    m = cfg.metrics
+    ctx = EvalContext(
+        samples,
+        source,
+        device,
+        cache_dir=Path(m.cache_dir).expanduser() if m.cache_dir else None,
+        inception_weights=m.inception_weights,
+        kid_subset_size=m.kid_subset_size,
+        batch_size=m.batch_size,
+        real_count=m.real_count,
+        banks=banks,
+    )
+    return compute_metrics(list(cfg.eval.metrics), ctx)
+
+
+def sample_for_eval(
+    generator: nn.Module, cfg: DictConfig, step: int, device: torch.device, n: int | None = None
+) -> torch.Tensor:
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    noise = torch.randn(cfg.eval.num_samples, cfg.model.latent_dim, generator=gen)
+    noise = torch.randn(n or cfg.eval.num_samples, cfg.model.latent_dim, generator=gen)
     chunks = [
         generate(generator, z.to(device), cfg.sample.bn_stats).cpu()
         for z in noise.split(max(cfg.train.batch_size, 256))
     ]
-    samples = torch.cat(chunks)
-    results: dict[str, float] = {}
-    for name in cfg.eval.metrics:
-        results.update(METRICS[name](samples, source))
-    return results
+    return torch.cat(chunks)
 
 
 def checkpoint_state(
@@ -511,6 +538,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             ckpt.atomic_save(state, ckpt_dir / f"step_{at_step:07d}.pt")
             ckpt.keep_latest(ckpt_dir, cfg.ckpt.keep)
 
+    banks: dict = {}  # feature extractors, built at the first evaluation and kept
     best = {"value": None}
     if resume_path is not None and state.get("best") is not None:
         best["value"] = state["best"]
@@ -557,7 +585,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 # 2. the EMA and the learning rates follow G
                 if ema is not None:
                     update_ema(
-                        ema, parts.generator, cfg.train.ema if step >= cfg.train.ema_start else 0.0
+                        ema, parts.generator, ema_decay(cfg.train.ema, step, cfg.train.ema_start)
                     )
                 for sched in schedulers:
                     sched.step()
@@ -569,7 +597,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 eval_due = bool(cfg.eval.metrics) and (step % cfg.eval.every == 0 or final)
                 evaluated = (
                     evaluate(
-                        ema if ema is not None else parts.generator, cfg, parts.source, step, device
+                        ema if ema is not None else parts.generator,
+                        cfg,
+                        parts.source,
+                        step,
+                        device,
+                        banks,
                     )
                     if eval_due
                     else None

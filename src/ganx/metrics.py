@@ -1,20 +1,51 @@
-"""Evaluation metrics, registered by name and computed from generated samples.
+"""Evaluation metrics, by name, computed from generated samples.
 
-A metric is a function ``(samples, source) -> dict[str, float]`` where ``samples`` is a float
-tensor on the CPU (images in [-1, 1] or 2-D points) and ``source`` the training
-:class:`~ganx.data.DataSource`. Register one with ``@register("name")``; ``eval.metrics`` lists
-the names a run computes. Result keys state their protocol (e.g. ``modes_ring8``).
+``eval.metrics`` lists names. Two kinds:
+
+- plain metrics registered with ``@register("name")``: a function ``(ctx) -> dict[str, float]``
+  of an :class:`EvalContext` (samples on the CPU, the training data source, settings);
+- torch-fidelity metrics ``<metric>_<extractor>`` with metric in fid, kid, is, pr, classes and
+  extractor in mnist, inception (see :mod:`ganx.fidelity`); all metrics of one extractor share
+  one feature pass.
+
+Result keys state their protocol (``modes_ring8``, ``fid2k_mnist``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from .data import DataSource, mixture_centres
 
-METRICS: dict[str, Callable[[torch.Tensor, DataSource], dict[str, float]]] = {}
+FIDELITY_METRICS = ("fid", "kid", "is", "pr", "classes")
+FIDELITY_EXTRACTORS = ("mnist", "inception")
+
+
+@dataclass
+class EvalContext:
+    samples: torch.Tensor  # float, CPU: images in [-1, 1] or 2-D points
+    source: DataSource
+    device: torch.device = torch.device("cpu")
+    cache_dir: Path | None = None
+    inception_weights: str | None = None
+    kid_subset_size: int = 1000
+    batch_size: int = 256
+    real_count: int | None = None
+    banks: dict = field(default_factory=dict)  # reused FeatureBank across evaluations
+
+    def bank(self):
+        from .fidelity import FeatureBank
+
+        if "bank" not in self.banks:
+            self.banks["bank"] = FeatureBank(self.device, self.batch_size, self.inception_weights)
+        return self.banks["bank"]
+
+
+METRICS: dict[str, Callable[[EvalContext], dict[str, float]]] = {}
 
 
 def register(name: str):
@@ -23,6 +54,46 @@ def register(name: str):
         return fn
 
     return wrap
+
+
+def available_metrics() -> list[str]:
+    fidelity = [
+        f"{m}_{e}"
+        for e in FIDELITY_EXTRACTORS
+        for m in FIDELITY_METRICS
+        if not (m == "classes" and e == "inception")
+    ]
+    return sorted(list(METRICS) + fidelity)
+
+
+def compute_metrics(names: list[str], ctx: EvalContext) -> dict[str, float]:
+    """Every metric in ``names``; torch-fidelity ones grouped by extractor."""
+    from .fidelity import fidelity_metrics, to_uint8
+
+    results: dict[str, float] = {}
+    by_extractor: dict[str, set[str]] = {}
+    for name in names:
+        if name in METRICS:
+            results.update(METRICS[name](ctx))
+        else:
+            metric, extractor = name.rsplit("_", 1)
+            by_extractor.setdefault(extractor, set()).add(metric)
+    if by_extractor:
+        images = to_uint8(ctx.samples)
+        for extractor, wanted in by_extractor.items():
+            results.update(
+                fidelity_metrics(
+                    extractor,
+                    wanted,
+                    images,
+                    ctx.source,
+                    ctx.bank(),
+                    ctx.cache_dir,
+                    ctx.kid_subset_size,
+                    ctx.real_count,
+                )
+            )
+    return results
 
 
 def kl_from_uniform(counts: torch.Tensor) -> float:
@@ -37,12 +108,13 @@ def kl_from_uniform(counts: torch.Tensor) -> float:
 
 
 @register("modes")
-def mixture_modes(samples: torch.Tensor, source: DataSource) -> dict[str, float]:
+def mixture_modes(ctx: EvalContext) -> dict[str, float]:
     """Mode coverage on 2-D Gaussian mixtures (Metz et al. 2017; Lin et al. 2018, PacGAN):
     a sample is *high quality* if it lies within 3 standard deviations of its nearest centre;
     a mode is *covered* if it holds at least 20% of the high-quality samples a uniform spread
     would give it (PacGAN's rule: 20 of 100 expected). Also the KL divergence of the mode
     histogram of high-quality samples from uniform."""
+    samples, source = ctx.samples, ctx.source
     name = source.name
     centres = mixture_centres(name)
     std = float(source.extra["std"])

@@ -50,13 +50,38 @@ def validate(cfg: DictConfig) -> None:
     if cfg.ckpt.keep < 0:
         raise ConfigError(f"ckpt.keep={cfg.ckpt.keep!r}: must be >= 0")
 
-    from .metrics import METRICS
+    from .metrics import available_metrics
 
-    unknown = [m for m in cfg.eval.metrics if m not in METRICS]
+    unknown = [m for m in cfg.eval.metrics if m not in available_metrics()]
     if unknown:
-        raise ConfigError(f"eval.metrics: unknown {unknown}; allowed: {sorted(METRICS)}")
+        raise ConfigError(f"eval.metrics: unknown {unknown}; allowed: {available_metrics()}")
     _positive(cfg.eval.every, "eval.every", integer=True)
     _positive(cfg.eval.num_samples, "eval.num_samples", integer=True)
+    if any(m.startswith("kid_") for m in cfg.eval.metrics) and (
+        cfg.eval.num_samples < cfg.metrics.kid_subset_size
+    ):
+        raise ConfigError(
+            f"eval.num_samples={cfg.eval.num_samples} is smaller than "
+            f"metrics.kid_subset_size={cfg.metrics.kid_subset_size}: KID draws subsets of that "
+            "size; raise eval.num_samples or lower metrics.kid_subset_size"
+        )
+    if any(m.endswith("_inception") for m in cfg.eval.metrics):
+        from pathlib import Path
+
+        from .fidelity import default_inception_weights
+
+        weights = Path(cfg.metrics.inception_weights or default_inception_weights()).expanduser()
+        if not weights.is_file():
+            raise ConfigError(
+                f"eval.metrics asks for Inception metrics but no weights are at "
+                f"{weights}; run `ganx-weights inception` (offline conversion) or "
+                "set metrics.inception_weights"
+            )
+    if "modes" in cfg.eval.metrics and cfg.dataset.name not in ("ring8", "grid25"):
+        raise ConfigError(
+            f"eval.metrics: modes needs a 2-D mixture (ring8, grid25), not "
+            f"dataset={cfg.dataset.name}"
+        )
     if cfg.eval.mode not in ("min", "max"):
         raise ConfigError(f"eval.mode={cfg.eval.mode!r}; allowed: min, max")
 

@@ -1,0 +1,269 @@
+"""FID/KID/IS/PR and class coverage offline; ganx-eval and ganx-sample; Inception conversion."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_cfg
+
+from ganx.data import mnist5k
+from ganx.fidelity import (
+    MNIST_EXTRACTOR,
+    FeatureBank,
+    MetricError,
+    fidelity_metrics,
+    load_mnist_cnn,
+    real_images,
+    register_extractors,
+    to_uint8,
+)
+from ganx.loop import train
+
+HELD_OUT = 1000  # scripts/train_mnist_net.py holds out the first 1,000 (seed-0 order)
+MNIST_METRICS = "[fid_mnist,kid_mnist,is_mnist,classes_mnist]"
+
+
+def test_shipped_mnist_net_is_accurate_on_held_out_digits():
+    net, stored = load_mnist_cnn()
+    source = mnist5k()
+    order = torch.randperm(len(source), generator=torch.Generator().manual_seed(0))[:HELD_OUT]
+    with torch.no_grad():
+        predicted = net(source.images[order]).argmax(1)
+    accuracy = (predicted == source.labels[order]).float().mean().item()
+    assert accuracy > 0.97
+    assert accuracy == pytest.approx(stored, abs=1e-3)
+
+
+def test_fid_of_data_against_itself_is_zero_and_against_noise_large(tmp_path):
+    source = mnist5k()
+    bank = FeatureBank(torch.device("cpu"))
+    same = real_images(source, 500)
+    own = fidelity_metrics(
+        "mnist",
+        {"fid", "kid", "pr", "is", "classes"},
+        same,
+        source,
+        bank,
+        tmp_path,
+        kid_subset_size=100,
+    )
+    assert abs(own["fid500_mnist"]) < 1e-3
+    # KID is unbiased: on identical sets it scatters around 0 (subsets of 100 here)
+    assert abs(own["kid500_mnist"]) < 0.05
+    assert own["precision500_mnist"] == 1.0 and own["recall500_mnist"] == 1.0
+    assert own["classes500_mnist"] == 10 and own["class_kl500_mnist"] < 0.05
+    assert own["is500_mnist"] > 5
+    noise = to_uint8(torch.rand(500, 1, 28, 28) * 2 - 1)
+    other = fidelity_metrics(
+        "mnist", {"fid", "is", "classes"}, noise, source, bank, tmp_path, kid_subset_size=100
+    )
+    assert other["fid500_mnist"] > 100 * max(abs(own["fid500_mnist"]), 1e-3)
+    assert other["is500_mnist"] < own["is500_mnist"]
+    assert list(tmp_path.glob("real_mnist5k_mnist_500_*.pt"))  # real features cached
+
+
+def test_metrics_logged_and_best_checkpoint_follows_objective(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = compose_cfg(
+        "train.steps=6",
+        "eval.every=2",
+        f"eval.metrics={MNIST_METRICS}",
+        "eval.num_samples=200",
+        "metrics.kid_subset_size=100",
+        f"metrics.cache_dir={tmp_path / 'cache'}",
+        "eval.objective=fid200_mnist",
+        "eval.mode=min",
+    )
+    result = train(cfg, tmp_path / "run")
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [x for x in lines if "fid200_mnist" in x]
+    assert [x["step"] for x in evals] == [2, 4, 6]
+    for key in ("kid200_mnist", "is200_mnist", "classes200_mnist", "class_kl200_mnist"):
+        assert key in evals[-1]
+    best = min(evals, key=lambda x: x["fid200_mnist"])
+    state = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert state["step"] == best["step"] and state["best"] == best["fid200_mnist"]
+    assert result["best"] == best["fid200_mnist"]
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    assert "metrics/fid200_mnist" in events.Tags()["scalars"]
+
+
+def run_tool(module_args, cwd):
+    return subprocess.run(
+        [sys.executable, "-c", module_args[0], *module_args[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ},
+    )
+
+
+def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
+    import torch_fidelity
+
+    cache = tmp_path / "cache"
+    cfg = compose_cfg(
+        "train.steps=4",
+        "eval.every=4",
+        f"eval.metrics={MNIST_METRICS}",
+        "eval.num_samples=300",
+        "metrics.kid_subset_size=100",
+        f"metrics.cache_dir={cache}",
+    )
+    train(cfg, tmp_path / "run")
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    out = tmp_path / "eval.json"
+    proc = run_tool(
+        [
+            "from ganx.tools import eval_main; eval_main()",
+            f"checkpoint={last}",
+            f"out={out}",
+            "device=cpu",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    evaluated = json.loads(out.read_text())
+    for key in ("fid300_mnist", "kid300_mnist", "is300_mnist", "classes300_mnist"):
+        assert evaluated[key] == pytest.approx(logged[key], rel=1e-6), key
+    assert "fid300_mnist" in proc.stdout
+
+    npz = tmp_path / "samples.npz"
+    proc = run_tool(
+        [
+            "from ganx.tools import sample_main; sample_main()",
+            f"checkpoint={last}",
+            "n=300",
+            f"out={npz}",
+            "device=cpu",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    images = np.load(npz)["images"]
+    assert images.shape == (300, 28, 28, 1) and images.dtype == np.uint8
+
+    class Uint8Images(torch.utils.data.Dataset):
+        def __init__(self, x):
+            self.x = x
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.x[i]
+
+    fake = torch.from_numpy(images).permute(0, 3, 1, 2).repeat(1, 3, 1, 1)
+    real = real_images(mnist5k(), 300)
+    register_extractors()
+    reference = torch_fidelity.calculate_metrics(
+        input1=Uint8Images(fake),
+        input2=Uint8Images(real),
+        fid=True,
+        cuda=False,
+        save_cpu_ram=True,
+        cache=False,
+        verbose=False,
+        feature_extractor=MNIST_EXTRACTOR,
+    )
+    assert reference["frechet_inception_distance"] == pytest.approx(
+        evaluated["fid300_mnist"], abs=1e-3
+    )
+
+    png = tmp_path / "grid.png"
+    proc = run_tool(
+        [
+            "from ganx.tools import sample_main; sample_main()",
+            f"checkpoint={last}",
+            "n=16",
+            f"out={png}",
+            "device=cpu",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0 and png.stat().st_size > 0
+    bad = run_tool(
+        [
+            "from ganx.tools import sample_main; sample_main()",
+            f"checkpoint={last}",
+            f"out={tmp_path / 'x.jpg'}",
+        ],
+        tmp_path,
+    )
+    assert bad.returncode != 0 and "must end in .png or .npz" in bad.stderr
+
+
+def test_inception_conversion_on_a_stand_in(tmp_path):
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from ganx.weights import conv_groups, convert_state_dict, inception_skeleton
+
+    skeleton = inception_skeleton().state_dict()
+    layers = conv_groups(skeleton, ".conv.weight")
+    assert len(layers) == 94
+
+    class Layer(torch.nn.Module):
+        def __init__(self, shape, seed):
+            super().__init__()
+            g = torch.Generator().manual_seed(seed)
+            self.weight = torch.nn.Parameter(torch.randn(shape, generator=g))
+            self.beta = torch.nn.Parameter(torch.randn(shape[0], generator=g))
+            self.register_buffer("mean", torch.randn(shape[0], generator=g))
+            self.register_buffer("var", torch.rand(shape[0], generator=g) + 0.5)
+
+    class StandIn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(
+                Layer(skeleton[f"{p}.conv.weight"].shape, i) for i, p in enumerate(layers)
+            )
+
+        def forward(self, x):
+            return x
+
+    path = tmp_path / "standin.pt"
+    torch.jit.script(StandIn()).save(str(path))
+    source = torch.jit.load(str(path)).state_dict()
+    converted = convert_state_dict(source)
+    weights = tmp_path / "converted.pt"
+    torch.save(converted, weights)
+    extractor = FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
+    )
+    state = extractor.state_dict()  # strict load worked; values mapped in order
+    assert torch.equal(state[f"{layers[5]}.conv.weight"], source["layers.5.weight"])
+    assert torch.equal(state[f"{layers[93]}.bn.bias"], source["layers.93.beta"])
+    assert torch.equal(state[f"{layers[0]}.bn.running_var"], source["layers.0.var"])
+    assert torch.all(state[f"{layers[7]}.bn.weight"] == 1)
+    # no head: the Inception Score is refused, never computed from zeros
+    bank = FeatureBank(torch.device("cpu"), inception_weights=str(weights))
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    with pytest.raises(MetricError, match="no classifier head"):
+        fidelity_metrics("inception", {"is"}, images, mnist5k(), bank, None, 2)
+    broken = dict(source)
+    broken.pop("layers.3.weight")
+    with pytest.raises(ValueError, match="94"):
+        convert_state_dict(broken)
+
+
+def test_inception_metrics_without_weights_fail_before_training(tmp_path):
+    from ganx.build import ConfigError
+
+    cfg = compose_cfg(
+        "eval.metrics=[fid_inception]", f"metrics.inception_weights={tmp_path / 'none.pt'}"
+    )
+    with pytest.raises(ConfigError, match="ganx-weights inception"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    with pytest.raises(ConfigError, match="kid_subset_size"):
+        train(compose_cfg("eval.num_samples=50", "eval.metrics=[kid_mnist]"), tmp_path / "run2")
+    with pytest.raises(ConfigError, match="unknown"):
+        train(compose_cfg("eval.metrics=[fid_nope]"), tmp_path / "run3")
