@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PINS   := torch==2.14.1 torchvision==0.29.1 hydra-core==1.3.8 omegaconf==2.3.1 \
           torch-fidelity==0.4.0 tensorboard==2.21.0
 
-.PHONY: venv train test test-all lint format clean
+.PHONY: venv train test test-fast lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,13 @@ venv: $(VENV)/.installed
 train: venv
 	$(VENV)/bin/ganx-train $(ARGS)
 
-# the fast suite (what CI runs); test-all adds the tests marked slow
+# every test, the slow ones (SIGKILL/resume cycles) included: what CI runs
 test: venv
-	$(PY) -m pytest -q -m "not slow"
-
-test-all: venv
 	$(PY) -m pytest -q
+
+# the quick loop while developing: everything not marked slow
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check src tests scripts

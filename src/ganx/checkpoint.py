@@ -24,16 +24,23 @@ class CheckpointError(RuntimeError):
 
 def atomic_save(state: dict, path: Path) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # disk full, read-only, permissions
+            raise CheckpointError(
+                f"could not write checkpoint {path} ({err}); the previous "
+                f"{path.name}, if any, is intact"
+            ) from err
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:  # make the rename itself durable

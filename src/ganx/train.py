@@ -37,6 +37,8 @@ def main(cfg: DictConfig) -> float | None:
     except (ConfigError, DataError, CheckpointError) as err:
         # bad input: one clear message, no stack trace, non-zero exit
         sys.exit(f"ganx-train: error: {err}")
+    except OSError as err:  # an unwritable run dir, a full disk
+        sys.exit(f"ganx-train: error: cannot write the run's outputs: {err}")
     log.info(
         "run %s at step %s: %s",
         result.get("status"),
