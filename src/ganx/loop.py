@@ -423,6 +423,15 @@ def finite_or_none(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def write_status(run_dir: Path, values: dict) -> None:
+    """``status.json``: running, then finished / diverged / interrupted / paused. A run that
+    stays "running" with no live process crashed (ganx-report says so)."""
+    record = {k: finite_or_none(v) for k, v in values.items()}
+    tmp = run_dir / ".status.json.tmp"
+    tmp.write_text(json.dumps(record) + "\n")
+    tmp.replace(run_dir / "status.json")
+
+
 def is_better(value: float, best: float | None, mode: str) -> bool:
     if not math.isfinite(value):
         return False
@@ -527,6 +536,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     last_values: dict = {"step": step}
     status = "finished"
     started = time.time()
+    write_status(run_dir, {"status": "running", "step": step})
 
     def save_checkpoint(at_step: int, keep_copy: bool, name: str = "last.pt") -> None:
         state = checkpoint_state(
@@ -659,4 +669,5 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     last_values["status"] = status
     last_values["best"] = best["value"]
     last_values["wall_time_s"] = round(time.time() - started, 3)
+    write_status(run_dir, last_values)
     return last_values

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .build import ConfigError
 from .checkpoint import CheckpointError
@@ -23,6 +23,11 @@ from .data import DataError
 from .loop import train
 
 log = logging.getLogger("ganx")
+
+# multirun job dirs: `<overrides except seed>/seed=<seed>` (see conf/config.yaml); a sweep over
+# seeds alone has no other overrides, and an empty first part would make the path absolute
+if not OmegaConf.has_resolver("ganx_setting"):
+    OmegaConf.register_new_resolver("ganx_setting", lambda dirname: dirname or "default")
 
 
 def run(cfg: DictConfig) -> dict:

@@ -1,0 +1,241 @@
+"""``ganx-report SWEEP_DIR``: which setting won a sweep.
+
+Reads every job under SWEEP_DIR (a folder holding ``.hydra/overrides.yaml``): its overrides
+(the setting = all overrides but ``seed``), ``metrics.jsonl`` and ``status.json``. Writes
+``report.md`` and ``report.csv`` (one row per setting: seeds, mean and std over seeds of each
+metric's final and best value, steps, wall time, how many runs diverged) and one PNG per metric
+(the metric against steps, one curve per setting, a band of one std over seeds). Runs that
+failed, diverged or are still running are listed as such, not dropped.
+
+    ganx-report multirun/2026-11-23/10-00-00            # files go into the sweep dir
+    ganx-report multirun/... --out report/
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+LOWER_IS_BETTER = ("fid", "kid", "class_kl", "mode_kl")
+LOSS_PREFIXES = ("loss/", "reg/", "D/", "time_s", "step", "skipped_steps")
+
+
+@dataclass
+class Job:
+    path: Path
+    setting: str
+    seed: str
+    status: str
+    history: list[dict] = field(default_factory=list)
+    wall_time_s: float | None = None
+    error: str | None = None
+
+    def metric_keys(self) -> list[str]:
+        keys = []
+        for record in self.history:
+            for key in record:
+                if not key.startswith(LOSS_PREFIXES) and key not in keys:
+                    keys.append(key)
+        return keys
+
+    def series(self, key: str) -> list[tuple[int, float]]:
+        return [
+            (r["step"], r[key])
+            for r in self.history
+            if r.get(key) is not None and math.isfinite(r[key])
+        ]
+
+    @property
+    def steps(self) -> int:
+        return self.history[-1]["step"] if self.history else 0
+
+
+def lower_is_better(key: str) -> bool:
+    return key.startswith(LOWER_IS_BETTER)
+
+
+def job_overrides(job_dir: Path) -> tuple[str, list[str]]:
+    """(seed, the other overrides that can define a setting)."""
+    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    seed, parts = "0", []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+~") == "seed":
+            seed = value
+        elif not key.startswith(("hydra", "resume", "log.progress")):
+            parts.append(item)
+    return seed, parts
+
+
+def read_job(job_dir: Path, constant: set[str]) -> Job:
+    """``constant``: overrides every job shares; the setting names only what varies."""
+    seed, parts = job_overrides(job_dir)
+    setting = ",".join(sorted(p for p in parts if p not in constant)) or "default"
+    history = []
+    metrics = job_dir / "metrics.jsonl"
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                history.append({k: (float("nan") if v is None else v) for k, v in record.items()})
+    status_file = job_dir / "status.json"
+    if status_file.exists():
+        status = json.loads(status_file.read_text())
+        state = status.get("status", "unknown")
+        if state == "running":
+            state = "running or crashed"
+        return Job(
+            job_dir, setting, seed, state, history, status.get("wall_time_s"), status.get("error")
+        )
+    return Job(job_dir, setting, seed, "failed before training", history)
+
+
+def find_jobs(sweep_dir: Path) -> list[Job]:
+    dirs = sorted(p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml"))
+    shared = [set(job_overrides(d)[1]) for d in dirs]
+    constant = set.intersection(*shared) if len(shared) > 1 else set()
+    return [read_job(d, constant) for d in dirs]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarize(jobs: list[Job]) -> tuple[list[dict], list[str]]:
+    """One row per setting; returns the rows and the metric keys seen."""
+    keys: list[str] = []
+    for job in jobs:
+        keys += [k for k in job.metric_keys() if k not in keys]
+    rows = []
+    for setting in dict.fromkeys(j.setting for j in jobs):
+        group = [j for j in jobs if j.setting == setting]
+        done = [j for j in group if j.status == "finished"]
+        row = {
+            "setting": setting,
+            "seeds": ",".join(j.seed for j in group),
+            "finished": len(done),
+            "diverged": sum(j.status == "diverged" for j in group),
+            "other": ",".join(
+                f"seed={j.seed}:{j.status}"
+                for j in group
+                if j.status not in ("finished", "diverged")
+            ),
+            "steps": max((j.steps for j in group), default=0),
+            "wall_time_s": mean_std([j.wall_time_s for j in group if j.wall_time_s])[0],
+        }
+        for key in keys:
+            finals, bests = [], []
+            for job in done:
+                series = job.series(key)
+                if series:
+                    values = [v for _, v in series]
+                    finals.append(values[-1])
+                    bests.append(min(values) if lower_is_better(key) else max(values))
+            row[f"{key} final"] = mean_std(finals)
+            row[f"{key} best"] = mean_std(bests)
+        rows.append(row)
+    return rows, keys
+
+
+def fmt(value) -> str:
+    if isinstance(value, tuple):
+        mean, std = value
+        return "-" if math.isnan(mean) else f"{mean:.4g} ± {std:.2g}"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def write_tables(rows: list[dict], out: Path) -> None:
+    columns = list(rows[0])
+    with open(out / "report.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        header = []
+        for c in columns:
+            header += [f"{c} mean", f"{c} std"] if isinstance(rows[0][c], tuple) else [c]
+        writer.writerow(header)
+        for row in rows:
+            line = []
+            for c in columns:
+                value = row[c]
+                line += [f"{x:.6g}" for x in value] if isinstance(value, tuple) else [value]
+            writer.writerow(line)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(row[c]) for c in columns) + " |" for row in rows]
+    note = (
+        "Mean ± std over the finished seeds; best = lowest for fid/kid/KL metrics, "
+        "highest otherwise.\n\n"
+    )
+    (out / "report.md").write_text(note + "\n".join(lines) + "\n")
+
+
+def plot(jobs: list[Job], keys: list[str], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for key in keys:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for setting in dict.fromkeys(j.setting for j in jobs):
+            curves = [dict(j.series(key)) for j in jobs if j.setting == setting]
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            steps = sorted(set().union(*curves))
+            stats = [mean_std([c.get(s, float("nan")) for c in curves]) for s in steps]
+            means = [m for m, _ in stats]
+            stds = [s for _, s in stats]
+            ax.plot(steps, means, label=setting)
+            ax.fill_between(
+                steps,
+                [m - s for m, s in zip(means, stds, strict=True)],
+                [m + s for m, s in zip(means, stds, strict=True)],
+                alpha=0.2,
+            )
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"{key.replace('/', '_')}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="ganx-report", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--out", type=Path, help="where to write (default: the sweep dir)")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        parser.error(f"{args.sweep_dir} is not a directory")
+    jobs = find_jobs(args.sweep_dir)
+    if not jobs:
+        parser.error(f"no jobs under {args.sweep_dir} (no .hydra/overrides.yaml found)")
+    out = args.out or args.sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
+    rows, keys = summarize(jobs)
+    write_tables(rows, out)
+    plots = plot(jobs, keys, out)
+    print((out / "report.md").read_text())
+    print(
+        f"{len(jobs)} jobs, {len(rows)} settings -> {out / 'report.md'}, {out / 'report.csv'}, "
+        f"{len(plots)} plots"
+    )
+
+
+if __name__ == "__main__":
+    main()
