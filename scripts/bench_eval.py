@@ -66,27 +66,38 @@ def main() -> None:
     from ganx.fidelity import to_uint8
 
     register_extractors()
-    kwargs = {"feature_extractor": EXTRACTORS[args.extractor], "cuda": device.type == "cuda",
-              "save_cpu_ram": True, "cache": False, "verbose": False, "fid": True,
-              "batch_size": args.batch_size}
+    kwargs = {
+        "feature_extractor": EXTRACTORS[args.extractor],
+        "cuda": device.type == "cuda",
+        "save_cpu_ram": True,
+        "cache": False,
+        "verbose": False,
+        "fid": True,
+        "batch_size": args.batch_size,
+    }
     if args.extractor == "inception" and cfg.metrics.inception_weights:
         kwargs["feature_extractor_weights_path"] = str(Path(cfg.metrics.inception_weights))
     started = time.perf_counter()
     reference = torch_fidelity.calculate_metrics(
-        input1=Uint8Images(to_uint8(fake)), input2=Uint8Images(real_images(source, args.n)),
-        **kwargs)
+        input1=Uint8Images(to_uint8(fake)),
+        input2=Uint8Images(real_images(source, args.n)),
+        **kwargs,
+    )
     plain_s = time.perf_counter() - started
     fid_ours = next(v for k, v in ours.items() if k.startswith("fid"))
     fid_plain = reference["frechet_inception_distance"]
-    print(f"device {device}, torch {torch.__version__}, extractor {args.extractor}, "
-          f"n {args.n}")
+    print(f"device {device}, torch {torch.__version__}, extractor {args.extractor}, n {args.n}")
     print("| path | time s | FID |")
     print("|---|---|---|")
-    print(f"| torch-fidelity calculate_metrics (samples given, 2 feature passes) | "
-          f"{plain_s:.2f} | {fid_plain:.4f} |")
+    print(
+        f"| torch-fidelity calculate_metrics (samples given, 2 feature passes) | "
+        f"{plain_s:.2f} | {fid_plain:.4f} |"
+    )
     print(f"| ganx evaluate (generation + 1 pass, real cached) | {ours_s:.2f} | {fid_ours:.4f} |")
-    print(f"ratio ganx / plain: {ours_s / plain_s:.3f}; |FID difference| "
-          f"{abs(fid_ours - fid_plain):.2e}")
+    print(
+        f"ratio ganx / plain: {ours_s / plain_s:.3f}; |FID difference| "
+        f"{abs(fid_ours - fid_plain):.2e}"
+    )
 
 
 if __name__ == "__main__":

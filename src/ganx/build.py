@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig
 from torch import nn
 
@@ -16,6 +17,18 @@ from .regularizers import Regularizer
 
 class ConfigError(ValueError):
     """Bad user input; the message names the key, the bad value and what is allowed."""
+
+
+def instantiate(node, *args, **kwargs):
+    """``hydra.utils.instantiate`` that lets our own errors through unwrapped: a missing data set
+    or a bad constructor argument should read as that, not as an instantiation trace."""
+    try:
+        return hydra_instantiate(node, *args, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, (ValueError, TypeError, OSError)):
+            raise cause from None
+        raise
 
 
 def select_device(hardware: DictConfig) -> torch.device:

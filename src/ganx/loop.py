@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .build import ConfigError, Parts, build_all, select_device
+from .data import DataError
 from .regularizers import DiscriminatorPass
 from .validate import validate
 
@@ -469,7 +470,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     seed_everything(cfg.seed)
     try:
         parts = build_all(cfg, device)
-    except (ValueError, TypeError) as err:
+    except DataError:
+        raise
+    except (ValueError, TypeError) as err:  # a constructor refused a configured value
         raise ConfigError(str(err)) from err
     total, n_dis = cfg.train.steps, cfg.train.n_dis
     latent_dim = cfg.model.latent_dim

@@ -14,6 +14,7 @@ MODEL_RESOLUTIONS = {
     "dcgan": (28, 32, 64),
     "mlp": None,
     "sngan": (32, 48),
+    "resnet64": (64,),
     "dirac": (1,),
     "toy2d": (2,),
 }
