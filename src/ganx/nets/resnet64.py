@@ -9,6 +9,8 @@ no normalisation in D; ``spectral_norm`` optional).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch.nn.functional as F
 from torch import nn
 
@@ -25,7 +27,7 @@ class ResNet64Generator(nn.Module):
         self.latent_dim, self.dim = latent_dim, dim
         self.linear = xavier(nn.Linear(latent_dim, 4 * 4 * 8 * dim), 1.0)
         widths = [8 * dim, 8 * dim, 4 * dim, 2 * dim, dim]
-        self.blocks = nn.Sequential(*(GeneratorBlock(a, b) for a, b in zip(widths, widths[1:])))
+        self.blocks = nn.Sequential(*(GeneratorBlock(a, b) for a, b in pairwise(widths)))
         self.bn = nn.BatchNorm2d(dim)
         self.to_rgb = xavier(nn.Conv2d(dim, channels, 3, 1, 1), 1.0)
 
@@ -46,7 +48,7 @@ class ResNet64Discriminator(nn.Module):
         self.blocks = nn.Sequential(
             *(
                 DiscriminatorBlock(a, b, downsample=True, first=False, sn=sn)
-                for a, b in zip(widths, widths[1:])
+                for a, b in pairwise(widths)
             )
         )
         self.linear = maybe_spectral_norm(xavier(nn.Linear(4 * 4 * 8 * dim, 1), 1.0), sn)
