@@ -95,7 +95,14 @@ class Parts:
     opt_d: torch.optim.Optimizer
     source: DataSource
     stream: BatchStream
+    # what the hot path calls: torch.compile'd wrappers with hardware.compile, else the modules
+    generator_fast: nn.Module | None = None
+    discriminator_fast: nn.Module | None = None
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.generator_fast = self.generator_fast or self.generator
+        self.discriminator_fast = self.discriminator_fast or self.discriminator
 
 
 def build_all(cfg: DictConfig, device: torch.device) -> Parts:
@@ -109,7 +116,7 @@ def build_all(cfg: DictConfig, device: torch.device) -> Parts:
     generator = generator.to(device, memory_format=memory_format)
     discriminator = discriminator.to(device, memory_format=memory_format)
     opt_g, opt_d = build_optimizers(cfg, generator, discriminator, device)
-    return Parts(
+    parts = Parts(
         device,
         generator,
         discriminator,
@@ -120,3 +127,9 @@ def build_all(cfg: DictConfig, device: torch.device) -> Parts:
         source,
         build_stream(cfg, source, device),
     )
+    if cfg.hardware.compile != "off":
+        # the wrappers share the modules' parameters; checkpoints keep the plain modules' keys
+        mode = None if cfg.hardware.compile == "default" else cfg.hardware.compile
+        parts.generator_fast = torch.compile(generator, mode=mode)
+        parts.discriminator_fast = torch.compile(discriminator, mode=mode)
+    return parts

@@ -144,9 +144,14 @@ def discriminator_loss(
     for reg in parts.regularizers.values():  # DAT, instance noise: change what D sees
         real, fake = reg.transform_d_inputs(D, real, fake, step, total)
     active = {n: r for n, r in parts.regularizers.items() if r.applies_at(d_step)}
-    real = real.detach().requires_grad_(any(r.needs_real_grad for r in active.values()))
-    fake = fake.detach().requires_grad_(any(r.needs_fake_grad for r in active.values()))
-    real_logits, fake_logits = D(real).float(), D(fake).float()
+    need_real_grad = any(r.needs_real_grad for r in active.values())
+    need_fake_grad = any(r.needs_fake_grad for r in active.values())
+    real = real.detach().requires_grad_(need_real_grad)
+    fake = fake.detach().requires_grad_(need_fake_grad)
+    # penalties on D's input gradient need a double backward, which compiled graphs do not
+    # support: on those steps D runs eagerly (same weights), elsewhere the compiled wrapper
+    forward = D if need_real_grad or need_fake_grad else parts.discriminator_fast
+    real_logits, fake_logits = forward(real).float(), forward(fake).float()
     terms = {"loss/D": parts.loss.d_loss(real_logits, fake_logits)}
     total_loss = terms["loss/D"]
     batch = DiscriminatorPass(D, real, fake, real_logits, fake_logits, step, total)
@@ -165,7 +170,7 @@ def discriminator_step(
     parts: Parts, real: torch.Tensor, step: int, d_step: int, settings: StepSettings
 ) -> dict[str, torch.Tensor]:
     with torch.no_grad(), autocast(parts.device, settings.amp):
-        fake = parts.generator(draw_latents(real.shape[0], settings.latent_dim, parts.device))
+        fake = parts.generator_fast(draw_latents(real.shape[0], settings.latent_dim, parts.device))
     with autocast(parts.device, settings.amp):
         total_loss, terms = discriminator_loss(
             parts, real, fake.float(), step, d_step, settings.total
@@ -180,7 +185,7 @@ def discriminator_step(
 
 
 def generator_loss(parts: Parts, batch_size: int, step: int, settings: StepSettings):
-    G, D = parts.generator, parts.discriminator
+    G, D = parts.generator_fast, parts.discriminator_fast
     fake = G(draw_latents(batch_size, settings.latent_dim, parts.device))
     for reg in parts.regularizers.values():
         fake = reg.transform_g_input(fake, step, settings.total)
