@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_module
 
 from ganx.data import DataSource, mixture_centres
 from ganx.dirac_study import run_study
-from ganx.metrics import kl_from_uniform, mixture_modes
+from ganx.metrics import EvalContext, kl_from_uniform, mixture_modes
 
 
 @pytest.fixture(scope="module")
@@ -132,23 +132,24 @@ def test_cli_writes_table_and_plots(tmp_path):
     assert bad.returncode != 0 and "regs=['nope']: unknown" in bad.stderr
 
 
-def ring_source():
-    return DataSource("ring8", 1, 2, images=torch.zeros(1, 2), extra={"std": 0.02})
+def modes_of(samples):
+    source = DataSource("ring8", 1, 2, images=torch.zeros(1, 2), extra={"std": 0.02})
+    return mixture_modes(EvalContext(samples, source))
 
 
 def test_mode_metrics_on_known_samples():
     centres = mixture_centres("ring8")
     everywhere = centres.repeat(100, 1) + 0.01
-    result = mixture_modes(everywhere, ring_source())
+    result = modes_of(everywhere)
     assert result["modes_ring8"] == 8
     assert result["high_quality_ring8"] == 1.0
     assert result["mode_kl_ring8"] == pytest.approx(0.0, abs=1e-9)
     collapsed = centres[:1].repeat(800, 1)
-    result = mixture_modes(collapsed, ring_source())
+    result = modes_of(collapsed)
     assert result["modes_ring8"] == 1
     assert result["mode_kl_ring8"] == pytest.approx(math.log(8))
     far = torch.full((100, 2), 10.0)
-    result = mixture_modes(far, ring_source())
+    result = modes_of(far)
     assert result["high_quality_ring8"] == 0 and math.isnan(result["mode_kl_ring8"])
     assert kl_from_uniform(torch.tensor([1, 1])) == 0
     assert len(mixture_centres("grid25")) == 25
