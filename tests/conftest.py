@@ -30,6 +30,12 @@ TINY_WIDTHS = {
     "dcgan": ["model.generator.ngf=8", "model.discriminator.ndf=8"],
     "sngan": ["model.generator.ngf=16", "model.discriminator.ndf=16"],
     "resnet64": ["model.generator.dim=4", "model.discriminator.dim=4"],
+    "ssgan": ["model.generator.ngf=16", "model.discriminator.ndf=16"],
+    "infomax": [
+        "model.generator.ngf=16",
+        "model.discriminator.ndf=16",
+        "model.discriminator.nrkhs=32",
+    ],
     "mlp": ["model.generator.widths=[16,32]", "model.discriminator.widths=[32,16]"],
     "toy2d": ["model.generator.hidden=16", "model.discriminator.hidden=16"],
     "dirac": [],

@@ -95,6 +95,7 @@ class Parts:
     opt_d: torch.optim.Optimizer
     source: DataSource
     stream: BatchStream
+    aux: object | None = None  # a model family's auxiliary loss (ganx.aux), if it has one
     # what the hot path calls: torch.compile'd wrappers with hardware.compile, else the modules
     generator_fast: nn.Module | None = None
     discriminator_fast: nn.Module | None = None
@@ -127,6 +128,8 @@ def build_all(cfg: DictConfig, device: torch.device) -> Parts:
         source,
         build_stream(cfg, source, device),
     )
+    if cfg.model.get("aux") is not None:
+        parts.aux = instantiate(cfg.model.aux)
     if cfg.hardware.compile != "off":
         # the wrappers share the modules' parameters; checkpoints keep the plain modules' keys
         mode = None if cfg.hardware.compile == "default" else cfg.hardware.compile

@@ -149,7 +149,7 @@ def vector_field(
     fake = parts.generator(torch.zeros(len(real), 1)).detach()
     d_total, _ = discriminator_loss(parts, real, fake, 0, 0, settings.total)
     (d_grad,) = torch.autograd.grad(d_total, parts.discriminator.psi)
-    g_total = generator_loss(parts, len(real), 0, settings)
+    g_total, _ = generator_loss(parts, len(real), 0, settings)
     (g_grad,) = torch.autograd.grad(g_total, parts.generator.theta)
     return -g_grad.item(), -d_grad.item()
 

@@ -162,6 +162,9 @@ def discriminator_loss(
         terms[f"reg/{name}"] = penalty
         # lazy regularisation: every `interval`-th D step, with gain `interval`
         total_loss = total_loss + reg.weight_at(step, total) * reg.interval * penalty
+    if parts.aux is not None:  # SSGAN's rotation or InfoMax-GAN's InfoNCE term
+        terms["aux/D"] = parts.aux.d_term(D, real, fake)
+        total_loss = total_loss + terms["aux/D"]
     terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
     return total_loss, terms
 
@@ -184,12 +187,20 @@ def discriminator_step(
     return terms
 
 
-def generator_loss(parts: Parts, batch_size: int, step: int, settings: StepSettings):
+def generator_loss(
+    parts: Parts, batch_size: int, step: int, settings: StepSettings
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """G's loss (plus the model's auxiliary term) and the terms for logging."""
     G, D = parts.generator_fast, parts.discriminator_fast
     fake = G(draw_latents(batch_size, settings.latent_dim, parts.device))
     for reg in parts.regularizers.values():
         fake = reg.transform_g_input(fake, step, settings.total)
-    return parts.loss.g_loss(D(fake).float())
+    terms = {"loss/G": parts.loss.g_loss(D(fake).float())}
+    total = terms["loss/G"]
+    if parts.aux is not None:
+        terms["aux/G"] = parts.aux.g_term(parts.discriminator, fake)
+        total = total + terms["aux/G"]
+    return total, terms
 
 
 def generator_backward(
@@ -201,14 +212,14 @@ def generator_backward(
     D.requires_grad_(False)  # G's step needs no gradients for D's weights
     try:
         with autocast(parts.device, settings.amp):
-            loss = generator_loss(parts, batch_size, step, settings)
+            loss, terms = generator_loss(parts, batch_size, step, settings)
     finally:
         D.requires_grad_(True)
     if settings.check:
-        require_finite(step, {"loss/G": loss})
+        require_finite(step, terms)
     parts.opt_g.zero_grad(set_to_none=True)
     backward(loss, settings)
-    return {"loss/G": loss}
+    return terms
 
 
 def training_iteration(

@@ -15,6 +15,8 @@ MODEL_RESOLUTIONS = {
     "mlp": None,
     "sngan": (32, 48),
     "resnet64": (64,),
+    "ssgan": (32, 48),
+    "infomax": (32, 48),
     "dirac": (1,),
     "toy2d": (2,),
 }

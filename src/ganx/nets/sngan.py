@@ -97,15 +97,67 @@ class SNGANDiscriminator(nn.Module):
     ):
         super().__init__()
         check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
-        sn = spectral_norm
-        self.blocks = nn.Sequential(
+        sn = self.sn = spectral_norm
+        self.ndf = ndf
+        # split as in mimicry's InfoMax-GAN: three blocks give the "local" feature map, the last
+        # block and the global sum pooling the "global" feature vector
+        self.local_blocks = nn.Sequential(
             DiscriminatorBlock(channels, ndf, downsample=True, first=True, sn=sn),
             DiscriminatorBlock(ndf, ndf, downsample=True, first=False, sn=sn),
             DiscriminatorBlock(ndf, ndf, downsample=False, first=False, sn=sn),
-            DiscriminatorBlock(ndf, ndf, downsample=False, first=False, sn=sn),
         )
+        self.global_block = DiscriminatorBlock(ndf, ndf, downsample=False, first=False, sn=sn)
         self.linear = maybe_spectral_norm(xavier(nn.Linear(ndf, 1), 1.0), sn)
 
+    def features(self, x):
+        """(local feature map (B, ndf, H/4, W/4), global feature vector (B, ndf))."""
+        local = self.local_blocks(x)
+        return local, F.relu(self.global_block(local)).sum(dim=(2, 3))
+
     def forward(self, x):
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        return self.linear(h).flatten()
+        return self.linear(self.features(x)[1]).flatten()
+
+
+class SSGANDiscriminator(SNGANDiscriminator):
+    """SNGAN's D plus a 4-way rotation classifier on the global features (Chen et al. 2019,
+    SSGAN); :class:`ganx.aux.RotationLoss` trains it."""
+
+    def __init__(
+        self, resolution: int = 32, channels: int = 3, ndf: int = 128, spectral_norm: bool = True
+    ):
+        super().__init__(resolution, channels, ndf, spectral_norm)
+        self.rotation_head = maybe_spectral_norm(xavier(nn.Linear(ndf, 4), 1.0), self.sn)
+
+    def rotation_logits(self, x):
+        return self.rotation_head(self.features(x)[1])
+
+
+class InfoMaxDiscriminator(SNGANDiscriminator):
+    """SNGAN's D plus the InfoMax-GAN critic heads (Lee et al. 2021): residual projections of the
+    local features (1x1 convs) and the global features (linear) into an ``nrkhs``-dimensional
+    space, scored by :class:`ganx.aux.InfoMaxLoss`."""
+
+    def __init__(
+        self,
+        resolution: int = 32,
+        channels: int = 3,
+        ndf: int = 128,
+        spectral_norm: bool = True,
+        nrkhs: int = 1024,
+    ):
+        super().__init__(resolution, channels, ndf, spectral_norm)
+
+        def sn(layer):
+            return maybe_spectral_norm(xavier(layer, 1.0), self.sn)
+
+        self.local_a, self.local_b = sn(nn.Conv2d(ndf, ndf, 1)), sn(nn.Conv2d(ndf, nrkhs, 1))
+        self.local_skip = sn(nn.Conv2d(ndf, nrkhs, 1))
+        self.global_a, self.global_b = sn(nn.Linear(ndf, ndf)), sn(nn.Linear(ndf, nrkhs))
+        self.global_skip = sn(nn.Linear(ndf, nrkhs))
+
+    def projected_features(self, x):
+        """(local (B, nrkhs, H*W/16), global (B, nrkhs))."""
+        local, global_ = self.features(x)
+        local = self.local_b(F.relu(self.local_a(local))) + self.local_skip(local)
+        global_ = self.global_b(F.relu(self.global_a(global_))) + self.global_skip(global_)
+        return local.flatten(2), global_
