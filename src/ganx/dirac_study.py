@@ -35,6 +35,7 @@ from .loop import (
     seed_everything,
     training_iteration,
 )
+from .report import markdown_table
 
 # study name -> (loss group choice, regularizers that make up that "loss")
 STUDY_LOSSES = {
@@ -257,19 +258,18 @@ def write_tables(
         f"{cfg.tol}.\n\n"
     )
     cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+    lines = markdown_table(cols, [[r[c] for c in cols] for r in rows])
+    gamma_rows = [
+        [loss, f"{gamma:.4f}", EXPECTED_CRITICAL_GAMMA.get(loss, "-")]
+        for loss, gamma in gammas.items()
+    ]
     gamma_lines = [
         "",
         "Critical R1 gamma (eigenvalues at (0, 0) turn real), measured by bisection vs the "
         "paper's 2|f'(0)|:",
         "",
-        "| loss | measured | expected |",
-        "|---|---|---|",
+        *markdown_table(["loss", "measured", "expected"], gamma_rows),
     ]
-    for loss, gamma in gammas.items():
-        expect = EXPECTED_CRITICAL_GAMMA.get(loss)
-        gamma_lines.append(f"| {loss} | {gamma:.4f} | {expect if expect is not None else '-'} |")
     with open(out / "critical_gamma.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["loss", "measured", "expected"])

