@@ -49,7 +49,9 @@ def build_data(cfg: DictConfig) -> DataSource:
     return instantiate(cfg.dataset.source)
 
 
-def build_stream(cfg: DictConfig, source: DataSource, device: torch.device) -> BatchStream:
+def build_stream(
+    cfg: DictConfig, source: DataSource, device: torch.device, rank: int = 0, world: int = 1
+) -> BatchStream:
     return BatchStream(
         source,
         cfg.train.batch_size,
@@ -57,6 +59,8 @@ def build_stream(cfg: DictConfig, source: DataSource, device: torch.device) -> B
         device,
         num_workers=cfg.dataset.get("num_workers", 0),
         on_device=cfg.dataset.get("on_device", False),
+        rank=rank,
+        world=world,
     )
 
 
@@ -106,7 +110,7 @@ class Parts:
         self.discriminator_fast = self.discriminator_fast or self.discriminator
 
 
-def build_all(cfg: DictConfig, device: torch.device) -> Parts:
+def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int = 1) -> Parts:
     source = build_data(cfg)
     generator, discriminator = build_nets(cfg)
     memory_format = (
@@ -126,7 +130,7 @@ def build_all(cfg: DictConfig, device: torch.device) -> Parts:
         opt_g,
         opt_d,
         source,
-        build_stream(cfg, source, device),
+        build_stream(cfg, source, device, rank, world),
     )
     if cfg.model.get("aux") is not None:
         parts.aux = instantiate(cfg.model.aux)

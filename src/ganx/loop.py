@@ -37,6 +37,18 @@ class Diverged(RuntimeError):
 # --- small helpers ------------------------------------------------------------------------------
 
 
+class NullWriter:
+    """Stands in for the tensorboard writer on ranks other than 0."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    add_image = add_figure = add_scalar
+
+    def close(self):
+        pass
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -100,11 +112,18 @@ class Accumulator:
             self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
             self.counts[name] = self.counts.get(name, 0) + 1
 
-    def means(self) -> dict[str, float]:
+    def means(self, world: int = 1) -> dict[str, float]:
+        """Means since the last call; with several ranks, averaged over them (every rank calls
+        this at the same steps)."""
         if not self.sums:
             return {}
         names = list(self.sums)
-        totals = torch.stack([self.sums[n] for n in names]).tolist()
+        stacked = torch.stack([self.sums[n] for n in names])
+        if world > 1:
+            from .distributed import average_values
+
+            stacked = average_values(stacked, world)
+        totals = stacked.tolist()
         out = {n: t / self.counts[n] for n, t in zip(names, totals, strict=True)}
         self.sums, self.counts = {}, {}
         return out
@@ -122,6 +141,7 @@ class StepSettings:
     amp: str = "off"
     check: bool = True  # check losses for NaN/inf on every step (a host sync)
     scaler: torch.amp.GradScaler | None = None
+    world: int = 1  # data-parallel ranks: gradients are averaged over them before each step
 
 
 def backward(loss: torch.Tensor, settings: StepSettings) -> None:
@@ -129,6 +149,11 @@ def backward(loss: torch.Tensor, settings: StepSettings) -> None:
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> None:
+    if settings.world > 1:
+        from .distributed import average_gradients
+
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        average_gradients(params, settings.world)
     if settings.scaler is not None:
         settings.scaler.step(optimizer)
         settings.scaler.update()
@@ -473,8 +498,17 @@ def resolve_resume(resume, run_dir: Path) -> Path | None:
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Train per ``cfg``, writing everything under ``run_dir``; returns the last logged values
     (``diverged``/``interrupted`` flags included)."""
+    from . import distributed
+
     validate(cfg)
     device = select_device(cfg.hardware)
+    ranks = distributed.from_environment(device.type)
+    if ranks.active:
+        if device.type == "cuda":
+            device = torch.device("cuda", ranks.local_rank)
+            torch.cuda.set_device(device)
+        run_dir = Path(distributed.broadcast_object(str(run_dir)))  # rank 0's run dir for all
+    main = ranks.is_main
     resume_path = resolve_resume(cfg.resume, run_dir)
     if cfg.hardware.threads:
         torch.set_num_threads(int(cfg.hardware.threads))
@@ -485,11 +519,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
     seed_everything(cfg.seed)
     try:
-        parts = build_all(cfg, device)
+        parts = build_all(cfg, device, ranks.rank, ranks.world)
     except DataError:
         raise
     except (ValueError, TypeError) as err:  # a constructor refused a configured value
         raise ConfigError(str(err)) from err
+    if ranks.active:  # identical starting weights on every rank
+        distributed.broadcast_state(parts.generator)
+        distributed.broadcast_state(parts.discriminator)
     total, n_dis = cfg.train.steps, cfg.train.n_dis
     latent_dim = cfg.model.latent_dim
     amp = cfg.hardware.amp
@@ -516,14 +553,19 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         fixed_noise = state["fixed_noise"]
         log.info("resumed from %s at step %d", resume_path, step)
     fixed_noise = fixed_noise.to(device)
+    if ranks.rank > 0:  # each rank draws its own noise; rank 0 keeps the checkpointed stream
+        torch.manual_seed(cfg.seed * 1_000_003 + ranks.rank * 7919 + step)
 
     from torch.utils.tensorboard import SummaryWriter
 
     ckpt_dir, sample_dir = run_dir / "checkpoints", run_dir / "samples"
     try:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        sample_dir.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if step else None)
+        if main:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            sample_dir.mkdir(parents=True, exist_ok=True)
+            writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if step else None)
+        else:
+            writer = NullWriter()
     except OSError as err:
         raise ConfigError(f"cannot write to the run directory {run_dir}: {err}") from err
     metrics_file = run_dir / "metrics.jsonl"
@@ -532,7 +574,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     # checking every step costs a host sync: free on CPU, and needed to skip a bad step
     check_each_step = device.type == "cpu" or cfg.train.on_nonfinite == "skip"
     acc = Accumulator()
-    settings = StepSettings(total, latent_dim, amp, check_each_step, scaler)
+    settings = StepSettings(total, latent_dim, amp, check_each_step, scaler, ranks.world)
     simultaneous = cfg.train.updates == "simultaneous"
 
     def guarded(step_fn, *args) -> dict:
@@ -555,9 +597,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     last_values: dict = {"step": step}
     status = "finished"
     started = time.time()
-    write_status(run_dir, {"status": "running", "step": step})
+    if main:
+        write_status(run_dir, {"status": "running", "step": step})
 
     def save_checkpoint(at_step: int, keep_copy: bool, name: str = "last.pt") -> None:
+        if not main:
+            return
         state = checkpoint_state(
             cfg, parts, ema, scaler, schedulers, at_step, d_steps, skipped, fixed_noise
         )
@@ -573,7 +618,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         best["value"] = state["best"]
 
     def flush_logs(at_step: int, evaluated: dict | None = None) -> dict:
-        means = acc.means()
+        means = acc.means(ranks.world)
         bad = [n for n, v in means.items() if not math.isfinite(v)]
         if bad:
             raise Diverged(f"steps up to {at_step}: non-finite {', '.join(bad)}")
@@ -595,6 +640,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         }
         if skipped:
             record["skipped_steps"] = skipped
+        if not main:
+            return record
         with open(metrics_file, "a") as f:  # JSON has no NaN/inf: undefined values are null
             f.write(json.dumps({k: finite_or_none(v) for k, v in record.items()}) + "\n")
         return record
@@ -618,12 +665,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     )
                 for sched in schedulers:
                     sched.step()
+                if ranks.active:  # BatchNorm statistics are per rank: take rank 0's
+                    distributed.broadcast_buffers(parts.generator)
+                    distributed.broadcast_buffers(parts.discriminator)
                 step += 1
                 bar.update(1)
                 # 3. the schedule of logs, samples and checkpoints (none draws training RNG)
                 final = step in (total, stop_at) or stop.signal is not None
                 checkpoint_due = step % cfg.ckpt.every == 0 or final
-                eval_due = bool(cfg.eval.metrics) and (step % cfg.eval.every == 0 or final)
+                eval_due = main and bool(cfg.eval.metrics) and (step % cfg.eval.every == 0 or final)
                 evaluated = (
                     evaluate(
                         ema if ema is not None else parts.generator,
@@ -642,7 +692,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                     bar.set_postfix(
                         {k: f"{v:.3f}" for k, v in last_values.items() if k.startswith("loss/")}
                     )
-                if step % cfg.sample.every == 0 or final:
+                if main and (step % cfg.sample.every == 0 or final):
                     images = generate(
                         ema if ema is not None else parts.generator,
                         fixed_noise,
@@ -688,5 +738,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     last_values["status"] = status
     last_values["best"] = best["value"]
     last_values["wall_time_s"] = round(time.time() - started, 3)
-    write_status(run_dir, last_values)
+    if ranks.active:
+        checksum = sum(float(p.double().sum()) for p in parts.generator.parameters())
+        log.info("rank %d of %d: G parameter checksum %.10e", ranks.rank, ranks.world, checksum)
+    if main:
+        write_status(run_dir, last_values)
     return last_values

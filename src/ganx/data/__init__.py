@@ -262,15 +262,20 @@ class BatchStream:
         device: torch.device,
         num_workers: int = 0,
         on_device: bool = False,
+        rank: int = 0,
+        world: int = 1,
     ):
-        if batch_size > len(source):
+        if batch_size * world > len(source):
             raise DataError(
-                f"train.batch_size={batch_size} exceeds the {len(source)} samples "
-                f"of data set {source.name!r}"
+                f"train.batch_size={batch_size} x {world} ranks exceeds the "
+                f"{len(source)} samples of data set {source.name!r}"
             )
         self.source, self.batch_size, self.seed = source, batch_size, seed
         self.device, self.num_workers = device, num_workers
-        self.batches_per_epoch = len(source) // batch_size
+        # with several ranks, rank r reads global batches r, r + world, ... of each epoch; the
+        # position (epoch, batch) counts this rank's batches, the same on every rank
+        self.rank, self.world = rank, world
+        self.batches_per_epoch = len(source) // (batch_size * world)
         self.epoch, self.batch = 0, 0
         self._iter = None
         self._order_epoch, self._order = -1, None
@@ -285,6 +290,9 @@ class BatchStream:
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
         self._iter = None
 
+    def _start(self, batch: int) -> int:
+        return (batch * self.world + self.rank) * self.batch_size
+
     def _epoch_order(self) -> torch.Tensor:
         if self._order_epoch != self.epoch:  # one permutation per epoch, not per batch
             self._order = epoch_order(len(self.source), self.seed, self.epoch)
@@ -293,9 +301,7 @@ class BatchStream:
 
     def _indices(self) -> list[list[int]]:
         order = self._epoch_order()
-        starts = range(
-            self.batch * self.batch_size, self.batches_per_epoch * self.batch_size, self.batch_size
-        )
+        starts = [self._start(b) for b in range(self.batch, self.batches_per_epoch)]
         return [order[s : s + self.batch_size].tolist() for s in starts]
 
     def _loader_iter(self):
@@ -313,7 +319,7 @@ class BatchStream:
             self.epoch, self.batch, self._iter = self.epoch + 1, 0, None
         if self.images is not None:
             order = self._epoch_order()
-            start = self.batch * self.batch_size
+            start = self._start(self.batch)
             idx = order[start : start + self.batch_size].to(self.images.device)
             batch = self.images[idx]
         else:
