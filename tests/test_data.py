@@ -10,7 +10,7 @@ import torch
 from conftest import compose_cfg
 
 from ganx.build import ConfigError
-from ganx.data import BatchStream, DataError, mnist5k
+from ganx.data import BatchStream, DataError, DataSource, mnist5k
 from ganx.loop import train
 
 
@@ -139,3 +139,20 @@ def test_batch_stream_order_depends_only_on_seed_epoch_and_position():
     assert not torch.equal(batches[0], batches[5])  # a new permutation each epoch
     with pytest.raises(DataError, match="exceeds"):
         BatchStream(source, 6000, seed=0, device=torch.device("cpu"))
+
+
+def test_loader_stream_matches_in_memory_order_across_epochs_and_resume(tmp_path):
+    """The DataLoader path (one endless loader, worker processes kept) yields the same batches
+    as the in-memory path, across epoch boundaries and after a resume mid-epoch."""
+    from torch.utils.data import TensorDataset
+
+    images = torch.arange(40, dtype=torch.float).view(40, 1, 1, 1)
+    memory = DataSource("t", 1, 1, images=images)
+    dataset = DataSource("t", 1, 1, dataset=TensorDataset(images, torch.zeros(40)))
+    a = BatchStream(memory, 8, seed=5, device=torch.device("cpu"))
+    b = BatchStream(dataset, 8, seed=5, device=torch.device("cpu"), num_workers=1)
+    for _ in range(12):  # 5 batches per epoch
+        assert torch.equal(a.next(), b.next())
+    c = BatchStream(dataset, 8, seed=5, device=torch.device("cpu"))
+    c.load_state_dict(a.state_dict())
+    assert torch.equal(a.next(), c.next())

@@ -299,15 +299,20 @@ class BatchStream:
             self._order_epoch = self.epoch
         return self._order
 
-    def _indices(self) -> list[list[int]]:
-        order = self._epoch_order()
-        starts = [self._start(b) for b in range(self.batch, self.batches_per_epoch)]
-        return [order[s : s + self.batch_size].tolist() for s in starts]
+    def _endless_batches(self, epoch: int, batch: int):
+        """Index lists from (epoch, batch) on, forever: one DataLoader (and one set of worker
+        processes, kept for the whole run) serves every epoch."""
+        while True:
+            order = epoch_order(len(self.source), self.seed, epoch)
+            for b in range(batch, self.batches_per_epoch):
+                start = self._start(b)
+                yield order[start : start + self.batch_size].tolist()
+            epoch, batch = epoch + 1, 0
 
     def _loader_iter(self):
         loader = DataLoader(
             self.source.dataset,
-            batch_sampler=self._indices(),
+            batch_sampler=self._endless_batches(self.epoch, self.batch),
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if self.num_workers else None,
@@ -316,7 +321,7 @@ class BatchStream:
 
     def next(self) -> torch.Tensor:
         if self.batch >= self.batches_per_epoch:
-            self.epoch, self.batch, self._iter = self.epoch + 1, 0, None
+            self.epoch, self.batch = self.epoch + 1, 0
         if self.images is not None:
             order = self._epoch_order()
             start = self._start(self.batch)
