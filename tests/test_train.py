@@ -215,3 +215,39 @@ def test_compiled_training_matches_eager(tmp_path):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-3, abs=1e-4), key
     state = ckpt.load(tmp_path / "compiled" / "checkpoints" / "last.pt")
     assert not any(k.startswith("_orig_mod") for k in state["generator"])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["hardware.amp=bf16"],
+        ["hardware.amp=fp16"],
+        ["hardware.channels_last=true"],
+        ["model.spectral_norm=true"],
+        ["model=mlp", "model.spectral_norm=true"],
+    ],
+)
+def test_hardware_and_model_options_train(tmp_path, overrides):
+    result = train(compose_cfg(*overrides), tmp_path)
+    assert result["status"] == "finished"
+    state = ckpt.load(tmp_path / "checkpoints" / "last.pt")
+    if "hardware.amp=fp16" in overrides:
+        assert state["scaler"] is not None  # the GradScaler is part of the checkpoint
+    if "model.spectral_norm=true" in overrides:
+        assert any("parametrizations" in k for k in state["discriminator"])
+
+
+def test_lr_decay_reaches_zero_and_bn_stats_choice(tmp_path):
+    from ganx.loop import generate
+
+    train(compose_cfg("train.lr_decay=true", "train.steps=4"), tmp_path)
+    state = ckpt.load(tmp_path / "checkpoints" / "last.pt")
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    cfg = compose_cfg()
+    seed_everything(0)
+    g = build_all(cfg, torch.device("cpu")).generator
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    z = torch.randn(8, cfg.model.latent_dim)
+    batch, running = generate(g, z, "batch"), generate(g, z, "running")
+    assert not torch.allclose(batch, running)  # different BatchNorm statistics
+    assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())  # no state change
