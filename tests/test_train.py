@@ -251,3 +251,18 @@ def test_lr_decay_reaches_zero_and_bn_stats_choice(tmp_path):
     batch, running = generate(g, z, "batch"), generate(g, z, "running")
     assert not torch.allclose(batch, running)  # different BatchNorm statistics
     assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())  # no state change
+
+
+def test_resume_accepts_other_data_location_and_loading(tmp_path):
+    train(compose_cfg("train.steps=2"), tmp_path)
+    result = train(
+        compose_cfg(
+            "train.steps=4",
+            "resume=auto",
+            "dataset.on_device=false",
+            "dataset.num_workers=0",
+            "dataset.metrics=[fid_mnist]",
+        ),
+        tmp_path,
+    )
+    assert result["status"] == "finished" and result["step"] == 4

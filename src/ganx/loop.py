@@ -394,6 +394,10 @@ def _flatten(tree, prefix=""):
     return {prefix[:-1]: tree}
 
 
+# where the data lives and how it is loaded may change between a run and its resume
+RESUME_FREE_KEYS = {"root", "num_workers", "on_device", "in_memory", "download", "metrics"}
+
+
 def check_compatible(saved: dict, cfg: DictConfig, path: Path) -> None:
     """Refuse a checkpoint whose model or data set differs from this run's config."""
     current = OmegaConf.to_container(cfg, resolve=True)
@@ -401,7 +405,7 @@ def check_compatible(saved: dict, cfg: DictConfig, path: Path) -> None:
     for section in ("model", "dataset"):
         old, new = _flatten(saved["config"].get(section, {})), _flatten(current[section])
         for key in sorted(set(old) | set(new)):
-            if key.startswith("dataset.root") or key.endswith(("num_workers", "on_device")):
+            if key.split(".")[-1] in RESUME_FREE_KEYS:
                 continue
             if old.get(key) != new.get(key):
                 differing.append(
