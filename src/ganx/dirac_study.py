@@ -109,6 +109,9 @@ def study_config(loss: str, regs: list[str], cfg: DictConfig) -> DictConfig:
         f"optim.d.lr={cfg.lr}",
         "~optim.g.betas",
         "~optim.d.betas",
+        # two scalar parameters: the per-tensor loop beats the multi-tensor (foreach) kernels
+        "+optim.g.foreach=false",
+        "+optim.d.foreach=false",
         f"model.generator.theta0={cfg.start[0]}",
         f"model.discriminator.psi0={cfg.start[1]}",
         f"seed={cfg.seed}",
