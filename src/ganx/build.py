@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from hydra.errors import InstantiationException
@@ -103,7 +103,6 @@ class Parts:
     # what the hot path calls: torch.compile'd wrappers with hardware.compile, else the modules
     generator_fast: nn.Module | None = None
     discriminator_fast: nn.Module | None = None
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.generator_fast = self.generator_fast or self.generator

@@ -8,15 +8,16 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from .build import ConfigError
+from .nets import dcgan, resnet64, sngan
 
-# which resolutions each model family supports (None: any)
+# which resolutions each model family supports (None: any), as the nets themselves check them
 MODEL_RESOLUTIONS = {
-    "dcgan": (28, 32, 64),
+    "dcgan": tuple(dcgan.RESOLUTIONS),
     "mlp": None,
-    "sngan": (32, 48),
-    "resnet64": (64,),
-    "ssgan": (32, 48),
-    "infomax": (32, 48),
+    "sngan": sngan.RESOLUTIONS,
+    "resnet64": resnet64.RESOLUTIONS,
+    "ssgan": sngan.RESOLUTIONS,
+    "infomax": sngan.RESOLUTIONS,
     "dirac": (1,),
     "toy2d": (2,),
 }

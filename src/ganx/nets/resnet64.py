@@ -17,13 +17,15 @@ from torch import nn
 from .common import check_choice, maybe_spectral_norm
 from .sngan import DiscriminatorBlock, GeneratorBlock, xavier
 
+RESOLUTIONS = (64,)
+
 
 class ResNet64Generator(nn.Module):
     def __init__(
         self, latent_dim: int = 128, resolution: int = 64, channels: int = 3, dim: int = 64
     ):
         super().__init__()
-        check_choice("model.resolution (resnet64)", resolution, (64,))
+        check_choice("model.resolution (resnet64)", resolution, RESOLUTIONS)
         self.latent_dim, self.dim = latent_dim, dim
         self.linear = xavier(nn.Linear(latent_dim, 4 * 4 * 8 * dim), 1.0)
         widths = [8 * dim, 8 * dim, 4 * dim, 2 * dim, dim]
@@ -41,7 +43,7 @@ class ResNet64Discriminator(nn.Module):
         self, resolution: int = 64, channels: int = 3, dim: int = 64, spectral_norm: bool = False
     ):
         super().__init__()
-        check_choice("model.resolution (resnet64)", resolution, (64,))
+        check_choice("model.resolution (resnet64)", resolution, RESOLUTIONS)
         sn = spectral_norm
         self.stem = maybe_spectral_norm(xavier(nn.Conv2d(channels, dim, 3, 1, 1), 1.0), sn)
         widths = [dim, 2 * dim, 4 * dim, 8 * dim, 8 * dim]
