@@ -5,8 +5,15 @@ synthetic and already on the device (the loop itself is measured, not the loader
 
     python scripts/bench.py                                   # CPU: the cpu preset
     python scripts/bench.py --families mlp dcgan sngan --batch 64 256 --presets cuda cuda_fast
+    python scripts/bench.py --presets cpu+amp=bf16 --curves 300   # + the loss-curve check
 
+A preset is a ``hardware`` choice, optionally with changed keys: ``cuda_fast+compile=off``.
 FLOPs of one iteration are counted once with torch.utils.flop_counter (eager).
+
+``--curves N`` also trains each family N iterations on the embedded MNIST (real data, seed 0)
+with the baseline and with each preset, plus the baseline with seeds 1 and 2, and compares
+five windowed means of loss/D and loss/G: a preset's curves "match within noise" when they
+differ from the baseline's no more than the baseline's seed-to-seed differences do.
 """
 
 from __future__ import annotations
@@ -38,34 +45,94 @@ FAMILY_SETTINGS = {  # model, data shape, loss, n_dis (the issue's SNGAN setting
 }
 
 
-def build(family: str, batch: int, preset: str, device: torch.device):
+def preset_overrides(preset: str) -> list[str]:
+    """``eager_fp32`` (the cpu preset's plain settings) or ``NAME[+key=value...]``."""
+    name, *changes = preset.split("+")
+    hardware = "cpu" if name == "eager_fp32" else name
+    return [f"hardware={hardware}", *(f"hardware.{c}" for c in changes)]
+
+
+def build(
+    family: str,
+    batch: int,
+    preset: str,
+    device: torch.device,
+    synthetic: bool = True,
+    seed: int = 0,
+):
     overrides, channels, res, loss, n_dis = FAMILY_SETTINGS[family]
-    hardware = "cpu" if preset == "eager_fp32" else preset
     with initialize_config_module("ganx.conf", version_base="1.3"):
         cfg = compose(
             "config",
             overrides=[
                 *overrides,
                 f"loss={loss}",
-                f"hardware={hardware}",
+                *preset_overrides(preset),
                 f"train.n_dis={n_dis}",
                 f"train.batch_size={batch}",
                 f"dataset.resolution={res}",
                 f"dataset.channels={channels}",
                 "eval.metrics=[]",
+                f"seed={seed}",
             ],
         )
-    if preset == "eager_fp32":
+    if preset.split("+")[0] == "eager_fp32":
         cfg.hardware.device = device.type
-    seed_everything(0)
+    seed_everything(seed)
     parts = build_all(cfg, device)
-    # replace the data with synthetic images on the device
-    images = torch.rand(max(batch * 4, 256), channels, res, res, device=device) * 2 - 1
-    parts.stream.source = DataSource("synthetic", channels, res, images=images)
-    parts.stream.images = images
-    parts.stream.batches_per_epoch = len(images) // batch
+    if synthetic:  # replace the data with synthetic images on the device
+        images = torch.rand(max(batch * 4, 256), channels, res, res, device=device) * 2 - 1
+        parts.stream.source = DataSource("synthetic", channels, res, images=images)
+        parts.stream.images = images
+        parts.stream.batches_per_epoch = len(images) // batch
     settings = StepSettings(10**6, cfg.model.latent_dim, cfg.hardware.amp, check=False)
     return cfg, parts, settings
+
+
+def loss_curves(family, batch, preset, device, iterations: int, seed: int = 0):
+    """Per-iteration loss/D (mean over the n_dis D steps) and loss/G on real data."""
+    cfg, parts, settings = build(family, batch, preset, device, synthetic=False, seed=seed)
+    d_curve, g_curve, d_steps = [], [], 0
+    for step in range(iterations):
+        terms, d_steps = training_iteration(
+            parts, settings, step, d_steps, cfg.train.n_dis, False, parts.stream.next
+        )
+        d_terms = [float(t["loss/D"].detach()) for t in terms if "loss/D" in t]
+        d_curve.append(sum(d_terms) / len(d_terms))
+        g_curve.append(float(terms[-1]["loss/G"].detach()))
+    return d_curve, g_curve
+
+
+def windowed(curve: list[float], windows: int = 5) -> list[float]:
+    size = max(1, len(curve) // windows)
+    return [sum(curve[i : i + size]) / size for i in range(0, len(curve) - size + 1, size)]
+
+
+def max_gap(a: list[float], b: list[float]) -> float:
+    return max(abs(x - y) for x, y in zip(windowed(a), windowed(b), strict=True))
+
+
+def compare_curves(families, batch, presets, device, iterations: int) -> None:
+    print(f"\nloss curves over {iterations} iterations (5 windowed means, {iterations // 5} each)")
+    print("| family | preset | max gap loss/D | max gap loss/G | seed gap D / G | within noise |")
+    print("|---|---|---|---|---|---|")
+    for family in families:
+        base = loss_curves(family, batch, "eager_fp32", device, iterations)
+        # GAN training is chaotic: after a few hundred steps any change of float rounding
+        # moves the curves as far as a new seed does, so the baseline's seed-to-seed gaps
+        # (seeds 1 and 2 against 0) are the noise a preset is held to
+        others = [
+            loss_curves(family, batch, "eager_fp32", device, iterations, seed=s) for s in (1, 2)
+        ]
+        noise = [max(max_gap(base[i], o[i]) for o in others) for i in (0, 1)]
+        for preset in presets:
+            curves = loss_curves(family, batch, preset, device, iterations)
+            gaps = [max_gap(base[i], curves[i]) for i in (0, 1)]
+            ok = all(g <= n for g, n in zip(gaps, noise, strict=True))
+            print(
+                f"| {family} | {preset} | {gaps[0]:.4f} | {gaps[1]:.4f} | "
+                f"{noise[0]:.4f} / {noise[1]:.4f} | {'yes' if ok else 'NO'} |"
+            )
 
 
 def run(parts, settings, cfg, iterations: int, device) -> float:
@@ -114,10 +181,19 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--curves", type=int, default=0, help="also compare loss curves over this many iterations"
+    )
     args = parser.parse_args()
     unknown = [f for f in args.families if f not in FAMILY_SETTINGS]
     if unknown:
         parser.error(f"unknown families {unknown}; allowed: {sorted(FAMILY_SETTINGS)}")
+    for preset in args.presets or []:  # a bad preset is named before anything is measured
+        try:
+            with initialize_config_module("ganx.conf", version_base="1.3"):
+                compose("config", overrides=preset_overrides(preset))
+        except Exception as err:
+            parser.error(f"--presets {preset}: {str(err).splitlines()[0]}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -149,6 +225,9 @@ def main() -> None:
                     f"| {its:.2f} | {images:.0f} | {its * flops / 1e12:.3f} | {peak:.2f} | "
                     f"{its / base:.2f} |"
                 )
+    if args.curves:
+        curve_presets = [p for p in presets if not (p == "cpu" and device.type == "cpu")]
+        compare_curves(args.families, args.batch[0], curve_presets, device, args.curves)
 
 
 if __name__ == "__main__":

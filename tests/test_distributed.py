@@ -75,3 +75,67 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path):
     assert all(
         torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point()
     )
+
+
+@pytest.mark.slow
+def test_ganx_train_starts_its_own_ranks_in_every_multirun_job(tmp_path):
+    """hardware=ddp: each Hydra multirun job starts its own 2-process group (gloo, own port)."""
+    tiny = [o for o in TINY if not o.startswith("hardware=")]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ganx.train",
+            "-m",
+            *tiny,
+            *TINY_WIDTHS["dcgan"],
+            "hardware=ddp",
+            "hardware.device=cpu",
+            "hardware.processes=2",
+            "hardware.threads=1",
+            "reg=r1",
+            f"hydra.sweep.dir={tmp_path}",
+            "seed=0,1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    finals = {}
+    for seed in (0, 1):
+        (job,) = tmp_path.glob(f"*/seed={seed}")  # <the overrides>/seed=N
+        assert json.loads((job / "status.json").read_text())["status"] == "finished"
+        log = (job / "train.log").read_text()
+        rank0 = re.findall(r"rank 0 of 2: G parameter checksum (\S+)", log)
+        assert len(rank0) == 1
+        finals[seed] = rank0[0]
+        steps = [json.loads(x)["step"] for x in (job / "metrics.jsonl").read_text().splitlines()]
+        assert steps == [2, 4]  # rank 0 alone writes
+    assert finals[0] != finals[1]  # the jobs trained separately, with their own seeds
+    # within each job both ranks ended with the same weights: each value appears twice
+    checks = re.findall(r"rank (\d) of 2: G parameter checksum (\S+)", proc.stderr)
+    assert sorted(v for _, v in checks) == sorted([finals[0]] * 2 + [finals[1]] * 2)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["hardware.processes=0"], "hardware.processes=0: must be a positive integer or auto"),
+        (
+            ["hardware=ddp", "hardware.device=cpu"],
+            "hardware.processes=auto starts one process per GPU",
+        ),
+    ],
+)
+def test_bad_process_counts_are_refused_before_training(overrides, message):
+    from conftest import compose_cfg
+
+    from ganx.build import ConfigError
+    from ganx.validate import validate
+
+    tiny = [o for o in TINY if not o.startswith("hardware=")]
+    hardware = [] if any(o.startswith("hardware=") for o in overrides) else ["hardware=cpu"]
+    cfg = compose_cfg(*tiny, *hardware, *overrides, tiny=False)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(cfg)

@@ -266,3 +266,21 @@ def test_resume_accepts_other_data_location_and_loading(tmp_path):
         tmp_path,
     )
     assert result["status"] == "finished" and result["step"] == 4
+
+
+def test_one_d_call_on_real_and_fake_is_the_same_computation(tmp_path):
+    """hardware.concat_real_fake: D without BatchNorm (MLP) trains to the same weights with one
+    call on cat(real, fake) as with two calls, R1 included; a D with BatchNorm (DCGAN) keeps
+    two calls, since a joint batch would change its statistics."""
+    runs = {}
+    for concat in ("false", "true"):
+        cfg = compose_cfg("model=mlp", "reg=r1", f"hardware.concat_real_fake={concat}")
+        assert build_all(cfg, torch.device("cpu")).concat_real_fake == (concat == "true")
+        runs[concat] = train(cfg, tmp_path / concat)
+        runs[concat]["state"] = ckpt.load(tmp_path / concat / "checkpoints" / "last.pt")
+    for key in ("loss/D", "loss/G", "reg/r1"):
+        assert runs["true"][key] == pytest.approx(runs["false"][key], rel=1e-5, abs=1e-6)
+    for name, value in runs["false"]["state"]["discriminator"].items():
+        torch.testing.assert_close(runs["true"]["state"]["discriminator"][name], value)
+    dcgan = compose_cfg("hardware.concat_real_fake=true")
+    assert not build_all(dcgan, torch.device("cpu")).concat_real_fake

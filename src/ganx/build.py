@@ -86,6 +86,10 @@ def build_optimizers(
     return opt_g, opt_d
 
 
+def has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
 @dataclass
 class Parts:
     """The built pieces of one run (no global state: a sweep builds a fresh set per job)."""
@@ -103,6 +107,8 @@ class Parts:
     # what the hot path calls: torch.compile'd wrappers with hardware.compile, else the modules
     generator_fast: nn.Module | None = None
     discriminator_fast: nn.Module | None = None
+    # one D call on cat(real, fake) per D step (hardware.concat_real_fake, D without BatchNorm)
+    concat_real_fake: bool = False
 
     def __post_init__(self):
         self.generator_fast = self.generator_fast or self.generator
@@ -133,6 +139,10 @@ def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int =
     )
     if cfg.model.get("aux") is not None:
         parts.aux = instantiate(cfg.model.aux)
+    # a joint batch would mix real and fake BatchNorm statistics: then D keeps two calls
+    parts.concat_real_fake = bool(cfg.hardware.get("concat_real_fake")) and not has_batch_norm(
+        discriminator
+    )
     if cfg.hardware.compile != "off":
         # the wrappers share the modules' parameters; checkpoints keep the plain modules' keys
         mode = None if cfg.hardware.compile == "default" else cfg.hardware.compile

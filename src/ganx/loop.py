@@ -176,7 +176,11 @@ def discriminator_loss(
     # penalties on D's input gradient need a double backward, which compiled graphs do not
     # support: on those steps D runs eagerly (same weights), elsewhere the compiled wrapper
     forward = D if need_real_grad or need_fake_grad else parts.discriminator_fast
-    real_logits, fake_logits = forward(real).float(), forward(fake).float()
+    if parts.concat_real_fake:  # one call: fewer launches, and compiled D sees one graph
+        logits = forward(torch.cat([real, fake])).float()
+        real_logits, fake_logits = logits.split([len(real), len(fake)])
+    else:
+        real_logits, fake_logits = forward(real).float(), forward(fake).float()
     terms = {"loss/D": parts.loss.d_loss(real_logits, fake_logits)}
     total_loss = terms["loss/D"]
     batch = DiscriminatorPass(D, real, fake, real_logits, fake_logits, step, total)
@@ -580,6 +584,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     acc = Accumulator()
     settings = StepSettings(total, latent_dim, amp, check_each_step, scaler, ranks.world)
     simultaneous = cfg.train.updates == "simultaneous"
+    eval_at = set(cfg.eval.get("at") or ())
 
     def guarded(step_fn, *args) -> dict:
         """Run one D or G step; with on_nonfinite=skip a NaN/inf step is dropped and counted."""
@@ -651,7 +656,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         return record
 
     bar = tqdm(
-        total=total, initial=step, disable=not cfg.log.progress, dynamic_ncols=True, desc="train"
+        total=total,
+        initial=step,
+        disable=not (cfg.log.progress and main),
+        dynamic_ncols=True,
+        desc="train",
     )
     with StopRequest() as stop:
         try:
@@ -676,8 +685,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 bar.update(1)
                 # 3. the schedule of logs, samples and checkpoints (none draws training RNG)
                 final = step in (total, stop_at) or stop.signal is not None
-                checkpoint_due = step % cfg.ckpt.every == 0 or final
-                eval_due = main and bool(cfg.eval.metrics) and (step % cfg.eval.every == 0 or final)
+                # eval.at steps keep a checkpoint copy too: the weights behind those metrics
+                keep_copy = step % cfg.ckpt.every == 0 or step in eval_at
+                checkpoint_due = keep_copy or final
+                eval_due = (
+                    main
+                    and bool(cfg.eval.metrics)
+                    and (step % cfg.eval.every == 0 or step in eval_at or final)
+                )
                 evaluated = (
                     evaluate(
                         ema if ema is not None else parts.generator,
@@ -714,7 +729,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 if new_best:
                     best["value"] = evaluated[objective]
                 if checkpoint_due:
-                    save_checkpoint(step, keep_copy=step % cfg.ckpt.every == 0)
+                    save_checkpoint(step, keep_copy=keep_copy)
                 if new_best:
                     save_checkpoint(step, keep_copy=False, name="best.pt")
                 if step == stop_at and stop_at < total:
@@ -743,7 +758,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     last_values["best"] = best["value"]
     last_values["wall_time_s"] = round(time.time() - started, 3)
     if ranks.active:
-        checksum = sum(float(p.double().sum()) for p in parts.generator.parameters())
+        checksum = sum(float(p.detach().double().sum()) for p in parts.generator.parameters())
         log.info("rank %d of %d: G parameter checksum %.10e", ranks.rank, ranks.world, checksum)
     if main:
         write_status(run_dir, last_values)

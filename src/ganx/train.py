@@ -10,6 +10,7 @@ ganx-train --cfg job                     # print the composed config
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from .build import ConfigError
 from .checkpoint import CheckpointError
 from .data import DataError
+from .distributed import TrainingProcessError
 from .loop import train
 
 log = logging.getLogger("ganx")
@@ -31,15 +33,22 @@ if not OmegaConf.has_resolver("ganx_setting"):
 
 
 def run(cfg: DictConfig) -> dict:
-    """Train inside a Hydra job (run dir = Hydra's output dir)."""
-    return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    """Train inside a Hydra job (run dir = Hydra's output dir); with ``hardware.processes`` > 1
+    (and not already under torchrun) start that many data-parallel processes for this job."""
+    from . import distributed
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    processes = distributed.requested_processes(cfg.hardware)
+    if processes > 1 and "WORLD_SIZE" not in os.environ:
+        return distributed.launch(cfg, run_dir, processes)
+    return train(cfg, run_dir)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg)
-    except (ConfigError, DataError, CheckpointError) as err:
+    except (ConfigError, DataError, CheckpointError, TrainingProcessError) as err:
         # bad input: one clear message, no stack trace, non-zero exit
         sys.exit(f"ganx-train: error: {err}")
     except OSError as err:  # an unwritable run dir, a full disk

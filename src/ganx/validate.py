@@ -60,6 +60,8 @@ def validate(cfg: DictConfig) -> None:
     if unknown:
         raise ConfigError(f"eval.metrics: unknown {unknown}; allowed: {available_metrics()}")
     _positive(cfg.eval.every, "eval.every", integer=True)
+    for i, at in enumerate(cfg.eval.get("at") or ()):
+        _positive(at, f"eval.at[{i}]", integer=True)
     _positive(cfg.eval.num_samples, "eval.num_samples", integer=True)
     if any(m.startswith("kid_") for m in cfg.eval.metrics) and (
         cfg.eval.num_samples < cfg.metrics.kid_subset_size
@@ -119,5 +121,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"hardware.amp={hw.amp!r}; allowed: {', '.join(AMP_CHOICES)}")
     if hw.compile not in COMPILE_CHOICES:
         raise ConfigError(f"hardware.compile={hw.compile!r}; allowed: {', '.join(COMPILE_CHOICES)}")
+    from .distributed import requested_processes
+
+    requested_processes(hw)  # raises on a bad hardware.processes
     if cfg.resume not in (None, "auto") and not isinstance(cfg.resume, str):
         raise ConfigError(f"resume={cfg.resume!r}; allowed: null, auto or a checkpoint path")

@@ -1,0 +1,101 @@
+"""The benchmark scripts' own logic (their measurements run on the GPU machine, not here)."""
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_WIDTHS
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_quality_evaluates_at_fixed_steps_and_resumes(tmp_path, capsys):
+    quality = load_script("bench_quality")
+    tiny = " ".join([*TINY_WIDTHS["dcgan"], "train.batch_size=16", "sample.every=2"])
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--steps",
+        "2",
+        "5",
+        "--seeds",
+        "0",
+        "1",
+        "--metrics",
+        "fid_mnist",
+        "classes_mnist",
+        "--num-samples",
+        "64",
+        "--hardware",
+        "cpu",
+        "--threads",
+        "1",
+        "--configs",
+        f"plain:{tiny}",
+        f"r1:{tiny} reg=r1",
+    ]
+    quality.main(argv)
+    rows = list(csv.DictReader(open(tmp_path / "quality.csv")))
+    assert [(r["config"], r["seed"], r["step"]) for r in rows] == [
+        (c, s, t) for c in ("plain", "r1") for s in ("0", "1") for t in ("2", "5")
+    ]
+    assert all(float(r["fid64_mnist"]) > 0 and 0 <= float(r["classes64_mnist"]) <= 10 for r in rows)
+    table = (tmp_path / "quality.md").read_text()
+    assert "| r1 |" in table and "fid64_mnist" in table
+    assert (tmp_path / "fid64_mnist.png").is_file()
+    run = tmp_path / "runs" / "r1" / "seed=1"
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == [
+        "step_0000002.pt",
+        "step_0000005.pt",
+    ]
+    # the same command again trains nothing and gives the same table
+    before = (run / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    quality.main(argv)
+    assert capsys.readouterr().out.count("already finished") == 4
+    assert (run / "metrics.jsonl").read_text() == before
+
+
+def test_bench_quality_refuses_a_bad_configuration_before_training(tmp_path):
+    quality = load_script("bench_quality")
+    with pytest.raises(SystemExit):
+        quality.main(["--out", str(tmp_path), "--configs", "bad:loss=nope", "--steps", "2"])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bench_presets_and_curve_windows():
+    bench = load_script("bench")
+    assert bench.preset_overrides("eager_fp32") == ["hardware=cpu"]
+    assert bench.preset_overrides("cuda_fast+compile=off+amp=fp16") == [
+        "hardware=cuda_fast",
+        "hardware.compile=off",
+        "hardware.amp=fp16",
+    ]
+    assert bench.windowed([1.0] * 5 + [3.0] * 5) == [1.0, 1.0, 2.0, 3.0, 3.0]
+    assert bench.max_gap([0.0] * 10, [0.0] * 9 + [5.0]) == pytest.approx(2.5)
+    d, g = bench.loss_curves("mlp", 8, "eager_fp32", torch.device("cpu"), 3)
+    assert len(d) == len(g) == 3 and all(map(torch.isfinite, torch.tensor(d + g)))
+
+
+def test_eval_at_adds_evaluation_steps(tmp_path, tiny_cfg):
+    from ganx.build import ConfigError
+    from ganx.loop import train
+    from ganx.validate import validate
+
+    cfg = tiny_cfg("train.steps=5", "eval.every=100", "eval.at=[1,3]", "eval.metrics=[fid_mnist]")
+    cfg.eval.num_samples = 32
+    train(cfg, tmp_path)
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "fid32_mnist" in r] == [1, 3, 5]
+    with pytest.raises(ConfigError, match=r"eval.at\[1\]=0: must be a positive integer"):
+        validate(tiny_cfg("eval.at=[2,0]"))
