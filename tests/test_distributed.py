@@ -2,7 +2,6 @@
 
 import json
 import re
-import socket
 import subprocess
 import sys
 
@@ -11,12 +10,7 @@ import torch
 from conftest import TINY, TINY_WIDTHS
 
 from ganx import checkpoint as ckpt
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ganx.distributed import free_port
 
 
 def torchrun(run_dir, nproc, *extra):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +14,8 @@ from torch import nn
 from .data import BatchStream, DataSource
 from .losses import GANLoss
 from .regularizers import Regularizer
+
+log = logging.getLogger("ganx")
 
 
 class ConfigError(ValueError):
@@ -148,4 +151,13 @@ def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int =
         mode = None if cfg.hardware.compile == "default" else cfg.hardware.compile
         parts.generator_fast = torch.compile(generator, mode=mode)
         parts.discriminator_fast = torch.compile(discriminator, mode=mode)
+        eager = [n for n, r in parts.regularizers.items() if r.needs_real_grad or r.needs_fake_grad]
+        if eager:
+            log.info(
+                "hardware.compile=%s: on D steps where %s apply, D runs eagerly (their penalty "
+                "needs a double backward through D, which compiled graphs lack); G's step and "
+                "the other D steps use the compiled D",
+                cfg.hardware.compile,
+                ", ".join(eager),
+            )
     return parts
