@@ -11,11 +11,12 @@ set -euo pipefail
 stage=${1:?usage: gpu_checks.sh bench|ddp|quality}
 out=${OUT:-gpu_out}
 mkdir -p "$out"
-if ! python3 -c "import hydra, torch_fidelity" 2>/dev/null; then
+if ! python3 -c "import ganx.conf, hydra, torch_fidelity" 2>/dev/null; then
+  # the missing wheels and ganx itself (conf/ is packaged as ganx.conf, so not just src/)
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD/src
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .
+  export PYTHONPATH=/tmp/site
 fi
-export PYTHONPATH=${PYTHONPATH:-$PWD/src}
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$out/gpu.txt"
 
 case "$stage" in
