@@ -73,7 +73,9 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path):
 
 @pytest.mark.slow
 def test_ganx_train_starts_its_own_ranks_in_every_multirun_job(tmp_path):
-    """hardware=ddp: each Hydra multirun job starts its own 2-process group (gloo, own port)."""
+    """hardware=ddp: each Hydra multirun job starts its own 2-process group (gloo, own port),
+    here under the parallel (joblib/loky) launcher, whose workers own the multiprocessing
+    context."""
     tiny = [o for o in TINY if not o.startswith("hardware=")]
     proc = subprocess.run(
         [
@@ -88,6 +90,7 @@ def test_ganx_train_starts_its_own_ranks_in_every_multirun_job(tmp_path):
             "hardware.processes=2",
             "hardware.threads=1",
             "reg=r1",
+            "hydra/launcher=parallel",
             f"hydra.sweep.dir={tmp_path}",
             "seed=0,1",
         ],
@@ -133,3 +136,43 @@ def test_bad_process_counts_are_refused_before_training(overrides, message):
     cfg = compose_cfg(*tiny, *hardware, *overrides, tiny=False)
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(cfg)
+
+
+@pytest.mark.slow
+def test_a_rank_refusing_its_checkpoint_gives_one_clear_error(tmp_path):
+    base = [sys.executable, "-m", "ganx.train", *TINY, *TINY_WIDTHS["dcgan"]]
+    first = subprocess.run(
+        [*base, f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=600
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    tiny = [o for o in TINY if not o.startswith("hardware=")]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ganx.train",
+            *tiny,
+            "model.generator.ngf=16",
+            "model.discriminator.ndf=8",
+            "hardware=ddp",
+            "hardware.device=cpu",
+            "hardware.processes=2",
+            "hardware.threads=1",
+            "train.steps=8",
+            "resume=auto",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()
+    assert any(
+        line.startswith("ganx-train: error: a training process failed: rank")
+        and "cannot resume" in line
+        for line in last
+    ), proc.stderr[-2000:]
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
+    assert not list(tmp_path.glob(".rank*"))
