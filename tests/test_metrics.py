@@ -135,6 +135,22 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
     for key in ("fid300_mnist", "kid300_mnist", "is300_mnist", "classes300_mnist"):
         assert evaluated[key] == pytest.approx(logged[key], rel=1e-6), key
     assert "fid300_mnist" in proc.stdout
+    # the same checkpoint sampled with BatchNorm's running statistics scores differently
+    running_out = tmp_path / "eval_running.json"
+    proc = run_tool(
+        [
+            "from ganx.tools import eval_main; eval_main()",
+            f"checkpoint={last}",
+            f"out={running_out}",
+            "device=cpu",
+            "bn_stats=running",
+            "metrics=[fid_mnist]",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    running = json.loads(running_out.read_text())["fid300_mnist"]
+    assert running > 0 and running != pytest.approx(evaluated["fid300_mnist"], rel=1e-3)
 
     npz = tmp_path / "samples.npz"
     proc = run_tool(

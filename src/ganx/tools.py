@@ -88,6 +88,8 @@ def eval_main(cfg: DictConfig) -> None:
                 run_cfg.eval.metrics = list(cfg.metrics)
             if cfg.num_samples is not None:
                 run_cfg.eval.num_samples = cfg.num_samples
+            if cfg.get("bn_stats") is not None:
+                run_cfg.sample.bn_stats = cfg.bn_stats
             for key, value in cfg.settings.items():
                 if value is not None:
                     run_cfg.metrics[key] = value
