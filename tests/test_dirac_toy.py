@@ -78,6 +78,7 @@ def test_simultaneous_and_alternating_updates_differ(tmp_path):
         cfg = compose_cfg(
             "model=dirac",
             "dataset=dirac",
+            "reg=none",  # the unregularized dynamics (R1 is the default and would damp both)
             "train.ema=null",
             "train.steps=50",
             f"train.updates={updates}",

@@ -90,7 +90,7 @@ def test_each_regularizer_changes_the_d_update(reg):
         extra += [f"reg.{reg}.weight=10"]
     if reg == "lecam":
         extra += ["reg.lecam.start_step=0"]
-    base = d_weights_after_step([])
+    base = d_weights_after_step(["reg=none"])
     with_reg = d_weights_after_step(extra)
     assert not torch.equal(base, with_reg), reg
 
