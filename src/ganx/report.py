@@ -211,6 +211,10 @@ def plot(jobs: list[Job], keys: list[str], out: Path) -> list[Path]:
             )
         ax.set_xlabel("step")
         ax.set_ylabel(key)
+        if key.startswith(("fid", "kid")) and all(
+            v > 0 for j in jobs for _, v in j.series(key)
+        ):  # early FIDs are 10-100x the late ones: a log axis keeps the late ranking visible
+            ax.set_yscale("log")
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = out / f"{key.replace('/', '_')}.png"
