@@ -51,9 +51,7 @@ def test_multi_select_reg_and_override():
     assert list(build_regularizers(compose_cfg())) == ["r1"]  # the default (README: Quality)
     # presets of published protocols without R1 drop it; an explicit reg= still wins
     assert build_regularizers(compose_cfg("experiment=roth_js", tiny=False)) == {}
-    assert list(build_regularizers(compose_cfg("experiment=roth_js", "reg=js_annealed"))) == [
-        "js"
-    ]
+    assert list(build_regularizers(compose_cfg("experiment=roth_js", "reg=js_annealed"))) == ["js"]
     assert list(build_regularizers(compose_cfg("reg=r1"))) == ["r1"]
 
 

@@ -165,7 +165,7 @@ def launch(cfg: DictConfig, run_dir: Path, processes: int) -> dict:
     failed = [(rank, code) for rank, code in enumerate(codes) if code != 0]
     if failed:
         messages = []
-        for rank, code in failed:
+        for rank, _code in failed:
             error_file = run_dir / f".rank{rank}.error"
             if error_file.is_file():
                 messages.append(f"rank {rank}: {error_file.read_text().strip()}")
