@@ -67,6 +67,7 @@ def build(
             overrides=[
                 *overrides,
                 f"loss={loss}",
+                "reg=none",  # the plain step of the measurements (no penalty)
                 *preset_overrides(preset),
                 f"train.n_dis={n_dis}",
                 f"train.batch_size={batch}",

@@ -71,24 +71,29 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path):
     )
 
 
+# ganx-train starting two gloo ranks itself, on the tiny settings without their hardware=cpu
+TWO_CPU_RANKS = [
+    *(o for o in TINY if not o.startswith("hardware=")),
+    "hardware=ddp",
+    "hardware.device=cpu",
+    "hardware.processes=2",
+    "hardware.threads=1",
+]
+
+
 @pytest.mark.slow
 def test_ganx_train_starts_its_own_ranks_in_every_multirun_job(tmp_path):
     """hardware=ddp: each Hydra multirun job starts its own 2-process group (gloo, own port),
     here under the parallel (joblib/loky) launcher, whose workers own the multiprocessing
     context."""
-    tiny = [o for o in TINY if not o.startswith("hardware=")]
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "ganx.train",
             "-m",
-            *tiny,
+            *TWO_CPU_RANKS,
             *TINY_WIDTHS["dcgan"],
-            "hardware=ddp",
-            "hardware.device=cpu",
-            "hardware.processes=2",
-            "hardware.threads=1",
             "reg=r1",
             "hydra/launcher=parallel",
             f"hydra.sweep.dir={tmp_path}",
@@ -146,19 +151,14 @@ def test_a_rank_refusing_its_checkpoint_gives_one_clear_error(tmp_path):
     )
     assert first.returncode == 0, first.stderr[-3000:]
     before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
-    tiny = [o for o in TINY if not o.startswith("hardware=")]
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "ganx.train",
-            *tiny,
+            *TWO_CPU_RANKS,
             "model.generator.ngf=16",
             "model.discriminator.ndf=8",
-            "hardware=ddp",
-            "hardware.device=cpu",
-            "hardware.processes=2",
-            "hardware.threads=1",
             "train.steps=8",
             "resume=auto",
             f"hydra.run.dir={tmp_path}",
