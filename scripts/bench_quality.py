@@ -44,7 +44,7 @@ def parse_config(text: str) -> tuple[str, list[str]]:
     return name.strip() or "default", rest.split()
 
 
-def compose_run(overrides: list[str], args, seed: int, run_dir: Path):
+def compose_run(overrides: list[str], args, seed: int):
     """The config of one run: the user's overrides plus the benchmark's protocol."""
     from hydra import compose, initialize_config_module
     from omegaconf import open_dict
@@ -102,12 +102,20 @@ def train_one(job: tuple) -> str:
     if is_finished(run_dir, max(args.steps)):
         return f"{name} seed={seed}: already finished"
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = compose_run(overrides, args, seed, run_dir)
+    cfg = compose_run(overrides, args, seed)
     try:
         result = train(cfg, run_dir)
     except Exception as err:  # one failed run must not end the study; the table shows the gap
         return f"{name} seed={seed}: FAILED: {type(err).__name__}: {err}"
     return f"{name} seed={seed}: {result['status']} at step {result['step']}"
+
+
+def metric_values(record: dict) -> dict:
+    """The evaluation results in a metrics.jsonl record (everything but the logged losses,
+    as ganx-report reads it)."""
+    from ganx.report import LOSS_PREFIXES
+
+    return {k: v for k, v in record.items() if not k.startswith(LOSS_PREFIXES)}
 
 
 def read_evaluations(run_dir: Path, steps: list[int]) -> dict[int, dict]:
@@ -119,12 +127,9 @@ def read_evaluations(run_dir: Path, steps: list[int]) -> dict[int, dict]:
         return rows
     for line in path.read_text().splitlines():
         record = json.loads(line)
-        if record["step"] in steps and any(k.startswith(METRIC_PREFIXES) for k in record):
+        if record["step"] in steps and metric_values(record):
             rows[record["step"]] = record
     return rows
-
-
-METRIC_PREFIXES = ("fid", "kid", "is", "classes", "class_kl", "precision", "recall")
 
 
 def summarize(configs, args) -> tuple[list[dict], list[str], list]:
@@ -144,7 +149,7 @@ def summarize(configs, args) -> tuple[list[dict], list[str], list]:
                 record = evaluations.get(step)
                 if record is None:
                     continue
-                metrics = {k: v for k, v in record.items() if k.startswith(METRIC_PREFIXES)}
+                metrics = metric_values(record)
                 keys += [k for k in metrics if k not in keys]
                 rows.append({"config": name, "seed": seed, "step": step, **metrics})
                 history.append({"step": step, **metrics})
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for name, overrides in configs:
         try:
-            validate(compose_run(overrides, args, args.seeds[0], args.out))
+            validate(compose_run(overrides, args, args.seeds[0]))
         except (ConfigError, HydraException, OmegaConfBaseException) as err:
             parser.error(f"configuration {name!r} ({' '.join(overrides)}): {err}")
 

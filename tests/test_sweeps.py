@@ -101,7 +101,10 @@ def test_report_lists_diverged_running_and_failed_jobs(tmp_path):
         d = tmp_path / "sweep" / setting / f"seed={seed}"
         (d / ".hydra").mkdir(parents=True)
         (d / ".hydra" / "overrides.yaml").write_text(f"- {setting}\n- seed={seed}\n")
-        lines = [json.dumps({"step": 10 * (i + 1), "fid2k_mnist": f}) for i, f in enumerate(fids)]
+        lines = [
+            json.dumps({"step": 10 * (i + 1), "loss/D": 1.0, "aux/D": 0.5, "fid2k_mnist": f})
+            for i, f in enumerate(fids)
+        ]
         (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
         if status is not None:
             (d / "status.json").write_text(json.dumps({"status": status, "wall_time_s": 5.0}))
@@ -115,6 +118,7 @@ def test_report_lists_diverged_running_and_failed_jobs(tmp_path):
     rows = {r["setting"]: r for r in csv.DictReader(open(tmp_path / "out" / "report.csv"))}
     assert rows["reg=none"]["diverged"] == "1" and rows["reg=none"]["finished"] == "1"
     assert float(rows["reg=none"]["fid2k_mnist final mean"]) == 40.0
+    assert not any(c.startswith(("loss/", "aux/")) for c in rows["reg=none"])  # losses: no metric
     assert float(rows["reg=r1"]["fid2k_mnist best mean"]) == 30.0  # lower is better for FID
     assert "seed=1:running or crashed" in rows["reg=r1"]["other"]
     assert "seed=2:failed before training" in rows["reg=r1"]["other"]

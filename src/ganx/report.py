@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 LOWER_IS_BETTER = ("fid", "kid", "class_kl", "mode_kl")
-LOSS_PREFIXES = ("loss/", "reg/", "D/", "time_s", "step", "skipped_steps")
+LOSS_PREFIXES = ("loss/", "reg/", "aux/", "D/", "time_s", "step", "skipped_steps")
 
 
 @dataclass
