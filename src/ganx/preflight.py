@@ -1,0 +1,222 @@
+"""Every job of a ``ganx-train`` command is checked before Hydra creates its run directory.
+
+A Hydra callback (configured in ``conf/config.yaml``) runs :func:`check_job` in
+``on_run_start`` and, for a sweep, for every job in ``on_multirun_start``: before Hydra makes a
+directory, saves a config or opens the job log. A refusal prints one line per bad job and exits;
+nothing is written. The checks: the config (:mod:`ganx.validate`), the device, a dry build of
+every part (nets on the meta device, so no memory is spent), the data set, the run directory
+(a previous run in it needs ``resume=auto`` or ``start_over=true``) and, on a resume, the
+checkpoint and the settings the resume changes (:mod:`ganx.resume_rules`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from . import checkpoint as ckpt
+from . import rundir
+from .build import ConfigError
+from .data import DataError
+
+BAD_INPUT = (ConfigError, ckpt.CheckpointError, DataError)
+PLAN_FILE = "jobs.jsonl"  # the jobs a sweep planned, for ganx-report's "never ran"
+
+
+def resume_source(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The checkpoint this job continues from, if any."""
+    if cfg.resume is None:
+        return None
+    if cfg.resume == "auto":
+        last = Path(run_dir) / "checkpoints" / "last.pt"
+        return last if last.exists() else None
+    path = Path(cfg.resume).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"resume={cfg.resume}: no such checkpoint file")
+    return path
+
+
+def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
+    """Build every part once, as training will: nets on the meta device (no memory), then the
+    loss, regularizers, optimisers and the data set; a refusal names the section."""
+    import torch
+
+    from .build import build_data, instantiate
+
+    def build(section: str, node, *args):
+        try:
+            return instantiate(node, *args, _convert_="all")
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any constructor refusal is bad input here
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            raise ConfigError(f"{section}: cannot be built from this config: {first}") from None
+
+    with torch.device("meta"):
+        nets = {p: build(f"model.{p}", cfg.model[p]) for p in ("generator", "discriminator")}
+    build("loss", cfg.loss)
+    for name, node in cfg.reg.items():
+        if node is not None:
+            build(f"reg.{name}", node)
+    for player, net in (("g", nets["generator"]), ("d", nets["discriminator"])):
+        optimizer = build(f"optim.{player}", cfg.optim[player])
+        try:
+            optimizer(net.parameters())
+        except Exception as err:  # noqa: BLE001
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            raise ConfigError(
+                f"optim.{player}: cannot be built from this config: {first}"
+            ) from None
+    key = OmegaConf.to_yaml(cfg.dataset)
+    if data_cache is None or key not in data_cache:
+        build_data(cfg)
+        if data_cache is not None:
+            data_cache[key] = True
+
+
+def check_run_dir(cfg: DictConfig, run_dir: Path, key: str) -> None:
+    rundir.check_location(run_dir, key)
+    found = rundir.previous_run(run_dir)
+    start_over = bool(cfg.get("start_over", False))
+    if start_over and cfg.resume is not None:
+        raise ConfigError(
+            f"start_over=true starts a new run and cannot be combined with resume={cfg.resume}"
+        )
+    source = resume_source(cfg, run_dir)
+    inside = source is not None and Path(run_dir).resolve() in source.resolve().parents
+    if found and not start_over and not (cfg.resume == "auto" or inside):
+        raise ConfigError(rundir.occupied_message(Path(run_dir), found, key))
+    if source is not None:
+        from .resume_rules import allowed_changes
+
+        try:
+            saved = ckpt.read_config(source)
+        except ckpt.CheckpointError as err:
+            raise ckpt.CheckpointError(f"resume={cfg.resume}: {err}") from None
+        allowed_changes(saved, cfg, source)
+
+
+def check_job(cfg: DictConfig, run_dir: Path, key: str, data_cache: dict | None = None) -> None:
+    """Everything that can be known about a job before it writes anything."""
+    from .build import select_device
+    from .validate import validate
+
+    validate(cfg)
+    select_device(cfg.hardware)
+    check_run_dir(cfg, run_dir, key)
+    dry_build(cfg, data_cache)
+
+
+def job_config(config: DictConfig) -> DictConfig:
+    job = copy.deepcopy(config)
+    with read_write(job), open_dict(job):
+        del job["hydra"]
+    return job
+
+
+def refuse(lines: list[str]) -> None:
+    for line in lines:
+        print(f"ganx-train: error: {line}", file=sys.stderr)
+    sys.exit(1)
+
+
+def name_jobs_by_swept_keys(config: DictConfig) -> None:
+    """Job dirs are named after the swept keys only (``reg=r1/seed=0``, not every override of
+    the command line; all overrides stay in each job's ``.hydra/``): every key that is not
+    swept joins ``override_dirname.exclude_keys`` through the overrides the sweeper composes
+    each job with."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    fixed = [o.key_or_group for o in parsed if not o.is_sweep_override()]
+    exclude = list(config.hydra.job.config.override_dirname.exclude_keys) + fixed
+    quoted = ",".join("'" + k.replace("'", "\\'") + "'" for k in dict.fromkeys(exclude))
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra.append(
+            f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]"
+        )
+
+
+def sweep_jobs(config: DictConfig, config_name: str) -> list[tuple[list[str], DictConfig, Path]]:
+    """(overrides, config, run dir) of every job the basic sweeper will launch."""
+    from hydra import compose
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    batches = BasicSweeper.split_arguments(parsed, None)
+    hydra_overrides = list(config.hydra.overrides.hydra)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    jobs = []
+    for num, overrides in enumerate(job for batch in batches for job in batch):
+        composed = compose(
+            config_name, overrides=hydra_overrides + overrides, return_hydra_config=True
+        )
+        with open_dict(composed):
+            composed.hydra.job.num = num
+        subdir = OmegaConf.select(composed, "hydra.sweep.subdir")
+        jobs.append((overrides, job_config(composed), sweep_dir / str(subdir)))
+    return jobs
+
+
+class Preflight(Callback):
+    """The Hydra callback that checks jobs before Hydra writes anything (conf/config.yaml)."""
+
+    def __init__(self):
+        self.planned: list[tuple[list[str], Path]] = []
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        run_dir = Path(str(config.hydra.run.dir))
+        cfg = job_config(config)
+        try:
+            check_job(cfg, run_dir, "hydra.run.dir")
+        except BAD_INPUT as err:
+            refuse([str(err)])
+        if cfg.get("start_over") and rundir.previous_run(run_dir):
+            moved = rundir.move_aside(run_dir)
+            print(
+                f"ganx-train: start_over=true: moved the previous run to {moved}", file=sys.stderr
+            )
+
+    def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs):
+        name_jobs_by_swept_keys(config)
+        jobs = sweep_jobs(config, config_name or "config")
+        problems, data_cache = [], {}
+        for overrides, cfg, run_dir in jobs:
+            try:
+                check_job(cfg, run_dir, "job dir", data_cache)
+            except BAD_INPUT as err:
+                problems.append(f"job {' '.join(overrides) or '(defaults)'}: {err}")
+        if problems:
+            refuse(
+                [f"{len(problems)} of {len(jobs)} jobs are invalid; none was started"] + problems
+            )
+        for _, cfg, run_dir in jobs:
+            if cfg.get("start_over") and rundir.previous_run(run_dir):
+                moved = rundir.move_aside(run_dir)
+                print(f"ganx-train: start_over=true: moved {run_dir} to {moved}", file=sys.stderr)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with open(sweep_dir / PLAN_FILE, "a") as f:
+            for overrides, _, run_dir in jobs:
+                rel = run_dir.relative_to(sweep_dir).as_posix()
+                f.write(json.dumps({"dir": rel, "overrides": overrides}) + "\n")
+                self.planned.append((overrides, run_dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        failed = []
+        for overrides, run_dir in self.planned:
+            status_file = run_dir / "status.json"
+            status = json.loads(status_file.read_text()) if status_file.exists() else {}
+            if status.get("status") in (None, "failed", "running"):
+                state = status.get("status") or "never ran"
+                failed.append(
+                    f"job {' '.join(overrides)} ({run_dir}): {state}: {status.get('error', '')}"
+                )
+        if failed:
+            refuse([f"{len(failed)} of {len(self.planned)} jobs did not finish"] + failed)
