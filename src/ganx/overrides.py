@@ -199,17 +199,28 @@ def _as_override(override: Override, value) -> str:
     return f"{prefix}{override.key_or_group}={'null' if value is None else value}"
 
 
-def reference_configs(groups: list[Override]) -> list[DictConfig]:
-    """The configs the keys of a command line are looked up in: the group choices as given
-    (the first of a sweep), and one more per other value of each swept group."""
+def reference_configs(groups: list[Override]) -> list[tuple[str, DictConfig]]:
+    """The configs the keys of a command line are looked up in, each with the group choice
+    that made it: the choices as given (the first of a sweep), and one more per other value
+    of each swept group."""
     first = {o.key_or_group: override_values(o)[:1] for o in groups if not o.is_delete()}
     base = {g: _as_override(o, first[g][0]) for o in groups if (g := o.key_or_group) in first}
-    variants = [dict(base)]
+    variants = [("", dict(base))]
     for o in groups:
         for value in override_values(o)[1:] if o.key_or_group in first else []:
-            variants.append({**base, o.key_or_group: _as_override(o, value)})
-    configs = [compose_reference(list(v.values())) for v in variants]
-    return [c for c in configs if c is not None]
+            choice = _as_override(o, value)
+            variants.append((choice.lstrip("+"), {**base, o.key_or_group: choice}))
+    configs = [(label, compose_reference(list(v.values()))) for label, v in variants]
+    return [(label, c) for label, c in configs if c is not None]
+
+
+def check_in_every_variant(override: Override, variants: list[tuple[str, DictConfig]]) -> None:
+    """In a sweep over a group, a key must exist whatever the choice."""
+    key = override.key_or_group
+    missing = [label for label, cfg in variants if lookup([cfg], key)[0] is _ABSENT]
+    if missing and len(missing) < len(variants):
+        labels = [label or "the first choices" for label in missing]
+        raise ConfigError(f"{override.input_line}: no such key {key} with {', '.join(labels)}")
 
 
 def check_overrides(overrides: list[str]) -> None:
@@ -227,10 +238,13 @@ def check_overrides(overrides: list[str]) -> None:
     values = [o for o in own if o.key_or_group not in GROUPS and not o.is_delete()]
     if not values:
         return
-    configs = reference_configs(groups)
+    variants = reference_configs(groups)
+    configs = [cfg for _, cfg in variants]
     if configs:
         for override in values:
             check_value(override, configs)
+            if not (override.is_add() or override.is_force_add()):
+                check_in_every_variant(override, variants)
 
 
 def command_line_overrides(argv: list[str]) -> list[str] | None:

@@ -11,6 +11,7 @@ checkpoint and the settings the resume changes (:mod:`ganx.resume_rules`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import sys
@@ -79,7 +80,7 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
             data_cache[key] = True
 
 
-def check_run_dir(cfg: DictConfig, run_dir: Path, key: str) -> None:
+def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
     rundir.check_location(run_dir, key)
     found = rundir.previous_run(run_dir)
     start_over = bool(cfg.get("start_over", False))
@@ -101,7 +102,9 @@ def check_run_dir(cfg: DictConfig, run_dir: Path, key: str) -> None:
         allowed_changes(saved, cfg, source)
 
 
-def check_job(cfg: DictConfig, run_dir: Path, key: str, data_cache: dict | None = None) -> None:
+def check_job(
+    cfg: DictConfig, run_dir: Path, key: str | None, data_cache: dict | None = None
+) -> None:
     """Everything that can be known about a job before it writes anything."""
     from .build import select_device
     from .validate import validate
@@ -125,7 +128,7 @@ def refuse(lines: list[str]) -> None:
     sys.exit(1)
 
 
-def name_jobs_by_swept_keys(config: DictConfig) -> None:
+def name_jobs_by_swept_keys(config: DictConfig) -> set[str]:
     """Job dirs are named after the swept keys only (``reg=r1/seed=0``, not every override of
     the command line; all overrides stay in each job's ``.hydra/``): every key that is not
     swept joins ``override_dirname.exclude_keys`` through the overrides the sweeper composes
@@ -134,16 +137,21 @@ def name_jobs_by_swept_keys(config: DictConfig) -> None:
 
     parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
     fixed = [o.key_or_group for o in parsed if not o.is_sweep_override()]
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
     exclude = list(config.hydra.job.config.override_dirname.exclude_keys) + fixed
     quoted = ",".join("'" + k.replace("'", "\\'") + "'" for k in dict.fromkeys(exclude))
     with read_write(config.hydra.overrides):
         config.hydra.overrides.hydra.append(
             f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]"
         )
+    return swept
 
 
-def sweep_jobs(config: DictConfig, config_name: str) -> list[tuple[list[str], DictConfig, Path]]:
-    """(overrides, config, run dir) of every job the basic sweeper will launch."""
+def sweep_jobs(
+    config: DictConfig, config_name: str, swept: set[str]
+) -> tuple[list[tuple[str, list[str], DictConfig, Path]], list[str]]:
+    """(label, overrides, config, run dir) of every job the basic sweeper will launch, and a
+    line for each job whose config cannot be composed. A job's label: its swept overrides."""
     from hydra import compose
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -152,71 +160,97 @@ def sweep_jobs(config: DictConfig, config_name: str) -> list[tuple[list[str], Di
     batches = BasicSweeper.split_arguments(parsed, None)
     hydra_overrides = list(config.hydra.overrides.hydra)
     sweep_dir = Path(str(config.hydra.sweep.dir))
-    jobs = []
+    jobs, problems = [], []
     for num, overrides in enumerate(job for batch in batches for job in batch):
-        composed = compose(
-            config_name, overrides=hydra_overrides + overrides, return_hydra_config=True
-        )
+        label = " ".join(o for o in overrides if o.split("=")[0].lstrip("+~") in swept)
+        try:
+            composed = compose(config_name, hydra_overrides + overrides, return_hydra_config=True)
+        except Exception as err:  # noqa: BLE001 - Hydra's composition errors, as one line
+            problems.append(f"job {label or num}: {one_line(err)}")
+            continue
         with open_dict(composed):
             composed.hydra.job.num = num
-        subdir = OmegaConf.select(composed, "hydra.sweep.subdir")
-        jobs.append((overrides, job_config(composed), sweep_dir / str(subdir)))
-    return jobs
+        subdir = str(OmegaConf.select(composed, "hydra.sweep.subdir"))
+        jobs.append((label or "(defaults)", overrides, job_config(composed), sweep_dir / subdir))
+    return jobs, problems
+
+
+def one_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    cause = err.__cause__
+    if cause is not None and str(cause).strip():
+        lines.append(str(cause).strip().splitlines()[0])
+    return "; ".join(lines[:1] + lines[-1:] if len(lines) > 1 else lines) or type(err).__name__
+
+
+@contextlib.contextmanager
+def refusing_all_errors():
+    """Hydra turns an exception in a callback into a warning and runs the job anyway: here any
+    error stops ganx-train with one line, so no job runs unchecked."""
+    try:
+        yield
+    except BAD_INPUT as err:
+        refuse([str(err)])
+    except Exception as err:  # noqa: BLE001
+        refuse([f"the pre-flight check failed: {type(err).__name__}: {one_line(err)}"])
 
 
 class Preflight(Callback):
     """The Hydra callback that checks jobs before Hydra writes anything (conf/config.yaml)."""
 
     def __init__(self):
-        self.planned: list[tuple[list[str], Path]] = []
+        self.planned: list[tuple[str, Path]] = []
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        with refusing_all_errors():
+            self._check_run(config)
+
+    def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs):
+        with refusing_all_errors():
+            self._check_sweep(config, config_name or "config")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        failed = []
+        for label, run_dir in self.planned:
+            status_file = run_dir / "status.json"
+            status = json.loads(status_file.read_text()) if status_file.exists() else {}
+            if status.get("status") in (None, "failed", "running"):
+                state = status.get("status") or "never ran"
+                error = status.get("error", "")
+                failed.append(f"job {label} ({run_dir}): {state}{': ' if error else ''}{error}")
+        if failed:
+            refuse([f"{len(failed)} of {len(self.planned)} jobs did not finish", *failed])
+
+    def _check_run(self, config: DictConfig) -> None:
         run_dir = Path(str(config.hydra.run.dir))
         cfg = job_config(config)
-        try:
-            check_job(cfg, run_dir, "hydra.run.dir")
-        except BAD_INPUT as err:
-            refuse([str(err)])
+        check_job(cfg, run_dir, "hydra.run.dir")
         if cfg.get("start_over") and rundir.previous_run(run_dir):
             moved = rundir.move_aside(run_dir)
             print(
                 f"ganx-train: start_over=true: moved the previous run to {moved}", file=sys.stderr
             )
 
-    def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs):
-        name_jobs_by_swept_keys(config)
-        jobs = sweep_jobs(config, config_name or "config")
-        problems, data_cache = [], {}
-        for overrides, cfg, run_dir in jobs:
+    def _check_sweep(self, config: DictConfig, config_name: str) -> None:
+        swept = name_jobs_by_swept_keys(config)
+        jobs, problems = sweep_jobs(config, config_name, swept)
+        total = len(jobs) + len(problems)
+        data_cache: dict = {}
+        for label, _, cfg, run_dir in jobs:
             try:
-                check_job(cfg, run_dir, "job dir", data_cache)
+                check_job(cfg, run_dir, None, data_cache)
             except BAD_INPUT as err:
-                problems.append(f"job {' '.join(overrides) or '(defaults)'}: {err}")
+                problems.append(f"job {label}: {err}")
         if problems:
-            refuse(
-                [f"{len(problems)} of {len(jobs)} jobs are invalid; none was started"] + problems
-            )
-        for _, cfg, run_dir in jobs:
+            refuse([f"{len(problems)} of {total} jobs are invalid; none was started", *problems])
+        for _, _, cfg, run_dir in jobs:
             if cfg.get("start_over") and rundir.previous_run(run_dir):
                 moved = rundir.move_aside(run_dir)
                 print(f"ganx-train: start_over=true: moved {run_dir} to {moved}", file=sys.stderr)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with open(sweep_dir / PLAN_FILE, "a") as f:
-            for overrides, _, run_dir in jobs:
+            for label, overrides, _, run_dir in jobs:
                 rel = run_dir.relative_to(sweep_dir).as_posix()
-                f.write(json.dumps({"dir": rel, "overrides": overrides}) + "\n")
-                self.planned.append((overrides, run_dir))
-
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        failed = []
-        for overrides, run_dir in self.planned:
-            status_file = run_dir / "status.json"
-            status = json.loads(status_file.read_text()) if status_file.exists() else {}
-            if status.get("status") in (None, "failed", "running"):
-                state = status.get("status") or "never ran"
-                failed.append(
-                    f"job {' '.join(overrides)} ({run_dir}): {state}: {status.get('error', '')}"
-                )
-        if failed:
-            refuse([f"{len(failed)} of {len(self.planned)} jobs did not finish"] + failed)
+                f.write(json.dumps({"dir": rel, "job": label, "overrides": overrides}) + "\n")
+                self.planned.append((label, run_dir))

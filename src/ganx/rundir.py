@@ -28,13 +28,18 @@ def previous_run(run_dir: Path) -> list[str]:
     return [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
 
 
-def check_location(run_dir: Path, key: str = "hydra.run.dir") -> None:
+def named(run_dir: Path, key: str | None) -> str:
+    """``hydra.run.dir=D`` for the run dir of a run, ``job dir D`` for a sweep's job."""
+    return f"{key}={run_dir}" if key else f"job dir {run_dir}"
+
+
+def check_location(run_dir: Path, key: str | None = "hydra.run.dir") -> None:
     """The run dir, and every existing folder above it, must be a directory."""
     run_dir = Path(run_dir)
     for path in (run_dir, *run_dir.parents):
         if path.exists() and not path.is_dir():
             what = "is" if path == run_dir else f"is inside {path}, which is"
-            raise ConfigError(f"{key}={run_dir}: {what} a file, not a directory")
+            raise ConfigError(f"{named(run_dir, key)}: {what} a file, not a directory")
 
 
 def aside_path(run_dir: Path) -> Path:
@@ -56,9 +61,9 @@ def move_aside(run_dir: Path) -> Path:
     return target
 
 
-def occupied_message(run_dir: Path, found: list[str], key: str = "hydra.run.dir") -> str:
+def occupied_message(run_dir: Path, found: list[str], key: str | None = "hydra.run.dir") -> str:
     return (
-        f"{key}={run_dir} holds a previous run ({', '.join(found)}); nothing was written. "
+        f"{named(run_dir, key)} holds a previous run ({', '.join(found)}); nothing was written. "
         "Continue it with resume=auto, or start over with start_over=true, which moves the "
         f"previous run to {run_dir.name}.old-<date>-<time>/ beside it (nothing is deleted)"
     )
