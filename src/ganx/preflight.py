@@ -26,6 +26,7 @@ from .build import ConfigError
 from .data import DataError
 
 BAD_INPUT = (ConfigError, ckpt.CheckpointError, DataError)
+MAX_PARAMETERS = 2**31  # 8 GiB per copy in fp32; G, D, EMA and Adam hold five copies
 PLAN_FILE = "jobs.jsonl"  # the jobs a sweep planned, for ganx-report's "never ran"
 
 
@@ -60,6 +61,12 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
 
     with torch.device("meta"):
         nets = {p: build(f"model.{p}", cfg.model[p]) for p in ("generator", "discriminator")}
+    count = sum(p.numel() for net in nets.values() for p in net.parameters())
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"model: G and D have {count:,} parameters, more than {MAX_PARAMETERS:,} "
+            "(check model.latent_dim and the widths)"
+        )
     build("loss", cfg.loss)
     for name, node in cfg.reg.items():
         if node is not None:
@@ -74,10 +81,14 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
                 f"optim.{player}: cannot be built from this config: {first}"
             ) from None
     key = OmegaConf.to_yaml(cfg.dataset)
-    if data_cache is None or key not in data_cache:
-        build_data(cfg)
-        if data_cache is not None:
-            data_cache[key] = True
+    cache = {} if data_cache is None else data_cache
+    if key not in cache:
+        cache[key] = len(build_data(cfg))
+    if cfg.train.batch_size > cache[key]:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} exceeds the {cache[key]} samples of "
+            f"dataset={cfg.dataset.name}"
+        )
 
 
 def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:

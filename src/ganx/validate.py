@@ -235,13 +235,34 @@ def validate_model(cfg: DictConfig) -> None:
             "dirac pairs with dirac, toy2d with ring8/grid25, image models with "
             "image data sets"
         )
-    _positive(cfg.dataset.resolution, "dataset.resolution", integer=True)
+    validate_dataset(cfg)
     allowed = MODEL_RESOLUTIONS.get(family, None)
     if allowed is not None and cfg.dataset.resolution not in allowed:
         raise ConfigError(
             f"model={family} does not support dataset.resolution={cfg.dataset.resolution} "
             f"(dataset={cfg.dataset.name}); allowed resolutions: {list(allowed)}"
         )
+
+
+MAX_RESOLUTION = 1024  # images are resized once and held in memory: 5,000 at 1024 px is 15 GB
+
+
+def validate_dataset(cfg: DictConfig) -> None:
+    data = cfg.dataset
+    _positive(data.resolution, "dataset.resolution", integer=True)
+    if data.resolution > MAX_RESOLUTION:
+        raise ConfigError(
+            f"dataset.resolution={data.resolution}: at most {MAX_RESOLUTION} (the data set is "
+            "resized once and held in memory)"
+        )
+    _positive(data.channels, "dataset.channels", integer=True)
+    source = data.get("source")
+    for key in ("resolution", "channels"):
+        if isinstance(source, DictConfig) and key in source and source[key] != data[key]:
+            raise ConfigError(
+                f"dataset.source.{key}={source[key]!r} differs from dataset.{key}={data[key]!r}; "
+                f"set dataset.{key} (the source and the nets follow it)"
+            )
 
 
 def validate_hardware(cfg: DictConfig) -> None:
