@@ -220,7 +220,7 @@ def census_report():
 def test_every_bad_override_is_refused_with_one_line(case, tmp_path_factory, monkeypatch):
     override, kind, must_refuse = case
     monkeypatch.setattr(ganx.train, "train", stub_training)
-    monkeypatch.setattr("ganx.distributed.launch", lambda cfg, run_dir, n: {"status": "stub"})
+    monkeypatch.setattr(ganx.train, "launch", lambda cfg, run_dir, n: {"status": "stub"})
     run_dir = tmp_path_factory.mktemp("run") / "run"
     result = judge(override, kind, must_refuse, run_dir)
     RESULTS.setdefault(override, result)

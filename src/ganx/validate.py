@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
-from .build import ConfigError
+from .build import ConfigError, requested_processes
 from .nets import dcgan, resnet64, sngan
 
 # which resolutions each model family supports (None: any), as the nets themselves check them
@@ -275,6 +275,4 @@ def validate_hardware(cfg: DictConfig) -> None:
             _flag(hw[key], f"hardware.{key}")
     if not isinstance(hw.device, str):
         raise ConfigError(f"hardware.device={hw.device!r}; allowed: auto, cpu, cuda, cuda:N")
-    from .distributed import requested_processes
-
     requested_processes(hw)  # raises on a bad hardware.processes
