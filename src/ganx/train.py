@@ -111,7 +111,15 @@ def main() -> None:
             check_overrides(overrides)
         except ConfigError as err:
             sys.exit(f"ganx-train: error: {err}")
-    hydra_main()
+    from .loop import Aborted
+
+    try:
+        hydra_main()
+    except Aborted:  # a second Ctrl-C/SIGTERM: the last complete checkpoint is intact
+        print(
+            "ganx-train: aborted; resume=auto continues from the last checkpoint", file=sys.stderr
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":
