@@ -49,8 +49,8 @@ def resolve_objective(objective: str, metrics: list[str], num_samples: int, data
     produced = [k for ks in keys.values() for k in ks]
     if objective in produced:
         return objective
-    if objective in keys and len(keys[objective]) == 1:
-        return keys[objective][0]
+    if objective in keys and not objective.startswith("pr_"):
+        return keys[objective][0]  # the metric's own key: classes_mnist -> classes2k_mnist
     if objective in keys:  # pr_mnist logs precision and recall: the user must pick one
         raise KeyError(f"{objective} logs {', '.join(keys[objective])}: name one of them")
     raise KeyError(
