@@ -214,6 +214,7 @@ def census_report():
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
+    database=None,  # derandomized: nothing to replay, and no .hypothesis/ folder written
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(case=bad_override())

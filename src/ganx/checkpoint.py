@@ -52,16 +52,17 @@ REQUIRED_KEYS = ("step", "generator", "discriminator", "config")
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
 
 
-def load(path: Path) -> dict:
+def load(path: Path, mmap: bool = False) -> dict:
     """A checkpoint written by ganx; a file that is not one raises :class:`CheckpointError`
-    naming the file, what is wrong and, when there is one, an intact older copy beside it."""
+    naming the file, what is wrong and, when there is one, an intact older copy beside it.
+    ``mmap``: map the tensors instead of reading them (for a look at the config only)."""
     path = Path(path)
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise CheckpointError(f"checkpoint {path} {what}")
     problem = _read_problem(path)
     if problem is None:
-        state = _torch_load(path)
+        state = _torch_load(path, mmap)
         problem = _structure_problem(state)
         if problem is None:
             return state
@@ -83,9 +84,9 @@ def _read_problem(path: Path) -> str | None:
         return "is not a checkpoint written by ganx (not a torch.save zip archive)"
 
 
-def _torch_load(path: Path) -> dict:
+def _torch_load(path: Path, mmap: bool = False) -> dict:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         first = (str(err).splitlines() or [type(err).__name__])[0]
         raise CheckpointError(
@@ -116,7 +117,10 @@ def intact_copy(path: Path) -> Path | None:
         if other.resolve() == Path(path).resolve():
             continue
         try:
-            if _read_problem(other) is None and _structure_problem(_torch_load(other)) is None:
+            if (
+                _read_problem(other) is None
+                and _structure_problem(_torch_load(other, True)) is None
+            ):
                 return other
         except CheckpointError:
             continue
@@ -131,8 +135,9 @@ def _older_copy_hint(path: Path) -> str:
 
 
 def read_config(path: Path) -> dict:
-    """The config a checkpoint was written with (checked like :func:`load`)."""
-    return load(path)["config"]
+    """The config a checkpoint was written with (checked like :func:`load`, tensors mapped,
+    not read)."""
+    return load(path, mmap=True)["config"]
 
 
 def keep_latest(directory: Path, keep: int) -> None:

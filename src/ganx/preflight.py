@@ -31,16 +31,10 @@ PLAN_FILE = "jobs.jsonl"  # the jobs a sweep planned, for ganx-report's "never r
 
 
 def resume_source(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """The checkpoint this job continues from, if any."""
-    if cfg.resume is None:
-        return None
-    if cfg.resume == "auto":
-        last = Path(run_dir) / "checkpoints" / "last.pt"
-        return last if last.exists() else None
-    path = Path(cfg.resume).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"resume={cfg.resume}: no such checkpoint file")
-    return path
+    """The checkpoint this job continues from, if any (as training will resolve it)."""
+    from .state import resolve_resume
+
+    return resolve_resume(cfg.resume, Path(run_dir))
 
 
 def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:

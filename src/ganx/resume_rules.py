@@ -69,6 +69,8 @@ def allowed_changes(saved: dict, cfg: DictConfig, path: Path) -> dict[str, tuple
     """The changes this resume makes; raises :class:`ConfigError` naming every change it may
     not make."""
     changed = differences(saved, cfg)
+    if cfg.eval.objective is None and "eval.objective" not in changed:
+        changed.pop("eval.mode", None)  # the direction of no objective (older runs: max)
     refused = [k for k in changed if not may_change(k)]
     if refused:
         listed = ", ".join(
