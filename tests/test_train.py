@@ -286,3 +286,24 @@ def test_one_d_call_on_real_and_fake_is_the_same_computation(tmp_path):
         torch.testing.assert_close(runs["true"]["state"]["discriminator"][name], value)
     dcgan = compose_cfg("hardware.concat_real_fake=true")
     assert not build_all(dcgan, torch.device("cpu")).concat_real_fake
+
+
+# the names a format-1 checkpoint holds (ganx.state registers one slot per stateful thing)
+FORMAT_1_KEYS = {
+    "format", "step", "d_steps", "skipped_steps", "generator", "discriminator", "ema_generator",
+    "opt_g", "opt_d", "schedulers", "scaler", "regularizers", "data", "rng", "fixed_noise",
+    "config", "best",
+}  # fmt: skip
+
+
+def test_checkpoint_format_is_unchanged_and_loads_without_best(tmp_path):
+    """The registry writes exactly format 1's names; a checkpoint from before ``best`` was
+    stored still resumes (the one optional name)."""
+    train(compose_cfg("train.steps=2", "reg=r1"), tmp_path / "a")
+    state = ckpt.load(tmp_path / "a" / "checkpoints" / "last.pt")
+    assert set(state) == FORMAT_1_KEYS and state["format"] == 1
+    del state["best"]
+    old = tmp_path / "old.pt"
+    ckpt.atomic_save(state, old)
+    result = train(compose_cfg("train.steps=4", "reg=r1", f"resume={old}"), tmp_path / "b")
+    assert result["status"] == "finished" and result["step"] == 4
