@@ -63,7 +63,8 @@ MUTATIONS = [
         "ema_never_updated",
         LOOP,
         "    for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):",
-        "    return\n    for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):",
+        "    return\n"
+        "    for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):",
         "the EMA of G stays at G's initial weights",
         f"{T_PROP}::test_ema_follows_g_with_its_decay",
         f"{T_PROP}::test_training_updates_the_ema",
@@ -82,7 +83,8 @@ MUTATIONS = [
         "eval_reseeds_rng",
         LOOP,
         "    samples = sample_for_eval(generator, cfg, step, device)\n",
-        "    torch.manual_seed(step)\n    samples = sample_for_eval(generator, cfg, step, device)\n",
+        "    torch.manual_seed(step)\n"
+        "    samples = sample_for_eval(generator, cfg, step, device)\n",
         "an evaluation reseeds the training RNG: training with metrics on differs from without",
         f"{T_PROP}::test_evaluation_leaves_training_unchanged",
         f"{T_TRAIN}::test_resume_is_bitwise_exact",
@@ -119,7 +121,8 @@ MUTATIONS = [
     m(
         "same_real_batch_for_all_d_steps",
         LOOP,
-        "    for _ in range(n_dis):\n        terms.append(run(discriminator_step, parts, next_real(),",
+        "    for _ in range(n_dis):\n"
+        "        terms.append(run(discriminator_step, parts, next_real(),",
         "    real = next_real()\n    for _ in range(n_dis):\n"
         "        terms.append(run(discriminator_step, parts, real,",
         "one real batch is reused for all n_dis D steps (README: a fresh one each)",
@@ -617,8 +620,12 @@ class MutationError(RuntimeError):
 def mutated_package(mutation: Mutation, into: Path) -> None:
     """Copy src/ganx (with conf/ as ganx/conf, as the installed package has it) into ``into``
     and apply ``mutation`` to the copy."""
-    shutil.copytree(ROOT / "src" / "ganx", into / "ganx", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "conf", into / "ganx" / "conf", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "src" / "ganx", into / "ganx", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(
+        ROOT / "conf", into / "ganx" / "conf", ignore=shutil.ignore_patterns("__pycache__")
+    )
     relative = Path(mutation.file)
     if relative.parts[:2] == ("src", "ganx"):
         target = into / "ganx" / Path(*relative.parts[2:])

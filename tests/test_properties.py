@@ -11,9 +11,9 @@ import torch
 from conftest import compose_cfg
 from internals import (
     StepSettings,
+    disable_per_step_check,
     discriminator_loss,
     discriminator_step,
-    disable_per_step_check,
     generator_backward,
     generator_loss,
     seed_everything,
