@@ -11,8 +11,9 @@ exactly once is an ERROR (the code moved on: update the mutation), never a pass.
     python scripts/mutants.py                     # every mutation: caught/missed and the score
     python scripts/mutants.py --list              # one mutation per line
     python scripts/mutants.py ema_never_updated noise_not_in_g_step     # a subset
-    python scripts/mutants.py --tests-dir /tmp/old_tests   # score another test suite (its
-                                                  # files of the same names; unknown tests skipped)
+    python scripts/mutants.py --tests-dir OLD/tests --whole-files   # score another suite: OLD
+                          # is a checkout (e.g. `git archive` of an older commit: tests/, conf/,
+                          # pyproject.toml); the files each mutation names are run in full
 
 Runs on demand, not in CI (about 15-25 minutes on a 2-core CPU).
 """
@@ -643,11 +644,26 @@ def mutated_package(mutation: Mutation, into: Path) -> None:
     target.write_text(text.replace(mutation.old, mutation.new))
 
 
-def select_tests(mutation: Mutation, tests_dir: Path) -> list[str]:
-    """The mutation's node ids that exist in ``tests_dir`` (all of them for ganx's own tests)."""
-    chosen = []
+# with --whole-files, where a suite lacks one of these files, the file that covered its area
+AREA_FILES = {
+    T_PROP: T_TRAIN,
+    T_VAL: "test_config.py",
+    T_RANKS: "test_distributed.py",
+}
+
+
+def select_tests(mutation: Mutation, tests_dir: Path, whole_files: bool = False) -> list[str]:
+    """The mutation's node ids that exist in ``tests_dir`` (all of them for ganx's own tests);
+    with ``whole_files``, every file they name (or its area's file) in full instead."""
+    chosen: list[str] = []
     for node in mutation.tests:
         file, _, func = node.partition("::")
+        if whole_files:
+            for name in (file, AREA_FILES.get(file)):
+                if name and (tests_dir / name).is_file() and str(tests_dir / name) not in chosen:
+                    chosen.append(str(tests_dir / name))
+                    break
+            continue
         path = tests_dir / file
         if not path.is_file():
             continue
@@ -690,9 +706,11 @@ def run_pytest(
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def check_one(mutation: Mutation, tests_dir: Path, timeout: int) -> tuple[str, str]:
+def check_one(
+    mutation: Mutation, tests_dir: Path, timeout: int, whole_files: bool = False
+) -> tuple[str, str]:
     """'caught', 'missed', or 'ERROR', and a one-line detail."""
-    nodes = select_tests(mutation, tests_dir)
+    nodes = select_tests(mutation, tests_dir, whole_files)
     if not nodes:
         return "missed", "no test in this suite guards it"
     with tempfile.TemporaryDirectory(prefix="ganx_mutant_") as tmp:
@@ -722,6 +740,12 @@ def main(argv=None) -> int:
         default=ROOT / "tests",
         help="the test suite to score (default: tests/); tests it lacks are skipped",
     )
+    parser.add_argument(
+        "--whole-files",
+        action="store_true",
+        help="run every test file a mutation names (or the file of its area) in full: a fair "
+        "selection for a suite whose tests have other names",
+    )
     parser.add_argument("--timeout", type=int, default=600, help="seconds per mutation")
     parser.add_argument(
         "--no-probe", action="store_true", help="skip the check that subprocesses see the mutant"
@@ -750,7 +774,7 @@ def main(argv=None) -> int:
     started = time.time()
     for mut in chosen:
         t0 = time.time()
-        status, detail = check_one(mut, tests_dir, args.timeout)
+        status, detail = check_one(mut, tests_dir, args.timeout, args.whole_files)
         results[mut.name] = status
         print(f"{status:7s} {mut.name:34s} {time.time() - t0:6.1f}s  {detail}", flush=True)
     caught = sum(s == "caught" for s in results.values())

@@ -195,7 +195,7 @@ def test_ckpt_keep(tmp_path):
 
 
 def test_ema_decay_warms_up():
-    from ganx.loop import ema_decay
+    from internals import ema_decay
 
     assert ema_decay(0.999, 5, start=10) == 0.0
     assert ema_decay(0.999, 10, start=10) == pytest.approx(0.1)
@@ -250,7 +250,7 @@ def test_hardware_and_model_options_train(tmp_path, overrides):
 
 
 def test_lr_decay_reaches_zero_and_bn_stats_choice(tmp_path):
-    from ganx.loop import generate
+    from internals import generate
 
     train(compose_cfg("train.lr_decay=true", "train.steps=4"), tmp_path)
     state = ckpt.load(tmp_path / "checkpoints" / "last.pt")
