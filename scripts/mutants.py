@@ -421,6 +421,14 @@ MUTATIONS = [
         f"{T_TRAIN}::test_n_steps_then_n_more_equals_2n",
     ),
     m(
+        "resume_lr_schedule_lost",
+        LOOP,
+        "        sched.load_state_dict(sched_state)\n",
+        "        pass\n",
+        "a resumed run restarts the learning-rate decay",
+        f"{T_TRAIN}::test_resume_is_bitwise_exact",
+    ),
+    m(
         "resume_ema_from_g",
         LOOP,
         '            ema.load_state_dict(state["ema_generator"])',
