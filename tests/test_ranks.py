@@ -8,11 +8,11 @@ import sys
 import torch
 
 from ganx.data import BatchStream, DataSource
-from ganx.distributed import free_port
+from ganx.launch import free_port
 
 RANK_SCRIPT = """
 import sys, torch, torch.distributed as dist
-from ganx.distributed import average_gradients, average_values
+from ganx.collectives import average_gradients, average_values
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 p, q = torch.nn.Parameter(torch.zeros(2, 3)), torch.nn.Parameter(torch.zeros(4))
