@@ -49,6 +49,11 @@ def m(name, file, old, new, breaks, *tests):
 
 
 LOOP = "src/ganx/loop.py"
+STEP = "src/ganx/step.py"
+STATE = "src/ganx/state.py"
+OUTPUTS = "src/ganx/outputs.py"
+EVALUATION = "src/ganx/evaluation.py"
+COLLECTIVES = "src/ganx/collectives.py"
 REGS = "src/ganx/regularizers.py"
 LOSSES = "src/ganx/losses.py"
 VALIDATE = "src/ganx/validate.py"
@@ -62,7 +67,7 @@ MUTATIONS = [
     # --- the step -------------------------------------------------------------------------------
     m(
         "ema_never_updated",
-        LOOP,
+        STEP,
         "    for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):",
         "    return\n"
         "    for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):",
@@ -73,7 +78,7 @@ MUTATIONS = [
     ),
     m(
         "ema_decay_inverted",
-        LOOP,
+        STEP,
         "p_ema.lerp_(p, 1.0 - decay)",
         "p_ema.lerp_(p, decay)",
         "the EMA weighs the new G weights by decay instead of 1 - decay",
@@ -82,10 +87,10 @@ MUTATIONS = [
     ),
     m(
         "eval_reseeds_rng",
-        LOOP,
-        "    samples = sample_for_eval(generator, cfg, step, device)\n",
+        EVALUATION,
+        "    with preserved_rng():\n        samples = sample_for_eval(",
         "    torch.manual_seed(step)\n"
-        "    samples = sample_for_eval(generator, cfg, step, device)\n",
+        "    with preserved_rng():\n        samples = sample_for_eval(",
         "an evaluation reseeds the training RNG: training with metrics on differs from without",
         f"{T_PROP}::test_evaluation_leaves_training_unchanged",
         f"{T_TRAIN}::test_resume_is_bitwise_exact",
@@ -93,8 +98,18 @@ MUTATIONS = [
         "test_metrics.py::test_eval_reproduces_training_and_matches_torch_fidelity",
     ),
     m(
+        "eval_draws_training_rng",
+        EVALUATION,
+        "    with preserved_rng():\n        samples = sample_for_eval(",
+        "    if True:\n        samples = sample_for_eval(",
+        "building the feature network at the first evaluation draws from the training RNG",
+        f"{T_PROP}::test_evaluation_leaves_training_unchanged",
+        f"{T_TRAIN}::test_resume_is_bitwise_exact",
+        "test_metrics.py::test_metrics_logged_and_best_checkpoint_follows_objective",
+    ),
+    m(
         "anneal_not_in_d_loss",
-        LOOP,
+        STEP,
         "reg.weight_at(step, total) * reg.interval * penalty",
         "reg.weight * reg.interval * penalty",
         "JS annealing is logged but the D loss uses the initial gamma",
@@ -103,7 +118,7 @@ MUTATIONS = [
     ),
     m(
         "lazy_gain_dropped",
-        LOOP,
+        STEP,
         "reg.weight_at(step, total) * reg.interval * penalty",
         "reg.weight_at(step, total) * penalty",
         "lazy regularisation (interval k) is not multiplied by k",
@@ -121,7 +136,7 @@ MUTATIONS = [
     ),
     m(
         "same_real_batch_for_all_d_steps",
-        LOOP,
+        STEP,
         "    for _ in range(n_dis):\n"
         "        terms.append(run(discriminator_step, parts, next_real(),",
         "    real = next_real()\n    for _ in range(n_dis):\n"
@@ -132,7 +147,7 @@ MUTATIONS = [
     ),
     m(
         "n_dis_ignored",
-        LOOP,
+        STEP,
         "    for _ in range(n_dis):\n",
         "    for _ in range(1):\n",
         "one D step per G step whatever train.n_dis says",
@@ -168,7 +183,7 @@ MUTATIONS = [
     ),
     m(
         "wgan_clip_not_called",
-        LOOP,
+        STEP,
         "    parts.loss.after_d_step(parts.discriminator)\n",
         "",
         "loss.clip is configured but D's weights are never clipped in training",
@@ -185,7 +200,7 @@ MUTATIONS = [
     ),
     m(
         "aux_not_in_g_loss",
-        LOOP,
+        STEP,
         '        total = total + terms["aux/G"]\n',
         "",
         "G ignores its SSGAN/InfoMax auxiliary term (logged, not optimised)",
@@ -194,7 +209,7 @@ MUTATIONS = [
     ),
     m(
         "aux_not_in_d_loss",
-        LOOP,
+        STEP,
         '        total_loss = total_loss + terms["aux/D"]\n',
         "",
         "D ignores its auxiliary term",
@@ -202,7 +217,7 @@ MUTATIONS = [
     ),
     m(
         "autocast_noop",
-        LOOP,
+        STEP,
         '    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" '
         "else torch.float16)",
         "    return contextlib.nullcontext()",
@@ -212,7 +227,7 @@ MUTATIONS = [
     ),
     m(
         "nan_check_at_flush_removed",
-        LOOP,
+        OUTPUTS,
         "        if bad:\n            raise Diverged(",
         "        if False:\n            raise Diverged(",
         "non-finite logged means (GPU: no per-step check) go unnoticed",
@@ -221,8 +236,9 @@ MUTATIONS = [
     ),
     m(
         "d_step_nan_check_removed",
-        LOOP,
-        "    if settings.check:\n        require_finite(step, terms)\n    parts.opt_d.zero_grad",
+        STEP,
+        "    if settings.check:\n        require_finite(step, terms, settings.world)\n"
+        "    parts.opt_d.zero_grad",
         "    parts.opt_d.zero_grad",
         "a NaN D loss is applied (and cannot be skipped) instead of stopping before the update",
         "test_reliability.py::test_nonfinite_loss_stops_and_keeps_last_good_checkpoint",
@@ -230,14 +246,14 @@ MUTATIONS = [
     m(
         "simultaneous_ignored",
         LOOP,
-        'simultaneous = cfg.train.updates == "simultaneous"',
+        'simultaneous = train.updates == "simultaneous"',
         "simultaneous = False",
         "train.updates=simultaneous trains alternating",
         "test_dirac_toy.py::test_simultaneous_and_alternating_updates_differ",
     ),
     m(
         "lr_decay_off",
-        LOOP,
+        STATE,
         "lambda s: 1.0 - s / total",
         "lambda s: 1.0",
         "train.lr_decay keeps the learning rates constant",
@@ -390,39 +406,39 @@ MUTATIONS = [
     # --- resume and checkpoints ---------------------------------------------------------------
     m(
         "resume_rng_not_restored",
-        LOOP,
-        '    ckpt.set_rng_state(state["rng"])\n',
-        "",
+        STATE,
+        '"rng": Slot(rng_state, set_rng_state),',
+        '"rng": Slot(rng_state, lambda saved: None),',
         "a resumed run draws other noise than the uninterrupted one",
         f"{T_TRAIN}::test_n_steps_then_n_more_equals_2n",
     ),
     m(
         "resume_data_position_lost",
-        LOOP,
-        '    parts.stream.load_state_dict(state["data"])\n',
-        "",
+        STATE,
+        '"data": stateful(parts.stream),',
+        '"data": Slot(parts.stream.state_dict, lambda saved: None),',
         "a resumed run restarts the data stream",
         f"{T_TRAIN}::test_n_steps_then_n_more_equals_2n",
     ),
     m(
         "resume_regularizer_state_lost",
-        LOOP,
-        '            reg.load_state_dict(state["regularizers"][name])\n',
-        "            pass\n",
+        STATE,
+        "                reg.load_state_dict(saved[name])\n",
+        "                pass\n",
         "LeCam's anchors restart at 0 on resume",
         f"{T_TRAIN}::test_resume_is_bitwise_exact",
     ),
     m(
         "resume_opt_d_lost",
-        LOOP,
-        '    parts.opt_d.load_state_dict(state["opt_d"])\n',
-        "",
+        STATE,
+        '"opt_d": stateful(parts.opt_d),',
+        '"opt_d": Slot(parts.opt_d.state_dict, lambda saved: None),',
         "D's Adam moments restart on resume",
         f"{T_TRAIN}::test_n_steps_then_n_more_equals_2n",
     ),
     m(
         "resume_lr_schedule_lost",
-        LOOP,
+        STATE,
         "        sched.load_state_dict(sched_state)\n",
         "        pass\n",
         "a resumed run restarts the learning-rate decay",
@@ -430,9 +446,9 @@ MUTATIONS = [
     ),
     m(
         "resume_ema_from_g",
-        LOOP,
-        '            ema.load_state_dict(state["ema_generator"])',
-        "            ema.load_state_dict(parts.generator.state_dict())",
+        STATE,
+        "self.ema.load_state_dict(weights or self.parts.generator.state_dict())",
+        "self.ema.load_state_dict(self.parts.generator.state_dict())",
         "a resumed run restarts the EMA from G",
         f"{T_TRAIN}::test_n_steps_then_n_more_equals_2n",
     ),
@@ -463,7 +479,7 @@ MUTATIONS = [
     ),
     m(
         "compatibility_check_off",
-        LOOP,
+        STATE,
         "    if differing:\n        raise ckpt.CheckpointError(",
         "    if False:\n        raise ckpt.CheckpointError(",
         "resuming with another model/data config is not refused up front",
@@ -471,7 +487,7 @@ MUTATIONS = [
     ),
     m(
         "best_mode_inverted",
-        LOOP,
+        OUTPUTS,
         'value > best if mode == "max" else value < best',
         'value < best if mode == "max" else value > best',
         "best.pt follows the worst value of the objective",
@@ -506,16 +522,17 @@ MUTATIONS = [
     ),
     m(
         "kl_not_from_uniform",
-        "src/ganx/metrics.py",
+        "src/ganx/stats.py",
         "(p[nonzero] * (p[nonzero] * len(counts)).log()).sum()",
         "(p[nonzero] * (p[nonzero]).log()).sum()",
-        "the mode KL is the negative entropy, not the KL from uniform",
+        "the mode/class KL is the negative entropy, not the KL from uniform",
         "test_dirac_toy.py::test_mode_metrics_on_known_samples",
+        "test_metrics.py::test_precision_recall_and_classes_on_known_features",
     ),
     # --- ranks ----------------------------------------------------------------------------------
     m(
         "gradients_summed",
-        "src/ganx/distributed.py",
+        COLLECTIVES,
         "    flat /= world\n",
         "",
         "gradients are summed over ranks, not averaged",
@@ -523,7 +540,7 @@ MUTATIONS = [
     ),
     m(
         "logged_values_summed",
-        "src/ganx/distributed.py",
+        COLLECTIVES,
         "    return values / world",
         "    return values",
         "logged losses are summed over ranks",
