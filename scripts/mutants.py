@@ -402,6 +402,7 @@ MUTATIONS = [
         "",
         "DAT's adversarial fakes leave [-1, 1]",
         f"{T_REG}::test_dat_step_clamp_image_clamp_and_sides",
+        f"{T_REG}::test_dat_clamps_adversarial_fakes_to_the_image_range",
     ),
     # --- resume and checkpoints ---------------------------------------------------------------
     m(

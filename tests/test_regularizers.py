@@ -221,3 +221,15 @@ def test_dragan_is_taken_around_the_reals():
     batch = quadratic_pass(real, real)
     expect = 0.25 * real.std().item() ** 2 / 9
     assert DraganPenalty().penalty(batch).item() == pytest.approx(expect, rel=0.05)
+
+
+def test_dat_clamps_adversarial_fakes_to_the_image_range():
+    """D(fake) = -0.25 < D(real) = 0.5: the step moves fakes by clamp(100 * [-1.5, 2]) =
+    [-0.25, 0.25] against the gradient, to [1.2, 0.65], and 1.2 is clamped to 1."""
+    d = Linear()
+    real = torch.zeros(2, 2)
+    fake = torch.tensor([[0.95, 0.9], [0.95, 0.9]])
+    dat = DirectAdversarialTraining(step_size=100.0, clamp=0.25)
+    _, new_fake = dat.transform_d_inputs(d, real, fake, 0, 1)
+    assert new_fake[:, 0].tolist() == [1.0, 1.0]
+    assert new_fake[:, 1].tolist() == pytest.approx([0.65, 0.65])
