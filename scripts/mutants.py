@@ -188,6 +188,7 @@ MUTATIONS = [
         "",
         "loss.clip is configured but D's weights are never clipped in training",
         f"{T_PROP}::test_wgan_clipping_bounds_d_weights_in_training",
+        "test_losses.py::test_wgan_and_clipping",
     ),
     m(
         "wgan_clip_one_sided",
@@ -504,6 +505,7 @@ MUTATIONS = [
         '            out[f"recall{tag}"] = float(prc["precision"])',
         "precision and recall are reported under each other's names",
         "test_metrics.py::test_precision_recall_and_classes_on_known_features",
+        "test_metrics.py::test_fid_of_data_against_itself_is_zero_and_against_noise_large",
     ),
     m(
         "classes_always_ten",
@@ -512,6 +514,7 @@ MUTATIONS = [
         'out[f"classes{tag}"] = float(len(counts))',
         "class coverage reports every class as covered",
         "test_metrics.py::test_precision_recall_and_classes_on_known_features",
+        "test_metrics.py::test_fid_of_data_against_itself_is_zero_and_against_noise_large",
     ),
     m(
         "modes_no_threshold",
@@ -520,6 +523,7 @@ MUTATIONS = [
         "threshold = 1",
         "a mode counts as covered with a single sample (PacGAN's 20% rule dropped)",
         "test_dirac_toy.py::test_mode_metrics_on_known_samples",
+        "test_dirac_toy.py::test_r1_covers_more_ring8_modes_than_no_regularizer",
     ),
     m(
         "kl_not_from_uniform",
@@ -529,6 +533,7 @@ MUTATIONS = [
         "the mode/class KL is the negative entropy, not the KL from uniform",
         "test_dirac_toy.py::test_mode_metrics_on_known_samples",
         "test_metrics.py::test_precision_recall_and_classes_on_known_features",
+        "test_dirac_toy.py::test_r1_covers_more_ring8_modes_than_no_regularizer",
     ),
     # --- ranks ----------------------------------------------------------------------------------
     m(
@@ -554,6 +559,7 @@ MUTATIONS = [
         "return (batch * self.world) * self.batch_size",
         "every rank trains on rank 0's batches",
         f"{T_RANKS}::test_rank_shards_are_disjoint_and_cover_the_epoch",
+        "test_data.py::test_batch_stream_order_depends_only_on_seed_epoch_and_position",
     ),
     m(
         "epoch_order_ignores_epoch",
@@ -571,6 +577,7 @@ MUTATIONS = [
         "    if False:",
         "a misspelt train.updates silently trains alternating",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
     ),
     m(
         "on_nonfinite_unchecked",
@@ -579,6 +586,7 @@ MUTATIONS = [
         "    if False:",
         "a misspelt train.on_nonfinite silently stops",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
     ),
     m(
         "ckpt_every_unchecked",
@@ -587,6 +595,7 @@ MUTATIONS = [
         'for key in ("sample.every", "log.every"):',
         "ckpt.every=0 fails mid-run (modulo by zero) instead of before training",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
     ),
     m(
         "bn_stats_unchecked",
@@ -595,6 +604,7 @@ MUTATIONS = [
         "    if False:",
         "a misspelt sample.bn_stats silently samples in eval mode",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
     ),
     m(
         "ckpt_keep_unchecked",
@@ -603,6 +613,7 @@ MUTATIONS = [
         "    if cfg.ckpt.keep < -1:",
         "ckpt.keep=-1 is accepted",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
     ),
     m(
         "eval_mode_unchecked",
@@ -611,6 +622,7 @@ MUTATIONS = [
         "    if False:",
         "a misspelt eval.mode silently minimises",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
     ),
     m(
         "compile_unchecked",
@@ -619,6 +631,7 @@ MUTATIONS = [
         "    if False:",
         "a misspelt hardware.compile reaches torch.compile mid-build",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
     ),
     m(
         "reg_decay_unchecked",
@@ -627,6 +640,7 @@ MUTATIONS = [
         'for key in ("weight", "std", "step_size", "clamp", "noise_scale"):',
         "a negative reg.*.decay is not refused by name",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
     ),
 ]
 
