@@ -83,8 +83,10 @@ def test_cfg_job_prints_composed_config(tmp_path):
 def test_unknown_choice_lists_what_exists(tmp_path):
     out = run_cli("loss=nope", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode != 0
-    # Hydra lists the options one per line (a bare "ns" would match "options" too)
-    listed = {line.strip() for line in out.stderr.splitlines()}
+    # one line naming the key and the value, then the choices as a comma-separated list (whole
+    # names are compared: a bare "ns" would match "options" too)
+    (line,) = [ln for ln in out.stderr.splitlines() if "loss=nope" in ln]
+    listed = {name.strip() for name in line.rsplit(":", 1)[1].split(",")}
     assert {"hinge", "lsgan", "minimax", "ns", "wgan"} <= listed
     assert not (tmp_path / "run" / "checkpoints").exists()
 
