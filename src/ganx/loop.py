@@ -113,8 +113,9 @@ def step_settings(cfg: DictConfig, state: TrainingState, ranks: Ranks) -> StepSe
 
 
 def iterate(state: TrainingState, settings: StepSettings, cfg: DictConfig, ranks: Ranks) -> list:
-    """One G step of training: n_dis D steps and one G step, then the EMA and the learning rates
-    follow G and every rank takes rank 0's BatchNorm statistics. Returns the logged terms."""
+    """One G step of training: n_dis D steps and one G step; every rank takes rank 0's
+    BatchNorm statistics; then the EMA and the learning rates follow G. Returns the logged
+    terms."""
     parts, train = state.parts, cfg.train
     next_real = real_batches(parts, cfg.hardware.channels_last)
     guard = skipping(train.on_nonfinite == "skip", state.count_skipped)
@@ -122,13 +123,13 @@ def iterate(state: TrainingState, settings: StepSettings, cfg: DictConfig, ranks
     terms, state.d_steps = training_iteration(
         parts, settings, state.step, state.d_steps, train.n_dis, simultaneous, next_real, guard
     )
+    if ranks.active:  # BatchNorm statistics are per rank: take rank 0's (before the EMA copies G's)
+        collectives.broadcast_buffers(parts.generator)
+        collectives.broadcast_buffers(parts.discriminator)
     if state.ema is not None:
         update_ema(state.ema, parts.generator, ema_decay(train.ema, state.step, train.ema_start))
     for sched in state.schedulers:
         sched.step()
-    if ranks.active:  # BatchNorm statistics are per rank: take rank 0's
-        collectives.broadcast_buffers(parts.generator)
-        collectives.broadcast_buffers(parts.discriminator)
     state.step += 1
     return terms
 
