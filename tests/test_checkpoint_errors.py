@@ -93,5 +93,5 @@ def test_checkpoint_of_another_model_is_refused_by_key(finished_run, tmp_path):
     lines = error_lines(stderr)
     assert code != 0 and len(lines) == 1, stderr
     assert f"cannot resume from {other}" in lines[0]
-    assert "model.name (checkpoint 'dcgan', now 'mlp')" in lines[0]
+    assert "model.name: checkpoint 'dcgan', now 'mlp'" in lines[0]
     assert not run_dir.exists()

@@ -71,8 +71,8 @@ def test_resume_with_changed_training_settings_is_refused_by_name(tmp_path):
     )
     lines = error_lines(stderr)
     assert code != 0 and len(lines) == 1, stderr
-    assert "loss._target_ (checkpoint 'ganx.losses.NonSaturatingLoss'" in lines[0]
-    assert "optim.g.lr (checkpoint 0.0002, now 0.001)" in lines[0]
+    assert "loss._target_: checkpoint 'ganx.losses.NonSaturatingLoss'" in lines[0]
+    assert "optim.g.lr: checkpoint 0.0002, now 0.001" in lines[0]
     assert snapshot(run_dir) == before
 
 

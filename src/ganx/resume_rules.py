@@ -13,8 +13,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .build import ConfigError
-
 # exact keys, or prefixes ending in "."
 RESUME_MAY_CHANGE = (
     "resume",
@@ -66,18 +64,20 @@ def differences(saved: dict, cfg: DictConfig) -> dict[str, tuple]:
 
 
 def allowed_changes(saved: dict, cfg: DictConfig, path: Path) -> dict[str, tuple]:
-    """The changes this resume makes; raises :class:`ConfigError` naming every change it may
-    not make."""
+    """The changes this resume makes; raises :class:`CheckpointError` (the checkpoint does not
+    fit this run) naming every change it may not make."""
+    from .checkpoint import CheckpointError
+
     changed = differences(saved, cfg)
     if cfg.eval.objective is None and "eval.objective" not in changed:
         changed.pop("eval.mode", None)  # the direction of no objective (older runs: max)
     refused = [k for k in changed if not may_change(k)]
     if refused:
-        listed = ", ".join(
-            f"{k} (checkpoint {changed[k][0]!r}, now {changed[k][1]!r})" for k in refused
+        listed = "; ".join(
+            f"{k}: checkpoint {changed[k][0]!r}, now {changed[k][1]!r}" for k in refused
         )
-        raise ConfigError(
-            f"cannot resume from {path} with changed settings: {listed}; a resume may change "
+        raise CheckpointError(
+            f"cannot resume from {path} with changed settings ({listed}); a resume may change "
             "only train.steps, train.stop_at, the log/sample/ckpt/eval schedules, where the "
             "data lives and hardware.*; for other settings start a new run (another "
             "hydra.run.dir, or start_over=true)"
