@@ -126,3 +126,6 @@ def validate(cfg: DictConfig) -> None:
     requested_processes(hw)  # raises on a bad hardware.processes
     if cfg.resume not in (None, "auto") and not isinstance(cfg.resume, str):
         raise ConfigError(f"resume={cfg.resume!r}; allowed: null, auto or a checkpoint path")
+    from .methods import refuse_unsupported
+
+    refuse_unsupported(cfg)  # method combinations that cannot work as published (JS + hinge)

@@ -34,6 +34,9 @@ class DataSource:
     dataset: Dataset | None = None  # otherwise: items (image tensor in [-1, 1], label)
     labels: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)  # data-set facts metrics need (e.g. mixture std)
+    # (low, high) of the values a sample can take: what input transforms clamp to (DAT).
+    # None: unbounded (the Dirac: its one value is no range to clamp a generator's output to).
+    value_range: tuple[float, float] | None = (-1.0, 1.0)
 
     def __len__(self) -> int:
         return len(self.images) if self.images is not None else len(self.dataset)
@@ -233,13 +236,21 @@ def gaussian_mixture(name: str, std: float = 0.02, n: int = 100_000, seed: int =
     which = torch.randint(len(centres), (n,), generator=gen)
     points = centres[which] + std * torch.randn(n, 2, generator=gen)
     return DataSource(
-        name, channels=1, resolution=2, images=points, labels=which, extra={"std": std}
+        name,
+        channels=1,
+        resolution=2,
+        images=points,
+        labels=which,
+        extra={"std": std},
+        value_range=(points.min().item(), points.max().item()),
     )
 
 
 def dirac(n: int = 1024) -> DataSource:
     """The Dirac-GAN data: every sample is exactly 0 (Mescheder et al. 2018, sec. 2.2)."""
-    return DataSource("dirac", channels=1, resolution=1, images=torch.zeros(n, 1))
+    return DataSource(
+        "dirac", channels=1, resolution=1, images=torch.zeros(n, 1), value_range=None
+    )
 
 
 # --- the resumable batch stream ------------------------------------------------------------------
