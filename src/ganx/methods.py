@@ -18,7 +18,13 @@ from .build import ConfigError
 # losses whose D output is a logit of P(real): the sigmoid-weighted regularizers assume them
 SIGMOID_LOSSES = ("minimax", "ns")
 # regularizers that differentiate D's output w.r.t. its input, sample by sample
-INPUT_GRADIENT_REGS = ("R1Penalty", "R2Penalty", "GradientPenalty", "DraganPenalty", "JSRegularizer")
+INPUT_GRADIENT_REGS = (
+    "R1Penalty",
+    "R2Penalty",
+    "GradientPenalty",
+    "DraganPenalty",
+    "JSRegularizer",
+)
 # regularizers that bound D's slope: with any of them an unclipped WGAN critic is constrained
 LIPSCHITZ_REGS = ("R1Penalty", "R2Penalty", "GradientPenalty", "DraganPenalty")
 
