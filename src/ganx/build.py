@@ -123,7 +123,7 @@ def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int =
     generator, discriminator = build_nets(cfg)
     memory_format = (
         torch.channels_last
-        if cfg.hardware.channels_last and source.resolution > 2
+        if cfg.hardware.channels_last and source.resolution > 3  # images, not the toy data
         else torch.preserve_format
     )
     generator = generator.to(device, memory_format=memory_format)

@@ -20,7 +20,9 @@ MODEL_RESOLUTIONS = {
     "infomax": sngan.RESOLUTIONS,
     "dirac": (1,),
     "toy2d": (2,),
+    "toy3d": (3,),
 }
+TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")
 AMP_CHOICES = ("off", "bf16", "fp16")
 COMPILE_CHOICES = ("off", "default", "reduce-overhead")
 
@@ -83,9 +85,9 @@ def validate(cfg: DictConfig) -> None:
                 f"{weights}; run `ganx-weights inception` (offline conversion) or "
                 "set metrics.inception_weights"
             )
-    if "modes" in cfg.eval.metrics and cfg.dataset.name not in ("ring8", "grid25"):
+    if "modes" in cfg.eval.metrics and cfg.dataset.name not in ("ring8", "grid25", "mog3d"):
         raise ConfigError(
-            f"eval.metrics: modes needs a 2-D mixture (ring8, grid25), not "
+            f"eval.metrics: modes needs a Gaussian mixture (ring8, grid25, mog3d), not "
             f"dataset={cfg.dataset.name}"
         )
     if cfg.eval.mode not in ("min", "max"):
@@ -101,12 +103,12 @@ def validate(cfg: DictConfig) -> None:
             _positive(node.interval, f"reg.{name}.interval", integer=True)
 
     family = cfg.model.name
-    image_model = family not in ("dirac", "toy2d")
-    image_data = cfg.dataset.name not in ("dirac", "ring8", "grid25")
+    image_model = family not in ("dirac", "toy2d", "toy3d")
+    image_data = cfg.dataset.name not in TOY_DATA
     if image_model != image_data:
         raise ConfigError(
             f"model={family} cannot train on dataset={cfg.dataset.name}: "
-            "dirac pairs with dirac, toy2d with ring8/grid25, image models with "
+            "dirac pairs with dirac, toy2d with ring8/grid25, toy3d with mog3d, image models with "
             "image data sets"
         )
 
