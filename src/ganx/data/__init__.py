@@ -261,7 +261,8 @@ def mog3d_frame(radius: float = 1.0, components: int = 7) -> dict[str, torch.Ten
     Returns the 3-D centres, the plane's unit normal and a point on it (t)."""
     angles = torch.arange(components, dtype=torch.float64) * (2 * math.pi / components)
     flat = torch.stack([radius * angles.sin(), radius * angles.cos(), 0 * angles], 1)
-    rotation = rodrigues(torch.tensor([1.0, -1.0, 0.0]) / math.sqrt(2), math.pi / 4)
+    axis = torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64) / math.sqrt(2)
+    rotation = rodrigues(axis, math.pi / 4)
     shift = torch.ones(3, dtype=torch.float64) / math.sqrt(3)
     normal = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64) @ rotation
     return {
