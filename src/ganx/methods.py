@@ -130,3 +130,10 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
                     f"(reg.{name}.output=logit)"
                 )
     return out
+
+
+def announce(cfg: DictConfig, discriminator, log) -> None:
+    """The start-of-run record: the method line, then one warning per unreferenced combination."""
+    log.info(describe_method(cfg, discriminator))
+    for warning in method_warnings(cfg, discriminator):
+        log.warning(warning)

@@ -272,6 +272,10 @@ class LeCamPenalty(Regularizer):
             F.relu(anchor_real - batch.fake_logits) ** 2
         ).mean()
 
+    def activity(self, step, total_steps):
+        anchor_real, anchor_fake = self.anchors()
+        return {"anchor_real": anchor_real, "anchor_fake": anchor_fake}
+
     def state_dict(self):
         return {
             "anchor_real": self.anchor_real,

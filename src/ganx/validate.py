@@ -44,8 +44,15 @@ def validate(cfg: DictConfig) -> None:
     ema = train.ema
     if ema is not None and not 0.0 <= float(ema) < 1.0:
         raise ConfigError(f"train.ema={ema!r}: must be null or in [0, 1)")
-    if train.updates not in ("alternating", "simultaneous"):
-        raise ConfigError(f"train.updates={train.updates!r}; allowed: alternating, simultaneous")
+    if train.updates not in ("alternating", "simultaneous", "g_first"):
+        raise ConfigError(
+            f"train.updates={train.updates!r}; allowed: alternating, simultaneous, g_first"
+        )
+    if train.updates == "g_first" and train.n_dis != 1:
+        raise ConfigError(
+            f"train.n_dis={train.n_dis} with train.updates=g_first: G's one fake batch feeds "
+            "one D step (PyTorch-GAN's gan.py); allowed: train.n_dis=1"
+        )
     if train.on_nonfinite not in ("stop", "skip"):
         raise ConfigError(f"train.on_nonfinite={train.on_nonfinite!r}; allowed: stop, skip")
     for key in ("sample.every", "ckpt.every", "log.every"):
