@@ -45,6 +45,21 @@ def test_resnet64_matches_roth_et_al_regularized_mode():
     assert sum(isinstance(m, torch.nn.GroupNorm) for m in layer.modules()) == 8
 
 
+def test_wgan_gp_mnist_is_gan_mnists_generator_and_critic():
+    """gan_mnist.py l. 55-101 (WGAN-GP mode, DIM 64): critic 5x5 convs 1-64-128-256 with
+    biases, linear 4*4*256 -> 1; G linear 128 -> 4*4*256, 5x5 deconvs 256-128-64-1."""
+    from ganx.nets.wgan_gp_mnist import WGANGPMnistCritic, WGANGPMnistGenerator
+
+    critic, generator = WGANGPMnistCritic(), WGANGPMnistGenerator()
+    convs = 1 * 64 * 25 + 64 + 64 * 128 * 25 + 128 + 128 * 256 * 25 + 256
+    assert count(critic) == convs + 4 * 4 * 256 + 1 == 1_030_145
+    deconvs = 256 * 128 * 25 + 128 + 128 * 64 * 25 + 64 + 64 * 25 + 1
+    assert count(generator) == 128 * 4096 + 4096 + deconvs == 1_554_177
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
+    images = generator(torch.randn(2, 128))
+    assert images.shape == (2, 1, 28, 28) and critic(images).shape == (2,)
+
+
 def block_widths(blocks):
     return [b.conv2.out_channels for b in blocks]
 

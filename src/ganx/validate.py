@@ -8,7 +8,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from .build import ConfigError
-from .nets import dcgan, resnet64, sngan
+from .nets import dcgan, resnet64, sngan, wgan_gp_mnist
 
 # which resolutions each model family supports (None: any), as the nets themselves check them
 MODEL_RESOLUTIONS = {
@@ -21,6 +21,7 @@ MODEL_RESOLUTIONS = {
     "dirac": (1,),
     "toy2d": (2,),
     "toy3d": (3,),
+    "wgan_gp_mnist": wgan_gp_mnist.RESOLUTIONS,
 }
 TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")
 AMP_CHOICES = ("off", "bf16", "fp16")
