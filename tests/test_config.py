@@ -38,7 +38,7 @@ def test_every_choice_composes(group):
         if group == "reg":
             regs = build_regularizers(cfg)
             # each file nests its node under the regularizer's name (js_annealed is "js")
-            expected = {"none": [], "js_annealed": ["js"]}.get(choice, [choice])
+            expected = {"none": [], "js_annealed": ["js"], "js_3dgan": ["js"]}.get(choice, [choice])
             assert list(regs) == expected
 
 
@@ -67,7 +67,7 @@ def test_nets_shapes(model):
 
 
 def test_presets_set_loss_and_reg():
-    cfg = compose_cfg("experiment=wgan_gp")
+    cfg = compose_cfg("experiment=wgan_gp", tiny=False)
     assert cfg.loss._target_.endswith("WassersteinLoss") and list(cfg.reg) == ["gp"]
     assert cfg.train.n_dis == 5
     cfg = compose_cfg("experiment=dragan")

@@ -47,7 +47,7 @@ def test_unclipped_wgan_without_penalty_warns(caplog, tmp_path):
     messages = run_log(caplog, tmp_path, "loss=wgan", "reg=none")
     assert any("loss=wgan without loss.clip" in m for m in messages)
     caplog.clear()
-    clean = run_log(caplog, tmp_path / "gp", "experiment=wgan_gp")
+    clean = run_log(caplog, tmp_path / "gp", "experiment=wgan_gp", "model=wgan_gp_mnist")
     assert not any("loss=wgan without" in m or "D has BatchNorm" in m for m in clean)
 
 
@@ -122,7 +122,9 @@ def pytorch_gan_reference(generator, discriminator, batches, latent_dim, lr=2e-4
 
 
 def test_vanilla_gan_original_is_pytorch_gans_loop_step_for_step():
-    cfg = compose_cfg("experiment=vanilla_gan_original", "train.batch_size=16")
+    cfg = compose_cfg(
+        "experiment=vanilla_gan_original", "train.batch_size=16", "hardware=cpu", tiny=False
+    )
     seed_everything(0)
     parts = build_all(cfg, torch.device("cpu"))
     g_ref, d_ref = build_all(cfg, torch.device("cpu")).generator, None
