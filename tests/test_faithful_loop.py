@@ -9,13 +9,9 @@ import torch
 from conftest import compose_cfg
 
 from ganx.build import build_all
-from ganx.loop import (
-    StepSettings,
-    discriminator_loss,
-    seed_everything,
-    train,
-    training_iteration,
-)
+from ganx.loop import train
+from ganx.rng import seed_everything
+from ganx.step import StepSettings, discriminator_loss, training_iteration
 
 
 def run_log(caplog, tmp_path, *overrides):

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import checkpoint as ckpt
 from .build import ConfigError, build_data, build_nets, select_device
-from .loop import evaluate, sample_for_eval
+from .evaluation import evaluate, sample_for_eval
 
 
 def load_generator(path: str, use_ema: bool, device: torch.device):

@@ -18,10 +18,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from .build import ConfigError
+from .build import ConfigError, requested_processes
 from .checkpoint import CheckpointError
 from .data import DataError
-from .distributed import TrainingProcessError
+from .launch import TrainingProcessError, launch
 from .loop import train
 
 log = logging.getLogger("ganx")
@@ -35,12 +35,10 @@ if not OmegaConf.has_resolver("ganx_setting"):
 def run(cfg: DictConfig) -> dict:
     """Train inside a Hydra job (run dir = Hydra's output dir); with ``hardware.processes`` > 1
     (and not already under torchrun) start that many data-parallel processes for this job."""
-    from . import distributed
-
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    processes = distributed.requested_processes(cfg.hardware)
+    processes = requested_processes(cfg.hardware)
     if processes > 1 and "WORLD_SIZE" not in os.environ:
-        return distributed.launch(cfg, run_dir, processes)
+        return launch(cfg, run_dir, processes)
     return train(cfg, run_dir)
 
 
