@@ -141,4 +141,5 @@ def test_vanilla_gan_original_is_pytorch_gans_loop_step_for_step():
     for mine, ref in ((parts.generator, g_ref), (parts.discriminator, d_ref)):
         for (name, a), b in zip(mine.state_dict().items(), ref.state_dict().values(), strict=True):
             assert torch.allclose(a.float(), b.float(), atol=1e-5), name
-    assert parts.generator.net[2].eps == 0.8  # BatchNorm1d(out_feat, 0.8)
+    norms = [m for m in parts.generator.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert norms and all(m.eps == 0.8 and m.momentum == 0.1 for m in norms)  # (out_feat, 0.8)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from . import collectives, schedule
 from .build import select_device
 from .collectives import Ranks
+from .methods import announce
 from .outputs import Outputs
 from .state import TrainingState, resolve_resume
 from .step import (
@@ -86,9 +87,8 @@ def iterate(state: TrainingState, settings: StepSettings, cfg: DictConfig, ranks
     parts, train = state.parts, cfg.train
     next_real = real_batches(parts, cfg.hardware.channels_last)
     guard = skipping(train.on_nonfinite == "skip", state.count_skipped)
-    simultaneous = train.updates == "simultaneous"
     terms, state.d_steps = training_iteration(
-        parts, settings, state.step, state.d_steps, train.n_dis, simultaneous, next_real, guard
+        parts, settings, state.step, state.d_steps, train.n_dis, train.updates, next_real, guard
     )
     if state.ema is not None:
         update_ema(state.ema, parts.generator, ema_decay(train.ema, state.step, train.ema_start))
@@ -107,6 +107,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     validate(cfg)
     device, ranks, run_dir = set_up_process(cfg, run_dir)
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
+    if ranks.is_main:  # one line with the method trained, then any unreferenced combination
+        announce(cfg, state.parts.discriminator, log)
     settings = step_settings(cfg, state, ranks)
     status = "finished"
     with StopRequest() as stop, Outputs(cfg, run_dir, ranks, state.step) as outputs:

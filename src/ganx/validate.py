@@ -154,4 +154,3 @@ def _validate_hardware(cfg: DictConfig) -> None:
     requested_processes(hw)  # raises on a bad hardware.processes
     if cfg.resume not in (None, "auto") and not isinstance(cfg.resume, str):
         raise ConfigError(f"resume={cfg.resume!r}; allowed: null, auto or a checkpoint path")
-
