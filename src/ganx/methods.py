@@ -82,7 +82,7 @@ def describe_method(cfg: DictConfig, discriminator=None) -> str:
     ema = cfg.train.ema if cfg.train.ema else "off"
     return (
         f"method: model={cfg.model.name}{norm} | loss={name}{loss_settings}"
-        f" | reg: {regs} | EMA {ema} | n_dis {cfg.train.n_dis}"
+        f" | reg: {regs} | EMA {ema} | n_dis {cfg.train.n_dis}, updates {cfg.train.updates}"
         f" | G {_optimiser(cfg.optim.g)} | D {_optimiser(cfg.optim.d)}"
     )
 
@@ -116,7 +116,8 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
     penalties = [n for n, kind in kinds.items() if kind in INPUT_GRADIENT_REGS]
     if penalties and discriminator is not None and d_normalisation(discriminator) == "BatchNorm":
         out.append(
-            f"{', '.join(penalties)} penalise D's input gradient per sample, but D has "
+            f"{', '.join(penalties)} penalise{'s' if len(penalties) == 1 else ''} D's input "
+            "gradient per sample, but D has "
             "BatchNorm, which couples the samples of a batch (WGAN-GP's paper and code use no "
             "BatchNorm in the critic); model.discriminator.norm=none removes it"
         )
