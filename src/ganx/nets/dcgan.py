@@ -4,7 +4,7 @@ G: project z with a 4x4 (7x7 for 28 px) transposed conv, then stride-2 transpose
 (kernel 4) that halve the width and double the size, BatchNorm + ReLU, tanh output.
 D mirrors it: stride-2 convs (kernel 4) with LeakyReLU(0.2), BatchNorm on all but the first
 layer, then one conv over the final 4x4 (7x7) map to a logit. ``ngf``/``ndf`` are the widths of
-the last G / first D layer (the CIFAR-10 seed's ``channel_factor``; 64 in the paper).
+the last G / first D layer (the CIFAR-10 DCGAN notebook's ``channel_factor``; 64 in the paper).
 ``norm`` picks D's normalisation: ``batch`` (the paper's BatchNorm) or ``none`` (the critics of
 GAN_stability, WGAN-GP and DRAGAN have none: an input-gradient penalty is defined per sample
 only when samples are not coupled through batch statistics). With ``spectral_norm`` D drops
