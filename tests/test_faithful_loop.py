@@ -7,11 +7,10 @@ import logging
 import pytest
 import torch
 from conftest import compose_cfg
+from internals import StepSettings, discriminator_loss, seed_everything, training_iteration
 
 from ganx.build import build_all
 from ganx.loop import train
-from ganx.rng import seed_everything
-from ganx.step import StepSettings, discriminator_loss, training_iteration
 
 
 def run_log(caplog, tmp_path, *overrides):
