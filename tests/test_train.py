@@ -63,8 +63,11 @@ def test_every_loss_with_every_regularizer_steps(loss):
     """One D and one G step (no I/O) for every loss x reg pair: finite terms, the penalty in
     D's terms, and both players' weights moved. One compose per loss holds every regularizer's
     node; each pair keeps one of them (js_annealed is js with anneal=true)."""
-    names = [r for r in REGS if r not in ("none", "js_annealed")]
-    full = compose_cfg(f"loss={loss}", f"reg=[{','.join(names)}]", "reg.js.anneal=true")
+    names = [r for r in REGS if r not in ("none", "js_annealed", "js_3dgan")]
+    # LeCam adds its penalty from reg.lecam.start_step on (lecam-gan's schedule): from step 0 here
+    full = compose_cfg(
+        f"loss={loss}", f"reg=[{','.join(names)}]", "reg.js.anneal=true", "reg.lecam.start_step=0"
+    )
     for name in [None, *names]:
         cfg = full.copy()
         cfg.reg = {name: full.reg[name]} if name else {}
@@ -317,3 +320,12 @@ def test_checkpoint_format_is_unchanged_and_loads_without_best(tmp_path):
     ckpt.atomic_save(state, old)
     result = train(compose_cfg("train.steps=4", "reg=r1", f"resume={old}"), tmp_path / "b")
     assert result["status"] == "finished" and result["step"] == 4
+
+
+@pytest.mark.parametrize("loss", ["wgan", "hinge", "lsgan"])
+def test_js_with_a_non_sigmoid_loss_is_refused_before_anything_is_written(tmp_path, loss):
+    """The JS-regularizer's (1 - sigmoid)^2 and sigmoid^2 weights assume the GAN loss."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="JS-regularizer"):
+        train(compose_cfg(f"loss={loss}", "reg=js"), run_dir)
+    assert not run_dir.exists()

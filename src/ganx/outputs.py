@@ -110,7 +110,7 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
 
 
 def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_name: str) -> None:
-    """A PNG grid (images) or scatter plot (2-D points) in ``path`` and in tensorboard."""
+    """A PNG grid (images) or scatter plot (2-D or 3-D points) in ``path`` and in tensorboard."""
     images = images.cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     if images.dim() == 4:
@@ -125,6 +125,13 @@ def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_nam
         from .plots import scatter_2d
 
         figure = scatter_2d(images.numpy(), source_name, path)
+        writer.add_figure("samples", figure, step)
+    elif images.shape[-1] == 3:  # 3-D toy data (mog3d): a 3-D scatter plot over its centres
+        from .data import mog3d_frame
+        from .plots import scatter_3d
+
+        centres = mog3d_frame()["centres"].numpy() if source_name == "mog3d" else None
+        figure = scatter_3d(images.numpy(), centres, path)
         writer.add_figure("samples", figure, step)
 
 
@@ -224,6 +231,10 @@ class Outputs:
         for name, reg in parts.regularizers.items():
             if reg.weight:
                 scalars[f"weight/{name}"] = reg.weight_at(step, self.cfg.train.steps)
+            # what a regularizer is doing now (DAT's step size, instance noise's sigma, LeCam's
+            # anchors): input transforms add no loss term, so this is where they show
+            for key, value in reg.activity(step, self.cfg.train.steps).items():
+                scalars[f"reg/{name}/{key}"] = value
         scalars["lr/G"] = parts.opt_g.param_groups[0]["lr"]
         scalars["lr/D"] = parts.opt_d.param_groups[0]["lr"]
         for name, value in (evaluated or {}).items():
