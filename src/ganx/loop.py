@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ from omegaconf import DictConfig
 from . import collectives, schedule
 from .build import select_device
 from .collectives import Ranks
-from .outputs import Outputs
+from .outputs import EvaluationInterrupted, Outputs
 from .state import TrainingState, resolve_resume
 from .step import (
     Diverged,
@@ -31,13 +32,21 @@ from .validate import validate
 log = logging.getLogger("ganx")
 
 
+class Aborted(BaseException):
+    """A second SIGINT/SIGTERM: stop at once (checkpoints are written atomically, so the last
+    complete one stays intact). A BaseException, so that no ``except Exception`` swallows it."""
+
+
 class StopRequest:
-    """SIGINT/SIGTERM (SLURM's pre-emption warning) set a flag; the loop then checkpoints and
-    exits cleanly after the current step, so ``resume=auto`` continues."""
+    """SIGINT/SIGTERM (SLURM's pre-emption warning) set a flag, acknowledged on the console at
+    once; the loop then checkpoints after the current step, before any evaluation, and exits
+    cleanly, so ``resume=auto`` continues. A signal during an evaluation abandons it
+    (:class:`~ganx.outputs.EvaluationInterrupted`); a second signal aborts at once."""
 
     def __init__(self):
         self.signal: int | None = None
         self._previous = {}
+        self._in_evaluation = False
 
     def __enter__(self):
         with contextlib.suppress(ValueError):  # not the main thread: no handlers
@@ -46,7 +55,30 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.signal is not None:
+            print(f"ganx-train: second {name}: aborting now", file=sys.stderr, flush=True)
+            raise Aborted(signum)
         self.signal = signum
+        print(
+            f"ganx-train: {name} received: saving a checkpoint after this step "
+            f"(send it again to abort at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if self._in_evaluation:
+            raise EvaluationInterrupted()
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """Code a first signal may cut short (an evaluation): the checkpoint matters more."""
+        if self.signal is not None:
+            raise EvaluationInterrupted()
+        self._in_evaluation = True
+        try:
+            yield
+        finally:
+            self._in_evaluation = False
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -110,14 +142,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
     settings = step_settings(cfg, state, ranks)
     status = "finished"
-    with StopRequest() as stop, Outputs(cfg, run_dir, ranks, state.step) as outputs:
+    outputs = Outputs(cfg, run_dir, ranks, state.step, state.elapsed_s)
+    with StopRequest() as stop, outputs:
         try:
             while state.step < cfg.train.steps:
                 outputs.add(iterate(state, settings, cfg, ranks))
                 # a signal reaches one rank or several: all stop at the same step
                 stop_requested = collectives.any_rank(stop.signal is not None, device)
                 due = schedule.due(state.step, cfg, stop_requested)
-                outputs.after_step(state, due)
+                outputs.after_step(state, due, stop.interruptible)
                 if due.pause:
                     status = "paused"
                     break
@@ -132,4 +165,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         except Diverged as err:
             status = "diverged"
             outputs.diverged(state, err)
+        except Aborted:
+            outputs.finish(state, "aborted")
+            raise
         return outputs.finish(state, status)

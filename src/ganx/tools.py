@@ -58,8 +58,23 @@ def write_samples(images: torch.Tensor, out: Path) -> None:
         raise ConfigError(f"out={out}: the file must end in .png or .npz")
 
 
+def with_paths_quoted(hydra_main):
+    """A console entry point that quotes path values first: ``checkpoint=`` paths of sweep jobs
+    contain ``=`` (``multirun/.../reg=r1/seed=0/checkpoints/last.pt``), which Hydra's override
+    grammar would read as a second assignment."""
+
+    def entry() -> None:
+        from .overrides import quote_paths
+
+        sys.argv[1:] = quote_paths(sys.argv[1:])
+        hydra_main()
+
+    entry.__doc__ = hydra_main.__doc__
+    return entry
+
+
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="sample_tool")
-def sample_main(cfg: DictConfig) -> None:
+def _sample_main(cfg: DictConfig) -> None:
     try:
         if cfg.n <= 0:
             raise ConfigError(f"n={cfg.n}: must be a positive integer")
@@ -76,7 +91,7 @@ def sample_main(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="eval_tool")
-def eval_main(cfg: DictConfig) -> None:
+def _eval_main(cfg: DictConfig) -> None:
     from .fidelity import MetricError
     from .validate import validate
 
@@ -105,3 +120,7 @@ def eval_main(cfg: DictConfig) -> None:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         record = {"checkpoint": str(cfg.checkpoint), "step": step, **results}
         Path(cfg.out).write_text(json.dumps(record, indent=2) + "\n")
+
+
+sample_main = with_paths_quoted(_sample_main)
+eval_main = with_paths_quoted(_eval_main)

@@ -5,10 +5,15 @@ ganx-train loss=hinge reg=dat
 ganx-train 'reg=[r1,lecam]' reg.r1.weight=1
 ganx-train -m reg=none,r1,js,dat seed=0,1,2
 ganx-train --cfg job                     # print the composed config
+
+Bad input is refused with one line before anything is written: the command line by
+:mod:`ganx.overrides` (before Hydra composes), each job by :mod:`ganx.preflight` (a Hydra
+callback, before Hydra creates the run directory).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .build import ConfigError, requested_processes
@@ -26,31 +32,64 @@ from .loop import train
 
 log = logging.getLogger("ganx")
 
-# multirun job dirs: `<overrides except seed>/seed=<seed>` (see conf/config.yaml); a sweep over
-# seeds alone has no other overrides, and an empty first part would make the path absolute
+# multirun job dirs: `<swept keys except seed>/seed=<seed>` (see conf/config.yaml); a sweep over
+# seeds alone has no other swept keys, and an empty first part would make the path absolute
 if not OmegaConf.has_resolver("ganx_setting"):
     OmegaConf.register_new_resolver("ganx_setting", lambda dirname: dirname or "default")
+
+FAILURES = (ConfigError, DataError, CheckpointError, TrainingProcessError)
+
+
+def record(cfg: DictConfig, run_dir: Path) -> None:
+    """This invocation's config and overrides, and what a resume changed (ganx.rundir)."""
+    from . import rundir
+    from .preflight import resume_source
+    from .resume_rules import differences
+
+    source = resume_source(cfg, run_dir)
+    changes = {}
+    if source is not None:
+        from .checkpoint import read_config
+
+        changes = {
+            k: v
+            for k, v in differences(read_config(source), cfg).items()
+            if k not in ("resume", "start_over")
+        }
+    rundir.record_invocation(run_dir, cfg, HydraConfig.get(), changes)
 
 
 def run(cfg: DictConfig) -> dict:
     """Train inside a Hydra job (run dir = Hydra's output dir); with ``hardware.processes`` > 1
     (and not already under torchrun) start that many data-parallel processes for this job."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    record(cfg, run_dir)
     processes = requested_processes(cfg.hardware)
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         return launch(cfg, run_dir, processes)
     return train(cfg, run_dir)
 
 
+def fail(message: str) -> None:
+    """One line and a non-zero exit; in a sweep, the job's status.json records the failure and
+    the sweep goes on (ganx-train exits non-zero at its end, naming the failed jobs)."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        log.error(message)
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        status = {"status": "failed", "error": message}
+        (run_dir / "status.json").write_text(json.dumps(status) + "\n")
+        return
+    sys.exit(f"ganx-train: error: {message}")
+
+
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg)
-    except (ConfigError, DataError, CheckpointError, TrainingProcessError) as err:
-        # bad input: one clear message, no stack trace, non-zero exit
-        sys.exit(f"ganx-train: error: {err}")
+    except FAILURES as err:  # bad input: one clear message, no stack trace, non-zero exit
+        return fail(str(err))
     except OSError as err:  # an unwritable run dir, a full disk
-        sys.exit(f"ganx-train: error: cannot write the run's outputs: {err}")
+        return fail(f"cannot write the run's outputs: {err}")
     log.info(
         "run %s at step %s: %s",
         result.get("status"),
@@ -59,6 +98,28 @@ def main(cfg: DictConfig) -> float | None:
     )
     # the value a Hydra sweeper optimises: the best eval.objective seen (None without one)
     return result.get("best")
+
+
+def main() -> None:
+    """The console entry point: check the command line, then hand it to Hydra."""
+    from .overrides import check_overrides, command_line_overrides, quote_paths
+
+    sys.argv[1:] = quote_paths(sys.argv[1:])
+    overrides = command_line_overrides(sys.argv[1:])
+    if overrides is not None:
+        try:
+            check_overrides(overrides)
+        except ConfigError as err:
+            sys.exit(f"ganx-train: error: {err}")
+    from .loop import Aborted
+
+    try:
+        hydra_main()
+    except Aborted:  # a second Ctrl-C/SIGTERM: the last complete checkpoint is intact
+        print(
+            "ganx-train: aborted; resume=auto continues from the last checkpoint", file=sys.stderr
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":
