@@ -33,7 +33,7 @@ def test_evaluation_steps_are_flushed_on_every_rank_alike():
     assert due(12, cfg) == due(12, cfg)  # the same answer every time it is asked
 
 
-def test_stop_at_and_a_stop_request_end_with_everything_written():
+def test_stop_at_and_a_stop_request_end_with_a_checkpoint():
     cfg = compose_cfg(
         "train.steps=10", "train.stop_at=4", "ckpt.every=5", "eval.metrics=[fid_mnist]"
     )
@@ -41,7 +41,8 @@ def test_stop_at_and_a_stop_request_end_with_everything_written():
     assert at_stop.pause and at_stop.final and at_stop.evaluate and at_stop.checkpoint
     assert at_stop.flush and at_stop.sample and not at_stop.keep_copy
     requested = due(3, cfg, stop_requested=True)
-    assert requested.final and requested.checkpoint and requested.evaluate and not requested.pause
+    assert requested.final and requested.checkpoint and requested.flush and not requested.pause
+    assert not requested.evaluate  # the checkpoint a signal asks for is not delayed
     assert not due(3, cfg).final
 
 
