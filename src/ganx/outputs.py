@@ -24,6 +24,7 @@ from . import checkpoint as ckpt
 from .build import ConfigError
 from .collectives import Ranks, average_values
 from .evaluation import evaluate, generate
+from .metric_keys import objective_mode, resolve_objective
 from .rng import preserved_rng
 from .schedule import Due
 from .state import TrainingState
@@ -92,8 +93,6 @@ class EvaluationInterrupted(Exception):
 def objective_and_mode(cfg: DictConfig) -> tuple[str | None, str]:
     """The key ``best.pt`` follows (``eval.objective`` as logged: ``fid_mnist`` ->
     ``fid2k_mnist``) and its better direction (``eval.mode``, else inferred from the key)."""
-    from .metric_keys import objective_mode, resolve_objective
-
     objective = cfg.eval.objective
     if objective is None:
         return None, "max"
