@@ -277,8 +277,6 @@ def test_inception_metrics_without_weights_fail_before_training(tmp_path):
     with pytest.raises(ConfigError, match="ganx-weights inception"):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
-    # fewer samples than metrics.kid_subset_size is no error: KID uses the smaller
-    # (tests/test_bad_input.py::test_fewer_samples_than_the_kid_subset_just_works)
     with pytest.raises(ConfigError, match="unknown"):
         train(compose_cfg("eval.metrics=[fid_nope]"), tmp_path / "run3")
 

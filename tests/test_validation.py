@@ -73,7 +73,10 @@ BAD = [
     (["reg=js", "reg.js.decay=0"], "reg.js: decay must be in (0, 1], got 0"),
     (["reg=lecam", "reg.lecam.decay=1.0"], "reg.lecam: decay must be in [0, 1), got 1.0"),
     (["reg=dat", "reg.dat.step_size=0"], "reg.dat: step_size and clamp must be > 0, got 0"),
-    (["reg=dat", "reg.dat.perturb=neither"], "reg.dat.perturb='neither'; allowed: both, real"),
+    (
+        ["reg=dat", "reg.dat.perturb=neither"],
+        "reg.dat.perturb='neither'; allowed: both, real, fake",
+    ),
     (["reg=dragan", "reg.dragan.noise_scale=0"], "reg.dragan: noise_scale must be > 0, got 0"),
     (
         ["model=ssgan", "dataset.resolution=32", "model.aux.g_weight=-1"],

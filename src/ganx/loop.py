@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from . import collectives, schedule
 from .build import select_device
 from .collectives import Ranks
+from .methods import announce
 from .outputs import EvaluationInterrupted, Outputs
 from .state import TrainingState, resolve_resume
 from .step import (
@@ -119,9 +120,8 @@ def iterate(state: TrainingState, settings: StepSettings, cfg: DictConfig, ranks
     parts, train = state.parts, cfg.train
     next_real = real_batches(parts, cfg.hardware.channels_last)
     guard = skipping(train.on_nonfinite == "skip", state.count_skipped)
-    simultaneous = train.updates == "simultaneous"
     terms, state.d_steps = training_iteration(
-        parts, settings, state.step, state.d_steps, train.n_dis, simultaneous, next_real, guard
+        parts, settings, state.step, state.d_steps, train.n_dis, train.updates, next_real, guard
     )
     if ranks.active:  # BatchNorm statistics are per rank: take rank 0's (before the EMA copies G's)
         collectives.broadcast_buffers(parts.generator)
@@ -140,6 +140,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     validate(cfg)
     device, ranks, run_dir = set_up_process(cfg, run_dir)
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
+    if ranks.is_main:  # one line with the method trained, then any unreferenced combination
+        announce(cfg, state.parts.discriminator, log)
     settings = step_settings(cfg, state, ranks)
     status = "finished"
     outputs = Outputs(cfg, run_dir, ranks, state.step, state.elapsed_s)

@@ -24,6 +24,7 @@ from . import checkpoint as ckpt
 from .build import ConfigError
 from .collectives import Ranks, average_values
 from .evaluation import evaluate, generate
+from .metric_keys import objective_mode, resolve_objective
 from .rng import preserved_rng
 from .schedule import Due
 from .state import TrainingState
@@ -92,8 +93,6 @@ class EvaluationInterrupted(Exception):
 def objective_and_mode(cfg: DictConfig) -> tuple[str | None, str]:
     """The key ``best.pt`` follows (``eval.objective`` as logged: ``fid_mnist`` ->
     ``fid2k_mnist``) and its better direction (``eval.mode``, else inferred from the key)."""
-    from .metric_keys import objective_mode, resolve_objective
-
     objective = cfg.eval.objective
     if objective is None:
         return None, "max"
@@ -110,7 +109,7 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
 
 
 def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_name: str) -> None:
-    """A PNG grid (images) or scatter plot (2-D points) in ``path`` and in tensorboard."""
+    """A PNG grid (images) or scatter plot (2-D or 3-D points) in ``path`` and in tensorboard."""
     images = images.cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     if images.dim() == 4:
@@ -125,6 +124,13 @@ def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_nam
         from .plots import scatter_2d
 
         figure = scatter_2d(images.numpy(), source_name, path)
+        writer.add_figure("samples", figure, step)
+    elif images.shape[-1] == 3:  # 3-D toy data (mog3d): a 3-D scatter plot over its centres
+        from .data import mog3d_frame
+        from .plots import scatter_3d
+
+        centres = mog3d_frame()["centres"].numpy() if source_name == "mog3d" else None
+        figure = scatter_3d(images.numpy(), centres, path)
         writer.add_figure("samples", figure, step)
 
 
@@ -224,6 +230,10 @@ class Outputs:
         for name, reg in parts.regularizers.items():
             if reg.weight:
                 scalars[f"weight/{name}"] = reg.weight_at(step, self.cfg.train.steps)
+            # what a regularizer is doing now (DAT's step size, instance noise's sigma, LeCam's
+            # anchors): input transforms add no loss term, so this is where they show
+            for key, value in reg.activity(step, self.cfg.train.steps).items():
+                scalars[f"reg/{name}/{key}"] = value
         scalars["lr/G"] = parts.opt_g.param_groups[0]["lr"]
         scalars["lr/D"] = parts.opt_d.param_groups[0]["lr"]
         for name, value in (evaluated or {}).items():
