@@ -573,7 +573,7 @@ MUTATIONS = [
     m(
         "updates_unchecked",
         VALIDATE,
-        '    _choice(train.updates, "train.updates", ("alternating", "simultaneous"))',
+        '    _choice(train.updates, "train.updates", ("alternating", "simultaneous", "g_first"))',
         "    pass",
         "a misspelt train.updates silently trains alternating",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
