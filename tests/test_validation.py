@@ -51,7 +51,7 @@ BAD = [
     (["eval.every=0"], "eval.every=0"),
     (["eval.at=[100,0]"], "eval.at[1]=0"),
     (["eval.num_samples=0"], "eval.num_samples=0"),
-    (["eval.metrics=[modes]"], "modes needs a 2-D mixture (ring8, grid25), not dataset=mnist5k"),
+    (["eval.metrics=[modes]"], "modes needs a Gaussian mixture (ring8, grid25, mog3d)"),
     (["eval.mode=median"], "eval.mode='median'; allowed: min, max"),
     (["reg=r1", "reg.r1.weight=-2"], "reg.r1.weight=-2"),
     (["reg=r1", "reg.r1.interval=0"], "reg.r1.interval=0"),
