@@ -462,12 +462,7 @@ MUTATIONS = [
         "            f.flush()\n"
         "            os.fsync(f.fileno())\n"
         "        os.replace(tmp, path)\n",
-        "        os.close(fd)\n"
-        "        Path(tmp).unlink()\n"
-        '        with open(path, "wb") as f:\n'
-        "            torch.save(state, f)\n"
-        "            f.flush()\n"
-        "            os.fsync(f.fileno())\n",
+        "        os.close(fd)\n        Path(tmp).unlink()\n        torch.save(state, path)\n",
         "a checkpoint is written in place: a failed write destroys the previous last.pt",
         "test_reliability.py::test_failed_checkpoint_write_is_clear_and_keeps_previous",
     ),
@@ -576,7 +571,7 @@ MUTATIONS = [
         '    if train.updates not in ("alternating", "simultaneous"):',
         "    if False:",
         "a misspelt train.updates silently trains alternating",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[train.updates=sideways]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -585,7 +580,7 @@ MUTATIONS = [
         '    if train.on_nonfinite not in ("stop", "skip"):',
         "    if False:",
         "a misspelt train.on_nonfinite silently stops",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[train.on_nonfinite=ignore]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -594,7 +589,7 @@ MUTATIONS = [
         'for key in ("sample.every", "ckpt.every", "log.every"):',
         'for key in ("sample.every", "log.every"):',
         "ckpt.every=0 fails mid-run (modulo by zero) instead of before training",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[ckpt.every=0]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -603,7 +598,7 @@ MUTATIONS = [
         '    if cfg.sample.bn_stats not in ("batch", "running"):',
         "    if False:",
         "a misspelt sample.bn_stats silently samples in eval mode",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[sample.bn_stats=mean]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -612,7 +607,7 @@ MUTATIONS = [
         "    if cfg.ckpt.keep < 0:",
         "    if cfg.ckpt.keep < -1:",
         "ckpt.keep=-1 is accepted",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[ckpt.keep=-1]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -621,7 +616,7 @@ MUTATIONS = [
         '    if cfg.eval.mode not in ("min", "max"):',
         "    if False:",
         "a misspelt eval.mode silently minimises",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[eval.mode=median]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -630,7 +625,7 @@ MUTATIONS = [
         "    if hw.compile not in COMPILE_CHOICES:",
         "    if False:",
         "a misspelt hardware.compile reaches torch.compile mid-build",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[hardware.compile=fast]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -639,7 +634,7 @@ MUTATIONS = [
         'for key in ("weight", "std", "decay", "step_size", "clamp", "noise_scale"):',
         'for key in ("weight", "std", "step_size", "clamp", "noise_scale"):',
         "a negative reg.*.decay is not refused by name",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[reg=lecam reg.lecam.decay=-0.5]",
         "test_config.py::test_validation_messages",
     ),
 ]
