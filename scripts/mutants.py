@@ -57,6 +57,7 @@ COLLECTIVES = "src/ganx/collectives.py"
 REGS = "src/ganx/regularizers.py"
 LOSSES = "src/ganx/losses.py"
 VALIDATE = "src/ganx/validate.py"
+RESUME_RULES = "src/ganx/resume_rules.py"
 T_PROP = "test_properties.py"
 T_REG = "test_regularizers.py"
 T_VAL = "test_validation.py"
@@ -476,9 +477,9 @@ MUTATIONS = [
     ),
     m(
         "compatibility_check_off",
-        STATE,
-        "    if differing:\n        raise ckpt.CheckpointError(",
-        "    if False:\n        raise ckpt.CheckpointError(",
+        RESUME_RULES,
+        "    if refused:\n        listed = ",
+        "    if False:\n        listed = ",
         "resuming with another model/data config is not refused up front",
         f"{T_TRAIN}::test_resume_with_other_shapes_fails_clearly",
     ),
@@ -568,8 +569,8 @@ MUTATIONS = [
     m(
         "updates_unchecked",
         VALIDATE,
-        '    if train.updates not in ("alternating", "simultaneous"):',
-        "    if False:",
+        '    _choice(train.updates, "train.updates", ("alternating", "simultaneous", "g_first"))',
+        "    pass",
         "a misspelt train.updates silently trains alternating",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[train.updates=sideways]",
         "test_config.py::test_validation_messages",
@@ -577,8 +578,8 @@ MUTATIONS = [
     m(
         "on_nonfinite_unchecked",
         VALIDATE,
-        '    if train.on_nonfinite not in ("stop", "skip"):',
-        "    if False:",
+        '    _choice(train.on_nonfinite, "train.on_nonfinite", ("stop", "skip"))',
+        "    pass",
         "a misspelt train.on_nonfinite silently stops",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[train.on_nonfinite=ignore]",
         "test_config.py::test_validation_messages",
@@ -586,8 +587,8 @@ MUTATIONS = [
     m(
         "ckpt_every_unchecked",
         VALIDATE,
-        'for key in ("sample.every", "ckpt.every", "log.every"):',
-        'for key in ("sample.every", "log.every"):',
+        'for key in ("sample.every", "sample.n", "ckpt.every", "log.every"):',
+        'for key in ("sample.every", "sample.n", "log.every"):',
         "ckpt.every=0 fails mid-run (modulo by zero) instead of before training",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[ckpt.every=0]",
         "test_config.py::test_validation_messages",
@@ -595,8 +596,8 @@ MUTATIONS = [
     m(
         "bn_stats_unchecked",
         VALIDATE,
-        '    if cfg.sample.bn_stats not in ("batch", "running"):',
-        "    if False:",
+        '    _choice(cfg.sample.bn_stats, "sample.bn_stats", ("batch", "running"))',
+        "    pass",
         "a misspelt sample.bn_stats silently samples in eval mode",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[sample.bn_stats=mean]",
         "test_config.py::test_validation_messages",
@@ -604,8 +605,8 @@ MUTATIONS = [
     m(
         "ckpt_keep_unchecked",
         VALIDATE,
-        "    if cfg.ckpt.keep < 0:",
-        "    if cfg.ckpt.keep < -1:",
+        '    _non_negative(cfg.ckpt.keep, "ckpt.keep", integer=True)',
+        "    pass",
         "ckpt.keep=-1 is accepted",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[ckpt.keep=-1]",
         "test_config.py::test_validation_messages",
@@ -613,8 +614,8 @@ MUTATIONS = [
     m(
         "eval_mode_unchecked",
         VALIDATE,
-        '    if cfg.eval.mode not in ("min", "max"):',
-        "    if False:",
+        '        _choice(mode, "eval.mode", ("min", "max"))',
+        "        pass",
         "a misspelt eval.mode silently minimises",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[eval.mode=median]",
         "test_config.py::test_validation_messages",
@@ -622,8 +623,8 @@ MUTATIONS = [
     m(
         "compile_unchecked",
         VALIDATE,
-        "    if hw.compile not in COMPILE_CHOICES:",
-        "    if False:",
+        '    _choice(hw.compile, "hardware.compile", COMPILE_CHOICES)',
+        "    pass",
         "a misspelt hardware.compile reaches torch.compile mid-build",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[hardware.compile=fast]",
         "test_config.py::test_validation_messages",
@@ -631,8 +632,8 @@ MUTATIONS = [
     m(
         "reg_decay_unchecked",
         VALIDATE,
-        'for key in ("weight", "std", "decay", "step_size", "clamp", "noise_scale"):',
-        'for key in ("weight", "std", "step_size", "clamp", "noise_scale"):',
+        'REG_NUMBERS = ("weight", "std", "decay", "step_size", "clamp", "noise_scale", "target")',
+        'REG_NUMBERS = ("weight", "std", "step_size", "clamp", "noise_scale", "target")',
         "a negative reg.*.decay is not refused by name",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[reg=lecam reg.lecam.decay=-0.5]",
         "test_config.py::test_validation_messages",
