@@ -353,7 +353,7 @@ def run_study(cfg: DictConfig) -> tuple[list[Outcome], dict[str, float]]:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="dirac_study")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     started = time.time()
     try:
         outcomes, gammas = run_study(cfg)
@@ -370,6 +370,13 @@ def main(cfg: DictConfig) -> None:
         f"table: {len(outcomes)} runs in {table_time:.1f} s; all files: "
         f"{time.time() - started:.1f} s -> {out}"
     )
+
+
+def main() -> None:
+    from .cli import handle_version
+
+    handle_version("ganx-dirac")
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -18,18 +18,46 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from .build import ConfigError
-from .checkpoint import CheckpointError
-from .data import DataError
-from .distributed import TrainingProcessError
-from .loop import train
+from .cli import handle_version
 
+# torch and the modules that import it are imported inside the functions below: shell
+# completion (`ganx-train -sc ...`) and --help run this module and should answer at once
 log = logging.getLogger("ganx")
 
-# multirun job dirs: `<overrides except seed>/seed=<seed>` (see conf/config.yaml); a sweep over
-# seeds alone has no other overrides, and an empty first part would make the path absolute
-if not OmegaConf.has_resolver("ganx_setting"):
-    OmegaConf.register_new_resolver("ganx_setting", lambda dirname: dirname or "default")
+
+def register_resolvers() -> None:
+    """multirun job dirs: `<overrides except seed>/seed=<seed>` (see conf/config.yaml); a sweep
+    over seeds alone has no other overrides, and an empty first part would make the path
+    absolute."""
+    if not OmegaConf.has_resolver("ganx_setting"):
+        OmegaConf.register_new_resolver("ganx_setting", lambda dirname: dirname or "default")
+
+
+register_resolvers()
+
+
+def prepare(cfg: DictConfig) -> DictConfig:
+    """Settle what a run computes before anything starts (the data set's default metrics
+    fitted to the Inception weights at hand, with one line saying what was left out)."""
+    from .metric_plan import plan_metrics
+
+    plan_metrics(cfg)
+    return cfg
+
+
+def train_in(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train in ``run_dir`` (this process; ``run`` starts data-parallel ranks when asked).
+    ``run.json`` records what produced the run, once the config has passed its checks."""
+    from .build import select_device
+    from .loop import train
+    from .records import run_record, write_run_record
+    from .validate import validate
+
+    validate(cfg)
+    if os.environ.get("RANK", "0") == "0":
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_record(run_dir, run_record(select_device(cfg.hardware)))
+    return train(cfg, run_dir)
 
 
 def run(cfg: DictConfig) -> dict:
@@ -38,14 +66,20 @@ def run(cfg: DictConfig) -> dict:
     from . import distributed
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    prepare(cfg)
     processes = distributed.requested_processes(cfg.hardware)
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         return distributed.launch(cfg, run_dir, processes)
-    return train(cfg, run_dir)
+    return train_in(cfg, run_dir)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
+    from .build import ConfigError
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .distributed import TrainingProcessError
+
     try:
         result = run(cfg)
     except (ConfigError, DataError, CheckpointError, TrainingProcessError) as err:
@@ -61,6 +95,12 @@ def main(cfg: DictConfig) -> float | None:
     )
     # the value a Hydra sweeper optimises: the best eval.objective seen (None without one)
     return result.get("best")
+
+
+def main() -> None:
+    """The ``ganx-train`` command: ``--version`` here, everything else through Hydra."""
+    handle_version("ganx-train")
+    hydra_main()
 
 
 if __name__ == "__main__":
