@@ -48,6 +48,20 @@ def select_device(hardware: DictConfig) -> torch.device:
     return torch.device(choice)
 
 
+def loader_workers(value, world: int = 1) -> int:
+    """``dataset.num_workers``: an integer >= 0, or ``auto`` = the cores this process may use
+    (its CPU affinity, shared among ``world`` ranks) minus one for the training process,
+    at most 8 (more rarely helps a GAN's small images)."""
+    if value == "auto":
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(0, min(8, (cores or 1) // max(world, 1) - 1))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"dataset.num_workers={value!r}: must be auto or an integer >= 0")
+    return value
+
+
 def build_data(cfg: DictConfig) -> DataSource:
     return instantiate(cfg.dataset.source)
 
@@ -60,7 +74,7 @@ def build_stream(
         cfg.train.batch_size,
         cfg.seed,
         device,
-        num_workers=cfg.dataset.get("num_workers", 0),
+        num_workers=loader_workers(cfg.dataset.get("num_workers", 0), world),
         on_device=cfg.dataset.get("on_device", False),
         rank=rank,
         world=world,
