@@ -49,7 +49,10 @@ def export_generator(
     example = sampling.draw_noise(8, latent_dim, seed=0)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":
-        with torch.no_grad():
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
             traced = torch.jit.trace(module, example, check_inputs=[(example[:3],)])
         torch.jit.save(traced, str(out), _extra_files={"ganx.json": json.dumps(meta)})
     else:
@@ -96,3 +99,7 @@ def export_hydra(cfg: DictConfig) -> None:
 def main() -> None:
     handle_version("ganx-export")
     export_hydra()
+
+
+if __name__ == "__main__":
+    main()
