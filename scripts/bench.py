@@ -27,7 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganx.build import build_all
 from ganx.data import DataSource
-from ganx.loop import StepSettings, seed_everything, training_iteration
+from ganx.rng import seed_everything
+from ganx.step import StepSettings, training_iteration
 
 FAMILY_SETTINGS = {  # model, data shape, loss, n_dis (the SNGAN setting: hinge, 5)
     "mlp": (["model=mlp"], 1, 28, "ns", 1),

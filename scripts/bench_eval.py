@@ -20,8 +20,8 @@ import torch
 import torch_fidelity
 
 from ganx.build import build_data
+from ganx.evaluation import evaluate, sample_for_eval
 from ganx.fidelity import EXTRACTORS, real_images, register_extractors
-from ganx.loop import evaluate, sample_for_eval
 from ganx.tools import load_generator
 
 

@@ -13,7 +13,7 @@ import torch
 from conftest import compose_cfg
 
 import ganx
-from ganx.loop import generate, sample_for_eval
+from ganx.evaluation import generate, sample_for_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,16 +1,20 @@
 """Data-parallel training with torchrun on CPU (gloo, 2 processes)."""
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import TINY, TINY_WIDTHS
 
 from ganx import checkpoint as ckpt
-from ganx.distributed import free_port
+from ganx.launch import free_port
 
 
 def torchrun(run_dir, nproc, *extra):
@@ -176,3 +180,131 @@ def test_a_rank_refusing_its_checkpoint_gives_one_clear_error(tmp_path):
     ), proc.stderr[-2000:]
     assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
     assert not list(tmp_path.glob(".rank*"))
+
+
+# --- ranks agree on every collective ---------------------------------------------------------
+
+PROBE = Path(__file__).resolve().parent / "rank_probe.py"
+
+
+def start_ranks(tmp_path: Path, *overrides: str, env_extra: dict | None = None):
+    """Two gloo ranks as ``ganx.launch`` starts them (``python tests/rank_probe.py``: the real
+    ``rank_main`` plus the test probes), on the tiny config; returns the processes."""
+    from conftest import compose_cfg
+    from omegaconf import OmegaConf
+
+    cfg = compose_cfg(*TINY_WIDTHS["dcgan"], "reg=r1", "hardware.threads=1", *overrides)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(OmegaConf.to_yaml(cfg))
+    port = free_port()
+    procs = []
+    for rank in (0, 1):
+        env = dict(
+            os.environ,
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            PROBE_DIR=str(tmp_path),
+            **(env_extra or {}),
+        )
+        command = [sys.executable, str(PROBE), str(config_file), str(run_dir)]
+        procs.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        )
+    return procs, run_dir
+
+
+def wait_all(procs, timeout: float = 300) -> list[str]:
+    outs = []
+    for proc in procs:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise AssertionError(
+                "the ranks hung (a collective entered by one rank only?)"
+            ) from None
+        outs.append(out.decode(errors="replace"))
+    for proc, out in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, out[-3000:]
+    return outs
+
+
+def assert_ranks_identical(tmp_path: Path) -> dict:
+    """Every parameter and buffer of G, D and the EMA generator, bitwise, on both ranks."""
+    zero, one = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert zero["step"] == one["step"] and zero["status"] == one["status"]
+    assert set(zero) == set(one) and "ema_generator" in zero
+    for key in ("generator", "discriminator", "ema_generator"):
+        assert set(zero[key]) == set(one[key])
+        for name, value in zero[key].items():
+            assert torch.equal(value, one[key][name]), (key, name)
+    return zero
+
+
+@pytest.mark.slow
+def test_evaluation_off_the_log_steps_keeps_ranks_in_step(tmp_path):
+    """eval.every=3 with log.every=2: step 3 evaluates (rank 0) but is no log step; every rank
+    still flushes there, so the loss all-reduce is entered by both."""
+    procs, run_dir = start_ranks(
+        tmp_path,
+        "train.steps=6",
+        "eval.every=3",
+        "log.every=2",
+        "eval.metrics=[fid_mnist,classes_mnist]",
+        "eval.num_samples=128",
+        f"metrics.cache_dir={tmp_path / 'cache'}",
+    )
+    wait_all(procs)
+    final = assert_ranks_identical(tmp_path)
+    assert final["step"] == 6 and final["status"] == "finished"
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 3, 4, 6]
+    assert [r["step"] for r in records if "fid128_mnist" in r] == [3, 6]
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_rank_stops_all_at_the_same_step(tmp_path):
+    procs, run_dir = start_ranks(
+        tmp_path, "train.steps=400", "log.every=1", "ckpt.every=1000", "sample.every=1000"
+    )
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        assert time.time() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGTERM)  # rank 1 only: rank 0 learns of it from rank 1
+    outs = wait_all(procs)
+    final = assert_ranks_identical(tmp_path)
+    assert final["status"] == "interrupted" and 3 <= final["step"] < 400
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.pt"]
+    assert ckpt.load(run_dir / "checkpoints" / "last.pt")["step"] == final["step"]
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
+    assert "resume=auto continues" in outs[0] and "resume=auto continues" in outs[1]
+
+
+@pytest.mark.slow
+def test_a_nan_on_one_rank_is_skipped_by_every_rank(tmp_path):
+    """train.on_nonfinite=skip and rank 1's D loss NaN at its 5th D step (step 4): both ranks
+    skip that D step (and its gradient all-reduce) and stay identical."""
+    procs, run_dir = start_ranks(
+        tmp_path,
+        "train.steps=8",
+        "log.every=1",
+        "train.on_nonfinite=skip",
+        env_extra={"PROBE_NAN_RANK": "1", "PROBE_NAN_CALL": "5"},
+    )
+    wait_all(procs)
+    final = assert_ranks_identical(tmp_path)
+    assert final["step"] == 8 and final["status"] == "finished"
+    assert torch.load(tmp_path / "rank0.pt")["skipped"] == 1  # rank 0 had no NaN itself
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["skipped_steps"] == 1
+    assert all(
+        torch.isfinite(v).all() for v in final["generator"].values() if v.is_floating_point()
+    )

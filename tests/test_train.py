@@ -8,7 +8,9 @@ from conftest import compose_cfg, group_choices
 
 from ganx import checkpoint as ckpt
 from ganx.build import build_all
-from ganx.loop import StepSettings, discriminator_step, seed_everything, train
+from ganx.loop import train
+from ganx.rng import seed_everything
+from ganx.step import StepSettings, discriminator_step
 
 LOSSES = group_choices("loss")
 REGS = group_choices("reg")
@@ -183,7 +185,7 @@ def test_ckpt_keep(tmp_path):
 
 
 def test_ema_decay_warms_up():
-    from ganx.loop import ema_decay
+    from ganx.step import ema_decay
 
     assert ema_decay(0.999, 5, start=10) == 0.0
     assert ema_decay(0.999, 10, start=10) == pytest.approx(0.1)
@@ -238,7 +240,7 @@ def test_hardware_and_model_options_train(tmp_path, overrides):
 
 
 def test_lr_decay_reaches_zero_and_bn_stats_choice(tmp_path):
-    from ganx.loop import generate
+    from ganx.evaluation import generate
 
     train(compose_cfg("train.lr_decay=true", "train.steps=4"), tmp_path)
     state = ckpt.load(tmp_path / "checkpoints" / "last.pt")

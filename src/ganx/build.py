@@ -62,6 +62,29 @@ def loader_workers(value, world: int = 1) -> int:
     return value
 
 
+def requested_processes(hardware: DictConfig) -> int:
+    """``hardware.processes`` as a number: ``auto`` is one per visible GPU."""
+    value = hardware.get("processes", 1)
+    on_cuda = str(hardware.device).startswith("cuda") or (
+        hardware.device == "auto" and torch.cuda.is_available()
+    )
+    if value == "auto":
+        if not on_cuda:
+            raise ConfigError(
+                "hardware.processes=auto starts one process per GPU, and this run has no CUDA "
+                "device; on a CPU give a number, e.g. hardware.processes=2"
+            )
+        return torch.cuda.device_count()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"hardware.processes={value!r}: must be a positive integer or auto")
+    if on_cuda and value > 1 and value > torch.cuda.device_count():
+        raise ConfigError(
+            f"hardware.processes={value} but this machine has {torch.cuda.device_count()} "
+            "CUDA device(s): one process per GPU at most"
+        )
+    return value
+
+
 def build_data(cfg: DictConfig) -> DataSource:
     return instantiate(cfg.dataset.source)
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import pickle
-import random
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -59,44 +57,6 @@ def load(path: Path) -> dict:
         ) from err
     except (EOFError, RuntimeError) as err:
         raise CheckpointError(f"{path} is not a readable checkpoint: {err}") from err
-
-
-def rng_state() -> dict:
-    """Every random stream the loop uses, as plain types and tensors."""
-    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    state = {
-        "python": _to_plain(random.getstate()),
-        "numpy": {
-            "kind": np_kind,
-            "keys": torch.from_numpy(np_keys.astype(np.int64)),
-            "pos": int(np_pos),
-            "has_gauss": int(np_has_gauss),
-            "gauss": float(np_gauss),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(_to_tuple(state["python"]))
-    n = state["numpy"]
-    np.random.set_state(
-        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _to_plain(value):
-    return [_to_plain(v) for v in value] if isinstance(value, tuple) else value
-
-
-def _to_tuple(value):
-    return tuple(_to_tuple(v) for v in value) if isinstance(value, list) else value
 
 
 def keep_latest(directory: Path, keep: int) -> None:

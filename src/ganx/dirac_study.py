@@ -28,14 +28,9 @@ from hydra import compose
 from omegaconf import DictConfig, open_dict
 
 from .build import ConfigError, Parts, build_all
-from .loop import (
-    StepSettings,
-    discriminator_loss,
-    generator_loss,
-    seed_everything,
-    training_iteration,
-)
 from .report import markdown_table
+from .rng import seed_everything
+from .step import StepSettings, discriminator_loss, generator_loss, training_iteration
 
 # study name -> (loss group choice, regularizers that make up that "loss")
 STUDY_LOSSES = {

@@ -32,8 +32,8 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from .metrics import kl_from_uniform
 from .nets.mnist_cnn import MnistCNN
+from .stats import kl_from_uniform
 
 MNIST_EXTRACTOR = "ganx-mnist-cnn"
 INCEPTION_EXTRACTOR = "inception-v3-compat"

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .data import DataSource, mixture_centres
+from .stats import kl_from_uniform
 
 FIDELITY_METRICS = ("fid", "kid", "is", "pr", "classes")
 FIDELITY_EXTRACTORS = ("mnist", "inception")
@@ -94,17 +95,6 @@ def compute_metrics(names: list[str], ctx: EvalContext) -> dict[str, float]:
                 )
             )
     return results
-
-
-def kl_from_uniform(counts: torch.Tensor) -> float:
-    """KL(p || uniform) of a histogram, in nats (0 = perfectly balanced; log K = one bin);
-    NaN for an empty histogram (undefined)."""
-    total = counts.sum()
-    if total == 0:
-        return float("nan")
-    p = counts.double() / total
-    nonzero = p > 0
-    return float((p[nonzero] * (p[nonzero] * len(counts)).log()).sum())
 
 
 @register("modes")

@@ -2,7 +2,7 @@
 API draw them.
 
 Without a seed the noise is the one training's evaluation used at that checkpoint (seeded by
-the run's seed and the step, :func:`ganx.loop.sample_for_eval`), so samples match
+the run's seed and the step, :func:`ganx.evaluation.sample_for_eval`), so samples match
 ``metrics.jsonl``; with ``seed`` it comes from a generator seeded by that value alone.
 """
 
@@ -15,7 +15,7 @@ from torch import nn
 
 
 def eval_noise_seed(run_seed: int, step: int) -> int:
-    """The seed of the evaluation noise at ``step`` (as ``loop.sample_for_eval`` draws it)."""
+    """The seed of the evaluation noise at ``step`` (as ``evaluation.sample_for_eval`` draws it)."""
     return run_seed * 1_000_003 + step
 
 

@@ -122,7 +122,7 @@ def eval_hydra(cfg: DictConfig) -> None:
     from . import checkpoint as ckpt
     from .build import ConfigError, build_data
     from .fidelity import MetricError
-    from .loop import evaluate
+    from .evaluation import evaluate
     from .validate import validate
 
     try:

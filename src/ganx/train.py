@@ -63,13 +63,14 @@ def train_in(cfg: DictConfig, run_dir: Path) -> dict:
 def run(cfg: DictConfig) -> dict:
     """Train inside a Hydra job (run dir = Hydra's output dir); with ``hardware.processes`` > 1
     (and not already under torchrun) start that many data-parallel processes for this job."""
-    from . import distributed
+    from .build import requested_processes
+    from .launch import launch
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     prepare(cfg)
-    processes = distributed.requested_processes(cfg.hardware)
+    processes = requested_processes(cfg.hardware)
     if processes > 1 and "WORLD_SIZE" not in os.environ:
-        return distributed.launch(cfg, run_dir, processes)
+        return launch(cfg, run_dir, processes)
     return train_in(cfg, run_dir)
 
 
@@ -78,7 +79,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from .build import ConfigError
     from .checkpoint import CheckpointError
     from .data import DataError
-    from .distributed import TrainingProcessError
+    from .launch import TrainingProcessError
 
     try:
         result = run(cfg)

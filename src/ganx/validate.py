@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from .build import ConfigError
+from .build import ConfigError, requested_processes
 from .nets import dcgan, resnet64, sngan
 
 # which resolutions each model family supports (None: any), as the nets themselves check them
@@ -33,6 +33,15 @@ def _positive(value, key: str, integer: bool = False) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
+    """Every check, in the order a user reads the config."""
+    _validate_schedule(cfg)
+    _validate_eval(cfg)
+    _validate_regularizers(cfg)
+    _validate_model_and_data(cfg)
+    _validate_hardware(cfg)
+
+
+def _validate_schedule(cfg: DictConfig) -> None:
     train = cfg.train
     _positive(train.steps, "train.steps", integer=True)
     _positive(train.batch_size, "train.batch_size", integer=True)
@@ -54,6 +63,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.ckpt.keep < 0:
         raise ConfigError(f"ckpt.keep={cfg.ckpt.keep!r}: must be >= 0")
 
+
+def _validate_eval(cfg: DictConfig) -> None:
     from .metrics import available_metrics
 
     unknown = [m for m in cfg.eval.metrics if m not in available_metrics()]
@@ -91,6 +102,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.eval.mode not in ("min", "max"):
         raise ConfigError(f"eval.mode={cfg.eval.mode!r}; allowed: min, max")
 
+
+def _validate_regularizers(cfg: DictConfig) -> None:
     for name, node in cfg.reg.items():
         if node is None:
             continue
@@ -100,6 +113,8 @@ def validate(cfg: DictConfig) -> None:
         if "interval" in node:
             _positive(node.interval, f"reg.{name}.interval", integer=True)
 
+
+def _validate_model_and_data(cfg: DictConfig) -> None:
     family = cfg.model.name
     image_model = family not in ("dirac", "toy2d")
     image_data = cfg.dataset.name not in ("dirac", "ring8", "grid25")
@@ -116,13 +131,14 @@ def validate(cfg: DictConfig) -> None:
             f"model={family} does not support dataset.resolution={cfg.dataset.resolution} "
             f"(dataset={cfg.dataset.name}); allowed resolutions: {list(allowed)}"
         )
+
+
+def _validate_hardware(cfg: DictConfig) -> None:
     hw = cfg.hardware
     if hw.amp not in AMP_CHOICES:
         raise ConfigError(f"hardware.amp={hw.amp!r}; allowed: {', '.join(AMP_CHOICES)}")
     if hw.compile not in COMPILE_CHOICES:
         raise ConfigError(f"hardware.compile={hw.compile!r}; allowed: {', '.join(COMPILE_CHOICES)}")
-    from .distributed import requested_processes
-
     requested_processes(hw)  # raises on a bad hardware.processes
     if cfg.resume not in (None, "auto") and not isinstance(cfg.resume, str):
         raise ConfigError(f"resume={cfg.resume!r}; allowed: null, auto or a checkpoint path")

@@ -1,0 +1,260 @@
+"""Everything a run writes: tensorboard, ``metrics.jsonl``, ``status.json``, sample grids and
+checkpoints (``last.pt``, ``step_XXXXXXX.pt`` copies, ``best.pt``).
+
+Every rank calls the same methods at the same steps (the schedule decides, identically on each):
+cross-rank reductions (the loss means) run on every rank; evaluation and writing happen on rank 0
+alone, and neither enters a collective. The order of one step's outputs is fixed in
+:meth:`Outputs.after_step` (see its docstring and docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .build import ConfigError
+from .collectives import Ranks, average_values
+from .evaluation import evaluate, generate
+from .rng import preserved_rng
+from .schedule import Due
+from .state import TrainingState
+from .step import Diverged
+
+log = logging.getLogger("ganx")
+
+
+class NullWriter:
+    """Stands in for the tensorboard writer on ranks other than 0."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    add_image = add_figure = add_scalar
+
+    def close(self):
+        pass
+
+
+class Accumulator:
+    """Sums scalars on the device; read once per flush (one host sync)."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        for name, value in values.items():
+            value = value.detach().float()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self, world: int = 1) -> dict[str, float]:
+        """Means since the last call; with several ranks, averaged over them (every rank calls
+        this at the same steps)."""
+        if not self.sums:
+            return {}
+        names = list(self.sums)
+        stacked = torch.stack([self.sums[n] for n in names])
+        if world > 1:
+            stacked = average_values(stacked, world)
+        totals = stacked.tolist()
+        out = {n: t / self.counts[n] for n, t in zip(names, totals, strict=True)}
+        self.sums, self.counts = {}, {}
+        return out
+
+
+def finite_or_none(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def write_status(run_dir: Path, values: dict) -> None:
+    """``status.json``: running, then finished / diverged / interrupted / paused. A run that
+    stays "running" with no live process crashed (ganx-report says so)."""
+    record = {k: finite_or_none(v) for k, v in values.items()}
+    tmp = run_dir / ".status.json.tmp"
+    tmp.write_text(json.dumps(record) + "\n")
+    tmp.replace(run_dir / "status.json")
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    if not math.isfinite(value):
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_name: str) -> None:
+    """A PNG grid (images) or scatter plot (2-D points) in ``path`` and in tensorboard."""
+    images = images.cpu()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if images.dim() == 4:
+        from torchvision.utils import make_grid, save_image
+
+        grid = make_grid(
+            images, nrow=int(math.sqrt(len(images))), normalize=True, value_range=(-1, 1)
+        )
+        save_image(grid, path)
+        writer.add_image("samples", grid, step)
+    elif images.shape[-1] == 2:  # 2-D toy data: a scatter plot
+        from .plots import scatter_2d
+
+        figure = scatter_2d(images.numpy(), source_name, path)
+        writer.add_figure("samples", figure, step)
+
+
+class Outputs:
+    """The writer of one run (rank 0) and the reductions every rank takes part in."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, ranks: Ranks, start_step: int):
+        from torch.utils.tensorboard import SummaryWriter  # slow to import: only when training
+
+        self.cfg, self.run_dir, self.ranks = cfg, run_dir, ranks
+        self.ckpt_dir, self.sample_dir = run_dir / "checkpoints", run_dir / "samples"
+        self.metrics_file = run_dir / "metrics.jsonl"
+        try:
+            if ranks.is_main:
+                self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+                self.sample_dir.mkdir(parents=True, exist_ok=True)
+                purge = start_step if start_step else None
+                self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
+            else:
+                self.writer = NullWriter()
+        except OSError as err:
+            raise ConfigError(f"cannot write to the run directory {run_dir}: {err}") from err
+        self.acc = Accumulator()
+        self.banks: dict = {}  # feature extractors, built at the first evaluation and kept
+        self.started = time.time()
+        self.last_values: dict = {"step": start_step}
+        self.bar = tqdm(
+            total=cfg.train.steps,
+            initial=start_step,
+            disable=not (cfg.log.progress and ranks.is_main),
+            dynamic_ncols=True,
+            desc="train",
+        )
+        if ranks.is_main:
+            write_status(run_dir, {"status": "running", "step": start_step})
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+        self.writer.close()
+
+    def add(self, terms: list[dict[str, torch.Tensor]]) -> None:
+        for t in terms:
+            self.acc.add(t)
+        self.bar.update(1)
+
+    def after_step(self, state: TrainingState, due: Due) -> None:
+        """One step's outputs, in this order: (1) evaluate (rank 0; no collective, no training
+        RNG); (2) flush the log means, all-reduced on every rank and checked for NaN/inf, so a
+        diverged run raises here, before (5) could save a non-finite state; (3) the sample grid;
+        (4) the best value, which (5) ``last.pt`` records, so a resume knows it; (6) ``best.pt``
+        after ``last.pt``: a crash between them leaves a last.pt that already names the best."""
+        main = self.ranks.is_main
+        evaluated = None
+        if due.evaluate and main:
+            evaluated = evaluate(
+                state.eval_generator,
+                self.cfg,
+                state.parts.source,
+                state.step,
+                state.parts.device,
+                self.banks,
+            )
+        if due.flush:
+            self.last_values = self.flush(state, evaluated)
+        if due.sample and main:
+            self.save_grid(state)
+        new_best = self.update_best(state, evaluated)
+        if due.checkpoint:
+            self.save_checkpoint(state, "last.pt", keep_copy=due.keep_copy)
+        if new_best:
+            self.save_checkpoint(state, "best.pt")
+
+    def flush(self, state: TrainingState, evaluated: dict | None) -> dict:
+        """The means since the last flush (every rank: an all-reduce), to tensorboard and
+        ``metrics.jsonl`` (rank 0). Raises :class:`Diverged` on a non-finite mean."""
+        step, parts = state.step, state.parts
+        means = self.acc.means(self.ranks.world)
+        bad = [n for n, v in means.items() if not math.isfinite(v)]
+        if bad:
+            raise Diverged(f"steps up to {step}: non-finite {', '.join(bad)}")
+        scalars = dict(means)
+        for name, reg in parts.regularizers.items():
+            if reg.weight:
+                scalars[f"weight/{name}"] = reg.weight_at(step, self.cfg.train.steps)
+        scalars["lr/G"] = parts.opt_g.param_groups[0]["lr"]
+        scalars["lr/D"] = parts.opt_d.param_groups[0]["lr"]
+        for name, value in (evaluated or {}).items():
+            if math.isfinite(value):
+                scalars[f"metrics/{name}"] = value
+        for name, value in scalars.items():
+            self.writer.add_scalar(name, value, step)
+        record = {"step": step, "time_s": round(time.time() - self.started, 3), **means}
+        record.update(evaluated or {})
+        if state.skipped:
+            record["skipped_steps"] = state.skipped
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.startswith("loss/")})
+        if self.ranks.is_main:  # JSON has no NaN/inf: undefined values are null
+            with open(self.metrics_file, "a") as f:
+                f.write(json.dumps({k: finite_or_none(v) for k, v in record.items()}) + "\n")
+        return record
+
+    def save_grid(self, state: TrainingState) -> None:
+        with preserved_rng():  # a generator with dropout would draw from the training streams
+            images = generate(state.eval_generator, state.fixed_noise, self.cfg.sample.bn_stats)
+        path = self.sample_dir / f"step_{state.step:07d}.png"
+        save_samples(images, path, self.writer, state.step, state.parts.source.name)
+
+    def update_best(self, state: TrainingState, evaluated: dict | None) -> bool:
+        objective = self.cfg.eval.objective
+        if not evaluated or objective not in evaluated:
+            return False
+        if not is_better(evaluated[objective], state.best, self.cfg.eval.mode):
+            return False
+        state.best = evaluated[objective]
+        return True
+
+    def save_checkpoint(self, state: TrainingState, name: str, keep_copy: bool = False) -> None:
+        if not self.ranks.is_main:
+            return
+        saved = state.state_dict()
+        ckpt.atomic_save(saved, self.ckpt_dir / name)
+        if keep_copy and self.cfg.ckpt.keep > 0:
+            ckpt.atomic_save(saved, self.ckpt_dir / f"step_{state.step:07d}.pt")
+            ckpt.keep_latest(self.ckpt_dir, self.cfg.ckpt.keep)
+
+    def diverged(self, state: TrainingState, err: Diverged) -> None:
+        log.error(
+            "training diverged: %s. Stopped; the last good checkpoint is %s",
+            err,
+            self.ckpt_dir / "last.pt",
+        )
+        self.last_values = {"step": state.step, "error": str(err)}
+
+    def finish(self, state: TrainingState, status: str) -> dict:
+        """``status.json`` (rank 0) and the values ``train`` returns."""
+        values = dict(self.last_values, status=status, best=state.best)
+        values["wall_time_s"] = round(time.time() - self.started, 3)
+        if self.ranks.active:
+            G = state.parts.generator
+            checksum = sum(float(p.detach().double().sum()) for p in G.parameters())
+            log.info(
+                "rank %d of %d: G parameter checksum %.10e",
+                self.ranks.rank,
+                self.ranks.world,
+                checksum,
+            )
+        if self.ranks.is_main:
+            write_status(self.run_dir, values)
+        return values

@@ -1,0 +1,45 @@
+"""What is due after a G step: a pure function of the step, the config and the (already
+agreed) stop request, so every data-parallel rank computes the same answer and enters the same
+collectives (the log flush all-reduces the loss means on every rank)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+
+@dataclass(frozen=True)
+class Due:
+    evaluate: bool  # eval.metrics (rank 0 computes them; the others only flush)
+    flush: bool  # log means: all-reduced, checked for NaN/inf, written by rank 0
+    sample: bool  # a sample grid
+    checkpoint: bool  # last.pt
+    keep_copy: bool  # and a step_XXXXXXX.pt copy (ckpt.every, eval.at)
+    pause: bool  # train.stop_at reached before train.steps: end this invocation
+    final: bool  # the last step of this invocation (end, stop_at, or a stop request)
+
+
+def due(step: int, cfg: DictConfig, stop_requested: bool = False) -> Due:
+    """The schedule after G step ``step`` (counted from 1). ``stop_requested`` must be the
+    same on every rank (agreed with :func:`ganx.collectives.any_rank`)."""
+    total = cfg.train.steps
+    # stop_at ends this invocation early (a time-sliced cluster job); schedules still span total
+    stop_at = cfg.train.get("stop_at") or total
+    eval_at = set(cfg.eval.get("at") or ())
+    final = step in (total, stop_at) or stop_requested
+    # eval.at steps keep a checkpoint copy too: the weights behind those metrics
+    keep_copy = step % cfg.ckpt.every == 0 or step in eval_at
+    checkpoint = keep_copy or final
+    evaluate = bool(cfg.eval.metrics) and (step % cfg.eval.every == 0 or step in eval_at or final)
+    # logs are flushed (and checked for NaN/inf) before any checkpoint is written
+    flush = step % cfg.log.every == 0 or checkpoint or evaluate
+    return Due(
+        evaluate=evaluate,
+        flush=flush,
+        sample=step % cfg.sample.every == 0 or final,
+        checkpoint=checkpoint,
+        keep_copy=keep_copy,
+        pause=step == stop_at and stop_at < total,
+        final=final,
+    )

@@ -1,0 +1,253 @@
+"""One training iteration: n_dis D steps (each on a fresh real batch) and one G step,
+alternating or simultaneous, under autocast, with gradients averaged over data-parallel ranks;
+the EMA of G's weights; what happens to a step whose loss is NaN/inf.
+
+Depends on the built parts and the collectives only; the loop (:mod:`ganx.loop`) calls it, and
+so do ``ganx-dirac`` and ``scripts/bench.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .build import Parts
+from .collectives import any_rank, average_gradients
+from .regularizers import DiscriminatorPass
+
+
+class Diverged(RuntimeError):
+    """A loss or penalty became NaN/inf."""
+
+
+@dataclass
+class StepSettings:
+    """What every D/G step needs besides the nets: fixed for a run."""
+
+    total: int  # G steps of the whole run (annealing schedules span it)
+    latent_dim: int
+    amp: str = "off"
+    check: bool = True  # check losses for NaN/inf on every step (a host sync)
+    scaler: torch.amp.GradScaler | None = None
+    world: int = 1  # data-parallel ranks: gradients are averaged over them before each step
+
+
+def draw_latents(n: int, latent_dim: int, device: torch.device) -> torch.Tensor:
+    return torch.randn(n, latent_dim, device=device)
+
+
+def autocast(device: torch.device, amp: str):
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def require_finite(step: int, terms: dict[str, torch.Tensor], world: int = 1) -> None:
+    """Raise :class:`Diverged` naming the first non-finite term (a host sync: called only where
+    a check is wanted every step, i.e. on CPU or with ``on_nonfinite=skip``). With several ranks
+    the verdict is agreed first, so every rank raises (and skips or stops) together: a rank that
+    skipped alone would also skip the gradient all-reduce the others wait in."""
+    bad = next((name for name, value in terms.items() if not torch.isfinite(value).all()), None)
+    if world > 1:
+        device = next(iter(terms.values())).device
+        if any_rank(bad is not None, device) and bad is None:
+            raise Diverged(f"step {step}: a loss is non-finite on another rank")
+    if bad is not None:
+        raise Diverged(f"step {step}: {bad} is {terms[bad].item()} (non-finite)")
+
+
+def skipping(skip: bool, on_skip: Callable[[], None]):
+    """A runner for :func:`training_iteration`: with ``skip`` a step raising :class:`Diverged`
+    is dropped (``on_skip`` counts it) and yields no terms; otherwise the error propagates."""
+
+    def run(step_fn, *args) -> dict:
+        try:
+            return step_fn(*args)
+        except Diverged:
+            if not skip:
+                raise
+            on_skip()
+            return {}
+
+    return run
+
+
+def backward(loss: torch.Tensor, settings: StepSettings) -> None:
+    (settings.scaler.scale(loss) if settings.scaler is not None else loss).backward()
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> None:
+    if settings.world > 1:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        average_gradients(params, settings.world)
+    if settings.scaler is not None:
+        settings.scaler.step(optimizer)
+        settings.scaler.update()
+    else:
+        optimizer.step()
+
+
+def discriminator_loss(
+    parts: Parts, real: torch.Tensor, fake: torch.Tensor, step: int, d_step: int, total: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """D's loss plus every active penalty (weighted), and the terms for logging."""
+    D = parts.discriminator
+    for reg in parts.regularizers.values():  # DAT, instance noise: change what D sees
+        real, fake = reg.transform_d_inputs(D, real, fake, step, total)
+    active = {n: r for n, r in parts.regularizers.items() if r.applies_at(d_step)}
+    need_real_grad = any(r.needs_real_grad for r in active.values())
+    need_fake_grad = any(r.needs_fake_grad for r in active.values())
+    real = real.detach().requires_grad_(need_real_grad)
+    fake = fake.detach().requires_grad_(need_fake_grad)
+    # penalties on D's input gradient need a double backward, which compiled graphs do not
+    # support: on those steps D runs eagerly (same weights), elsewhere the compiled wrapper
+    forward = D if need_real_grad or need_fake_grad else parts.discriminator_fast
+    if parts.concat_real_fake:  # one call: fewer launches, and compiled D sees one graph
+        logits = forward(torch.cat([real, fake])).float()
+        real_logits, fake_logits = logits.split([len(real), len(fake)])
+    else:
+        real_logits, fake_logits = forward(real).float(), forward(fake).float()
+    terms = {"loss/D": parts.loss.d_loss(real_logits, fake_logits)}
+    total_loss = terms["loss/D"]
+    batch = DiscriminatorPass(D, real, fake, real_logits, fake_logits, step, total)
+    for name, reg in active.items():
+        penalty = reg.penalty(batch)
+        if penalty is None:
+            continue
+        terms[f"reg/{name}"] = penalty
+        # lazy regularisation: every `interval`-th D step, with gain `interval`
+        total_loss = total_loss + reg.weight_at(step, total) * reg.interval * penalty
+    if parts.aux is not None:  # SSGAN's rotation or InfoMax-GAN's InfoNCE term
+        terms["aux/D"] = parts.aux.d_term(D, real, fake)
+        total_loss = total_loss + terms["aux/D"]
+    terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+    return total_loss, terms
+
+
+def discriminator_step(
+    parts: Parts, real: torch.Tensor, step: int, d_step: int, settings: StepSettings
+) -> dict[str, torch.Tensor]:
+    with torch.no_grad(), autocast(parts.device, settings.amp):
+        fake = parts.generator_fast(draw_latents(real.shape[0], settings.latent_dim, parts.device))
+    with autocast(parts.device, settings.amp):
+        total_loss, terms = discriminator_loss(
+            parts, real, fake.float(), step, d_step, settings.total
+        )
+    if settings.check:
+        require_finite(step, terms, settings.world)
+    parts.opt_d.zero_grad(set_to_none=True)
+    backward(total_loss, settings)
+    optimizer_step(parts.opt_d, settings)
+    parts.loss.after_d_step(parts.discriminator)
+    return terms
+
+
+def generator_loss(
+    parts: Parts, batch_size: int, step: int, settings: StepSettings
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """G's loss (plus the model's auxiliary term) and the terms for logging."""
+    G, D = parts.generator_fast, parts.discriminator_fast
+    fake = G(draw_latents(batch_size, settings.latent_dim, parts.device))
+    for reg in parts.regularizers.values():
+        fake = reg.transform_g_input(fake, step, settings.total)
+    terms = {"loss/G": parts.loss.g_loss(D(fake).float())}
+    total = terms["loss/G"]
+    if parts.aux is not None:
+        terms["aux/G"] = parts.aux.g_term(parts.discriminator, fake)
+        total = total + terms["aux/G"]
+    return total, terms
+
+
+def generator_backward(
+    parts: Parts, batch_size: int, step: int, settings: StepSettings
+) -> dict[str, torch.Tensor]:
+    """G's loss and gradients (stored in G's .grad); ``optimizer_step`` applies them. Split so
+    that simultaneous updates can take G's gradient before D moves."""
+    D = parts.discriminator
+    D.requires_grad_(False)  # G's step needs no gradients for D's weights
+    try:
+        with autocast(parts.device, settings.amp):
+            loss, terms = generator_loss(parts, batch_size, step, settings)
+    finally:
+        D.requires_grad_(True)
+    if settings.check:
+        require_finite(step, terms, settings.world)
+    parts.opt_g.zero_grad(set_to_none=True)
+    backward(loss, settings)
+    return terms
+
+
+def training_iteration(
+    parts: Parts,
+    settings: StepSettings,
+    step: int,
+    d_steps: int,
+    n_dis: int,
+    simultaneous: bool,
+    next_real,
+    run=None,
+):
+    """One iteration = n_dis D steps (each on a fresh real batch from ``next_real()``) and one
+    G step. Alternating: G's gradient is taken after D moved; simultaneous: before, so both
+    players respond to the same state. ``run(step_fn, *args)`` wraps each step (see
+    :func:`skipping`). Returns the logged terms and the new D step count."""
+    run = run or (lambda fn, *args: fn(*args))
+    batch_size = parts.stream.batch_size
+    terms = []
+    if simultaneous:
+        g_terms = run(generator_backward, parts, batch_size, step, settings)
+    for _ in range(n_dis):
+        terms.append(run(discriminator_step, parts, next_real(), step, d_steps, settings))
+        d_steps += 1
+    if not simultaneous:
+        g_terms = run(generator_backward, parts, batch_size, step, settings)
+    if g_terms:  # empty when a non-finite G step was skipped (on every rank alike)
+        optimizer_step(parts.opt_g, settings)
+        terms.append(g_terms)
+    return terms, d_steps
+
+
+def real_batches(parts: Parts, channels_last: bool) -> Callable[[], torch.Tensor]:
+    """``next_real`` for :func:`training_iteration`: the next batch of the data stream."""
+
+    def next_real() -> torch.Tensor:
+        real = parts.stream.next()
+        if channels_last and real.dim() == 4:
+            real = real.contiguous(memory_format=torch.channels_last)
+        return real
+
+    return next_real
+
+
+# --- the EMA of G's weights ----------------------------------------------------------------------
+
+
+def make_ema(generator: nn.Module) -> nn.Module:
+    ema = copy.deepcopy(generator).eval()
+    ema.requires_grad_(False)
+    return ema
+
+
+def ema_decay(decay: float, step: int, start: int) -> float:
+    """The decay in force after G step ``step``: 0 (copy G) before ``start``, then warmed up
+    as min(decay, (1 + t) / (10 + t)) with t counted from ``start`` (the num_updates rule of
+    TensorFlow's ExponentialMovingAverage), so early averages are not dominated by G's random
+    initial weights (with a fixed 0.999 the EMA of a 1,000-step run is still half init)."""
+    if step < start:
+        return 0.0
+    t = step - start
+    return min(decay, (1.0 + t) / (10.0 + t))
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, generator: nn.Module, decay: float) -> None:
+    """p_ema <- decay * p_ema + (1 - decay) * p; buffers (BatchNorm statistics) are copied."""
+    for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), generator.buffers(), strict=True):
+        b_ema.copy_(b)
