@@ -110,6 +110,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     settings = step_settings(cfg, state, ranks)
     status = "finished"
     with StopRequest() as stop, Outputs(cfg, run_dir, ranks, state.step) as outputs:
+        outputs.announce(state)
         try:
             while state.step < cfg.train.steps:
                 outputs.add(iterate(state, settings, cfg, ranks))

@@ -25,7 +25,17 @@ from pathlib import Path
 import yaml
 
 LOWER_IS_BETTER = ("fid", "kid", "class_kl", "mode_kl")
-LOSS_PREFIXES = ("loss/", "reg/", "aux/", "D/", "time_s", "step", "skipped_steps")
+LOSS_PREFIXES = (
+    "loss/",
+    "reg/",
+    "aux/",
+    "D/",
+    "grad_norm/",
+    "speed/",
+    "time_s",
+    "step",
+    "skipped_steps",
+)
 
 
 @dataclass

@@ -121,8 +121,8 @@ def sample_hydra(cfg: DictConfig) -> None:
 def eval_hydra(cfg: DictConfig) -> None:
     from . import checkpoint as ckpt
     from .build import ConfigError, build_data
-    from .fidelity import MetricError
     from .evaluation import evaluate
+    from .fidelity import MetricError
     from .validate import validate
 
     try:

@@ -92,6 +92,11 @@ class MlflowTracker:
         tracking_uri: str = "mlruns",
         experiment: str = "ganx",
     ):
+        import os
+
+        if "://" not in tracking_uri:  # a folder: MLflow's file store, which MLflow 3 keeps
+            # working but asks users to opt into (it recommends sqlite:///mlflow.db instead)
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         from mlflow.tracking import MlflowClient
 
         uri = tracking_uri if "://" in tracking_uri else Path(tracking_uri).resolve().as_uri()
@@ -223,12 +228,20 @@ def build_trackers(logger_cfg, run_dir: Path, resume_step: int = 0) -> Trackers:
     """The trackers of ``cfg.logger`` (a mapping name -> node with ``_target_``)."""
     from .build import instantiate
 
+    if logger_cfg is None:  # a config from before the logger group: tensorboard, as then
+        logger_cfg = {"tensorboard": {"_target_": f"{__name__}.TensorboardTracker"}}
+    from .build import ConfigError
+
     check_installed(logger_cfg)
-    built = [
-        instantiate(node, Path(run_dir), resume_step)
-        for node in (logger_cfg or {}).values()
-        if node is not None
-    ]
+    built = []
+    for name, node in logger_cfg.items():
+        if node is None:
+            continue
+        try:
+            built.append(instantiate(node, Path(run_dir), resume_step))
+        except Exception as err:  # a tracker that cannot start: one line naming it
+            Trackers(built).close()
+            raise ConfigError(f"logger={name}: cannot start: {err}") from err
     return Trackers(built)
 
 

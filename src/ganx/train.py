@@ -40,23 +40,17 @@ def prepare(cfg: DictConfig) -> DictConfig:
     """Settle what a run computes before anything starts (the data set's default metrics
     fitted to the Inception weights at hand, with one line saying what was left out)."""
     from .metric_plan import plan_metrics
+    from .trackers import check_installed
 
+    check_installed(cfg.get("logger"))  # an optional tracker's package missing: refuse now
     plan_metrics(cfg)
     return cfg
 
 
 def train_in(cfg: DictConfig, run_dir: Path) -> dict:
-    """Train in ``run_dir`` (this process; ``run`` starts data-parallel ranks when asked).
-    ``run.json`` records what produced the run, once the config has passed its checks."""
-    from .build import select_device
+    """Train in ``run_dir`` (this process; ``run`` starts data-parallel ranks when asked)."""
     from .loop import train
-    from .records import run_record, write_run_record
-    from .validate import validate
 
-    validate(cfg)
-    if os.environ.get("RANK", "0") == "0":
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_run_record(run_dir, run_record(select_device(cfg.hardware)))
     return train(cfg, run_dir)
 
 
