@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import socket
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,23 +43,17 @@ TINY_WIDTHS = {
 }
 
 
-class NetworkBlocked(RuntimeError):
-    pass
+# no network, in this process and in every Python subprocess a test starts (CLI runs, ranks)
+NETBLOCK = Path(__file__).resolve().parent / "netblock"
+os.environ["GANX_TESTS_BLOCK_NETWORK"] = "1"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(NETBLOCK), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
+sys.path.insert(0, str(NETBLOCK))
+import sitecustomize as netblock  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _block_network(monkeypatch):
-    def refuse(self, address, *args, **kwargs):
-        if (
-            isinstance(address, tuple)
-            and address
-            and address[0] not in ("127.0.0.1", "::1", "localhost")
-        ):
-            raise NetworkBlocked(f"test tried to reach the network: {address}")
-        return real_connect(self, address, *args, **kwargs)
-
-    real_connect = socket.socket.connect
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+netblock.block_network()  # this process too, for the whole session
+NetworkBlocked = netblock.NetworkBlocked
 
 
 def group_choices(group: str) -> list[str]:

@@ -46,8 +46,7 @@ def test_family_trains_with_aux_and_any_reg(tmp_path, model):
 @pytest.mark.parametrize("model", ["ssgan", "infomax"])
 def test_aux_term_changes_the_d_update(model):
     """One D step with the auxiliary loss and with its D weight set to 0, from equal state."""
-    from ganx.rng import seed_everything
-    from ganx.step import StepSettings, discriminator_step
+    from internals import StepSettings, discriminator_step, seed_everything
 
     def d_after(*overrides):
         cfg = compose_cfg(f"model={model}", "dataset.resolution=32", *overrides)

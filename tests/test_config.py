@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import compose_cfg, group_choices
+from conftest import CONF_DIR, compose_cfg, group_choices
 
 from ganx.build import ConfigError, build_loss, build_nets, build_regularizers
 from ganx.loop import train
@@ -83,8 +83,11 @@ def test_cfg_job_prints_composed_config(tmp_path):
 def test_unknown_choice_lists_what_exists(tmp_path):
     out = run_cli("loss=nope", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode != 0
-    for name in ("hinge", "lsgan", "minimax", "ns", "wgan"):
-        assert name in out.stderr
+    # one line naming the key and the value, then the choices as a comma-separated list (whole
+    # names are compared: a bare "ns" would match "options" too)
+    (line,) = [ln for ln in out.stderr.splitlines() if "loss=nope" in ln]
+    listed = {name.strip() for name in line.rsplit(":", 1)[1].split(",")}
+    assert {"hinge", "lsgan", "minimax", "ns", "wgan"} <= listed
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -122,3 +125,41 @@ def test_validation_messages(tmp_path, overrides, message):
 def test_cuda_on_a_cpu_machine(tmp_path):
     with pytest.raises(ConfigError, match="no CUDA device"):
         train(compose_cfg("hardware=cuda"), tmp_path)
+
+
+# README "Models and data sets": G / D parameter counts at the stated settings
+PARAMETER_COUNTS = [
+    ("dcgan", [], "347,072 / 36,545"),
+    (
+        "dcgan",
+        [
+            "dataset.resolution=32",
+            "dataset.channels=3",
+            "model.generator.ngf=64",
+            "model.discriminator.ndf=64",
+        ],
+        "1,068,928 / 663,297",
+    ),
+    ("mlp", [], "1,510,032 / 533,505"),
+    ("sngan", ["dataset.resolution=32", "dataset.channels=3"], "4,276,739 / 1,053,825"),
+    ("ssgan", ["dataset.resolution=32", "dataset.channels=3"], "4,276,739 / 1,054,341"),
+    ("infomax", ["dataset.resolution=32", "dataset.channels=3"], "4,276,739 / 1,615,233"),
+    ("resnet64", ["dataset.resolution=64", "dataset.channels=3"], "8,541,443 / 9,811,841"),
+    ("dirac", ["dataset=dirac"], "1 / 1"),
+]
+
+
+def test_readme_parameter_counts():
+    readme = (CONF_DIR.parent / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip().split()[0].strip("`"): line
+        for line in readme.split("## Models and data sets", 1)[1].splitlines()
+        if line.startswith("| `")
+    }
+    for model, overrides, counts in PARAMETER_COUNTS:
+        g, d = build_nets(compose_cfg(f"model={model}", *overrides, tiny=False))
+        measured = f"{sum(p.numel() for p in g.parameters()):,} / " + (
+            f"{sum(p.numel() for p in d.parameters()):,}"
+        )
+        assert measured == counts, (model, overrides)
+        assert counts in rows[model], model

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import compose_cfg
+from internals import evaluate
 
-from ganx.data import mnist5k
+from ganx.build import ConfigError
+from ganx.data import DataSource, mnist5k
 from ganx.fidelity import (
     MNIST_EXTRACTOR,
     FeatureBank,
@@ -22,6 +24,7 @@ from ganx.fidelity import (
     to_uint8,
 )
 from ganx.loop import train
+from ganx.tools import load_generator, write_samples
 
 HELD_OUT = 1000  # scripts/train_mnist_net.py holds out the first 1,000 (seed-0 order)
 MNIST_METRICS = "[fid_mnist,kid_mnist,is_mnist,classes_mnist]"
@@ -136,21 +139,13 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
         assert evaluated[key] == pytest.approx(logged[key], rel=1e-6), key
     assert "fid300_mnist" in proc.stdout
     # the same checkpoint sampled with BatchNorm's running statistics scores differently
-    running_out = tmp_path / "eval_running.json"
-    proc = run_tool(
-        [
-            "from ganx.tools import eval_main; eval_main()",
-            f"checkpoint={last}",
-            f"out={running_out}",
-            "device=cpu",
-            "bn_stats=running",
-            "metrics=[fid_mnist]",
-        ],
-        tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    running = json.loads(running_out.read_text())["fid300_mnist"]
-    assert running > 0 and running != pytest.approx(evaluated["fid300_mnist"], rel=1e-3)
+    # (in-process: one CLI start-up above is enough to test the command)
+    run_cfg, generator, step = load_generator(str(last), use_ema=True, device=torch.device("cpu"))
+    run_cfg.sample.bn_stats = "running"
+    run_cfg.eval.metrics = ["fid_mnist"]
+    running = evaluate(generator, run_cfg, mnist5k(), step, torch.device("cpu"), banks={})
+    assert running["fid300_mnist"] > 0
+    assert running["fid300_mnist"] != pytest.approx(evaluated["fid300_mnist"], rel=1e-3)
 
     npz = tmp_path / "samples.npz"
     proc = run_tool(
@@ -195,26 +190,10 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
     )
 
     png = tmp_path / "grid.png"
-    proc = run_tool(
-        [
-            "from ganx.tools import sample_main; sample_main()",
-            f"checkpoint={last}",
-            "n=16",
-            f"out={png}",
-            "device=cpu",
-        ],
-        tmp_path,
-    )
-    assert proc.returncode == 0 and png.stat().st_size > 0
-    bad = run_tool(
-        [
-            "from ganx.tools import sample_main; sample_main()",
-            f"checkpoint={last}",
-            f"out={tmp_path / 'x.jpg'}",
-        ],
-        tmp_path,
-    )
-    assert bad.returncode != 0 and "must end in .png or .npz" in bad.stderr
+    write_samples(torch.from_numpy(images[:16]).permute(0, 3, 1, 2).float() / 127.5 - 1, png)
+    assert png.stat().st_size > 0
+    with pytest.raises(ConfigError, match="must end in .png or .npz"):
+        write_samples(torch.zeros(1, 1, 28, 28), tmp_path / "x.jpg")
 
 
 def test_inception_conversion_on_a_stand_in(tmp_path):
@@ -302,3 +281,36 @@ def test_inception_metrics_without_weights_fail_before_training(tmp_path):
         train(compose_cfg("eval.num_samples=50", "eval.metrics=[kid_mnist]"), tmp_path / "run2")
     with pytest.raises(ConfigError, match="unknown"):
         train(compose_cfg("eval.metrics=[fid_nope]"), tmp_path / "run3")
+
+
+class KnownFeatures:
+    """Stands in for the feature network where the answers are known: real images (all black)
+    get 2-D features spread over the unit square, generated ones (all white) features in its
+    corner [0, 0.2]^2; generated images fall in classes 0-3 with shares 50/33/15/1 %."""
+
+    def has_classifier_head(self, kind):
+        return True
+
+    def features(self, kind, images):
+        n = len(images)
+        gen = torch.Generator().manual_seed(n)
+        real = images.float().mean() < 128
+        feats = torch.rand(n, 2, generator=gen) * (1.0 if real else 0.2)
+        shares = torch.tensor([150, 100, 46, 4])
+        labels = torch.repeat_interleave(torch.arange(4), shares * n // 300)
+        logits = torch.nn.functional.one_hot(labels, 10).float()
+        return {"64": feats, "logits_unbiased": logits}
+
+
+def test_precision_recall_and_classes_on_known_features():
+    """Fakes packed in a corner of the real support: every fake is near real data (precision
+    ~1), few reals are near a fake (recall ~ the corner's share); class 3 gets 4 of 300 samples,
+    under 20% of its uniform share (6), so 3 of 10 classes are covered."""
+    source = DataSource("black", 1, 28, images=-torch.ones(300, 1, 28, 28))
+    white = torch.full((300, 3, 28, 28), 255, dtype=torch.uint8)
+    out = fidelity_metrics("mnist", {"pr", "classes"}, white, source, KnownFeatures(), None, 100)
+    assert out["precision300_mnist"] > 0.9
+    assert out["recall300_mnist"] < 0.2
+    assert out["classes300_mnist"] == 3
+    p = torch.tensor([150, 100, 46, 4], dtype=torch.float64) / 300
+    assert out["class_kl300_mnist"] == pytest.approx(float((p * (p * 10).log()).sum()))

@@ -169,3 +169,67 @@ def test_lazy_interval_and_bad_weights():
     with pytest.raises(ValueError, match="interval"):
         R1Penalty(interval=0)
     assert math.isclose(GradientPenalty().weight, 10.0)
+
+
+# --- a non-linear D: where the gradient is taken matters ----------------------------------------
+
+
+class Quadratic(nn.Module):
+    """D(x) = 0.5 ||x||^2 per sample: grad_x D = x, so the gradient norm at a point is the
+    point's own norm (unlike a linear D, whose gradient is the same everywhere)."""
+
+    def forward(self, x):
+        return 0.5 * x.flatten(1).pow(2).sum(1)
+
+
+def quadratic_pass(real, fake):
+    d = Quadratic()
+    real, fake = real.clone().requires_grad_(True), fake.clone().requires_grad_(True)
+    return DiscriminatorPass(d, real, fake, d(real), d(fake), 0, 10)
+
+
+def test_penalties_are_taken_where_their_papers_say():
+    """R1 on the reals (||x||^2 = 8 here), R2 on the fakes (||x||^2 = 2), JS on both."""
+    batch = quadratic_pass(torch.full((8, 2), 2.0), torch.full((8, 2), 1.0))
+    assert R1Penalty().penalty(batch).item() == pytest.approx(0.5 * 8)
+    assert R2Penalty().penalty(batch).item() == pytest.approx(0.5 * 2)
+    sig = torch.sigmoid(torch.tensor([4.0, 1.0]))  # D(real) = 4, D(fake) = 1
+    expect = 0.5 * ((1 - sig[0]) ** 2 * 8 + sig[1] ** 2 * 2)
+    assert JSRegularizer().penalty(batch).item() == pytest.approx(expect.item(), rel=1e-5)
+
+
+def test_gp_is_taken_on_interpolates():
+    """Reals at +3 e1, fakes at -3 e1: x_hat = (2 eps - 1) 3 e1 has gradient norm 3u with
+    u ~ U[0, 1], so E(3u - 1)^2 = 1 and E(3u)^2 = 3; at the reals or the fakes alone both
+    would be 4 and 9."""
+    torch.manual_seed(0)
+    n = 20_000
+    real = torch.zeros(n, 2)
+    real[:, 0] = 3.0
+    batch = quadratic_pass(real, -real)
+    assert GradientPenalty(target=1.0).penalty(batch).item() == pytest.approx(1.0, rel=0.05)
+    assert GradientPenalty(target=0.0).penalty(batch).item() == pytest.approx(3.0, rel=0.05)
+
+
+def test_dragan_is_taken_around_the_reals():
+    """Reals at +-1 (1-D): x_hat = x + eps * 0.5 * std(x) * u moves |x| by d = 0.5 s eps u
+    (towards 0 for -1, away for +1), so the penalty E(|x_hat| - 1)^2 = E d^2 = 0.25 s^2 / 9,
+    where the reals themselves would give exactly 0."""
+    torch.manual_seed(0)
+    n = 20_000
+    real = torch.tensor([1.0, -1.0]).repeat(n // 2).view(n, 1)
+    batch = quadratic_pass(real, real)
+    expect = 0.25 * real.std().item() ** 2 / 9
+    assert DraganPenalty().penalty(batch).item() == pytest.approx(expect, rel=0.05)
+
+
+def test_dat_clamps_adversarial_fakes_to_the_image_range():
+    """D(fake) = -0.25 < D(real) = 0.5: the step moves fakes by clamp(100 * [-1.5, 2]) =
+    [-0.25, 0.25] against the gradient, to [1.2, 0.65], and 1.2 is clamped to 1."""
+    d = Linear()
+    real = torch.zeros(2, 2)
+    fake = torch.tensor([[0.95, 0.9], [0.95, 0.9]])
+    dat = DirectAdversarialTraining(step_size=100.0, clamp=0.25)
+    _, new_fake = dat.transform_d_inputs(d, real, fake, 0, 1)
+    assert new_fake[:, 0].tolist() == [1.0, 1.0]
+    assert new_fake[:, 1].tolist() == pytest.approx([0.65, 0.65])

@@ -217,6 +217,8 @@ def test_failed_checkpoint_write_is_clear_and_keeps_previous(tmp_path, monkeypat
     def flaky_save(obj, f, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] >= 3:  # the 2nd checkpoint (last.pt + step copy = 2 saves each)
+            f.write(b"PK\x03\x04 half a checkpoint")  # the disk fills up mid-write
+            f.flush()
             raise OSError(28, "No space left on device")
         return real_save(obj, f, *args, **kwargs)
 
@@ -224,7 +226,7 @@ def test_failed_checkpoint_write_is_clear_and_keeps_previous(tmp_path, monkeypat
     with pytest.raises(ckpt.CheckpointError, match="No space left on device"):
         train(compose_cfg("train.steps=4", "ckpt.every=2"), tmp_path)
     monkeypatch.setattr(torch, "save", real_save)
-    assert final_state(tmp_path)["step"] == 2
+    assert final_state(tmp_path)["step"] == 2  # the previous last.pt, intact
     assert not list((tmp_path / "checkpoints").glob(".*.tmp"))
 
 

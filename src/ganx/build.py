@@ -12,14 +12,11 @@ from omegaconf import DictConfig
 from torch import nn
 
 from .data import BatchStream, DataSource
+from .errors import ConfigError  # noqa: F401  (re-exported: ganx.build.ConfigError)
 from .losses import GANLoss
 from .regularizers import Regularizer
 
 log = logging.getLogger("ganx")
-
-
-class ConfigError(ValueError):
-    """Bad user input; the message names the key, the bad value and what is allowed."""
 
 
 def instantiate(node, *args, **kwargs):
@@ -112,9 +109,22 @@ def build_loss(cfg: DictConfig) -> GANLoss:
     return instantiate(cfg.loss)
 
 
+def instantiate_named(key: str, node):
+    """``instantiate`` where a value the constructor refuses is reported under its config key
+    (``reg.js: decay must be in (0, 1], got 0``), as validation reports its own checks."""
+    try:
+        return instantiate(node)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{key}: {err}") from err
+
+
 def build_regularizers(cfg: DictConfig) -> dict[str, Regularizer]:
     """``cfg.reg`` maps a name to a node with ``_target_`` (``reg=none`` selects nothing)."""
-    return {name: instantiate(node) for name, node in cfg.reg.items() if node is not None}
+    return {
+        name: instantiate_named(f"reg.{name}", node)
+        for name, node in cfg.reg.items()
+        if node is not None
+    }
 
 
 def build_optimizers(
@@ -178,7 +188,7 @@ def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int =
         build_stream(cfg, source, device, rank, world),
     )
     if cfg.model.get("aux") is not None:
-        parts.aux = instantiate(cfg.model.aux)
+        parts.aux = instantiate_named("model.aux", cfg.model.aux)
     # a joint batch would mix real and fake BatchNorm statistics: then D keeps two calls
     parts.concat_real_fake = bool(cfg.hardware.get("concat_real_fake")) and not has_batch_norm(
         discriminator

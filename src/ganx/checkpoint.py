@@ -47,16 +47,97 @@ def atomic_save(state: dict, path: Path) -> None:
         os.close(dir_fd)
 
 
-def load(path: Path) -> dict:
+# what every checkpoint of ganx holds (loop.checkpoint_state); anything without them is not one
+REQUIRED_KEYS = ("step", "generator", "discriminator", "config")
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+
+
+def load(path: Path, mmap: bool = False) -> dict:
+    """A checkpoint written by ganx; a file that is not one raises :class:`CheckpointError`
+    naming the file, what is wrong and, when there is one, an intact older copy beside it.
+    ``mmap``: map the tensors instead of reading them (for a look at the config only)."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise CheckpointError(f"checkpoint {path} {what}")
+    problem = _read_problem(path)
+    if problem is None:
+        state = _torch_load(path, mmap)
+        problem = _structure_problem(state)
+        if problem is None:
+            return state
+    raise CheckpointError(f"checkpoint {path} {problem}{_older_copy_hint(path)}")
+
+
+def _read_problem(path: Path) -> str | None:
+    """What makes the file unreadable before unpickling, if anything."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "is empty (0 bytes): its write never completed"
+    if head.startswith(ZIP_MAGIC):
+        return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        head.decode("utf-8")
+        return "is a text file, not a checkpoint"
+    except UnicodeDecodeError:
+        return "is not a checkpoint written by ganx (not a torch.save zip archive)"
+
+
+def _torch_load(path: Path, mmap: bool = False) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
         raise CheckpointError(
             f"refusing to load {path}: it holds objects other than tensors and plain Python "
-            f"types, which could run code when unpickled ({str(err).splitlines()[0]})"
+            f"types, which could run code when unpickled ({first})"
         ) from err
-    except (EOFError, RuntimeError) as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint: {err}") from err
+    except (EOFError, RuntimeError, KeyError, ValueError, OSError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupted ({first}){_older_copy_hint(path)}"
+        ) from err
+
+
+def _structure_problem(state) -> str | None:
+    if not isinstance(state, dict):
+        return f"is not a ganx checkpoint: it holds a {type(state).__name__}, not a dict"
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        return f"is not a ganx checkpoint: it lacks {', '.join(missing)}"
+    if not isinstance(state["config"], dict) or not isinstance(state["step"], int):
+        return "is not a ganx checkpoint: its config or step has the wrong type"
+    return None
+
+
+def intact_copy(path: Path) -> Path | None:
+    """The newest ``step_*.pt`` beside ``path`` (other than it) that loads as a checkpoint."""
+    for other in sorted(Path(path).parent.glob("step_*.pt"), reverse=True):
+        if other.resolve() == Path(path).resolve():
+            continue
+        try:
+            if (
+                _read_problem(other) is None
+                and _structure_problem(_torch_load(other, True)) is None
+            ):
+                return other
+        except CheckpointError:
+            continue
+    return None
+
+
+def _older_copy_hint(path: Path) -> str:
+    older = intact_copy(path)
+    if older is None:
+        return ""
+    return f"; an intact older copy is beside it: resume from it with resume={older}"
+
+
+def read_config(path: Path) -> dict:
+    """The config a checkpoint was written with (checked like :func:`load`, tensors mapped,
+    not read)."""
+    return load(path, mmap=True)["config"]
 
 
 def keep_latest(directory: Path, keep: int) -> None:

@@ -97,8 +97,10 @@ def export_hydra(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from .tools import with_paths_quoted
+
     handle_version("ganx-export")
-    export_hydra()
+    with_paths_quoted(export_hydra)()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+from .metric_keys import count_label
 from .nets.mnist_cnn import MnistCNN
 from .stats import kl_from_uniform
 
@@ -94,6 +95,17 @@ def register_extractors() -> None:
 def default_inception_weights() -> Path:
     """Where torch-fidelity caches its own download (so a normal install finds it too)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
+
+
+def inception_has_head(weights: Path) -> bool:
+    """Does this Inception state dict carry the 1008-class head the Inception Score needs?
+    (``ganx-weights inception`` writes a zero head: see ganx.weights.convert_state_dict.)"""
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip checkpoint (mmap needs one), or unreadable: read it plainly
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    fc = state.get("fc.weight") if isinstance(state, dict) else None
+    return fc is not None and bool(fc.abs().sum() > 0)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -190,14 +202,6 @@ def _weights_id(bank: FeatureBank, kind: str) -> str:
         return "mnist_cnn-v1"
     stat = bank.inception_weights.stat()
     return f"{bank.inception_weights}:{stat.st_size}:{int(stat.st_mtime)}"
-
-
-def count_label(n: int) -> str:
-    """Protocol tag for a sample count: 500, 2k, 10k, 2.5k."""
-    if n >= 1000:
-        k = n / 1000
-        return f"{k:g}k"
-    return str(n)
 
 
 def fidelity_metrics(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ from omegaconf import DictConfig
 from . import collectives, schedule
 from .build import select_device
 from .collectives import Ranks
-from .outputs import Outputs
+from .outputs import EvaluationInterrupted, Outputs
 from .state import TrainingState, resolve_resume
 from .step import (
     Diverged,
@@ -31,13 +32,21 @@ from .validate import validate
 log = logging.getLogger("ganx")
 
 
+class Aborted(BaseException):
+    """A second SIGINT/SIGTERM: stop at once (checkpoints are written atomically, so the last
+    complete one stays intact). A BaseException, so that no ``except Exception`` swallows it."""
+
+
 class StopRequest:
-    """SIGINT/SIGTERM (SLURM's pre-emption warning) set a flag; the loop then checkpoints and
-    exits cleanly after the current step, so ``resume=auto`` continues."""
+    """SIGINT/SIGTERM (SLURM's pre-emption warning) set a flag, acknowledged on the console at
+    once; the loop then checkpoints after the current step, before any evaluation, and exits
+    cleanly, so ``resume=auto`` continues. A signal during an evaluation abandons it
+    (:class:`~ganx.outputs.EvaluationInterrupted`); a second signal aborts at once."""
 
     def __init__(self):
         self.signal: int | None = None
         self._previous = {}
+        self._in_evaluation = False
 
     def __enter__(self):
         with contextlib.suppress(ValueError):  # not the main thread: no handlers
@@ -46,7 +55,30 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.signal is not None:
+            print(f"ganx-train: second {name}: aborting now", file=sys.stderr, flush=True)
+            raise Aborted(signum)
         self.signal = signum
+        print(
+            f"ganx-train: {name} received: saving a checkpoint after this step "
+            f"(send it again to abort at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if self._in_evaluation:
+            raise EvaluationInterrupted()
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """Code a first signal may cut short (an evaluation): the checkpoint matters more."""
+        if self.signal is not None:
+            raise EvaluationInterrupted()
+        self._in_evaluation = True
+        try:
+            yield
+        finally:
+            self._in_evaluation = False
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -81,8 +113,9 @@ def step_settings(cfg: DictConfig, state: TrainingState, ranks: Ranks) -> StepSe
 
 
 def iterate(state: TrainingState, settings: StepSettings, cfg: DictConfig, ranks: Ranks) -> list:
-    """One G step of training: n_dis D steps and one G step, then the EMA and the learning rates
-    follow G and every rank takes rank 0's BatchNorm statistics. Returns the logged terms."""
+    """One G step of training: n_dis D steps and one G step; every rank takes rank 0's
+    BatchNorm statistics; then the EMA and the learning rates follow G. Returns the logged
+    terms."""
     parts, train = state.parts, cfg.train
     next_real = real_batches(parts, cfg.hardware.channels_last)
     guard = skipping(train.on_nonfinite == "skip", state.count_skipped)
@@ -90,13 +123,13 @@ def iterate(state: TrainingState, settings: StepSettings, cfg: DictConfig, ranks
     terms, state.d_steps = training_iteration(
         parts, settings, state.step, state.d_steps, train.n_dis, simultaneous, next_real, guard
     )
+    if ranks.active:  # BatchNorm statistics are per rank: take rank 0's (before the EMA copies G's)
+        collectives.broadcast_buffers(parts.generator)
+        collectives.broadcast_buffers(parts.discriminator)
     if state.ema is not None:
         update_ema(state.ema, parts.generator, ema_decay(train.ema, state.step, train.ema_start))
     for sched in state.schedulers:
         sched.step()
-    if ranks.active:  # BatchNorm statistics are per rank: take rank 0's
-        collectives.broadcast_buffers(parts.generator)
-        collectives.broadcast_buffers(parts.discriminator)
     state.step += 1
     return terms
 
@@ -109,7 +142,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
     settings = step_settings(cfg, state, ranks)
     status = "finished"
-    with StopRequest() as stop, Outputs(cfg, run_dir, ranks, state.step) as outputs:
+    outputs = Outputs(cfg, run_dir, ranks, state.step, state.elapsed_s)
+    with StopRequest() as stop, outputs:
         outputs.announce(state)
         try:
             while state.step < cfg.train.steps:
@@ -117,7 +151,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 # a signal reaches one rank or several: all stop at the same step
                 stop_requested = collectives.any_rank(stop.signal is not None, device)
                 due = schedule.due(state.step, cfg, stop_requested)
-                outputs.after_step(state, due)
+                outputs.after_step(state, due, stop.interruptible)
                 if due.pause:
                     status = "paused"
                     break
@@ -132,4 +166,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         except Diverged as err:
             status = "diverged"
             outputs.diverged(state, err)
+        except Aborted:
+            outputs.finish(state, "aborted")
+            raise
         return outputs.finish(state, status)

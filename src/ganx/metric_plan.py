@@ -64,8 +64,9 @@ def has_classifier_head(path: Path) -> bool:
     return fc is not None and bool(fc.abs().sum() > 0)
 
 
-def plan_metrics(cfg: DictConfig) -> list[str]:
-    """Settle ``cfg.eval.metrics`` (in place) and return the start lines explaining changes."""
+def plan_metrics(cfg: DictConfig, announce: bool = True) -> list[str]:
+    """Settle ``cfg.eval.metrics`` (in place) and return the start lines explaining changes
+    (also logged when ``announce``)."""
     from .build import ConfigError
 
     metrics = list(cfg.eval.metrics or [])
@@ -100,6 +101,6 @@ def plan_metrics(cfg: DictConfig) -> list[str]:
         return []
     with open_dict(cfg):
         cfg.eval.metrics = keep
-    for note in notes:
+    for note in notes if announce else []:
         log.warning(note)
     return notes

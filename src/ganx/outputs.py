@@ -11,6 +11,7 @@ alone, and neither enters a collective. The order of one step's outputs is fixed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -78,6 +79,24 @@ def write_status(run_dir: Path, values: dict) -> None:
     tmp.replace(run_dir / "status.json")
 
 
+class EvaluationInterrupted(Exception):
+    """Raised by the signal handler while an evaluation runs (see loop.StopRequest)."""
+
+
+def objective_and_mode(cfg: DictConfig) -> tuple[str | None, str]:
+    """The key ``best.pt`` follows (``eval.objective`` as logged: ``fid_mnist`` ->
+    ``fid2k_mnist``) and its better direction (``eval.mode``, else inferred from the key)."""
+    from .metric_keys import objective_mode, resolve_objective
+
+    objective = cfg.eval.objective
+    if objective is None:
+        return None, "max"
+    key = resolve_objective(
+        objective, list(cfg.eval.metrics), cfg.eval.num_samples, cfg.dataset.name
+    )
+    return key, objective_mode(key, cfg.eval.get("mode"))
+
+
 def is_better(value: float, best: float | None, mode: str) -> bool:
     if not math.isfinite(value):
         return False
@@ -106,7 +125,10 @@ def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_nam
 class Outputs:
     """The writer of one run (rank 0) and the reductions every rank takes part in."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, ranks: Ranks, start_step: int):
+    def __init__(
+        self, cfg: DictConfig, run_dir: Path, ranks: Ranks, start_step: int, elapsed_s: float = 0.0
+    ):
+        """``start_step`` and ``elapsed_s``: where a resumed run's checkpoint left off."""
         self.cfg, self.run_dir, self.ranks = cfg, run_dir, ranks
         self.ckpt_dir, self.sample_dir = run_dir / "checkpoints", run_dir / "samples"
         self.metrics_file = run_dir / "metrics.jsonl"
@@ -124,7 +146,8 @@ class Outputs:
             raise ConfigError(f"cannot write to the run directory {run_dir}: {err}") from err
         self.acc = Accumulator()
         self.banks: dict = {}  # feature extractors, built at the first evaluation and kept
-        self.started = time.time()
+        self.started = time.time() - elapsed_s  # time_s and wall_time_s span every invocation
+        self.objective, self.mode = objective_and_mode(cfg)
         self.last_values: dict = {"step": start_step}
         self.evaluations: list[dict] = []  # every evaluation of this invocation, for HParams
         self.record: dict | None = None  # run.json's record, also stored in checkpoints
@@ -174,26 +197,33 @@ class Outputs:
             self.acc.add(t)
         self.bar.update(1)
 
-    def after_step(self, state: TrainingState, due: Due) -> None:
+    def after_step(self, state: TrainingState, due: Due, interruptible=contextlib.nullcontext):
         """One step's outputs, in this order: (1) evaluate (rank 0; no collective, no training
         RNG); (2) flush the log means, all-reduced on every rank and checked for NaN/inf, so a
         diverged run raises here, before (5) could save a non-finite state; (3) the sample grid;
         (4) the best value, which (5) ``last.pt`` records, so a resume knows it; (6) ``best.pt``
-        after ``last.pt``: a crash between them leaves a last.pt that already names the best."""
+        after ``last.pt``: a crash between them leaves a last.pt that already names the best.
+        ``interruptible()`` wraps the evaluation: a signal during it abandons it
+        (:class:`EvaluationInterrupted`), so the checkpoint the signal asks for comes next."""
         main = self.ranks.is_main
         evaluated = None
         if due.evaluate and main:
             eval_started = time.time()
-            evaluated = evaluate(
-                state.eval_generator,
-                self.cfg,
-                state.parts.source,
-                state.step,
-                state.parts.device,
-                self.banks,
-            )
+            try:
+                with interruptible():
+                    evaluated = evaluate(
+                        state.eval_generator,
+                        self.cfg,
+                        state.parts.source,
+                        state.step,
+                        state.parts.device,
+                        self.banks,
+                    )
+            except EvaluationInterrupted:
+                log.warning("the evaluation at step %d was abandoned for the signal", state.step)
             self.eval_seconds += time.time() - eval_started
-            self.evaluations.append(dict(evaluated, step=state.step))
+            if evaluated is not None:
+                self.evaluations.append(dict(evaluated, step=state.step))
         if due.flush:
             self.last_values = self.flush(state, evaluated)
         if due.sample and main:
@@ -246,10 +276,10 @@ class Outputs:
         save_samples(images, path, self.writer, state.step, state.parts.source.name)
 
     def update_best(self, state: TrainingState, evaluated: dict | None) -> bool:
-        objective = self.cfg.eval.objective
+        objective = self.objective
         if not evaluated or objective not in evaluated:
             return False
-        if not is_better(evaluated[objective], state.best, self.cfg.eval.mode):
+        if not is_better(evaluated[objective], state.best, self.mode):
             return False
         state.best = evaluated[objective]
         return True
@@ -257,6 +287,7 @@ class Outputs:
     def save_checkpoint(self, state: TrainingState, name: str, keep_copy: bool = False) -> None:
         if not self.ranks.is_main:
             return
+        state.elapsed_s = round(time.time() - self.started, 3)
         saved = state.state_dict()
         if self.record is not None:
             saved["record"] = self.record  # what produced these weights (as run.json)

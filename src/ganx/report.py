@@ -1,6 +1,7 @@
 """``ganx-report SWEEP_DIR``: which setting won a sweep.
 
-Reads every job under SWEEP_DIR (a folder holding ``.hydra/overrides.yaml``): its overrides
+Reads every job under SWEEP_DIR (a folder holding ``.hydra/overrides.yaml``, or one that
+``jobs.jsonl`` says the sweep planned: a job that never ran is listed as such): its overrides
 (the setting = all overrides but ``seed``), ``metrics.jsonl`` and ``status.json``. Writes
 ``report.md`` and ``report.csv`` (one row per setting: seeds, mean and std over seeds of each
 metric's final and best value, steps, wall time, how many runs diverged, the setting's last
@@ -24,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-LOWER_IS_BETTER = ("fid", "kid", "class_kl", "mode_kl")
+from .metric_keys import lower_is_better
+
 LOSS_PREFIXES = (
     "loss/",
     "reg/",
@@ -68,26 +70,27 @@ class Job:
         return self.history[-1]["step"] if self.history else 0
 
 
-def lower_is_better(key: str) -> bool:
-    return key.startswith(LOWER_IS_BETTER)
-
-
-def job_overrides(job_dir: Path) -> tuple[str, list[str]]:
-    """(seed, the other overrides that can define a setting)."""
-    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
+def job_overrides(job_dir: Path, planned: dict | None = None) -> tuple[str, list[str]]:
+    """(seed, the other overrides that can define a setting): from the job's
+    ``.hydra/overrides.yaml``, or from the sweep's plan for a job that never ran."""
+    record = job_dir / ".hydra" / "overrides.yaml"
+    if record.exists():
+        overrides = yaml.safe_load(record.read_text()) or []
+    else:
+        overrides = (planned or {}).get(job_dir, [])
     seed, parts = "0", []
     for item in overrides:
         key, _, value = item.partition("=")
         if key.lstrip("+~") == "seed":
             seed = value
-        elif not key.startswith(("hydra", "resume", "log.progress")):
+        elif not key.startswith(("hydra", "resume", "log.progress", "start_over")):
             parts.append(item)
     return seed, parts
 
 
-def read_job(job_dir: Path, constant: set[str]) -> Job:
+def read_job(job_dir: Path, constant: set[str], planned: dict | None = None) -> Job:
     """``constant``: overrides every job shares; the setting names only what varies."""
-    seed, parts = job_overrides(job_dir)
+    seed, parts = job_overrides(job_dir, planned)
     setting = ",".join(sorted(p for p in parts if p not in constant)) or "default"
     history = []
     metrics = job_dir / "metrics.jsonl"
@@ -105,14 +108,34 @@ def read_job(job_dir: Path, constant: set[str]) -> Job:
         return Job(
             job_dir, setting, seed, state, history, status.get("wall_time_s"), status.get("error")
         )
+    if not (job_dir / ".hydra").exists():
+        return Job(job_dir, setting, seed, "never ran", history)
     return Job(job_dir, setting, seed, "failed before training", history)
 
 
+def planned_jobs(sweep_dir: Path) -> dict[Path, list[str]]:
+    """Every job the sweeps into this dir planned (``jobs.jsonl``, written by ganx-train before
+    the first job starts): job dir -> overrides."""
+    plan = sweep_dir / "jobs.jsonl"
+    if not plan.exists():
+        return {}
+    entries = [json.loads(line) for line in plan.read_text().splitlines() if line.strip()]
+    return {sweep_dir / e["dir"]: e.get("overrides", []) for e in entries}
+
+
 def find_jobs(sweep_dir: Path) -> list[Job]:
-    dirs = sorted(p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml"))
-    shared = [set(job_overrides(d)[1]) for d in dirs]
+    """The jobs of a sweep dir; a previous run moved aside by ``start_over=true``
+    (``<dir>.old-<time>``) belongs to no job of the current sweep and is skipped."""
+    planned = planned_jobs(sweep_dir)
+    found = {p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")}
+    dirs = sorted(
+        d
+        for d in found | set(planned)
+        if not any(".old-" in part for part in d.relative_to(sweep_dir).parts)
+    )
+    shared = [set(job_overrides(d, planned)[1]) for d in dirs]
     constant = set.intersection(*shared) if len(shared) > 1 else set()
-    return [read_job(d, constant) for d in dirs]
+    return [read_job(d, constant, planned) for d in dirs]
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -296,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.sweep_dir} is not a directory")
     jobs = find_jobs(args.sweep_dir)
     if not jobs:
-        parser.error(f"no jobs under {args.sweep_dir} (no .hydra/overrides.yaml found)")
+        parser.error(f"no jobs under {args.sweep_dir} (no .hydra/overrides.yaml, no jobs.jsonl)")
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
     rows, keys = summarize(jobs)

@@ -31,7 +31,13 @@ def due(step: int, cfg: DictConfig, stop_requested: bool = False) -> Due:
     # eval.at steps keep a checkpoint copy too: the weights behind those metrics
     keep_copy = step % cfg.ckpt.every == 0 or step in eval_at
     checkpoint = keep_copy or final
-    evaluate = bool(cfg.eval.metrics) and (step % cfg.eval.every == 0 or step in eval_at or final)
+    # on a signal the checkpoint comes first and no evaluation delays it: a cluster's grace
+    # period (SLURM's --signal lead time) is shorter than an evaluation with many samples
+    evaluate = (
+        bool(cfg.eval.metrics)
+        and not stop_requested
+        and (step % cfg.eval.every == 0 or step in eval_at or final)
+    )
     # logs are flushed (and checked for NaN/inf) before any checkpoint is written
     flush = step % cfg.log.every == 0 or checkpoint or evaluate
     return Due(

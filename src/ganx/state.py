@@ -29,8 +29,6 @@ from .step import make_ema
 log = logging.getLogger("ganx")
 
 FORMAT = 1
-# where the data lives and how it is loaded may change between a run and its resume
-RESUME_FREE_KEYS = {"root", "num_workers", "on_device", "in_memory", "download", "metrics"}
 
 
 @dataclass
@@ -68,6 +66,7 @@ class TrainingState:
         self.d_steps = 0  # D steps done (lazy regularisation counts them)
         self.skipped = 0  # non-finite D/G steps dropped (train.on_nonfinite=skip)
         self.best: float | None = None  # best eval.objective so far (best.pt holds its weights)
+        self.elapsed_s = 0.0  # training wall time of every invocation so far (Outputs keeps it)
         self.slots = self._slots()
 
     def _slots(self) -> dict[str, Slot]:
@@ -105,6 +104,7 @@ class TrainingState:
             "data": stateful(parts.stream),
             "fixed_noise": Slot(lambda: self.fixed_noise.cpu(), self._load_fixed_noise),
             "best": attribute("best", optional=True),
+            "elapsed_s": attribute("elapsed_s", optional=True),
             "rng": Slot(rng_state, set_rng_state),
         }
 
@@ -159,8 +159,10 @@ class TrainingState:
                 ) from err
 
     def load(self, path: Path) -> None:
+        from .resume_rules import allowed_changes
+
         saved = ckpt.load(path)
-        check_compatible(saved, self.cfg, path)
+        allowed_changes(saved["config"], self.cfg, path)  # refuses changed model, data, losses...
         self.load_state_dict(saved, path)
         log.info("resumed from %s at step %d", path, self.step)
 
@@ -202,32 +204,3 @@ def resolve_resume(resume, run_dir: Path) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"resume={resume!r}: no such checkpoint file")
     return path
-
-
-def _flatten(tree, prefix=""):
-    if isinstance(tree, dict):
-        out = {}
-        for k, v in tree.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: tree}
-
-
-def check_compatible(saved: dict, cfg: DictConfig, path: Path) -> None:
-    """Refuse a checkpoint whose model or data set differs from this run's config."""
-    current = OmegaConf.to_container(cfg, resolve=True)
-    differing = []
-    for section in ("model", "dataset"):
-        old, new = _flatten(saved["config"].get(section, {})), _flatten(current[section])
-        for key in sorted(set(old) | set(new)):
-            if key.split(".")[-1] in RESUME_FREE_KEYS:
-                continue
-            if old.get(key) != new.get(key):
-                differing.append(
-                    f"{section}.{key}: checkpoint {old.get(key)!r}, now {new.get(key)!r}"
-                )
-    if differing:
-        raise ckpt.CheckpointError(
-            f"cannot resume from {path}: its model/data config differs "
-            "from this run's:\n  " + "\n  ".join(differing)
-        )

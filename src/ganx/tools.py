@@ -97,6 +97,21 @@ def sample_checkpoint(cfg: DictConfig):
     return images, latents, step
 
 
+def with_paths_quoted(hydra_main):
+    """A console entry point that quotes path values first: ``checkpoint=`` paths of sweep jobs
+    contain ``=`` (``multirun/.../reg=r1/seed=0/checkpoints/last.pt``), which Hydra's override
+    grammar would read as a second assignment."""
+
+    def entry() -> None:
+        from .overrides import quote_paths
+
+        sys.argv[1:] = quote_paths(sys.argv[1:])
+        hydra_main()
+
+    entry.__doc__ = hydra_main.__doc__
+    return entry
+
+
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="sample_tool")
 def sample_hydra(cfg: DictConfig) -> None:
     import numpy as np
@@ -154,9 +169,9 @@ def eval_hydra(cfg: DictConfig) -> None:
 
 def sample_main() -> None:
     handle_version("ganx-sample")
-    sample_hydra()
+    with_paths_quoted(sample_hydra)()
 
 
 def eval_main() -> None:
     handle_version("ganx-eval")
-    eval_hydra()
+    with_paths_quoted(eval_hydra)()

@@ -55,7 +55,10 @@ class TensorboardTracker:
     def __init__(self, run_dir: Path, resume_step: int = 0, subdir: str = "tb"):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(Path(run_dir) / subdir), purge_step=resume_step or None)
+        # a resume drops what the interrupted run logged after its checkpoint, and keeps what
+        # it logged at the checkpoint's step (that evaluation and grid came first)
+        purge = resume_step + 1 if resume_step else None
+        self.writer = SummaryWriter(str(Path(run_dir) / subdir), purge_step=purge)
 
     def add_scalar(self, tag, value, step):
         self.writer.add_scalar(tag, value, step)

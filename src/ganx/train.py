@@ -5,10 +5,15 @@ ganx-train loss=hinge reg=dat
 ganx-train 'reg=[r1,lecam]' reg.r1.weight=1
 ganx-train -m reg=none,r1,js,dat seed=0,1,2
 ganx-train --cfg job                     # print the composed config
+
+Bad input is refused with one line before anything is written: the command line by
+:mod:`ganx.overrides` (before Hydra composes), each job by :mod:`ganx.preflight` (a Hydra
+callback, before Hydra creates the run directory).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .cli import handle_version
@@ -26,8 +32,8 @@ log = logging.getLogger("ganx")
 
 
 def register_resolvers() -> None:
-    """multirun job dirs: `<overrides except seed>/seed=<seed>` (see conf/config.yaml); a sweep
-    over seeds alone has no other overrides, and an empty first part would make the path
+    """multirun job dirs: `<swept keys except seed>/seed=<seed>` (see conf/config.yaml); a sweep
+    over seeds alone has no other swept keys, and an empty first part would make the path
     absolute."""
     if not OmegaConf.has_resolver("ganx_setting"):
         OmegaConf.register_new_resolver("ganx_setting", lambda dirname: dirname or "default")
@@ -54,6 +60,25 @@ def train_in(cfg: DictConfig, run_dir: Path) -> dict:
     return train(cfg, run_dir)
 
 
+def record(cfg: DictConfig, run_dir: Path) -> None:
+    """This invocation's config and overrides, and what a resume changed (ganx.rundir)."""
+    from . import rundir
+    from .preflight import resume_source
+    from .resume_rules import differences
+
+    source = resume_source(cfg, run_dir)
+    changes = {}
+    if source is not None:
+        from .checkpoint import read_config
+
+        changes = {
+            k: v
+            for k, v in differences(read_config(source), cfg).items()
+            if k not in ("resume", "start_over")
+        }
+    rundir.record_invocation(run_dir, cfg, HydraConfig.get(), changes)
+
+
 def run(cfg: DictConfig) -> dict:
     """Train inside a Hydra job (run dir = Hydra's output dir); with ``hardware.processes`` > 1
     (and not already under torchrun) start that many data-parallel processes for this job."""
@@ -61,11 +86,24 @@ def run(cfg: DictConfig) -> dict:
     from .launch import launch
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    prepare(cfg)
+    prepare(cfg)  # before record: the recorded config holds the metrics this run computes
+    record(cfg, run_dir)
     processes = requested_processes(cfg.hardware)
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         return launch(cfg, run_dir, processes)
     return train_in(cfg, run_dir)
+
+
+def fail(message: str) -> None:
+    """One line and a non-zero exit; in a sweep, the job's status.json records the failure and
+    the sweep goes on (ganx-train exits non-zero at its end, naming the failed jobs)."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        log.error(message)
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        status = {"status": "failed", "error": message}
+        (run_dir / "status.json").write_text(json.dumps(status) + "\n")
+        return
+    sys.exit(f"ganx-train: error: {message}")
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="config")
@@ -77,11 +115,15 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
     try:
         result = run(cfg)
-    except (ConfigError, DataError, CheckpointError, TrainingProcessError) as err:
-        # bad input: one clear message, no stack trace, non-zero exit
-        sys.exit(f"ganx-train: error: {err}")
+    except (
+        ConfigError,
+        DataError,
+        CheckpointError,
+        TrainingProcessError,
+    ) as err:  # bad input: one clear message, no stack trace, non-zero exit
+        return fail(str(err))
     except OSError as err:  # an unwritable run dir, a full disk
-        sys.exit(f"ganx-train: error: cannot write the run's outputs: {err}")
+        return fail(f"cannot write the run's outputs: {err}")
     log.info(
         "run %s at step %s: %s",
         result.get("status"),
@@ -93,9 +135,30 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """The ``ganx-train`` command: ``--version`` here, everything else through Hydra."""
+    """The console entry point: ``--version``; check the command line, then hand it to Hydra."""
+    from .errors import ConfigError
+    from .overrides import check_overrides, command_line_overrides, quote_paths
+
     handle_version("ganx-train")
-    hydra_main()
+    sys.argv[1:] = quote_paths(sys.argv[1:])
+    overrides = command_line_overrides(sys.argv[1:])
+    if overrides is not None:
+        try:
+            check_overrides(overrides)
+        except ConfigError as err:
+            sys.exit(f"ganx-train: error: {err}")
+    try:
+        hydra_main()
+    except BaseException as err:
+        # ganx.loop (torch) is imported only by training, so only then can Aborted be raised
+        loop = sys.modules.get("ganx.loop")
+        if loop is None or not isinstance(err, loop.Aborted):
+            raise
+        # a second Ctrl-C/SIGTERM: the last complete checkpoint is intact
+        print(
+            "ganx-train: aborted; resume=auto continues from the last checkpoint", file=sys.stderr
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
 """Config checks that run before any training and before anything is written by ganx.
 
-Each failure raises :class:`ConfigError` naming the key, the bad value and what is allowed.
+Each failure raises :class:`ConfigError`: one line naming the key, the bad value and what is
+allowed. ``ganx-train`` runs them for every job before Hydra creates a run directory
+(:mod:`ganx.preflight`); ``train`` runs them again for callers of the Python API.
 """
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+import math
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig
 
 from .build import ConfigError, requested_processes
 from .nets import dcgan, resnet64, sngan
@@ -23,99 +28,205 @@ MODEL_RESOLUTIONS = {
 }
 AMP_CHOICES = ("off", "bf16", "fp16")
 COMPILE_CHOICES = ("off", "default", "reduce-overhead")
+# regularizer settings that are non-negative numbers, and those that are true/false
+REG_NUMBERS = ("weight", "std", "decay", "step_size", "clamp", "noise_scale", "target")
+REG_FLAGS = ("anneal", "clamp_real")
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _positive(value, key: str, integer: bool = False) -> None:
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    ok = isinstance(value, int) if integer else is_number(value)
     if isinstance(value, bool) or not ok or value <= 0:
-        kind = "a positive integer" if integer else "a positive number"
+        kind = "a positive integer" if integer else "a positive finite number"
         raise ConfigError(f"{key}={value!r}: must be {kind}")
 
 
+def _optional_positive(value, key: str) -> None:
+    if value is not None:
+        _positive(value, key, integer=True)
+
+
+def _non_negative(value, key: str, integer: bool = False) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) if integer else is_number(value)
+    if not ok or value < 0:
+        kind = "an integer >= 0" if integer else "a finite number >= 0"
+        raise ConfigError(f"{key}={value!r}: must be {kind}")
+
+
+def _flag(value, key: str) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r}: must be true or false")
+
+
+def _choice(value, key: str, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r}; allowed: {', '.join(map(str, allowed))}")
+
+
+def _string_list(value, key: str) -> list:
+    if not isinstance(value, (list, ListConfig)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}={value!r}: must be a list of names, e.g. [a,b]")
+    return list(value)
+
+
 def validate(cfg: DictConfig) -> None:
-    """Every check, in the order a user reads the config."""
-    _validate_schedule(cfg)
-    _validate_eval(cfg)
-    _validate_regularizers(cfg)
-    _validate_model_and_data(cfg)
-    _validate_hardware(cfg)
+    validate_train(cfg)
+    validate_eval(cfg)
+    validate_regularizers(cfg)
+    validate_model(cfg)
+    validate_hardware(cfg)
+    if cfg.resume is not None and not isinstance(cfg.resume, str):
+        raise ConfigError(f"resume={cfg.resume!r}; allowed: null, auto or a checkpoint path")
+    _flag(cfg.get("start_over", False), "start_over")
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
+        raise ConfigError(f"seed={cfg.seed!r}: must be an integer >= 0")
 
 
-def _validate_schedule(cfg: DictConfig) -> None:
+def validate_train(cfg: DictConfig) -> None:
     train = cfg.train
     _positive(train.steps, "train.steps", integer=True)
     _positive(train.batch_size, "train.batch_size", integer=True)
     _positive(train.n_dis, "train.n_dis", integer=True)
-    for player in ("g", "d"):
-        _positive(cfg.optim[player].lr, f"optim.{player}.lr")
+    _optional_positive(train.get("stop_at"), "train.stop_at")
+    _non_negative(train.ema_start, "train.ema_start", integer=True)
+    _flag(train.lr_decay, "train.lr_decay")
     ema = train.ema
-    if ema is not None and not 0.0 <= float(ema) < 1.0:
-        raise ConfigError(f"train.ema={ema!r}: must be null or in [0, 1)")
-    if train.updates not in ("alternating", "simultaneous"):
-        raise ConfigError(f"train.updates={train.updates!r}; allowed: alternating, simultaneous")
-    if train.on_nonfinite not in ("stop", "skip"):
-        raise ConfigError(f"train.on_nonfinite={train.on_nonfinite!r}; allowed: stop, skip")
-    for key in ("sample.every", "ckpt.every", "log.every"):
+    if ema is not None and not (is_number(ema) and 0.0 <= ema < 1.0):
+        raise ConfigError(f"train.ema={ema!r}: must be null or a number in [0, 1)")
+    _choice(train.updates, "train.updates", ("alternating", "simultaneous"))
+    _choice(train.on_nonfinite, "train.on_nonfinite", ("stop", "skip"))
+    for player in ("g", "d"):
+        validate_optimizer(cfg.optim[player], f"optim.{player}")
+    for key in ("sample.every", "sample.n", "ckpt.every", "log.every"):
         section, name = key.split(".")
         _positive(cfg[section][name], key, integer=True)
-    if cfg.sample.bn_stats not in ("batch", "running"):
-        raise ConfigError(f"sample.bn_stats={cfg.sample.bn_stats!r}; allowed: batch, running")
-    if cfg.ckpt.keep < 0:
-        raise ConfigError(f"ckpt.keep={cfg.ckpt.keep!r}: must be >= 0")
+    _choice(cfg.sample.bn_stats, "sample.bn_stats", ("batch", "running"))
+    _non_negative(cfg.ckpt.keep, "ckpt.keep", integer=True)
+    _flag(cfg.log.progress, "log.progress")
 
 
-def _validate_eval(cfg: DictConfig) -> None:
+def validate_optimizer(node: DictConfig, key: str) -> None:
+    if not isinstance(node, DictConfig) or not isinstance(node.get("_target_"), str):
+        raise ConfigError(f"{key}: must name an optimizer class in _target_, e.g. torch.optim.Adam")
+    _positive(node.get("lr"), f"{key}.lr")
+    if "betas" in node:
+        betas = node.betas
+        ok = isinstance(betas, (list, ListConfig)) and len(betas) == 2
+        if not ok or not all(is_number(b) and 0.0 <= b < 1.0 for b in betas):
+            raise ConfigError(
+                f"{key}.betas={betas!r}: must be two numbers in [0, 1), e.g. [0.5,0.999]"
+            )
+    for name in ("weight_decay", "eps", "momentum"):
+        if node.get(name) is not None:
+            _non_negative(node[name], f"{key}.{name}")
+
+
+def validate_eval(cfg: DictConfig) -> None:
     from .metrics import available_metrics
 
-    unknown = [m for m in cfg.eval.metrics if m not in available_metrics()]
+    metrics = _string_list(cfg.eval.metrics, "eval.metrics")
+    unknown = [m for m in metrics if m not in available_metrics()]
     if unknown:
         raise ConfigError(f"eval.metrics: unknown {unknown}; allowed: {available_metrics()}")
     _positive(cfg.eval.every, "eval.every", integer=True)
-    for i, at in enumerate(cfg.eval.get("at") or ()):
-        _positive(at, f"eval.at[{i}]", integer=True)
+    at = cfg.eval.get("at") or []
+    if not isinstance(at, (list, ListConfig)):
+        raise ConfigError(f"eval.at={at!r}: must be a list of steps, e.g. [1000,5000]")
+    for i, step in enumerate(at):
+        _positive(step, f"eval.at[{i}]", integer=True)
     _positive(cfg.eval.num_samples, "eval.num_samples", integer=True)
-    if any(m.startswith("kid_") for m in cfg.eval.metrics) and (
-        cfg.eval.num_samples < cfg.metrics.kid_subset_size
-    ):
-        raise ConfigError(
-            f"eval.num_samples={cfg.eval.num_samples} is smaller than "
-            f"metrics.kid_subset_size={cfg.metrics.kid_subset_size}: KID draws subsets of that "
-            "size; raise eval.num_samples or lower metrics.kid_subset_size"
-        )
-    if any(m.endswith("_inception") for m in cfg.eval.metrics):
-        from pathlib import Path
-
-        from .fidelity import default_inception_weights
-
-        weights = Path(cfg.metrics.inception_weights or default_inception_weights()).expanduser()
-        if not weights.is_file():
-            raise ConfigError(
-                f"eval.metrics asks for Inception metrics but no weights are at "
-                f"{weights}; run `ganx-weights inception` (offline conversion) or "
-                "set metrics.inception_weights"
-            )
-    if "modes" in cfg.eval.metrics and cfg.dataset.name not in ("ring8", "grid25"):
+    m = cfg.metrics
+    _positive(m.kid_subset_size, "metrics.kid_subset_size", integer=True)
+    _positive(m.batch_size, "metrics.batch_size", integer=True)
+    _optional_positive(m.real_count, "metrics.real_count")
+    for key in ("cache_dir", "inception_weights"):
+        if m[key] is not None and not isinstance(m[key], str):
+            raise ConfigError(f"metrics.{key}={m[key]!r}: must be null or a path")
+    if any(name.endswith("_inception") for name in metrics):
+        check_inception_weights(cfg, metrics)
+    if "modes" in metrics and cfg.dataset.name not in ("ring8", "grid25"):
         raise ConfigError(
             f"eval.metrics: modes needs a 2-D mixture (ring8, grid25), not "
             f"dataset={cfg.dataset.name}"
         )
-    if cfg.eval.mode not in ("min", "max"):
-        raise ConfigError(f"eval.mode={cfg.eval.mode!r}; allowed: min, max")
+    validate_objective(cfg, metrics)
 
 
-def _validate_regularizers(cfg: DictConfig) -> None:
+def check_inception_weights(cfg: DictConfig, metrics: list[str]) -> None:
+    """Inception metrics need the weights file; the Inception Score also needs its classifier
+    head, which the offline pool3 conversion (``ganx-weights inception``) does not have."""
+    from .fidelity import default_inception_weights, inception_has_head
+
+    weights = Path(cfg.metrics.inception_weights or default_inception_weights()).expanduser()
+    if not weights.is_file():
+        raise ConfigError(
+            f"eval.metrics asks for Inception metrics but no weights are at "
+            f"{weights}; run `ganx-weights inception` (offline conversion) or "
+            "set metrics.inception_weights"
+        )
+    if "is_inception" in metrics and not inception_has_head(weights):
+        raise ConfigError(
+            f"eval.metrics: is_inception needs Inception's classifier head, which the weights "
+            f"at {weights} do not have (the offline pool3 conversion); drop is_inception or set "
+            "metrics.inception_weights to torch-fidelity's original weights"
+        )
+
+
+def validate_objective(cfg: DictConfig, metrics: list[str]) -> None:
+    from .metric_keys import resolve_objective
+
+    objective, mode = cfg.eval.objective, cfg.eval.get("mode")
+    if mode is not None:
+        _choice(mode, "eval.mode", ("min", "max"))
+    if objective is None:
+        return
+    if not isinstance(objective, str):
+        raise ConfigError(f"eval.objective={objective!r}: must be null or a metric key")
+    try:
+        resolve_objective(objective, metrics, cfg.eval.num_samples, cfg.dataset.name)
+    except KeyError as err:
+        raise ConfigError(f"eval.objective={objective}: {err.args[0]}") from None
+
+
+def validate_regularizers(cfg: DictConfig) -> None:
+    if not isinstance(cfg.reg, DictConfig):
+        raise ConfigError(f"reg={cfg.reg!r}: choose regularizers with reg=r1 or reg=[r1,lecam]")
     for name, node in cfg.reg.items():
         if node is None:
             continue
-        for key in ("weight", "std", "decay", "step_size", "clamp", "noise_scale"):
-            if key in node and node[key] is not None and node[key] < 0:
-                raise ConfigError(f"reg.{name}.{key}={node[key]!r}: must be >= 0")
+        for key in REG_NUMBERS:
+            if node.get(key) is not None:
+                _non_negative(node[key], f"reg.{name}.{key}")
+        for key in REG_FLAGS:
+            if key in node:
+                _flag(node[key], f"reg.{name}.{key}")
         if "interval" in node:
             _positive(node.interval, f"reg.{name}.interval", integer=True)
+        for key in ("start_step", "anneal_steps"):
+            if node.get(key) is not None:
+                _non_negative(node[key], f"reg.{name}.{key}", integer=True)
+        if "perturb" in node:
+            _choice(node.perturb, f"reg.{name}.perturb", ("both", "real", "fake"))
 
 
-def _validate_model_and_data(cfg: DictConfig) -> None:
+def validate_model(cfg: DictConfig) -> None:
     family = cfg.model.name
+    _positive(cfg.model.latent_dim, "model.latent_dim", integer=True)
+    _flag(cfg.model.spectral_norm, "model.spectral_norm")
+    for player in ("generator", "discriminator"):
+        node = cfg.model[player]
+        for key in ("ngf", "ndf", "dim", "hidden", "depth", "nrkhs"):
+            if key in node:
+                _positive(node[key], f"model.{player}.{key}", integer=True)
+        if "widths" in node:
+            widths = node.widths
+            if not isinstance(widths, (list, ListConfig)) or not widths:
+                raise ConfigError(f"model.{player}.widths={widths!r}: must be a non-empty list")
+            for i, width in enumerate(widths):
+                _positive(width, f"model.{player}.widths[{i}]", integer=True)
     image_model = family not in ("dirac", "toy2d")
     image_data = cfg.dataset.name not in ("dirac", "ring8", "grid25")
     if image_model != image_data:
@@ -124,7 +235,7 @@ def _validate_model_and_data(cfg: DictConfig) -> None:
             "dirac pairs with dirac, toy2d with ring8/grid25, image models with "
             "image data sets"
         )
-
+    validate_dataset(cfg)
     allowed = MODEL_RESOLUTIONS.get(family, None)
     if allowed is not None and cfg.dataset.resolution not in allowed:
         raise ConfigError(
@@ -133,12 +244,35 @@ def _validate_model_and_data(cfg: DictConfig) -> None:
         )
 
 
-def _validate_hardware(cfg: DictConfig) -> None:
+MAX_RESOLUTION = 1024  # images are resized once and held in memory: 5,000 at 1024 px is 15 GB
+
+
+def validate_dataset(cfg: DictConfig) -> None:
+    data = cfg.dataset
+    _positive(data.resolution, "dataset.resolution", integer=True)
+    if data.resolution > MAX_RESOLUTION:
+        raise ConfigError(
+            f"dataset.resolution={data.resolution}: at most {MAX_RESOLUTION} (the data set is "
+            "resized once and held in memory)"
+        )
+    _positive(data.channels, "dataset.channels", integer=True)
+    source = data.get("source")
+    for key in ("resolution", "channels"):
+        if isinstance(source, DictConfig) and key in source and source[key] != data[key]:
+            raise ConfigError(
+                f"dataset.source.{key}={source[key]!r} differs from dataset.{key}={data[key]!r}; "
+                f"set dataset.{key} (the source and the nets follow it)"
+            )
+
+
+def validate_hardware(cfg: DictConfig) -> None:
     hw = cfg.hardware
-    if hw.amp not in AMP_CHOICES:
-        raise ConfigError(f"hardware.amp={hw.amp!r}; allowed: {', '.join(AMP_CHOICES)}")
-    if hw.compile not in COMPILE_CHOICES:
-        raise ConfigError(f"hardware.compile={hw.compile!r}; allowed: {', '.join(COMPILE_CHOICES)}")
+    _choice(hw.amp, "hardware.amp", AMP_CHOICES)
+    _choice(hw.compile, "hardware.compile", COMPILE_CHOICES)
+    _optional_positive(hw.get("threads"), "hardware.threads")
+    for key in ("channels_last", "tf32", "cudnn_benchmark", "concat_real_fake"):
+        if key in hw:
+            _flag(hw[key], f"hardware.{key}")
+    if not isinstance(hw.device, str):
+        raise ConfigError(f"hardware.device={hw.device!r}; allowed: auto, cpu, cuda, cuda:N")
     requested_processes(hw)  # raises on a bad hardware.processes
-    if cfg.resume not in (None, "auto") and not isinstance(cfg.resume, str):
-        raise ConfigError(f"resume={cfg.resume!r}; allowed: null, auto or a checkpoint path")

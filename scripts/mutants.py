@@ -1,0 +1,831 @@
+"""ganx's own mutation check: does the fast test suite notice when a method breaks?
+
+Each mutation is a small semantic edit of ganx's source (an exact snippet and its replacement)
+with the behaviour it breaks and the fast tests that guard that behaviour. One at a time, the
+package (src/ganx and conf/) is copied to a temporary directory, the edit is applied there, and
+pytest runs the mutation's tests with that copy first on PYTHONPATH, so the test process and
+every CLI subprocess it starts (``python -m ganx.train``, torchrun ranks, ``-c`` snippets)
+import the mutant. A mutation is *caught* when those tests fail; a snippet that is not found
+exactly once is an ERROR (the code moved on: update the mutation), never a pass.
+
+    python scripts/mutants.py                     # every mutation: caught/missed and the score
+    python scripts/mutants.py --list              # one mutation per line
+    python scripts/mutants.py ema_never_updated noise_not_in_g_step     # a subset
+    python scripts/mutants.py --tests-dir OLD/tests --whole-files   # score another suite: OLD
+                          # is a checkout (e.g. `git archive` of an older commit: tests/, conf/,
+                          # pyproject.toml); the files each mutation names are run in full
+
+Runs on demand, not in CI (about 15-25 minutes on a 2-core CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str  # relative to the repository root
+    old: str
+    new: str
+    breaks: str
+    tests: tuple[str, ...]  # pytest node ids under tests/, all in the fast suite
+
+
+def m(name, file, old, new, breaks, *tests):
+    return Mutation(name, file, old, new, breaks, tests)
+
+
+LOOP = "src/ganx/loop.py"
+STEP = "src/ganx/step.py"
+STATE = "src/ganx/state.py"
+OUTPUTS = "src/ganx/outputs.py"
+EVALUATION = "src/ganx/evaluation.py"
+COLLECTIVES = "src/ganx/collectives.py"
+REGS = "src/ganx/regularizers.py"
+LOSSES = "src/ganx/losses.py"
+VALIDATE = "src/ganx/validate.py"
+T_PROP = "test_properties.py"
+T_REG = "test_regularizers.py"
+T_VAL = "test_validation.py"
+T_RANKS = "test_ranks.py"
+T_TRAIN = "test_train.py"
+
+MUTATIONS = [
+    # --- the step -------------------------------------------------------------------------------
+    m(
+        "ema_never_updated",
+        STEP,
+        "    for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):",
+        "    return\n"
+        "    for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):",
+        "the EMA of G stays at G's initial weights",
+        f"{T_PROP}::test_ema_follows_g_with_its_decay",
+        f"{T_PROP}::test_training_updates_the_ema",
+        f"{T_TRAIN}::test_resume_is_bitwise_exact",
+    ),
+    m(
+        "ema_decay_inverted",
+        STEP,
+        "p_ema.lerp_(p, 1.0 - decay)",
+        "p_ema.lerp_(p, decay)",
+        "the EMA weighs the new G weights by decay instead of 1 - decay",
+        f"{T_PROP}::test_ema_follows_g_with_its_decay",
+        f"{T_TRAIN}::test_ema_decay_warms_up",
+    ),
+    m(
+        "eval_reseeds_rng",
+        EVALUATION,
+        "    with preserved_rng():\n        samples = sample_for_eval(",
+        "    torch.manual_seed(step)\n"
+        "    with preserved_rng():\n        samples = sample_for_eval(",
+        "an evaluation reseeds the training RNG: training with metrics on differs from without",
+        f"{T_PROP}::test_evaluation_leaves_training_unchanged",
+        f"{T_TRAIN}::test_resume_is_bitwise_exact",
+        "test_metrics.py::test_metrics_logged_and_best_checkpoint_follows_objective",
+        "test_metrics.py::test_eval_reproduces_training_and_matches_torch_fidelity",
+    ),
+    m(
+        "eval_draws_training_rng",
+        EVALUATION,
+        "    with preserved_rng():\n        samples = sample_for_eval(",
+        "    if True:\n        samples = sample_for_eval(",
+        "building the feature network at the first evaluation draws from the training RNG",
+        f"{T_PROP}::test_evaluation_leaves_training_unchanged",
+        f"{T_TRAIN}::test_resume_is_bitwise_exact",
+        "test_metrics.py::test_metrics_logged_and_best_checkpoint_follows_objective",
+    ),
+    m(
+        "anneal_not_in_d_loss",
+        STEP,
+        "reg.weight_at(step, total) * reg.interval * penalty",
+        "reg.weight * reg.interval * penalty",
+        "JS annealing is logged but the D loss uses the initial gamma",
+        f"{T_PROP}::test_d_loss_uses_the_annealed_weight",
+        f"{T_TRAIN}::test_tensorboard_has_losses_and_regularizers",
+    ),
+    m(
+        "lazy_gain_dropped",
+        STEP,
+        "reg.weight_at(step, total) * reg.interval * penalty",
+        "reg.weight_at(step, total) * penalty",
+        "lazy regularisation (interval k) is not multiplied by k",
+        f"{T_PROP}::test_lazy_penalty_applies_every_kth_d_step_with_gain_k",
+        f"{T_TRAIN}::test_each_regularizer_changes_the_d_update",
+    ),
+    m(
+        "lazy_interval_ignored",
+        REGS,
+        "        return d_step % self.interval == 0\n",
+        "        return True\n",
+        "a lazy penalty runs on every D step",
+        f"{T_REG}::test_lazy_interval_and_bad_weights",
+        f"{T_PROP}::test_lazy_penalty_applies_every_kth_d_step_with_gain_k",
+    ),
+    m(
+        "same_real_batch_for_all_d_steps",
+        STEP,
+        "    for _ in range(n_dis):\n"
+        "        terms.append(run(discriminator_step, parts, next_real(),",
+        "    real = next_real()\n    for _ in range(n_dis):\n"
+        "        terms.append(run(discriminator_step, parts, real,",
+        "one real batch is reused for all n_dis D steps (README: a fresh one each)",
+        f"{T_PROP}::test_each_d_step_gets_a_fresh_real_batch",
+        f"{T_TRAIN}::test_resume_is_bitwise_exact",
+    ),
+    m(
+        "n_dis_ignored",
+        STEP,
+        "    for _ in range(n_dis):\n",
+        "    for _ in range(1):\n",
+        "one D step per G step whatever train.n_dis says",
+        f"{T_PROP}::test_each_d_step_gets_a_fresh_real_batch",
+        f"{T_TRAIN}::test_resume_is_bitwise_exact",
+    ),
+    m(
+        "noise_not_in_g_step",
+        REGS,
+        "    def transform_g_input(self, fake, step, total_steps):\n"
+        "        return self._noisy(fake, step)",
+        "    def transform_g_input(self, fake, step, total_steps):\n        return fake",
+        "instance noise is left out of G's step",
+        f"{T_PROP}::test_instance_noise_reaches_every_d_input_in_both_steps",
+        f"{T_REG}::test_instance_noise_anneals_to_zero",
+    ),
+    m(
+        "noise_only_on_reals",
+        REGS,
+        "return self._noisy(real, step), self._noisy(fake, step)",
+        "return self._noisy(real, step), fake",
+        "instance noise reaches D's real inputs only",
+        f"{T_PROP}::test_instance_noise_reaches_every_d_input_in_both_steps",
+        f"{T_REG}::test_instance_noise_anneals_to_zero",
+    ),
+    m(
+        "noise_anneal_twice_as_slow",
+        REGS,
+        "max(0.0, 1.0 - step / self.anneal_steps)",
+        "max(0.0, 1.0 - step / (2 * self.anneal_steps))",
+        "instance noise anneals over twice the configured steps",
+        f"{T_REG}::test_instance_noise_anneals_to_zero",
+    ),
+    m(
+        "wgan_clip_not_called",
+        STEP,
+        "    parts.loss.after_d_step(parts.discriminator)\n",
+        "",
+        "loss.clip is configured but D's weights are never clipped in training",
+        f"{T_PROP}::test_wgan_clipping_bounds_d_weights_in_training",
+        "test_losses.py::test_wgan_and_clipping",
+    ),
+    m(
+        "wgan_clip_one_sided",
+        LOSSES,
+        "p.clamp_(-self.clip, self.clip)",
+        "p.clamp_(max=self.clip)",
+        "WGAN clipping bounds D's weights from above only",
+        "test_losses.py::test_wgan_and_clipping",
+        f"{T_PROP}::test_wgan_clipping_bounds_d_weights_in_training",
+    ),
+    m(
+        "aux_not_in_g_loss",
+        STEP,
+        '        total = total + terms["aux/G"]\n',
+        "",
+        "G ignores its SSGAN/InfoMax auxiliary term (logged, not optimised)",
+        f"{T_PROP}::test_aux_term_changes_the_g_update",
+        "test_aux.py::test_family_trains_with_aux_and_any_reg",
+    ),
+    m(
+        "aux_not_in_d_loss",
+        STEP,
+        '        total_loss = total_loss + terms["aux/D"]\n',
+        "",
+        "D ignores its auxiliary term",
+        "test_aux.py::test_aux_term_changes_the_d_update",
+    ),
+    m(
+        "autocast_noop",
+        STEP,
+        '    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" '
+        "else torch.float16)",
+        "    return contextlib.nullcontext()",
+        "hardware.amp changes nothing: the step runs in fp32",
+        f"{T_PROP}::test_amp_runs_the_nets_in_low_precision",
+        f"{T_TRAIN}::test_hardware_and_model_options_train",
+    ),
+    m(
+        "nan_check_at_flush_removed",
+        OUTPUTS,
+        "        if bad:\n            raise Diverged(",
+        "        if False:\n            raise Diverged(",
+        "non-finite logged means (GPU: no per-step check) go unnoticed",
+        f"{T_PROP}::test_nonfinite_means_stop_the_run_at_log_flush",
+        "test_reliability.py::test_nonfinite_loss_stops_and_keeps_last_good_checkpoint",
+    ),
+    m(
+        "d_step_nan_check_removed",
+        STEP,
+        "    if settings.check:\n        require_finite(step, terms, settings.world)\n"
+        "    parts.opt_d.zero_grad",
+        "    parts.opt_d.zero_grad",
+        "a NaN D loss is applied (and cannot be skipped) instead of stopping before the update",
+        "test_reliability.py::test_nonfinite_loss_stops_and_keeps_last_good_checkpoint",
+    ),
+    m(
+        "simultaneous_ignored",
+        LOOP,
+        'simultaneous = train.updates == "simultaneous"',
+        "simultaneous = False",
+        "train.updates=simultaneous trains alternating",
+        "test_dirac_toy.py::test_simultaneous_and_alternating_updates_differ",
+    ),
+    m(
+        "lr_decay_off",
+        STATE,
+        "lambda s: 1.0 - s / total",
+        "lambda s: 1.0",
+        "train.lr_decay keeps the learning rates constant",
+        f"{T_TRAIN}::test_lr_decay_reaches_zero_and_bn_stats_choice",
+    ),
+    # --- losses ---------------------------------------------------------------------------------
+    m(
+        "minimax_g_sign",
+        LOSSES,
+        "        return -F.softplus(fake_logits).mean()",
+        "        return F.softplus(fake_logits).mean()",
+        "minimax G pushes its fakes' logits down",
+        "test_losses.py",
+    ),
+    m(
+        "ns_g_saturating",
+        LOSSES,
+        "        return F.softplus(-fake_logits).mean()",
+        "        return -F.softplus(fake_logits).mean()",
+        "the non-saturating G loss becomes the saturating one",
+        "test_losses.py",
+    ),
+    m(
+        "wgan_d_sign",
+        LOSSES,
+        "return fake_logits.mean() - real_logits.mean()",
+        "return real_logits.mean() - fake_logits.mean()",
+        "the WGAN critic prefers fakes",
+        "test_losses.py",
+    ),
+    m(
+        "lsgan_real_target",
+        LOSSES,
+        "0.5 * ((real_logits - self.b) ** 2).mean()",
+        "0.5 * ((real_logits - self.a) ** 2).mean()",
+        "LSGAN pulls real logits to the fake target",
+        "test_losses.py",
+    ),
+    m(
+        "hinge_no_margin",
+        LOSSES,
+        "F.relu(1.0 - real_logits).mean()",
+        "F.relu(-real_logits).mean()",
+        "hinge loses its margin on reals",
+        "test_losses.py",
+        "test_dirac_toy.py::test_critical_gamma_is_twice_f_prime",
+    ),
+    # --- regularizers -----------------------------------------------------------------------
+    m(
+        "r1_on_fakes",
+        REGS,
+        "        return 0.5 * grad_norm_squared(batch.real_logits, batch.real).mean()",
+        "        return 0.5 * grad_norm_squared(batch.fake_logits, batch.fake).mean()",
+        "R1 penalises D's gradient at the fakes",
+        f"{T_REG}::test_r1_r2_are_half_squared_norm",
+        f"{T_REG}::test_penalties_are_taken_where_their_papers_say",
+    ),
+    m(
+        "r2_on_reals",
+        REGS,
+        "        return 0.5 * grad_norm_squared(batch.fake_logits, batch.fake).mean()",
+        "        return 0.5 * grad_norm_squared(batch.real_logits, batch.real).mean()",
+        "R2 penalises D's gradient at the reals",
+        f"{T_REG}::test_r1_r2_are_half_squared_norm",
+        f"{T_REG}::test_penalties_are_taken_where_their_papers_say",
+    ),
+    m(
+        "gp_no_interpolation",
+        REGS,
+        "        x_hat = interpolate(batch.real.detach(), batch.fake.detach())",
+        "        x_hat = batch.real.detach().requires_grad_(True)",
+        "WGAN-GP takes the gradient at the reals, not on real-fake interpolates",
+        f"{T_REG}::test_gp_two_sided_and_zero_centred",
+        f"{T_REG}::test_gp_is_taken_on_interpolates",
+    ),
+    m(
+        "gp_target_ignored",
+        REGS,
+        "return ((norms - self.target) ** 2).mean()",
+        "return ((norms - 1.0) ** 2).mean()",
+        "reg=gp0 is the one-centred penalty",
+        f"{T_REG}::test_gp_two_sided_and_zero_centred",
+    ),
+    m(
+        "dragan_no_perturbation",
+        REGS,
+        "perturbed = real + self.noise_scale * real.std() * torch.rand_like(real)",
+        "perturbed = real",
+        "DRAGAN takes the gradient at the reals, not around them",
+        f"{T_REG}::test_dragan_penalty",
+        f"{T_REG}::test_dragan_is_taken_around_the_reals",
+    ),
+    m(
+        "js_real_weight_wrong",
+        REGS,
+        "real_term = (1 - torch.sigmoid(batch.real_logits.flatten())) ** 2",
+        "real_term = torch.sigmoid(batch.real_logits.flatten()) ** 2",
+        "the JS regularizer weighs real gradients by D(x)^2",
+        f"{T_REG}::test_js_regularizer_formula",
+    ),
+    m(
+        "js_anneal_off",
+        REGS,
+        "return self.weight * self.decay ** (step / max(total_steps, 1))",
+        "return self.weight",
+        "JS annealing keeps gamma constant",
+        f"{T_REG}::test_js_annealing_schedule",
+        f"{T_PROP}::test_d_loss_uses_the_annealed_weight",
+    ),
+    m(
+        "rlc_anchors_swapped",
+        REGS,
+        "return ((batch.real_logits - self.alpha_fake) ** 2).mean()",
+        "return ((batch.real_logits - self.alpha_real) ** 2).mean()",
+        "R_LC pulls real logits to the real anchor",
+        f"{T_REG}::test_rlc_fixed_anchors",
+    ),
+    m(
+        "lecam_anchor_swapped",
+        REGS,
+        "F.relu(batch.real_logits - self.anchor_fake)",
+        "F.relu(batch.real_logits - self.anchor_real)",
+        "LeCam compares real logits with the real anchor",
+        f"{T_REG}::test_lecam_ema_anchors_and_state",
+    ),
+    m(
+        "lecam_decay_ignored",
+        REGS,
+        "decay = self.decay if batch.step >= self.start_step else 0.0",
+        "decay = 0.0",
+        "LeCam's anchors track the batch only (no moving average)",
+        f"{T_REG}::test_lecam_ema_anchors_and_state",
+    ),
+    m(
+        "dat_wrong_direction",
+        REGS,
+        "return (x - (self.step_size * grad).clamp(-self.clamp, self.clamp)).detach()",
+        "return (x + (self.step_size * grad).clamp(-self.clamp, self.clamp)).detach()",
+        "DAT moves samples along the gap gradient (widening the gap)",
+        f"{T_REG}::test_dat_moves_samples_against_the_gap_gradient",
+    ),
+    m(
+        "dat_fakes_unclamped",
+        REGS,
+        "                new_fake = new_fake.clamp(-1, 1)\n",
+        "",
+        "DAT's adversarial fakes leave [-1, 1]",
+        f"{T_REG}::test_dat_step_clamp_image_clamp_and_sides",
+        f"{T_REG}::test_dat_clamps_adversarial_fakes_to_the_image_range",
+    ),
+    # --- resume and checkpoints ---------------------------------------------------------------
+    m(
+        "resume_rng_not_restored",
+        STATE,
+        '"rng": Slot(rng_state, set_rng_state),',
+        '"rng": Slot(rng_state, lambda saved: None),',
+        "a resumed run draws other noise than the uninterrupted one",
+        f"{T_TRAIN}::test_n_steps_then_n_more_equals_2n",
+    ),
+    m(
+        "resume_data_position_lost",
+        STATE,
+        '"data": stateful(parts.stream),',
+        '"data": Slot(parts.stream.state_dict, lambda saved: None),',
+        "a resumed run restarts the data stream",
+        f"{T_TRAIN}::test_n_steps_then_n_more_equals_2n",
+    ),
+    m(
+        "resume_regularizer_state_lost",
+        STATE,
+        "                reg.load_state_dict(saved[name])\n",
+        "                pass\n",
+        "LeCam's anchors restart at 0 on resume",
+        f"{T_TRAIN}::test_resume_is_bitwise_exact",
+    ),
+    m(
+        "resume_opt_d_lost",
+        STATE,
+        '"opt_d": stateful(parts.opt_d),',
+        '"opt_d": Slot(parts.opt_d.state_dict, lambda saved: None),',
+        "D's Adam moments restart on resume",
+        f"{T_TRAIN}::test_n_steps_then_n_more_equals_2n",
+    ),
+    m(
+        "resume_lr_schedule_lost",
+        STATE,
+        "        sched.load_state_dict(sched_state)\n",
+        "        pass\n",
+        "a resumed run restarts the learning-rate decay",
+        f"{T_TRAIN}::test_resume_is_bitwise_exact",
+    ),
+    m(
+        "resume_ema_from_g",
+        STATE,
+        "self.ema.load_state_dict(weights or self.parts.generator.state_dict())",
+        "self.ema.load_state_dict(self.parts.generator.state_dict())",
+        "a resumed run restarts the EMA from G",
+        f"{T_TRAIN}::test_n_steps_then_n_more_equals_2n",
+    ),
+    m(
+        "save_not_atomic",
+        "src/ganx/checkpoint.py",
+        '        with os.fdopen(fd, "wb") as f:\n'
+        "            torch.save(state, f)\n"
+        "            f.flush()\n"
+        "            os.fsync(f.fileno())\n"
+        "        os.replace(tmp, path)\n",
+        "        os.close(fd)\n"
+        "        Path(tmp).unlink()\n"
+        '        with open(path, "wb") as f:\n'
+        "            torch.save(state, f)\n"
+        "            f.flush()\n"
+        "            os.fsync(f.fileno())\n",
+        "a checkpoint is written in place: a failed write destroys the previous last.pt",
+        "test_reliability.py::test_failed_checkpoint_write_is_clear_and_keeps_previous",
+    ),
+    m(
+        "keep_one_too_many",
+        "src/ganx/checkpoint.py",
+        "steps[: max(len(steps) - keep, 0)]",
+        "steps[: max(len(steps) - keep - 1, 0)]",
+        "ckpt.keep keeps one step checkpoint too many",
+        f"{T_TRAIN}::test_ckpt_keep",
+    ),
+    m(
+        "compatibility_check_off",
+        STATE,
+        "    if differing:\n        raise ckpt.CheckpointError(",
+        "    if False:\n        raise ckpt.CheckpointError(",
+        "resuming with another model/data config is not refused up front",
+        f"{T_TRAIN}::test_resume_with_other_shapes_fails_clearly",
+    ),
+    m(
+        "best_mode_inverted",
+        OUTPUTS,
+        'value > best if mode == "max" else value < best',
+        'value < best if mode == "max" else value > best',
+        "best.pt follows the worst value of the objective",
+        "test_metrics.py::test_metrics_logged_and_best_checkpoint_follows_objective",
+    ),
+    # --- metrics --------------------------------------------------------------------------------
+    m(
+        "precision_recall_swapped",
+        "src/ganx/fidelity.py",
+        'out[f"precision{tag}"] = float(prc["precision"])\n'
+        '            out[f"recall{tag}"] = float(prc["recall"])',
+        'out[f"precision{tag}"] = float(prc["recall"])\n'
+        '            out[f"recall{tag}"] = float(prc["precision"])',
+        "precision and recall are reported under each other's names",
+        "test_metrics.py::test_precision_recall_and_classes_on_known_features",
+        "test_metrics.py::test_fid_of_data_against_itself_is_zero_and_against_noise_large",
+    ),
+    m(
+        "classes_always_ten",
+        "src/ganx/fidelity.py",
+        'out[f"classes{tag}"] = float((counts >= 0.2 * n / 10).sum())',
+        'out[f"classes{tag}"] = float(len(counts))',
+        "class coverage reports every class as covered",
+        "test_metrics.py::test_precision_recall_and_classes_on_known_features",
+        "test_metrics.py::test_fid_of_data_against_itself_is_zero_and_against_noise_large",
+    ),
+    m(
+        "modes_no_threshold",
+        "src/ganx/metrics.py",
+        "threshold = 0.2 * len(samples) / len(centres)",
+        "threshold = 1",
+        "a mode counts as covered with a single sample (PacGAN's 20% rule dropped)",
+        "test_dirac_toy.py::test_mode_metrics_on_known_samples",
+        "test_dirac_toy.py::test_r1_covers_more_ring8_modes_than_no_regularizer",
+    ),
+    m(
+        "kl_not_from_uniform",
+        "src/ganx/stats.py",
+        "(p[nonzero] * (p[nonzero] * len(counts)).log()).sum()",
+        "(p[nonzero] * (p[nonzero]).log()).sum()",
+        "the mode/class KL is the negative entropy, not the KL from uniform",
+        "test_dirac_toy.py::test_mode_metrics_on_known_samples",
+        "test_metrics.py::test_precision_recall_and_classes_on_known_features",
+        "test_dirac_toy.py::test_r1_covers_more_ring8_modes_than_no_regularizer",
+    ),
+    # --- ranks ----------------------------------------------------------------------------------
+    m(
+        "gradients_summed",
+        COLLECTIVES,
+        "    flat /= world\n",
+        "",
+        "gradients are summed over ranks, not averaged",
+        f"{T_RANKS}::test_two_gloo_ranks_average_gradients_and_values",
+    ),
+    m(
+        "logged_values_summed",
+        COLLECTIVES,
+        "    return values / world",
+        "    return values",
+        "logged losses are summed over ranks",
+        f"{T_RANKS}::test_two_gloo_ranks_average_gradients_and_values",
+    ),
+    m(
+        "every_rank_reads_rank0_share",
+        "src/ganx/data/__init__.py",
+        "return (batch * self.world + self.rank) * self.batch_size",
+        "return (batch * self.world) * self.batch_size",
+        "every rank trains on rank 0's batches",
+        f"{T_RANKS}::test_rank_shards_are_disjoint_and_cover_the_epoch",
+        "test_data.py::test_batch_stream_order_depends_only_on_seed_epoch_and_position",
+    ),
+    m(
+        "epoch_order_ignores_epoch",
+        "src/ganx/data/__init__.py",
+        "gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)",
+        "gen = torch.Generator().manual_seed(seed * 1_000_003)",
+        "every epoch repeats the first epoch's order",
+        "test_data.py::test_batch_stream_order_depends_only_on_seed_epoch_and_position",
+    ),
+    # --- validation -----------------------------------------------------------------------------
+    m(
+        "updates_unchecked",
+        VALIDATE,
+        '    if train.updates not in ("alternating", "simultaneous"):',
+        "    if False:",
+        "a misspelt train.updates silently trains alternating",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
+    ),
+    m(
+        "on_nonfinite_unchecked",
+        VALIDATE,
+        '    if train.on_nonfinite not in ("stop", "skip"):',
+        "    if False:",
+        "a misspelt train.on_nonfinite silently stops",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
+    ),
+    m(
+        "ckpt_every_unchecked",
+        VALIDATE,
+        'for key in ("sample.every", "ckpt.every", "log.every"):',
+        'for key in ("sample.every", "log.every"):',
+        "ckpt.every=0 fails mid-run (modulo by zero) instead of before training",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
+    ),
+    m(
+        "bn_stats_unchecked",
+        VALIDATE,
+        '    if cfg.sample.bn_stats not in ("batch", "running"):',
+        "    if False:",
+        "a misspelt sample.bn_stats silently samples in eval mode",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
+    ),
+    m(
+        "ckpt_keep_unchecked",
+        VALIDATE,
+        "    if cfg.ckpt.keep < 0:",
+        "    if cfg.ckpt.keep < -1:",
+        "ckpt.keep=-1 is accepted",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
+    ),
+    m(
+        "eval_mode_unchecked",
+        VALIDATE,
+        '    if cfg.eval.mode not in ("min", "max"):',
+        "    if False:",
+        "a misspelt eval.mode silently minimises",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
+    ),
+    m(
+        "compile_unchecked",
+        VALIDATE,
+        "    if hw.compile not in COMPILE_CHOICES:",
+        "    if False:",
+        "a misspelt hardware.compile reaches torch.compile mid-build",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
+    ),
+    m(
+        "reg_decay_unchecked",
+        VALIDATE,
+        'for key in ("weight", "std", "decay", "step_size", "clamp", "noise_scale"):',
+        'for key in ("weight", "std", "step_size", "clamp", "noise_scale"):',
+        "a negative reg.*.decay is not refused by name",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        "test_config.py::test_validation_messages",
+    ),
+]
+
+BROKEN_PROBE = Mutation(
+    "_probe_subprocess_sees_mutant",
+    "src/ganx/train.py",
+    "def run(cfg: DictConfig) -> dict:\n",
+    "def run(cfg: DictConfig) -> dict:\n    raise SystemExit('ganx mutant probe')\n",
+    "ganx-train exits at once: a subprocess-only test must see it",
+    ("test_config.py::test_bad_value_gives_one_clear_message",),
+)
+
+
+class MutationError(RuntimeError):
+    pass
+
+
+def mutated_package(mutation: Mutation, into: Path) -> None:
+    """Copy src/ganx (with conf/ as ganx/conf, as the installed package has it) into ``into``
+    and apply ``mutation`` to the copy."""
+    shutil.copytree(
+        ROOT / "src" / "ganx", into / "ganx", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(
+        ROOT / "conf", into / "ganx" / "conf", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    relative = Path(mutation.file)
+    if relative.parts[:2] == ("src", "ganx"):
+        target = into / "ganx" / Path(*relative.parts[2:])
+    elif relative.parts[0] == "conf":
+        target = into / "ganx" / "conf" / Path(*relative.parts[1:])
+    else:
+        raise MutationError(f"{mutation.name}: {mutation.file} is not part of the package")
+    text = target.read_text()
+    count = text.count(mutation.old)
+    if count != 1:
+        raise MutationError(
+            f"{mutation.name}: the snippet occurs {count} times in {mutation.file} (needs exactly "
+            "once): update the mutation to the current code"
+        )
+    target.write_text(text.replace(mutation.old, mutation.new))
+
+
+# with --whole-files, where a suite lacks one of these files, the file that covered its area
+AREA_FILES = {
+    T_PROP: T_TRAIN,
+    T_VAL: "test_config.py",
+    T_RANKS: "test_distributed.py",
+}
+
+
+def select_tests(mutation: Mutation, tests_dir: Path, whole_files: bool = False) -> list[str]:
+    """The mutation's node ids that exist in ``tests_dir`` (all of them for ganx's own tests);
+    with ``whole_files``, every file they name (or its area's file) in full instead."""
+    chosen: list[str] = []
+    for node in mutation.tests:
+        file, _, func = node.partition("::")
+        if whole_files:
+            for name in (file, AREA_FILES.get(file)):
+                if name and (tests_dir / name).is_file() and str(tests_dir / name) not in chosen:
+                    chosen.append(str(tests_dir / name))
+                    break
+            continue
+        path = tests_dir / file
+        if not path.is_file():
+            continue
+        name = func.split("[")[0]
+        if name and not re.search(rf"^def {re.escape(name)}\(", path.read_text(), re.M):
+            continue
+        chosen.append(f"{path}::{func}" if func else str(path))
+    return chosen
+
+
+def run_pytest(
+    nodes: list[str], package_dir: Path | None, cwd: Path, timeout: int
+) -> tuple[int, str]:
+    env = dict(os.environ)
+    if package_dir is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(package_dir), *filter(None, [env.get("PYTHONPATH")])]
+        )
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "-m",
+        "not slow",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+        "-rN",
+        *nodes,
+    ]
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return -1, "timed out"
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def check_one(
+    mutation: Mutation, tests_dir: Path, timeout: int, whole_files: bool = False
+) -> tuple[str, str]:
+    """'caught', 'missed', or 'ERROR', and a one-line detail."""
+    nodes = select_tests(mutation, tests_dir, whole_files)
+    if not nodes:
+        return "missed", "no test in this suite guards it"
+    with tempfile.TemporaryDirectory(prefix="ganx_mutant_") as tmp:
+        try:
+            mutated_package(mutation, Path(tmp))
+        except MutationError as err:
+            return "ERROR", str(err)
+        code, out = run_pytest(nodes, Path(tmp), tests_dir.parent, timeout)
+    lines = [x for x in out.strip().splitlines() if x.strip()]
+    summary = lines[-1] if lines else ""
+    if code in (1, 2):  # tests failed (2: the mutant broke collection, e.g. an import)
+        return "caught", summary
+    if code == 0:
+        return "missed", summary
+    if code == -1:
+        return "ERROR", f"timed out after {timeout} s"
+    return "ERROR", f"pytest exit code {code}: {summary}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the mutations and exit")
+    parser.add_argument(
+        "--tests-dir",
+        type=Path,
+        default=ROOT / "tests",
+        help="the test suite to score (default: tests/); tests it lacks are skipped",
+    )
+    parser.add_argument(
+        "--whole-files",
+        action="store_true",
+        help="run every test file a mutation names (or the file of its area) in full: a fair "
+        "selection for a suite whose tests have other names",
+    )
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per mutation")
+    parser.add_argument(
+        "--no-probe", action="store_true", help="skip the check that subprocesses see the mutant"
+    )
+    args = parser.parse_args(argv)
+    names = [x.name for x in MUTATIONS]
+    if len(set(names)) != len(names):
+        raise SystemExit("mutants.py: duplicate mutation names")
+    if args.list:
+        for mut in MUTATIONS:
+            print(f"{mut.name:34s} {mut.file:28s} {mut.breaks}")
+        return 0
+    unknown = [n for n in args.names if n not in names]
+    if unknown:
+        raise SystemExit(f"mutants.py: unknown mutation(s) {unknown}; see --list")
+    chosen = [x for x in MUTATIONS if not args.names or x.name in args.names]
+    tests_dir = args.tests_dir.resolve()
+
+    if not args.no_probe:  # the copy must be what every test process imports
+        status, detail = check_one(BROKEN_PROBE, ROOT / "tests", args.timeout)
+        if status != "caught":
+            raise SystemExit(f"mutants.py: the probe mutant was not seen ({status}: {detail})")
+        print(f"probe: a CLI subprocess imports the mutated copy ({detail})")
+
+    results = {}
+    started = time.time()
+    for mut in chosen:
+        t0 = time.time()
+        status, detail = check_one(mut, tests_dir, args.timeout, args.whole_files)
+        results[mut.name] = status
+        print(f"{status:7s} {mut.name:34s} {time.time() - t0:6.1f}s  {detail}", flush=True)
+    caught = sum(s == "caught" for s in results.values())
+    errors = [n for n, s in results.items() if s == "ERROR"]
+    missed = [n for n, s in results.items() if s == "missed"]
+    print(
+        f"\nscore: {caught}/{len(results)} caught ({time.time() - started:.0f} s); "
+        f"missed: {missed or 'none'}; errors: {errors or 'none'}"
+    )
+    return 0 if caught == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Every job of a ``ganx-train`` command is checked before Hydra creates its run directory.
+
+A Hydra callback (configured in ``conf/config.yaml``) runs :func:`check_job` in
+``on_run_start`` and, for a sweep, for every job in ``on_multirun_start``: before Hydra makes a
+directory, saves a config or opens the job log. A refusal prints one line per bad job and exits;
+nothing is written. The checks: the config (:mod:`ganx.validate`), the device, a dry build of
+every part (nets on the meta device, so no memory is spent), the data set, the run directory
+(a previous run in it needs ``resume=auto`` or ``start_over=true``) and, on a resume, the
+checkpoint and the settings the resume changes (:mod:`ganx.resume_rules`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from . import checkpoint as ckpt
+from . import rundir
+from .build import ConfigError
+from .data import DataError
+
+BAD_INPUT = (ConfigError, ckpt.CheckpointError, DataError)
+MAX_PARAMETERS = 2**31  # 8 GiB per copy in fp32; G, D, EMA and Adam hold five copies
+PLAN_FILE = "jobs.jsonl"  # the jobs a sweep planned, for ganx-report's "never ran"
+
+
+def resume_source(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The checkpoint this job continues from, if any (as training will resolve it)."""
+    from .state import resolve_resume
+
+    return resolve_resume(cfg.resume, Path(run_dir))
+
+
+def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
+    """Build every part once, as training will: nets on the meta device (no memory), then the
+    loss, regularizers, optimisers and the data set; a refusal names the section."""
+    import torch
+
+    from .build import build_data, instantiate
+
+    def build(section: str, node, *args):
+        try:
+            return instantiate(node, *args, _convert_="all")
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any constructor refusal is bad input here
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            raise ConfigError(f"{section}: cannot be built from this config: {first}") from None
+
+    with torch.device("meta"):
+        nets = {p: build(f"model.{p}", cfg.model[p]) for p in ("generator", "discriminator")}
+    count = sum(p.numel() for net in nets.values() for p in net.parameters())
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"model: G and D have {count:,} parameters, more than {MAX_PARAMETERS:,} "
+            "(check model.latent_dim and the widths)"
+        )
+    build("loss", cfg.loss)
+    for name, node in cfg.reg.items():
+        if node is not None:
+            build(f"reg.{name}", node)
+    for player, net in (("g", nets["generator"]), ("d", nets["discriminator"])):
+        optimizer = build(f"optim.{player}", cfg.optim[player])
+        try:
+            optimizer(net.parameters())
+        except Exception as err:  # noqa: BLE001
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            raise ConfigError(
+                f"optim.{player}: cannot be built from this config: {first}"
+            ) from None
+    key = OmegaConf.to_yaml(cfg.dataset)
+    cache = {} if data_cache is None else data_cache
+    if key not in cache:
+        cache[key] = len(build_data(cfg))
+    if cfg.train.batch_size > cache[key]:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} exceeds the {cache[key]} samples of "
+            f"dataset={cfg.dataset.name}"
+        )
+
+
+def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
+    rundir.check_location(run_dir, key)
+    found = rundir.previous_run(run_dir)
+    start_over = bool(cfg.get("start_over", False))
+    if start_over and cfg.resume is not None:
+        raise ConfigError(
+            f"start_over=true starts a new run and cannot be combined with resume={cfg.resume}"
+        )
+    source = resume_source(cfg, run_dir)
+    inside = source is not None and Path(run_dir).resolve() in source.resolve().parents
+    if found and not start_over and not (cfg.resume == "auto" or inside):
+        raise ConfigError(rundir.occupied_message(Path(run_dir), found, key))
+    if source is not None:
+        from .resume_rules import allowed_changes
+
+        try:
+            saved = ckpt.read_config(source)
+        except ckpt.CheckpointError as err:
+            raise ckpt.CheckpointError(f"resume={cfg.resume}: {err}") from None
+        allowed_changes(saved, cfg, source)
+
+
+def check_job(
+    cfg: DictConfig, run_dir: Path, key: str | None, data_cache: dict | None = None
+) -> None:
+    """Everything that can be known about a job before it writes anything."""
+    from .build import select_device
+    from .metric_plan import plan_metrics
+    from .trackers import check_installed
+    from .validate import validate
+
+    check_installed(cfg.get("logger"))
+    plan_metrics(cfg, announce=False)  # the job itself says what it leaves out, once
+    validate(cfg)
+    select_device(cfg.hardware)
+    check_run_dir(cfg, run_dir, key)
+    dry_build(cfg, data_cache)
+
+
+def job_config(config: DictConfig) -> DictConfig:
+    job = copy.deepcopy(config)
+    with read_write(job), open_dict(job):
+        del job["hydra"]
+    return job
+
+
+def refuse(lines: list[str]) -> None:
+    for line in lines:
+        print(f"ganx-train: error: {line}", file=sys.stderr)
+    sys.exit(1)
+
+
+def name_jobs_by_swept_keys(config: DictConfig) -> set[str]:
+    """Job dirs are named after the swept keys only (``reg=r1/seed=0``, not every override of
+    the command line; all overrides stay in each job's ``.hydra/``): every key that is not
+    swept joins ``override_dirname.exclude_keys`` through the overrides the sweeper composes
+    each job with."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    fixed = [o.key_or_group for o in parsed if not o.is_sweep_override()]
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+    exclude = list(config.hydra.job.config.override_dirname.exclude_keys) + fixed
+    quoted = ",".join("'" + k.replace("'", "\\'") + "'" for k in dict.fromkeys(exclude))
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra.append(
+            f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]"
+        )
+    return swept
+
+
+def sweep_jobs(
+    config: DictConfig, config_name: str, swept: set[str]
+) -> tuple[list[tuple[str, list[str], DictConfig, Path]], list[str]]:
+    """(label, overrides, config, run dir) of every job the basic sweeper will launch, and a
+    line for each job whose config cannot be composed. A job's label: its swept overrides."""
+    from hydra import compose
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    batches = BasicSweeper.split_arguments(parsed, None)
+    hydra_overrides = list(config.hydra.overrides.hydra)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    jobs, problems = [], []
+    for num, overrides in enumerate(job for batch in batches for job in batch):
+        label = " ".join(o for o in overrides if o.split("=")[0].lstrip("+~") in swept)
+        try:
+            composed = compose(config_name, hydra_overrides + overrides, return_hydra_config=True)
+        except Exception as err:  # noqa: BLE001 - Hydra's composition errors, as one line
+            problems.append(f"job {label or num}: {one_line(err)}")
+            continue
+        with open_dict(composed):
+            composed.hydra.job.num = num
+        subdir = str(OmegaConf.select(composed, "hydra.sweep.subdir"))
+        jobs.append((label or "(defaults)", overrides, job_config(composed), sweep_dir / subdir))
+    return jobs, problems
+
+
+def one_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    cause = err.__cause__
+    if cause is not None and str(cause).strip():
+        lines.append(str(cause).strip().splitlines()[0])
+    return "; ".join(lines[:1] + lines[-1:] if len(lines) > 1 else lines) or type(err).__name__
+
+
+@contextlib.contextmanager
+def refusing_all_errors():
+    """Hydra turns an exception in a callback into a warning and runs the job anyway: here any
+    error stops ganx-train with one line, so no job runs unchecked."""
+    try:
+        yield
+    except BAD_INPUT as err:
+        refuse([str(err)])
+    except Exception as err:  # noqa: BLE001
+        refuse([f"the pre-flight check failed: {type(err).__name__}: {one_line(err)}"])
+
+
+class Preflight(Callback):
+    """The Hydra callback that checks jobs before Hydra writes anything (conf/config.yaml)."""
+
+    def __init__(self):
+        self.planned: list[tuple[str, Path]] = []
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        with refusing_all_errors():
+            self._check_run(config)
+
+    def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs):
+        with refusing_all_errors():
+            self._check_sweep(config, config_name or "config")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        failed = []
+        for label, run_dir in self.planned:
+            status_file = run_dir / "status.json"
+            status = json.loads(status_file.read_text()) if status_file.exists() else {}
+            if status.get("status") in (None, "failed", "running"):
+                state = status.get("status") or "never ran"
+                error = status.get("error", "")
+                failed.append(f"job {label} ({run_dir}): {state}{': ' if error else ''}{error}")
+        if failed:
+            refuse([f"{len(failed)} of {len(self.planned)} jobs did not finish", *failed])
+
+    def _check_run(self, config: DictConfig) -> None:
+        run_dir = Path(str(config.hydra.run.dir))
+        cfg = job_config(config)
+        check_job(cfg, run_dir, "hydra.run.dir")
+        if cfg.get("start_over") and rundir.previous_run(run_dir):
+            moved = rundir.move_aside(run_dir)
+            print(
+                f"ganx-train: start_over=true: moved the previous run to {moved}", file=sys.stderr
+            )
+
+    def _check_sweep(self, config: DictConfig, config_name: str) -> None:
+        swept = name_jobs_by_swept_keys(config)
+        jobs, problems = sweep_jobs(config, config_name, swept)
+        total = len(jobs) + len(problems)
+        data_cache: dict = {}
+        for label, _, cfg, run_dir in jobs:
+            try:
+                check_job(cfg, run_dir, None, data_cache)
+            except BAD_INPUT as err:
+                problems.append(f"job {label}: {err}")
+        if problems:
+            refuse([f"{len(problems)} of {total} jobs are invalid; none was started", *problems])
+        for _, _, cfg, run_dir in jobs:
+            if cfg.get("start_over") and rundir.previous_run(run_dir):
+                moved = rundir.move_aside(run_dir)
+                print(f"ganx-train: start_over=true: moved {run_dir} to {moved}", file=sys.stderr)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with open(sweep_dir / PLAN_FILE, "a") as f:
+            for label, overrides, _, run_dir in jobs:
+                rel = run_dir.relative_to(sweep_dir).as_posix()
+                f.write(json.dumps({"dir": rel, "job": label, "overrides": overrides}) + "\n")
+                self.planned.append((label, run_dir))

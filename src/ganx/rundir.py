@@ -1,0 +1,92 @@
+"""A run directory: is a previous run in it, moving that run aside, and the record of every
+invocation that wrote into it.
+
+Hydra's own ``.hydra/`` writing is switched off (``hydra.output_subdir: null``): ganx writes
+``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` once, when a run starts, and
+appends one line per invocation (the first and each resume) to ``.hydra/invocations.jsonl``,
+so a resume never rewrites the record of how the run began.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from .build import ConfigError
+
+# what a run writes; any of them in a directory means a previous run is there
+RUN_OUTPUTS = (".hydra", "checkpoints", "metrics.jsonl", "status.json", "samples", "tb")
+
+
+def previous_run(run_dir: Path) -> list[str]:
+    """The run outputs already in ``run_dir`` (empty: no previous run)."""
+    run_dir = Path(run_dir)
+    return [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+
+
+def named(run_dir: Path, key: str | None) -> str:
+    """``hydra.run.dir=D`` for the run dir of a run, ``job dir D`` for a sweep's job."""
+    return f"{key}={run_dir}" if key else f"job dir {run_dir}"
+
+
+def check_location(run_dir: Path, key: str | None = "hydra.run.dir") -> None:
+    """The run dir, and every existing folder above it, must be a directory."""
+    run_dir = Path(run_dir)
+    for path in (run_dir, *run_dir.parents):
+        if path.exists() and not path.is_dir():
+            what = "is" if path == run_dir else f"is inside {path}, which is"
+            raise ConfigError(f"{named(run_dir, key)}: {what} a file, not a directory")
+
+
+def aside_path(run_dir: Path) -> Path:
+    """Where ``start_over=true`` moves a previous run: ``<name>.old-<date>-<time>`` beside it."""
+    run_dir = Path(run_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{n}")
+    return candidate
+
+
+def move_aside(run_dir: Path) -> Path:
+    """Move a previous run out of the way (a rename: nothing is deleted or copied)."""
+    target = aside_path(run_dir)
+    os.rename(run_dir, target)
+    return target
+
+
+def occupied_message(run_dir: Path, found: list[str], key: str | None = "hydra.run.dir") -> str:
+    return (
+        f"{named(run_dir, key)} holds a previous run ({', '.join(found)}); nothing was written. "
+        "Continue it with resume=auto, or start over with start_over=true, which moves the "
+        f"previous run to {run_dir.name}.old-<date>-<time>/ beside it (nothing is deleted)"
+    )
+
+
+def record_invocation(
+    run_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig | None, changes: dict
+) -> None:
+    """``.hydra/`` for the first invocation; one line in ``.hydra/invocations.jsonl`` for
+    every invocation (its overrides, its resume source and what it changed)."""
+    hydra_dir = Path(run_dir) / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    overrides = list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
+    if not (hydra_dir / "config.yaml").exists():
+        OmegaConf.save(cfg, hydra_dir / "config.yaml")
+        if hydra_cfg is not None:
+            OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), hydra_dir / "hydra.yaml")
+        OmegaConf.save(OmegaConf.create(overrides), hydra_dir / "overrides.yaml")
+    record = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "overrides": overrides,
+        "resume": cfg.resume,
+        "changed": {k: {"was": old, "now": new} for k, (old, new) in changes.items()},
+    }
+    with open(hydra_dir / "invocations.jsonl", "a") as f:
+        f.write(json.dumps(record, default=str) + "\n")

@@ -1,0 +1,57 @@
+"""Running ``ganx-train`` as a user types it: in a subprocess (the console script) or in this
+process through the same entry point (``ganx.train.main``), which is faster and lets a test
+replace training."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from conftest import TINY, TINY_WIDTHS
+
+GANX_TRAIN = str(Path(sys.executable).parent / "ganx-train")
+TINY_ARGS = [*TINY, *TINY_WIDTHS["dcgan"], "hardware.threads=1"]
+
+
+def ganx_train(*args: str, cwd: Path | None = None, timeout: float = 300):
+    """The console script in a subprocess; returns the CompletedProcess."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": ""}
+    return subprocess.run(
+        [GANX_TRAIN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def ganx_train_here(*args: str) -> tuple[int, str]:
+    """``ganx.train.main`` in this process: (exit code, stderr)."""
+    import ganx.train
+
+    err, out = io.StringIO(), io.StringIO()
+    saved, sys.argv = sys.argv, ["ganx-train", *args]
+    code = 0
+    try:
+        with redirect_stderr(err), redirect_stdout(out):
+            ganx.train.main()
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            err.write(exit_.code + "\n")
+        code = 1 if isinstance(exit_.code, str) else (exit_.code or 0)
+    finally:
+        sys.argv = saved
+    return code, err.getvalue()
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines ganx-train printed, without Python's warnings."""
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    return [x for x in lines if "Warning" not in x and not x.lstrip().startswith("warnings.")]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under a folder with its bytes (to prove nothing changed)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }

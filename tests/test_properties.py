@@ -1,0 +1,221 @@
+"""What the README promises about one training step, checked as properties rather than as "the run
+finished": a fresh real batch per D step, annealed and lazy weights in the D loss itself, instance
+noise on every input D sees, WGAN clipping in training, the EMA, evaluation that changes nothing,
+the auxiliary term in G's update, mixed precision inside the step, the NaN check at log flush."""
+
+import copy
+import json
+
+import pytest
+import torch
+from conftest import compose_cfg
+from internals import (
+    StepSettings,
+    disable_per_step_check,
+    discriminator_loss,
+    discriminator_step,
+    generator_backward,
+    generator_loss,
+    seed_everything,
+    training_iteration,
+    update_ema,
+)
+from torch import nn
+
+from ganx import checkpoint as ckpt
+from ganx.build import build_all, build_nets
+from ganx.loop import train
+
+CPU = torch.device("cpu")
+
+
+def built(*overrides):
+    cfg = compose_cfg(*overrides)
+    seed_everything(cfg.seed)
+    return cfg, build_all(cfg, CPU)
+
+
+def settings_for(cfg, **kwargs):
+    return StepSettings(total=cfg.train.steps, latent_dim=cfg.model.latent_dim, **kwargs)
+
+
+def record_inputs(module: nn.Module, into: list):
+    return module.register_forward_pre_hook(lambda mod, args: into.append(args[0].detach()))
+
+
+def fake_batch(parts, cfg, n=16):
+    with torch.no_grad():
+        return parts.generator(torch.randn(n, cfg.model.latent_dim))
+
+
+def test_each_d_step_gets_a_fresh_real_batch(tmp_path):
+    # the command a user runs: 2 G steps with n_dis=3 read 6 batches of the data stream
+    train(compose_cfg("train.n_dis=3", "train.steps=2", "reg=none"), tmp_path)
+    state = ckpt.load(tmp_path / "checkpoints" / "last.pt")
+    assert state["d_steps"] == 6 and state["data"] == {"epoch": 0, "batch": 6}
+    # and D's real input in D step k is the k-th batch drawn (constant images mark them)
+    cfg, parts = built("train.n_dis=3", "reg=none")
+    batches = iter(torch.full((16, 1, 28, 28), v) for v in (0.1, 0.2, 0.3))
+    seen = []
+    record_inputs(parts.discriminator, seen)
+    training_iteration(parts, settings_for(cfg), 0, 0, 3, False, lambda: next(batches))
+    reals = [x.flatten()[0].item() for x in seen if x.unique().numel() == 1]
+    assert reals == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_d_loss_uses_the_annealed_weight():
+    """The weight in D's loss, not only the logged one, follows JS annealing."""
+    cfg, parts = built("reg=js", "reg.js.anneal=true", "reg.js.decay=0.01")
+    real, fake = parts.stream.next(), fake_batch(parts, cfg)
+    added = {}
+    for step in (0, 50, 100):
+        total, terms = discriminator_loss(parts, real, fake, step, 0, 100)
+        added[step] = (total - terms["loss/D"]).item()
+        gamma = parts.regularizers["js"].weight_at(step, 100)
+        assert added[step] == pytest.approx(gamma * terms["reg/js"].item(), rel=1e-5)
+    # same D, same batch: the penalty is fixed, its weight decays as 0.01^(t/T)
+    assert added[50] / added[0] == pytest.approx(0.1, rel=1e-4)
+    assert added[100] / added[0] == pytest.approx(0.01, rel=1e-4)
+
+
+def test_lazy_penalty_applies_every_kth_d_step_with_gain_k():
+    cfg, parts = built("reg=r1", "reg.r1.interval=4", "reg.r1.weight=3")
+    real, fake = parts.stream.next(), fake_batch(parts, cfg)
+    for d_step in range(5):
+        total, terms = discriminator_loss(parts, real, fake, 0, d_step, 4)
+        added = (total - terms["loss/D"]).item()
+        if d_step % 4 == 0:
+            assert added == pytest.approx(3 * 4 * terms["reg/r1"].item(), rel=1e-5)
+        else:
+            assert "reg/r1" not in terms and added == 0.0
+
+
+def test_instance_noise_reaches_every_d_input_in_both_steps():
+    """sigma_t = 0.5 * (1 - t / 10): at step 2 every input D sees carries noise of std 0.4, in
+    D's step (reals and fakes) and in G's step; at step 10 none."""
+    cfg, parts = built(
+        "reg=instance_noise", "reg.instance_noise.std=0.5", "reg.instance_noise.anneal_steps=10"
+    )
+    seen = []
+    record_inputs(parts.discriminator, seen)
+    zeros = torch.zeros(16, 1, 28, 28)
+    discriminator_loss(parts, zeros, zeros, 2, 0, 10)
+    assert len(seen) == 2
+    for x in seen:  # reals and fakes
+        assert x.std().item() == pytest.approx(0.4, rel=0.05)
+    made = []
+    parts.generator.register_forward_hook(lambda mod, args, out: made.append(out.detach()))
+    for step, sigma in ((2, 0.4), (10, 0.0)):
+        seen.clear()
+        made.clear()
+        generator_loss(parts, 16, step, settings_for(cfg))
+        (d_input,), (g_output,) = seen, made
+        assert (d_input - g_output).std().item() == pytest.approx(sigma, rel=0.05, abs=1e-7)
+
+
+def test_wgan_clipping_bounds_d_weights_in_training(tmp_path):
+    cfg = compose_cfg("loss=wgan", "loss.clip=0.01", "reg=none", "train.steps=2")
+    train(cfg, tmp_path)
+    state = ckpt.load(tmp_path / "checkpoints" / "last.pt")["discriminator"]
+    names = [n for n, _ in build_nets(cfg)[1].named_parameters()]
+    assert names and max(state[n].abs().max().item() for n in names) <= 0.01 + 1e-9
+    # every parameter sits at the bound or inside it, and training moved them there
+    assert any(state[n].abs().max().item() == pytest.approx(0.01) for n in names)
+
+
+def test_ema_follows_g_with_its_decay():
+    g = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    ema = copy.deepcopy(g)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(1.0)
+        g[1].running_mean.fill_(7.0)
+    old = [p.clone() for p in ema.parameters()]
+    update_ema(ema, g, 0.9)
+    for p_old, p_ema, p in zip(old, ema.parameters(), g.parameters(), strict=True):
+        torch.testing.assert_close(p_ema, 0.9 * p_old + 0.1 * p)
+    assert torch.equal(ema[1].running_mean, g[1].running_mean)  # buffers are copied
+
+
+def test_training_updates_the_ema(tmp_path):
+    cfg = compose_cfg("train.ema=0.9", "train.steps=3", "reg=none")
+    train(cfg, tmp_path)
+    state = ckpt.load(tmp_path / "checkpoints" / "last.pt")
+    seed_everything(cfg.seed)
+    initial = build_all(cfg, CPU).generator.state_dict()
+    names = [n for n, _ in build_nets(cfg)[0].named_parameters()]
+    ema, g = state["ema_generator"], state["generator"]
+    assert any(not torch.equal(ema[n], initial[n]) for n in names)  # the EMA moved
+    assert any(not torch.equal(ema[n], g[n]) for n in names)  # and lags G
+
+
+def test_evaluation_leaves_training_unchanged(tmp_path):
+    """Evaluating every 2 steps (a metric with a feature network, whose construction runs a
+    random init) changes nothing about the training itself."""
+    common = ["train.steps=4", "eval.every=2", "reg=none"]
+    train(compose_cfg(*common, "eval.metrics=[]"), tmp_path / "plain")
+    result = train(
+        compose_cfg(*common, "eval.metrics=[classes_mnist]", "eval.num_samples=100"),
+        tmp_path / "eval",
+    )
+    assert "classes100_mnist" in result  # the evaluation really ran
+    plain = ckpt.load(tmp_path / "plain" / "checkpoints" / "last.pt")
+    evaluated = ckpt.load(tmp_path / "eval" / "checkpoints" / "last.pt")
+    for key in ("generator", "discriminator", "ema_generator"):
+        for name, value in plain[key].items():
+            assert torch.equal(value, evaluated[key][name]), (key, name)
+    assert torch.equal(plain["rng"]["torch"], evaluated["rng"]["torch"])
+
+
+@pytest.mark.parametrize("model", ["ssgan", "infomax"])
+def test_aux_term_changes_the_g_update(model):
+    """G's gradient with the auxiliary term differs from the one with its G weight set to 0."""
+
+    def g_grads(*overrides):
+        cfg, parts = built(f"model={model}", "dataset.resolution=32", *overrides)
+        seed_everything(1)
+        terms = generator_backward(parts, 16, 0, settings_for(cfg))
+        assert "aux/G" in terms
+        return torch.cat([p.grad.flatten() for p in parts.generator.parameters()])
+
+    with_aux, without = g_grads(), g_grads("model.aux.g_weight=0")
+    assert not torch.allclose(with_aux, without)
+
+
+def test_amp_runs_the_nets_in_low_precision():
+    """hardware.amp=bf16: D's output inside the D and the G step is bfloat16 (autocast is on)."""
+    cfg, parts = built("hardware.amp=bf16", "reg=none")
+    dtypes = []
+    parts.discriminator.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
+    settings = settings_for(cfg, amp="bf16")
+    discriminator_step(parts, parts.stream.next(), 0, 0, settings)
+    generator_backward(parts, 16, 0, settings)
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    dtypes.clear()
+    discriminator_step(parts, parts.stream.next(), 0, 0, settings_for(cfg, amp="off"))
+    assert set(dtypes) == {torch.float32}
+
+
+def test_nonfinite_means_stop_the_run_at_log_flush(tmp_path, monkeypatch):
+    """Without the per-step check (a GPU run), a NaN is caught when the logged means are read:
+    the run stops as diverged before writing the NaN anywhere; the last checkpoint is the last
+    good one."""
+    from ganx import losses
+
+    original = losses.NonSaturatingLoss.d_loss
+    calls = {"n": 0}
+
+    def poisoned(self, real_logits, fake_logits):
+        calls["n"] += 1
+        value = original(self, real_logits, fake_logits)
+        return value * float("nan") if calls["n"] == 3 else value
+
+    monkeypatch.setattr(losses.NonSaturatingLoss, "d_loss", poisoned)
+    disable_per_step_check(monkeypatch)
+    cfg = compose_cfg("train.steps=6", "ckpt.every=1", "log.every=1", "reg=none")
+    result = train(cfg, tmp_path)
+    assert result["status"] == "diverged"
+    assert "steps up to 3: non-finite" in result["error"] and "loss/D" in result["error"]
+    assert ckpt.load(tmp_path / "checkpoints" / "last.pt")["step"] == 2
+    logged = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in logged] == [1, 2]

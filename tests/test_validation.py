@@ -1,0 +1,98 @@
+"""Every check on the config, from the error side: a bad value is refused before any training with
+one line that names the key and the value, and nothing is written."""
+
+import copy
+from functools import lru_cache
+
+import pytest
+import yaml
+from conftest import compose_cfg
+from omegaconf import OmegaConf
+
+from ganx.build import ConfigError
+from ganx.loop import train
+
+GROUPS = ("model", "loss", "reg", "dataset", "hardware", "experiment")
+
+
+@lru_cache
+def composed(*choices):
+    return compose_cfg(*choices)
+
+
+def bad_config(overrides):
+    """``compose_cfg(*overrides)``, composed once per set of group choices (composing is most of
+    this file's time) with the other values set on a copy as Hydra sets them."""
+    choices = tuple(o for o in overrides if o.split("=")[0] in GROUPS)
+    cfg = copy.deepcopy(composed(*choices))
+    for override in overrides:
+        key, value = override.split("=", 1)
+        if key not in GROUPS:
+            OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
+    return cfg
+
+
+BAD = [
+    # (overrides, what the one line must contain)
+    (["train.steps=0"], "train.steps=0"),
+    (["train.batch_size=-3"], "train.batch_size=-3"),
+    (["train.n_dis=0"], "train.n_dis=0"),
+    (["optim.g.lr=0"], "optim.g.lr=0"),
+    (["optim.d.lr=-1"], "optim.d.lr=-1"),
+    (["train.ema=1.0"], "train.ema=1.0"),
+    (["train.updates=sideways"], "train.updates='sideways'; allowed: alternating, simultaneous"),
+    (["train.on_nonfinite=ignore"], "train.on_nonfinite='ignore'; allowed: stop, skip"),
+    (["sample.every=0"], "sample.every=0"),
+    (["ckpt.every=0"], "ckpt.every=0"),
+    (["log.every=-1"], "log.every=-1"),
+    (["sample.bn_stats=mean"], "sample.bn_stats='mean'; allowed: batch, running"),
+    (["ckpt.keep=-1"], "ckpt.keep=-1"),
+    (["eval.metrics=[fid_nope]"], "eval.metrics: unknown ['fid_nope']"),
+    (["eval.every=0"], "eval.every=0"),
+    (["eval.at=[100,0]"], "eval.at[1]=0"),
+    (["eval.num_samples=0"], "eval.num_samples=0"),
+    (["eval.metrics=[kid_mnist]", "eval.num_samples=50"], "eval.num_samples=50"),
+    (["eval.metrics=[modes]"], "modes needs a 2-D mixture (ring8, grid25), not dataset=mnist5k"),
+    (["eval.mode=median"], "eval.mode='median'; allowed: min, max"),
+    (["reg=r1", "reg.r1.weight=-2"], "reg.r1.weight=-2"),
+    (["reg=r1", "reg.r1.interval=0"], "reg.r1.interval=0"),
+    (["reg=instance_noise", "reg.instance_noise.std=-0.1"], "reg.instance_noise.std=-0.1"),
+    (["reg=lecam", "reg.lecam.decay=-0.5"], "reg.lecam.decay=-0.5"),
+    (["reg=dat", "reg.dat.step_size=-1"], "reg.dat.step_size=-1"),
+    (["reg=dat", "reg.dat.clamp=-1"], "reg.dat.clamp=-1"),
+    (["reg=dragan", "reg.dragan.noise_scale=-1"], "reg.dragan.noise_scale=-1"),
+    (["model=sngan"], "model=sngan does not support dataset.resolution=28"),
+    (["model=dirac"], "model=dirac cannot train on dataset=mnist5k"),
+    (["hardware.amp=fp8"], "hardware.amp='fp8'; allowed: off, bf16, fp16"),
+    (["hardware.compile=fast"], "hardware.compile='fast'; allowed: off, default, reduce-overhead"),
+    (["hardware.processes=0"], "hardware.processes=0"),
+    (["hardware.device=tpu"], "hardware.device='tpu'; allowed: auto, cpu, cuda, cuda:N"),
+    (["resume=7"], "resume=7"),
+    (["resume=/no/such/file.pt"], "resume='/no/such/file.pt': no such checkpoint file"),
+    # refused by the constructors while building, before training: named all the same
+    (["loss=wgan", "loss.clip=0"], "loss.clip"),
+    (["reg=js", "reg.js.decay=0"], "reg.js: decay must be in (0, 1], got 0"),
+    (["reg=lecam", "reg.lecam.decay=1.0"], "reg.lecam: decay must be in [0, 1), got 1.0"),
+    (["reg=dat", "reg.dat.step_size=0"], "reg.dat: step_size and clamp must be > 0, got 0"),
+    (["reg=dat", "reg.dat.perturb=neither"], "reg.dat: perturb must be one of both, real, fake"),
+    (["reg=dragan", "reg.dragan.noise_scale=0"], "reg.dragan: noise_scale must be > 0, got 0"),
+    (
+        ["model=ssgan", "dataset.resolution=32", "model.aux.g_weight=-1"],
+        "model.aux: aux weights must be >= 0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_value_is_refused_naming_key_and_value(tmp_path, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        train(bad_config(overrides), tmp_path)
+    text = str(err.value)
+    assert message in text
+    assert "\n" not in text  # one line
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_bad_config_is_what_compose_gives():
+    for overrides in (["reg=lecam", "reg.lecam.decay=-0.5"], ["eval.at=[100,0]", "resume=7"]):
+        assert bad_config(overrides) == compose_cfg(*overrides)
