@@ -83,17 +83,27 @@ def test_every_output_goes_through_the_tracker_interface(tmp_path):
 
 def test_tensorboard_hparams_config_text_and_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
 
     _, run = fit(tmp_path)
     events = EventAccumulator(str(run / "tb"))
     events.Reload()
     tags = events.Tags()
-    assert {"loss/D", "grad_norm/G", "speed/it_per_s", "hparams/final/fid64_mnist"} <= set(
-        tags["scalars"]
-    )
+    assert {"loss/D", "grad_norm/G", "speed/it_per_s"} <= set(tags["scalars"])
     assert "samples" in tags["images"]
-    assert "hparams" in events.PluginTagToContent("hparams") or events.PluginTagToContent("hparams")
     assert any(t.startswith("config") for t in events.PluginTagToContent("text"))
+    # the HParams session: start and end, no experiment summary, its own metric scalars
+    session = EventAccumulator(str(run / "tb" / "hparams"))
+    session.Reload()
+    content = session.PluginTagToContent(metadata.PLUGIN_NAME)
+    assert metadata.SESSION_START_INFO_TAG in content and metadata.SESSION_END_INFO_TAG in content
+    assert metadata.EXPERIMENT_TAG not in content
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    assert start.hparams["reg.r1.weight"].number_value == 10.0
+    assert start.hparams["loss"].string_value == "NonSaturatingLoss"
+    assert {"hparams/final/fid64_mnist", "hparams/best/fid64_mnist"} <= set(
+        session.Tags()["scalars"]
+    )
 
 
 def test_mlflow_tracker_logs_to_a_local_store(tmp_path):

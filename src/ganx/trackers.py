@@ -67,14 +67,20 @@ class TensorboardTracker:
         self.writer.add_image(tag, image, step)
 
     def add_hparams(self, hparams, metrics):
+        """One HParams session in ``tb/hparams``: the session's start and end and its metric
+        scalars, and no experiment summary, so tensorboard builds the experiment from every
+        session under its logdir and lists the hyperparameters that differ between the runs
+        of a sweep first; the metric columns are this run's final/best values only."""
+        from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         tags = {f"hparams/{k}": v for k, v in metrics.items()}
-        experiment, start, end = hparams_summary(hparams, tags)
-        for summary in (experiment, start, end):
-            self.writer.file_writer.add_summary(summary)
-        for tag, value in tags.items():  # the HParams tab reads these scalars of the same run
-            self.writer.add_scalar(tag, value, 0)
+        _, start, end = hparams_summary(hparams, tags)
+        with SummaryWriter(str(Path(self.writer.log_dir) / "hparams")) as session:
+            session.file_writer.add_summary(start)
+            session.file_writer.add_summary(end)
+            for tag, value in tags.items():
+                session.add_scalar(tag, value, 0)
 
     def log_text(self, tag, text, step):
         # markdown: indent by 4 spaces so YAML keeps its layout
