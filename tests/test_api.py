@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import compose_cfg
+from internals import generate
 
 import ganx
-from ganx.evaluation import generate, sample_for_eval
+from ganx.evaluation import sample_for_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,12 +25,18 @@ def version_text(tool: str) -> str:
 
     from .records import version_line
 
-    lines = [f"{tool}: {version_line()}"]
+    lines = [version_line() if tool == "ganx" else f"{tool}: {version_line()}"]
     try:
         lines.append(f"Hydra {metadata.version('hydra-core')}")
     except metadata.PackageNotFoundError:
         pass
     return "\n".join(lines)
+
+
+def version_line_only() -> str:
+    from .records import version_line
+
+    return version_line()
 
 
 def handle_version(tool: str, argv: list[str] | None = None) -> None:
@@ -46,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     handle_version("ganx", argv)
     width = max(map(len, TOOLS))
-    print(version_text("ganx").splitlines()[0])
+    print(version_line_only())
     print("tools (each takes --help):")
     for name, what in TOOLS.items():
         print(f"  {name:<{width}}  {what}")
