@@ -38,7 +38,7 @@ def test_every_choice_composes(group):
         if group == "reg":
             regs = build_regularizers(cfg)
             # each file nests its node under the regularizer's name (js_annealed is "js")
-            expected = {"none": [], "js_annealed": ["js"]}.get(choice, [choice])
+            expected = {"none": [], "js_annealed": ["js"], "js_3dgan": ["js"]}.get(choice, [choice])
             assert list(regs) == expected
 
 
@@ -67,7 +67,7 @@ def test_nets_shapes(model):
 
 
 def test_presets_set_loss_and_reg():
-    cfg = compose_cfg("experiment=wgan_gp")
+    cfg = compose_cfg("experiment=wgan_gp", tiny=False)
     assert cfg.loss._target_.endswith("WassersteinLoss") and list(cfg.reg) == ["gp"]
     assert cfg.train.n_dis == 5
     cfg = compose_cfg("experiment=dragan")
@@ -144,7 +144,14 @@ PARAMETER_COUNTS = [
     ("sngan", ["dataset.resolution=32", "dataset.channels=3"], "4,276,739 / 1,053,825"),
     ("ssgan", ["dataset.resolution=32", "dataset.channels=3"], "4,276,739 / 1,054,341"),
     ("infomax", ["dataset.resolution=32", "dataset.channels=3"], "4,276,739 / 1,615,233"),
-    ("resnet64", ["dataset.resolution=64", "dataset.channels=3"], "8,541,443 / 9,811,841"),
+    # Roth et al.'s gan_64x64.py ResNet in regularized mode (tests/test_nets_reference.py)
+    ("resnet64", ["dataset.resolution=64", "dataset.channels=3"], "8,540,483 / 7,491,841"),
+    # mimicry's 48 px networks
+    ("sngan", ["dataset.resolution=48", "dataset.channels=3"], "4,878,083 / 19,542,721"),
+    ("ssgan", ["dataset.resolution=48", "dataset.channels=3"], "4,878,083 / 19,546,821"),
+    ("infomax", ["dataset.resolution=48", "dataset.channels=3"], "4,878,083 / 24,004,801"),
+    ("wgan_gp_mnist", [], "1,554,177 / 1,030,145"),
+    ("toy3d", ["dataset=mog3d"], "17,283 / 17,153"),
     ("dirac", ["dataset=dirac"], "1 / 1"),
 ]
 

@@ -18,6 +18,7 @@ from ganx.regularizers import (
     LeCamPenalty,
     R1Penalty,
     R2Penalty,
+    interpolate,
 )
 
 W = torch.tensor([[3.0, -4.0]])  # ||w|| = 5
@@ -87,6 +88,11 @@ def test_js_annealing_schedule():
     assert JSRegularizer(weight=2.0).weight_at(100, 100) == 2.0
 
 
+def test_rlc_defaults_are_the_dirac_gan_codes():
+    reg = AnchoredLogitPenalty()  # Dirac-GAN config.py: rlc_af 1.0, rlc_ar 1.0, rlc_w 0.2
+    assert (reg.alpha_real, reg.alpha_fake, reg.weight) == (1.0, 1.0, 0.2)
+
+
 def test_rlc_fixed_anchors():
     batch = make_pass()
     reg = AnchoredLogitPenalty(alpha_real=1.0, alpha_fake=-1.0)
@@ -109,10 +115,56 @@ def test_lecam_ema_anchors_and_state():
     restored = LeCamPenalty()
     restored.load_state_dict(reg.state_dict())
     assert restored.state_dict() == reg.state_dict()
-    # before start_step the anchors just track the batch means
-    early = LeCamPenalty(decay=0.9, start_step=100)
-    early.penalty(batch)
-    assert early.anchor_real == pytest.approx(batch.real_logits.mean().item())
+
+
+def test_lecam_defaults_follow_lecam_gan_biggan_code():
+    """google/lecam-gan: ema_losses(decay=0.9, start_itr=1000) (utils.py, train.py l. 28); the
+    anchors copy the batch means while itr < start_itr; the penalty only when itr > start_itr
+    (train_fns.py l. 59); itr counts from 1, our G step from 0."""
+    reg = LeCamPenalty()
+    assert (reg.decay, reg.start_step, reg.weight, reg.zero_debias) == (0.9, 1000, 0.3, False)
+    early = make_pass(step=998)  # itr 999 < 1000: anchors = batch means, no penalty
+    assert reg.penalty(early) is None
+    assert reg.anchor_real == pytest.approx(early.real_logits.mean().item())
+    at_start = make_pass(step=999)  # itr 1000: the EMA decays, still no penalty
+    assert reg.penalty(at_start) is None
+    after = make_pass(step=1000)  # itr 1001 > 1000: penalty on
+    previous = reg.anchor_real
+    assert reg.penalty(after) is not None
+    assert reg.anchor_real == pytest.approx(0.9 * previous + 0.1 * after.real_logits.mean().item())
+
+
+def test_lecam_stylegan2_variant_is_zero_debiased():
+    """stylegan2/lecam_loss.py: assign_moving_average(decay=0.99, zero_debias=True) from step 0:
+    after one update the debiased anchor equals the first batch mean exactly."""
+    reg = LeCamPenalty(decay=0.99, start_step=0, zero_debias=True)
+    batch = make_pass(step=0)
+    reg.penalty(batch)
+    a_r, a_f = reg.anchors()
+    assert a_r == pytest.approx(batch.real_logits.mean().item(), rel=1e-6)
+    second = make_pass(step=1)
+    reg.penalty(second)
+    biased = 0.99 * 0.01 * batch.real_logits.mean().item() + 0.01 * second.real_logits.mean().item()
+    assert reg.anchors()[0] == pytest.approx(biased / (1 - 0.99**2), rel=1e-6)
+    restored = LeCamPenalty(decay=0.99, start_step=0, zero_debias=True)
+    restored.load_state_dict(reg.state_dict())
+    assert restored.anchors() == reg.anchors()
+
+
+def test_gp0_sigmoid_output_is_thanh_tung_form():
+    """With a linear D, grad sigmoid(D(x)) = sigmoid'(D(x)) w: the penalty is
+    E[(s(1 - s))^2] * ||w||^2 at the interpolates, not ||w||^2."""
+    batch = make_pass()
+    torch.manual_seed(1)
+    got = GradientPenalty(target=0.0, output="sigmoid").penalty(batch)
+    torch.manual_seed(1)
+    x_hat = interpolate(batch.real.detach(), batch.fake.detach())
+    s = torch.sigmoid(batch.discriminator(x_hat))
+    expect = ((s * (1 - s)) ** 2 * 25).mean()
+    assert got.item() == pytest.approx(expect.item(), rel=1e-5)
+    assert got.item() < GradientPenalty(target=0.0, output="logit").penalty(batch).item()
+    with pytest.raises(ValueError, match="output"):
+        GradientPenalty(output="prob")
 
 
 def test_dat_moves_samples_against_the_gap_gradient():
@@ -138,12 +190,14 @@ def test_dat_step_clamp_image_clamp_and_sides():
     real = torch.full((2, 2), 0.9)
     fake = torch.full((2, 2), 0.9)
     fake[:, 0] = 0.0
-    big = DirectAdversarialTraining(step_size=100.0, clamp=0.25)
+    big = DirectAdversarialTraining(step_size=100.0, clamp=0.25, clamp_range=[-1, 1])
+    big.configure((-1.0, 1.0), has_aux=False)
     new_real, new_fake = big.transform_d_inputs(d, real, fake, 0, 1)
     assert (new_fake - fake).abs().max().item() <= 0.25 + 1e-6
     assert new_fake.max().item() <= 1.0  # fakes clamped to [-1, 1]
-    assert new_real.max().item() > 1.0  # reals not clamped by default (the paper's code)
+    assert new_real.max().item() > 1.0  # reals not clamped (the paper's SNGAN code)
     clamped = DirectAdversarialTraining(step_size=100.0, clamp=0.25, clamp_real=True)
+    clamped.configure((-1.0, 1.0), has_aux=False)
     assert clamped.transform_d_inputs(d, real, fake, 0, 1)[0].max().item() <= 1.0
     only_fake = DirectAdversarialTraining(perturb="fake")
     assert torch.equal(only_fake.transform_d_inputs(d, real, fake, 0, 1)[0], real)
@@ -151,14 +205,53 @@ def test_dat_step_clamp_image_clamp_and_sides():
         DirectAdversarialTraining(perturb="neither")
 
 
+def test_dat_clamps_to_the_data_range_and_reals_for_aux_models():
+    d = Linear()
+    real = torch.full((2, 2), 3.9)
+    fake = torch.full((2, 2), 3.9)
+    fake[:, 0] = 0.0
+    ring = DirectAdversarialTraining(step_size=100.0, clamp=0.25)
+    ring.configure((-4.5, 4.5), has_aux=False)  # e.g. grid25's points span about [-4.1, 4.1]
+    new_real, new_fake = ring.transform_d_inputs(d, real, fake, 0, 1)
+    assert new_fake.max().item() > 1.0  # not clipped to the image range
+    assert new_fake.max().item() <= 4.5
+    assert ring.clamp_real is False and new_real.max().item() > 3.9
+    ssgan = DirectAdversarialTraining(step_size=100.0, clamp=0.25)
+    ssgan.configure((-1.0, 1.0), has_aux=True)  # DAT-GAN's SSGAN/InfoMax code clamps reals
+    assert ssgan.clamp_real is True
+    image_real = torch.full((2, 2), 0.9)
+    assert ssgan.transform_d_inputs(d, image_real, fake.clamp(-1, 1), 0, 1)[0].max() <= 1.0
+    dirac = DirectAdversarialTraining()
+    dirac.configure(None, has_aux=False)  # unbounded data: nothing clamped
+    assert dirac.clamp_range is None
+    activity = ring.activity(0, 1)
+    assert set(activity) == {"perturbation", "gap"} and activity["perturbation"] > 0
+    with pytest.raises(ValueError, match="clamp_real"):
+        DirectAdversarialTraining(clamp_real="sometimes")
+
+
 def test_instance_noise_anneals_to_zero():
     noise = InstanceNoise(std=0.5, anneal_steps=10)
-    assert noise.std_at(0) == 0.5 and noise.std_at(5) == 0.25 and noise.std_at(20) == 0.0
+    assert noise.std_at(0, 100) == 0.5 and noise.std_at(5, 100) == 0.25
+    assert noise.std_at(20, 100) == 0.0
     x = torch.zeros(1000, 2)
     torch.manual_seed(0)
     noisy, _ = noise.transform_d_inputs(None, x, x, 0, 10)
     assert noisy.std().item() == pytest.approx(0.5, rel=0.1)
     assert torch.equal(noise.transform_g_input(x, 10, 10), x)
+
+
+def test_instance_noise_default_anneals_linearly_over_the_run():
+    noise = InstanceNoise()  # conf/reg/instance_noise.yaml: std 0.1, linear, over train.steps
+    assert noise.anneal == "linear"
+    assert [noise.std_at(t, 400) for t in (0, 100, 200, 400)] == pytest.approx(
+        [0.1, 0.075, 0.05, 0.0]
+    )
+    assert noise.activity(200, 400) == {"sigma": pytest.approx(0.05)}
+    constant = InstanceNoise(std=1.0, anneal="none")
+    assert constant.std_at(399, 400) == 1.0
+    with pytest.raises(ValueError, match="anneal"):
+        InstanceNoise(anneal="cosine")
 
 
 def test_lazy_interval_and_bad_weights():
@@ -230,6 +323,7 @@ def test_dat_clamps_adversarial_fakes_to_the_image_range():
     real = torch.zeros(2, 2)
     fake = torch.tensor([[0.95, 0.9], [0.95, 0.9]])
     dat = DirectAdversarialTraining(step_size=100.0, clamp=0.25)
+    dat.configure((-1.0, 1.0), has_aux=False)  # the builder passes the image data's range
     _, new_fake = dat.transform_d_inputs(d, real, fake, 0, 1)
     assert new_fake[:, 0].tolist() == [1.0, 1.0]
     assert new_fake[:, 1].tolist() == pytest.approx([0.65, 0.65])

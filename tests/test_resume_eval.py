@@ -22,6 +22,7 @@ from ganx.loop import train
 def last_state(run_dir: Path, name: str = "last.pt") -> dict:
     state = ckpt.load(run_dir / "checkpoints" / name)
     state.pop("config")  # train.steps/stop_at/resume differ between the runs compared
+    state.pop("elapsed_s")  # wall-clock time spent training: never equal between two runs
     return state
 
 

@@ -8,7 +8,7 @@ from conftest import compose_cfg, group_choices
 from internals import StepSettings, discriminator_step, seed_everything, training_iteration
 
 from ganx import checkpoint as ckpt
-from ganx.build import build_all
+from ganx.build import ConfigError, build_all
 from ganx.loop import train
 
 LOSSES = group_choices("loss")
@@ -63,8 +63,11 @@ def test_every_loss_with_every_regularizer_steps(loss):
     """One D and one G step (no I/O) for every loss x reg pair: finite terms, the penalty in
     D's terms, and both players' weights moved. One compose per loss holds every regularizer's
     node; each pair keeps one of them (js_annealed is js with anneal=true)."""
-    names = [r for r in REGS if r not in ("none", "js_annealed")]
-    full = compose_cfg(f"loss={loss}", f"reg=[{','.join(names)}]", "reg.js.anneal=true")
+    names = [r for r in REGS if r not in ("none", "js_annealed", "js_3dgan")]
+    # LeCam adds its penalty from reg.lecam.start_step on (lecam-gan's schedule): from step 0 here
+    full = compose_cfg(
+        f"loss={loss}", f"reg=[{','.join(names)}]", "reg.js.anneal=true", "reg.lecam.start_step=0"
+    )
     for name in [None, *names]:
         cfg = full.copy()
         cfg.reg = {name: full.reg[name]} if name else {}
@@ -183,7 +186,7 @@ def test_n_steps_then_n_more_equals_2n(tmp_path):
 def test_resume_with_other_shapes_fails_clearly(tmp_path):
     train(compose_cfg(), tmp_path)
     before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
-    with pytest.raises(ckpt.CheckpointError, match="model.generator.ngf: checkpoint 8, now 16"):
+    with pytest.raises(ConfigError, match=r"model\.generator\.ngf \(checkpoint 8, now 16\)"):
         train(compose_cfg("model.generator.ngf=16", "resume=auto"), tmp_path)
     assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
 
@@ -302,18 +305,27 @@ def test_one_d_call_on_real_and_fake_is_the_same_computation(tmp_path):
 FORMAT_1_KEYS = {
     "format", "step", "d_steps", "skipped_steps", "generator", "discriminator", "ema_generator",
     "opt_g", "opt_d", "schedulers", "scaler", "regularizers", "data", "rng", "fixed_noise",
-    "config", "best",
+    "config", "best", "elapsed_s",
 }  # fmt: skip
 
 
 def test_checkpoint_format_is_unchanged_and_loads_without_best(tmp_path):
-    """The registry writes exactly format 1's names; a checkpoint from before ``best`` was
-    stored still resumes (the one optional name)."""
+    """The registry writes exactly format 1's names; a checkpoint from before ``best`` and
+    ``elapsed_s`` were stored still resumes (the optional names)."""
     train(compose_cfg("train.steps=2", "reg=r1"), tmp_path / "a")
     state = ckpt.load(tmp_path / "a" / "checkpoints" / "last.pt")
     assert set(state) == FORMAT_1_KEYS and state["format"] == 1
-    del state["best"]
+    del state["best"], state["elapsed_s"]
     old = tmp_path / "old.pt"
     ckpt.atomic_save(state, old)
     result = train(compose_cfg("train.steps=4", "reg=r1", f"resume={old}"), tmp_path / "b")
     assert result["status"] == "finished" and result["step"] == 4
+
+
+@pytest.mark.parametrize("loss", ["wgan", "hinge", "lsgan"])
+def test_js_with_a_non_sigmoid_loss_is_refused_before_anything_is_written(tmp_path, loss):
+    """The JS-regularizer's (1 - sigmoid)^2 and sigmoid^2 weights assume the GAN loss."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="JS-regularizer"):
+        train(compose_cfg(f"loss={loss}", "reg=js"), run_dir)
+    assert not run_dir.exists()

@@ -170,7 +170,7 @@ def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int =
     generator, discriminator = build_nets(cfg)
     memory_format = (
         torch.channels_last
-        if cfg.hardware.channels_last and source.resolution > 2
+        if cfg.hardware.channels_last and source.resolution > 3  # images, not the toy data
         else torch.preserve_format
     )
     generator = generator.to(device, memory_format=memory_format)
@@ -189,6 +189,9 @@ def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int =
     )
     if cfg.model.get("aux") is not None:
         parts.aux = instantiate_named("model.aux", cfg.model.aux)
+    for reg in parts.regularizers.values():  # what a regularizer leaves to the run (DAT's range)
+        if hasattr(reg, "configure"):
+            reg.configure(source.value_range, parts.aux is not None)
     # a joint batch would mix real and fake BatchNorm statistics: then D keeps two calls
     parts.concat_real_fake = bool(cfg.hardware.get("concat_real_fake")) and not has_batch_norm(
         discriminator

@@ -119,9 +119,8 @@ def iterate(state: TrainingState, settings: StepSettings, cfg: DictConfig, ranks
     parts, train = state.parts, cfg.train
     next_real = real_batches(parts, cfg.hardware.channels_last)
     guard = skipping(train.on_nonfinite == "skip", state.count_skipped)
-    simultaneous = train.updates == "simultaneous"
     terms, state.d_steps = training_iteration(
-        parts, settings, state.step, state.d_steps, train.n_dis, simultaneous, next_real, guard
+        parts, settings, state.step, state.d_steps, train.n_dis, train.updates, next_real, guard
     )
     if ranks.active:  # BatchNorm statistics are per rank: take rank 0's (before the EMA copies G's)
         collectives.broadcast_buffers(parts.generator)
@@ -144,7 +143,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     status = "finished"
     outputs = Outputs(cfg, run_dir, ranks, state.step, state.elapsed_s)
     with StopRequest() as stop, outputs:
-        outputs.announce(state)
+        outputs.announce(state)  # rank 0: start lines, the method, run.json, the config
         try:
             while state.step < cfg.train.steps:
                 outputs.add(iterate(state, settings, cfg, ranks))

@@ -37,12 +37,21 @@ class MinimaxLoss(GANLoss):
     D maximises  E[log D(x)] + E[log(1 - D(G(z)))]  ->  d_loss = softplus(-r) + softplus(f).
     G minimises  E[log(1 - D(G(z)))]                ->  g_loss = -softplus(f),
     whose gradient vanishes when D confidently rejects fakes (the reason for ``ns``).
+    ``d_scale`` multiplies D's loss: PyTorch-GAN's gan.py averages its two BCE terms,
+    ``d_loss = (real_loss + fake_loss) / 2`` (d_scale 0.5; with Adam it only matters through
+    epsilon and through the relative weight of any penalty).
     """
 
     name = "minimax"
 
+    def __init__(self, d_scale: float = 1.0):
+        if d_scale <= 0:
+            raise ValueError(f"loss.d_scale must be > 0, got {d_scale}")
+        self.d_scale = float(d_scale)
+
     def d_loss(self, real_logits, fake_logits):
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        terms = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        return terms if self.d_scale == 1.0 else self.d_scale * terms
 
     def g_loss(self, fake_logits):
         return -F.softplus(fake_logits).mean()

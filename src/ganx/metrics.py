@@ -99,22 +99,30 @@ def compute_metrics(names: list[str], ctx: EvalContext) -> dict[str, float]:
 
 @register("modes")
 def mixture_modes(ctx: EvalContext) -> dict[str, float]:
-    """Mode coverage on 2-D Gaussian mixtures (Metz et al. 2017; Lin et al. 2018, PacGAN):
+    """Mode coverage on Gaussian mixtures (Metz et al. 2017; Lin et al. 2018, PacGAN):
     a sample is *high quality* if it lies within 3 standard deviations of its nearest centre;
     a mode is *covered* if it holds at least 20% of the high-quality samples a uniform spread
     would give it (PacGAN's rule: 20 of 100 expected). Also the KL divergence of the mode
-    histogram of high-quality samples from uniform."""
+    histogram of high-quality samples from uniform. On ``mog3d`` (Roth et al.'s 3-D mixture on a
+    tilted plane) also ``plane_distance_mog3d``: the mean distance of the samples from that
+    plane (0 for the data)."""
     samples, source = ctx.samples, ctx.source
     name = source.name
-    centres = mixture_centres(name)
+    centres = source.extra["centres"] if "centres" in source.extra else mixture_centres(name)
     std = float(source.extra["std"])
     dist = torch.cdist(samples.double(), centres.double())
     nearest_dist, nearest = dist.min(dim=1)
     good = nearest_dist <= 3 * std
     counts = torch.bincount(nearest[good], minlength=len(centres))
     threshold = 0.2 * len(samples) / len(centres)
-    return {
+    out = {
         f"modes_{name}": float((counts >= threshold).sum()),
         f"high_quality_{name}": float(good.double().mean()),
         f"mode_kl_{name}": kl_from_uniform(counts),
     }
+    if "normal" in source.extra:
+        offsets = (samples.double() - source.extra["shift"].double()) @ source.extra[
+            "normal"
+        ].double()
+        out[f"plane_distance_{name}"] = float(offsets.abs().mean())
+    return out

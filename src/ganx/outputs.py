@@ -27,6 +27,7 @@ from . import checkpoint as ckpt
 from .build import ConfigError
 from .collectives import Ranks, average_values
 from .evaluation import evaluate, generate
+from .metric_keys import objective_mode, resolve_objective
 from .rng import preserved_rng
 from .schedule import Due
 from .state import TrainingState
@@ -86,8 +87,6 @@ class EvaluationInterrupted(Exception):
 def objective_and_mode(cfg: DictConfig) -> tuple[str | None, str]:
     """The key ``best.pt`` follows (``eval.objective`` as logged: ``fid_mnist`` ->
     ``fid2k_mnist``) and its better direction (``eval.mode``, else inferred from the key)."""
-    from .metric_keys import objective_mode, resolve_objective
-
     objective = cfg.eval.objective
     if objective is None:
         return None, "max"
@@ -104,7 +103,7 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
 
 
 def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_name: str) -> None:
-    """A PNG grid (images) or scatter plot (2-D points) in ``path`` and in tensorboard."""
+    """A PNG grid (images) or scatter plot (2-D or 3-D points) in ``path`` and in tensorboard."""
     images = images.cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     if images.dim() == 4:
@@ -119,6 +118,13 @@ def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_nam
         from .plots import scatter_2d
 
         figure = scatter_2d(images.numpy(), source_name, path)
+        writer.add_figure("samples", figure, step)
+    elif images.shape[-1] == 3:  # 3-D toy data (mog3d): a 3-D scatter plot over its centres
+        from .data import mog3d_frame
+        from .plots import scatter_3d
+
+        centres = mog3d_frame()["centres"].numpy() if source_name == "mog3d" else None
+        figure = scatter_3d(images.numpy(), centres, path)
         writer.add_figure("samples", figure, step)
 
 
@@ -188,8 +194,14 @@ class Outputs:
         parts = state.parts
         self.record = run_record(parts.device)
         write_run_record(self.run_dir, self.record)
-        for line in start_lines(self.cfg, state, self.run_dir, self.record):
+        from .methods import announce
+
+        lines = start_lines(self.cfg, state, self.run_dir, self.record)
+        for line in lines[:-1]:
             log.info(line)
+        # the method line, then one warning per combination no reference uses
+        announce(self.cfg, parts.discriminator, log)
+        log.info(lines[-1])
         self.writer.log_text("config", OmegaConf.to_yaml(self.cfg, resolve=True), state.step)
 
     def add(self, terms: list[dict[str, torch.Tensor]]) -> None:
@@ -247,6 +259,10 @@ class Outputs:
         for name, reg in parts.regularizers.items():
             if reg.weight:
                 scalars[f"weight/{name}"] = reg.weight_at(step, self.cfg.train.steps)
+            # what a regularizer is doing now (DAT's step size, instance noise's sigma, LeCam's
+            # anchors): input transforms add no loss term, so this is where they show
+            for key, value in reg.activity(step, self.cfg.train.steps).items():
+                scalars[f"reg/{name}/{key}"] = value
         scalars["lr/G"] = parts.opt_g.param_groups[0]["lr"]
         scalars["lr/D"] = parts.opt_d.param_groups[0]["lr"]
         speed = self.throughput(step)
@@ -355,21 +371,6 @@ def attach_log_file(path: Path):
     return handler
 
 
-def method_line(cfg: DictConfig) -> str:
-    """The composed method in one line: ``dcgan + NonSaturatingLoss + r1(10) on mnist5k ...``."""
-    h = method_hparams(cfg)
-    regs = [
-        f"{name}({h[f'reg.{name}.weight']:g})" if f"reg.{name}.weight" in h else name
-        for name in sorted(k for k, v in cfg.reg.items() if v is not None)
-    ]
-    return (
-        f"{h['model']} + {h['loss']} + {' + '.join(regs) or 'no regularizer'} on {h['dataset']}; "
-        f"{h['optim.g']} G lr {h['optim.g.lr']:g}, D lr {h['optim.d.lr']:g}; batch "
-        f"{h['batch_size']}, n_dis {h['n_dis']}, {h['steps']} steps, EMA {h['ema']:g}, "
-        f"seed {h['seed']}"
-    )
-
-
 def start_lines(cfg: DictConfig, state: TrainingState, run_dir: Path, record: dict) -> list[str]:
     parts = state.parts
 
@@ -381,7 +382,6 @@ def start_lines(cfg: DictConfig, state: TrainingState, run_dir: Path, record: di
         f"run directory: {run_dir}",
         f"device: {record['device']}; ganx {record['ganx']}, torch {record['versions']['torch']}",
         f"parameters: G {count(parts.generator)}, D {count(parts.discriminator)}",
-        f"method: {method_line(cfg)}",
         f"metrics every {cfg.eval.every} steps: {metrics}"
         + (f"; starting at step {state.step}" if state.step else ""),
     ]

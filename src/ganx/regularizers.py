@@ -88,6 +88,11 @@ class Regularizer:
     def transform_g_input(self, fake, step, total_steps):
         return fake
 
+    def activity(self, step: int, total_steps: int) -> dict[str, float]:
+        """What this regularizer is doing now, for tensorboard (``reg/<name>/<key>``): input
+        transforms add no loss term, so this is where their effect shows."""
+        return {}
+
     def state_dict(self) -> dict:
         return {}
 
@@ -122,15 +127,34 @@ def interpolate(real: Tensor, other: Tensor) -> Tensor:
 class GradientPenalty(Regularizer):
     """WGAN-GP: R = E_{x_hat} (||grad D(x_hat)|| - target)^2 on random interpolates between
     real and generated samples (Gulrajani et al. 2017, Algorithm 1; lambda = 10).
-    ``target=0`` gives the zero-centred penalty of Thanh-Tung et al. 2019 (``reg=gp0``)."""
 
-    def __init__(self, weight: float = 10.0, interval: int = 1, target: float = 1.0):
+    ``target=0`` gives the zero-centred penalty of Thanh-Tung et al. 2019 (``reg=gp0``).
+    ``output`` says whose gradient is penalised: ``logit`` (D's raw output, WGAN-GP's critic)
+    or ``sigmoid`` (sigmoid(D(x_hat)) = D's probability). Thanh-Tung et al.'s code
+    (htt210/GeneralizationAndStabilityInGANs, GradientPenaltiesGAN.py: ``Discriminator`` ends in
+    ``nn.Sigmoid`` at l. 59, ``cal_gradpen`` l. 99-117 differentiates that output, centre 0,
+    LAMBDA 10 in its argument parser) penalises the probability's gradient for the GAN loss,
+    grad sigmoid(l) = sigmoid'(l) grad l: a penalty that fades as D saturates. Its WGAN runs use
+    the ``Critic`` (no sigmoid): ``output=logit``.
+    """
+
+    OUTPUTS = ("logit", "sigmoid")
+
+    def __init__(
+        self, weight: float = 10.0, interval: int = 1, target: float = 1.0, output: str = "logit"
+    ):
         super().__init__(weight, interval)
+        if output not in self.OUTPUTS:
+            raise ValueError(f"output must be one of logit, sigmoid; got {output!r}")
         self.target = float(target)
+        self.output = output
 
     def penalty(self, batch):
         x_hat = interpolate(batch.real.detach(), batch.fake.detach())
-        norms = input_gradient(batch.discriminator(x_hat), x_hat).norm(dim=1)
+        out = batch.discriminator(x_hat)
+        if self.output == "sigmoid":
+            out = torch.sigmoid(out)
+        norms = input_gradient(out, x_hat).norm(dim=1)
         return ((norms - self.target) ** 2).mean()
 
 
@@ -156,19 +180,22 @@ class DraganPenalty(Regularizer):
 
 
 class AnchoredLogitPenalty(Regularizer):
-    """R_LC with fixed anchors, as in the Dirac-GAN seed (after Tseng et al. 2021, eq. 3):
+    """R_LC with fixed anchors, as in the Dirac-GAN code (ChristophReich1996/Dirac-GAN, README
+    table "R_LC regularization"; dirac_gan/config.py l. 12-14: ``rlc_af`` 1.0, ``rlc_ar`` 1.0,
+    ``rlc_w`` 0.2), after Tseng et al. 2021, eq. 3:
 
-    R = E_x (D(x) - alpha_fake)^2 + E_z (D(G(z)) - alpha_real)^2,
+    R = E_x (D(x) - alpha_fake)^2 + E_z (D(G(z)) - alpha_real)^2,   weight 0.2,
 
-    pulling real logits towards the fake anchor and fake logits towards the real one.
+    pulling real logits towards the fake anchor and fake logits towards the real one. LeCam's
+    moving anchors are ``reg=lecam``.
     """
 
     def __init__(
         self,
-        weight: float = 0.3,
+        weight: float = 0.2,
         interval: int = 1,
-        alpha_real: float = 0.0,
-        alpha_fake: float = 0.0,
+        alpha_real: float = 1.0,
+        alpha_fake: float = 1.0,
     ):
         super().__init__(weight, interval)
         self.alpha_real = float(alpha_real)
@@ -181,43 +208,85 @@ class AnchoredLogitPenalty(Regularizer):
 
 
 class LeCamPenalty(Regularizer):
-    """LeCam regularization (Tseng et al. CVPR 2021, eq. 3, as in google/lecam-gan):
+    """LeCam regularization (Tseng et al. CVPR 2021, eq. 3), as google/lecam-gan runs it:
 
     R = E_x relu(D(x) - a_F)^2 + E_z relu(a_R - D(G(z)))^2,
 
-    where a_R, a_F are exponential moving averages of the mean real/fake logits (decay 0.99).
-    Before ``start_step`` the averages simply track the current batch means (decay 0), as in
-    the authors' BigGAN code. Anchors are part of the checkpoint.
+    a_R, a_F exponential moving averages of the mean real/fake logits, updated on every D step
+    before the penalty (biggan_cifar/losses.py l. 58-61, ``loss_hinge_dis``). Defaults = their
+    BigGAN code: ``third_party/utils.py`` ``ema_losses`` (decay 0.9; before ``start_itr`` the
+    averages just copy the batch means), ``biggan_cifar/train.py`` l. 28 (``start_itr=1000``),
+    and ``third_party/train_fns.py`` l. 59 (the penalty is added only when ``itr > start_itr``);
+    lambda 0.3 in ``scripts/lc-biggan-cifar10.sh``. Their ``itr`` counts from 1, ours (the G
+    step) from 0: the averages decay from G step ``start_step - 1`` on, the penalty applies
+    from G step ``start_step`` on.
+
+    Their StyleGAN2 code (``stylegan2/lecam_loss.py``) differs: decay 0.99, zero-debiased
+    (``assign_moving_average(..., zero_debias=True)``), from the first step:
+    ``reg.lecam.decay=0.99 reg.lecam.start_step=0 reg.lecam.zero_debias=true``.
+    Anchors (and the debiasing count) are part of the checkpoint.
     """
 
     def __init__(
-        self, weight: float = 0.3, interval: int = 1, decay: float = 0.99, start_step: int = 1000
+        self,
+        weight: float = 0.3,
+        interval: int = 1,
+        decay: float = 0.9,
+        start_step: int = 1000,
+        zero_debias: bool = False,
     ):
         super().__init__(weight, interval)
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
+        if int(start_step) != start_step or start_step < 0:
+            raise ValueError(f"start_step must be an integer >= 0, got {start_step}")
         self.decay = float(decay)
         self.start_step = int(start_step)
+        self.zero_debias = bool(zero_debias)
         self.anchor_real = 0.0
         self.anchor_fake = 0.0
+        self.updates = 0  # EMA updates with decay in force (zero-debiasing divides by 1 - d^n)
+
+    def _update(self, name: str, value: float, decay: float) -> None:
+        biased = decay * getattr(self, name) + (1 - decay) * value
+        setattr(self, name, biased)
+
+    def anchors(self) -> tuple[float, float]:
+        """(a_R, a_F) as the penalty uses them (debiased when ``zero_debias``)."""
+        if not self.zero_debias or self.updates == 0:
+            return self.anchor_real, self.anchor_fake
+        correction = 1.0 - self.decay**self.updates
+        return self.anchor_real / correction, self.anchor_fake / correction
 
     def penalty(self, batch):
-        decay = self.decay if batch.step >= self.start_step else 0.0
+        decay = self.decay if batch.step + 1 >= self.start_step else 0.0
+        if self.zero_debias and decay > 0:
+            self.updates += 1
         # .item() is a host sync; the anchors must be plain floats to checkpoint them exactly.
-        real_mean = batch.real_logits.detach().mean().item()
-        fake_mean = batch.fake_logits.detach().mean().item()
-        self.anchor_real = decay * self.anchor_real + (1 - decay) * real_mean
-        self.anchor_fake = decay * self.anchor_fake + (1 - decay) * fake_mean
-        return (F.relu(batch.real_logits - self.anchor_fake) ** 2).mean() + (
-            F.relu(self.anchor_real - batch.fake_logits) ** 2
+        self._update("anchor_real", batch.real_logits.detach().mean().item(), decay)
+        self._update("anchor_fake", batch.fake_logits.detach().mean().item(), decay)
+        if batch.step < self.start_step:
+            return None  # train_fns.py l. 59: no penalty before the start iteration
+        anchor_real, anchor_fake = self.anchors()
+        return (F.relu(batch.real_logits - anchor_fake) ** 2).mean() + (
+            F.relu(anchor_real - batch.fake_logits) ** 2
         ).mean()
 
+    def activity(self, step, total_steps):
+        anchor_real, anchor_fake = self.anchors()
+        return {"anchor_real": anchor_real, "anchor_fake": anchor_fake}
+
     def state_dict(self):
-        return {"anchor_real": self.anchor_real, "anchor_fake": self.anchor_fake}
+        return {
+            "anchor_real": self.anchor_real,
+            "anchor_fake": self.anchor_fake,
+            "updates": self.updates,
+        }
 
     def load_state_dict(self, state):
         self.anchor_real = float(state["anchor_real"])
         self.anchor_fake = float(state["anchor_fake"])
+        self.updates = int(state.get("updates", 0))
 
 
 class JSRegularizer(Regularizer):
@@ -260,7 +329,8 @@ class JSRegularizer(Regularizer):
 
 
 class DirectAdversarialTraining(Regularizer):
-    """Direct Adversarial Training (Li 2020, arXiv:2008.09041, the DAT-GAN SNGAN code).
+    """Direct Adversarial Training (Li 2020, arXiv:2008.09041; the ``advtrain_step`` of the
+    DAT-GAN code, iceli1007/DAT-GAN, README "DAT for discriminator (SNGAN)").
 
     Before each D update, real and generated images are moved one step *against* the gradient
     of the gap between D's mean outputs, making them adversarial examples for D:
@@ -268,11 +338,19 @@ class DirectAdversarialTraining(Regularizer):
         x_real' = x_real - clamp(step_size * grad_x |mean D(x_real) - mean D(x_fake)|, -t, t)
         x_fake' = x_fake - clamp(step_size * grad_x |mean D(x_fake) - mean D(x_real)|, -t, t)
 
-    (the other side's mean is a constant), and D is trained on x' only. Defaults reproduce the
-    paper's SNGAN code: step_size 1, t = 1; fake images are clamped to [-1, 1] before D sees
-    them, real images are not (that code clamps them only after D's forward pass; set
-    ``clamp_real=true`` to clamp both). ``perturb`` picks the side(s): both, real or fake.
-    DAT adds nothing to the loss, so it has no weight.
+    (the other side's mean is a constant), and D's GAN loss is computed on x' only. Defaults
+    reproduce that code: step_size 1, t = 1; generated samples are clamped to the data range
+    before D sees them; real ones are not (the SNGAN code clamps them only after D's forward
+    pass), except for SSGAN/InfoMax-GAN, whose DAT code clamps reals too and computes the
+    rotation / InfoNCE loss on the clean reals (``clamp_real: auto`` = clamp when the model has
+    an auxiliary loss; the loop hands the auxiliary loss the unperturbed batch).
+
+    ``clamp_range`` null = the data set's value range (images [-1, 1]; for the toy mixtures and
+    the Dirac the range of the stored points), set by the builder; the code's [-1, 1] assumes
+    images. ``perturb`` picks the side(s): both, real or fake. DAT adds no loss term (no
+    weight); a penalty combined with it (``reg=[r1,dat]``) sees the perturbed x' that D's loss
+    saw. Logged: ``reg/dat/perturbation`` (mean per-sample L2 norm of the step), ``reg/dat/gap``
+    (|mean D(x_real) - mean D(x_fake)| before the step).
     """
 
     def __init__(
@@ -280,17 +358,40 @@ class DirectAdversarialTraining(Regularizer):
         step_size: float = 1.0,
         clamp: float = 1.0,
         perturb: str = "both",
-        clamp_real: bool = False,
+        clamp_real: bool | str = "auto",
+        clamp_range: list[float] | None = None,
     ):
         super().__init__(weight=0.0)
         if perturb not in ("both", "real", "fake"):
             raise ValueError(f"perturb must be one of both, real, fake; got {perturb!r}")
         if step_size <= 0 or clamp <= 0:
             raise ValueError(f"step_size and clamp must be > 0, got {step_size}, {clamp}")
+        if clamp_real not in (True, False, "auto"):
+            raise ValueError(f"clamp_real must be true, false or auto; got {clamp_real!r}")
         self.step_size = float(step_size)
         self.clamp = float(clamp)
         self.perturb = perturb
-        self.clamp_real = bool(clamp_real)
+        self.clamp_real = clamp_real
+        self.clamp_range = None if clamp_range is None else self._check_range(clamp_range)
+        self._last: dict[str, Tensor] = {}
+
+    @staticmethod
+    def _check_range(value_range) -> tuple[float, float]:
+        low, high = (float(v) for v in value_range)
+        if not low < high:
+            raise ValueError(f"clamp_range must be [low, high] with low < high, got {value_range}")
+        return low, high
+
+    def configure(self, value_range: tuple[float, float] | None, has_aux: bool) -> None:
+        """Fill in what ``null``/``auto`` leave to the run: the data range and whether reals
+        are clamped (the builder calls this once)."""
+        if self.clamp_range is None and value_range is not None:
+            self.clamp_range = self._check_range(value_range)
+        if self.clamp_real == "auto":
+            self.clamp_real = bool(has_aux)
+
+    def _clamped(self, x: Tensor) -> Tensor:
+        return x if self.clamp_range is None else x.clamp(*self.clamp_range)
 
     def _step(self, x: Tensor, gap: Tensor) -> Tensor:
         (grad,) = torch.autograd.grad(gap, x)
@@ -305,40 +406,63 @@ class DirectAdversarialTraining(Regularizer):
             new_real, new_fake = real.detach(), fake.detach()
             if self.perturb in ("both", "fake"):
                 new_fake = self._step(fake_in, (fake_mean - real_mean.detach()).abs())
-                new_fake = new_fake.clamp(-1, 1)
+                new_fake = self._clamped(new_fake)
             if self.perturb in ("both", "real"):
                 new_real = self._step(real_in, (real_mean - fake_mean.detach()).abs())
-                if self.clamp_real:
-                    new_real = new_real.clamp(-1, 1)
+                if self.clamp_real is True:
+                    new_real = self._clamped(new_real)
+        moved = torch.cat([(new_real - real).flatten(1), (new_fake - fake).flatten(1)])
+        self._last = {
+            "perturbation": moved.norm(dim=1).mean().detach(),
+            "gap": (real_mean - fake_mean).abs().detach(),
+        }
         return new_real, new_fake
 
     def transform_d_inputs(self, discriminator, real, fake, step, total_steps):
         return self.adversarial_pair(discriminator, real, fake)
 
+    def activity(self, step, total_steps):
+        return {key: value.item() for key, value in self._last.items()}
+
 
 class InstanceNoise(Regularizer):
-    """Instance noise (Sønderby et al. 2017; compared in Mescheder et al. 2018, sec. 3.2):
+    """Instance noise (Sønderby et al. ICLR 2017, sec. 3.2 / appendix: noise on the inputs of
+    D, annealed to zero during training; compared in Mescheder et al. 2018, sec. 3.2):
     Gaussian noise of std sigma_t is added to every input D sees, in D's and in G's step.
-    sigma_t falls linearly from ``std`` to 0 over ``anneal_steps`` G steps (null: constant)."""
 
-    def __init__(self, std: float = 0.1, anneal_steps: int | None = None):
+    ``anneal: linear`` (default): sigma_t = std * max(0, 1 - t / T), T = ``anneal_steps``
+    G steps (null: the whole run, ``train.steps``). ``anneal: none``: constant std (what
+    Mescheder et al.'s analysis of the Dirac-GAN assumes; ``ganx-dirac`` uses it). The current
+    sigma is logged as ``reg/instance_noise/sigma``.
+    """
+
+    def __init__(self, std: float = 0.1, anneal: str = "linear", anneal_steps: int | None = None):
         super().__init__(weight=0.0)
         if std < 0:
             raise ValueError(f"std must be >= 0, got {std}")
+        if anneal not in ("linear", "none"):
+            raise ValueError(f"anneal must be linear or none; got {anneal!r}")
+        if anneal_steps is not None and (int(anneal_steps) != anneal_steps or anneal_steps < 1):
+            raise ValueError(f"anneal_steps must be a positive integer or null, got {anneal_steps}")
         self.std = float(std)
+        self.anneal = anneal
         self.anneal_steps = anneal_steps
 
-    def std_at(self, step: int) -> float:
-        if not self.anneal_steps:
+    def std_at(self, step: int, total_steps: int) -> float:
+        if self.anneal == "none":
             return self.std
-        return self.std * max(0.0, 1.0 - step / self.anneal_steps)
+        span = self.anneal_steps or max(total_steps, 1)
+        return self.std * max(0.0, 1.0 - step / span)
 
-    def _noisy(self, x, step):
-        sigma = self.std_at(step)
+    def _noisy(self, x, step, total_steps):
+        sigma = self.std_at(step, total_steps)
         return x + sigma * torch.randn_like(x) if sigma > 0 else x
 
     def transform_d_inputs(self, discriminator, real, fake, step, total_steps):
-        return self._noisy(real, step), self._noisy(fake, step)
+        return self._noisy(real, step, total_steps), self._noisy(fake, step, total_steps)
 
     def transform_g_input(self, fake, step, total_steps):
-        return self._noisy(fake, step)
+        return self._noisy(fake, step, total_steps)
+
+    def activity(self, step, total_steps):
+        return {"sigma": self.std_at(step, total_steps)}

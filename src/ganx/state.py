@@ -23,6 +23,7 @@ from . import checkpoint as ckpt
 from .build import ConfigError, Parts, build_all
 from .collectives import Ranks, broadcast_state
 from .data import DataError
+from .resume_rules import allowed_changes
 from .rng import rng_state, seed_everything, set_rng_state
 from .step import make_ema
 
@@ -159,8 +160,6 @@ class TrainingState:
                 ) from err
 
     def load(self, path: Path) -> None:
-        from .resume_rules import allowed_changes
-
         saved = ckpt.load(path)
         allowed_changes(saved["config"], self.cfg, path)  # refuses changed model, data, losses...
         self.load_state_dict(saved, path)

@@ -112,8 +112,14 @@ def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> 
 def discriminator_loss(
     parts: Parts, real: torch.Tensor, fake: torch.Tensor, step: int, d_step: int, total: int
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """D's loss plus every active penalty (weighted), and the terms for logging."""
+    """D's loss plus every active penalty (weighted), and the terms for logging.
+
+    Input transforms (DAT, instance noise) change what D's GAN loss sees, and the penalties are
+    taken at those same inputs (``reg=[r1,dat]``: R1 at DAT's perturbed reals). The model's
+    auxiliary loss (SSGAN's rotation, InfoMax-GAN's InfoNCE) sees the reals as drawn, as the
+    DAT-GAN code computes it on the clean reals."""
     D = parts.discriminator
+    clean_real = real
     for reg in parts.regularizers.values():  # DAT, instance noise: change what D sees
         real, fake = reg.transform_d_inputs(D, real, fake, step, total)
     active = {n: r for n, r in parts.regularizers.items() if r.applies_at(d_step)}
@@ -140,17 +146,25 @@ def discriminator_loss(
         # lazy regularisation: every `interval`-th D step, with gain `interval`
         total_loss = total_loss + reg.weight_at(step, total) * reg.interval * penalty
     if parts.aux is not None:  # SSGAN's rotation or InfoMax-GAN's InfoNCE term
-        terms["aux/D"] = parts.aux.d_term(D, real, fake)
+        terms["aux/D"] = parts.aux.d_term(D, clean_real.detach(), fake)
         total_loss = total_loss + terms["aux/D"]
     terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
     return total_loss, terms
 
 
 def discriminator_step(
-    parts: Parts, real: torch.Tensor, step: int, d_step: int, settings: StepSettings
+    parts: Parts,
+    real: torch.Tensor,
+    step: int,
+    d_step: int,
+    settings: StepSettings,
+    fake: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    with torch.no_grad(), autocast(parts.device, settings.amp):
-        fake = parts.generator_fast(draw_latents(real.shape[0], settings.latent_dim, parts.device))
+    """One D update on ``real`` and a fresh fake batch (or the given one: ``g_first``)."""
+    if fake is None:
+        with torch.no_grad(), autocast(parts.device, settings.amp):
+            latents = draw_latents(real.shape[0], settings.latent_dim, parts.device)
+            fake = parts.generator_fast(latents)
     with autocast(parts.device, settings.amp):
         total_loss, terms = discriminator_loss(
             parts, real, fake.float(), step, d_step, settings.total
@@ -165,11 +179,17 @@ def discriminator_step(
 
 
 def generator_loss(
-    parts: Parts, batch_size: int, step: int, settings: StepSettings
+    parts: Parts,
+    batch_size: int,
+    step: int,
+    settings: StepSettings,
+    fake: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """G's loss (plus the model's auxiliary term) and the terms for logging."""
+    """G's loss (plus the model's auxiliary term) and the terms for logging, on a fresh fake
+    batch or on the given one (still attached to G's graph)."""
     G, D = parts.generator_fast, parts.discriminator_fast
-    fake = G(draw_latents(batch_size, settings.latent_dim, parts.device))
+    if fake is None:
+        fake = G(draw_latents(batch_size, settings.latent_dim, parts.device))
     for reg in parts.regularizers.values():
         fake = reg.transform_g_input(fake, step, settings.total)
     terms = {"loss/G": parts.loss.g_loss(D(fake).float())}
@@ -181,7 +201,11 @@ def generator_loss(
 
 
 def generator_backward(
-    parts: Parts, batch_size: int, step: int, settings: StepSettings
+    parts: Parts,
+    batch_size: int,
+    step: int,
+    settings: StepSettings,
+    fake: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """G's loss and gradients (stored in G's .grad); ``optimizer_step`` applies them. Split so
     that simultaneous updates can take G's gradient before D moves."""
@@ -189,7 +213,7 @@ def generator_backward(
     D.requires_grad_(False)  # G's step needs no gradients for D's weights
     try:
         with autocast(parts.device, settings.amp):
-            loss, terms = generator_loss(parts, batch_size, step, settings)
+            loss, terms = generator_loss(parts, batch_size, step, settings, fake)
     finally:
         D.requires_grad_(True)
     if settings.check:
@@ -205,28 +229,54 @@ def training_iteration(
     step: int,
     d_steps: int,
     n_dis: int,
-    simultaneous: bool,
+    updates: str | bool,
     next_real,
     run=None,
 ):
     """One iteration = n_dis D steps (each on a fresh real batch from ``next_real()``) and one
-    G step. Alternating: G's gradient is taken after D moved; simultaneous: before, so both
-    players respond to the same state. ``run(step_fn, *args)`` wraps each step (see
-    :func:`skipping`). Returns the logged terms and the new D step count."""
+    G step. ``updates``: ``alternating`` (G's gradient is taken after D moved), ``simultaneous``
+    (before, so both players respond to the same state; ``True`` means this, ``False``
+    alternating) or ``g_first`` (:func:`g_first_iteration`). ``run(step_fn, *args)`` wraps each
+    step (see :func:`skipping`). Returns the logged terms and the new D step count."""
+    if isinstance(updates, bool):
+        updates = "simultaneous" if updates else "alternating"
     run = run or (lambda fn, *args: fn(*args))
+    if updates == "g_first":
+        return g_first_iteration(parts, settings, step, d_steps, next_real, run)
     batch_size = parts.stream.batch_size
     terms = []
-    if simultaneous:
+    if updates == "simultaneous":
         g_terms = run(generator_backward, parts, batch_size, step, settings)
     for _ in range(n_dis):
         terms.append(run(discriminator_step, parts, next_real(), step, d_steps, settings))
         d_steps += 1
-    if not simultaneous:
+    if updates != "simultaneous":
         g_terms = run(generator_backward, parts, batch_size, step, settings)
     if g_terms:  # empty when a non-finite G step was skipped (on every rank alike)
         g_terms["grad_norm/G"] = optimizer_step(parts.opt_g, settings)
         terms.append(g_terms)
     return terms, d_steps
+
+
+def g_first_iteration(
+    parts: Parts, settings: StepSettings, step: int, d_steps: int, next_real, run
+):
+    """PyTorch-GAN's order (implementations/gan/gan.py, l. 166-192 of the stored version): G's
+    step first on a fresh fake batch, then one D step on a real batch and that same fake batch
+    (``gen_imgs.detach()``), drawn before G moved; G runs forward once per iteration."""
+    batch_size = parts.stream.batch_size
+    with autocast(parts.device, settings.amp):
+        fake = parts.generator_fast(draw_latents(batch_size, settings.latent_dim, parts.device))
+    terms = []
+    g_terms = run(generator_backward, parts, batch_size, step, settings, fake)
+    if g_terms:
+        optimizer_step(parts.opt_g, settings)
+    real = next_real()
+    d_fake = fake.detach().float()
+    terms.append(run(discriminator_step, parts, real, step, d_steps, settings, d_fake))
+    if g_terms:
+        terms.append(g_terms)
+    return terms, d_steps + 1
 
 
 def real_batches(parts: Parts, channels_last: bool) -> Callable[[], torch.Tensor]:

@@ -13,7 +13,8 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig
 
 from .build import ConfigError, requested_processes
-from .nets import dcgan, resnet64, sngan
+from .methods import refuse_unsupported
+from .nets import dcgan, resnet64, sngan, wgan_gp_mnist
 
 # which resolutions each model family supports (None: any), as the nets themselves check them
 MODEL_RESOLUTIONS = {
@@ -25,12 +26,17 @@ MODEL_RESOLUTIONS = {
     "infomax": sngan.RESOLUTIONS,
     "dirac": (1,),
     "toy2d": (2,),
+    "toy3d": (3,),
+    "wgan_gp_mnist": wgan_gp_mnist.RESOLUTIONS,
 }
+TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")
 AMP_CHOICES = ("off", "bf16", "fp16")
 COMPILE_CHOICES = ("off", "default", "reduce-overhead")
 # regularizer settings that are non-negative numbers, and those that are true/false
 REG_NUMBERS = ("weight", "std", "decay", "step_size", "clamp", "noise_scale", "target")
-REG_FLAGS = ("anneal", "clamp_real")
+REG_FLAGS = ("anneal", "clamp_real", "zero_debias")
+# flags that also take a word: instance noise's anneal (linear | none), DAT's clamp_real (auto)
+REG_FLAG_WORDS = {"anneal": ("linear", "none"), "clamp_real": ("auto",)}
 
 
 def is_number(value) -> bool:
@@ -83,6 +89,7 @@ def validate(cfg: DictConfig) -> None:
     _flag(cfg.get("start_over", False), "start_over")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise ConfigError(f"seed={cfg.seed!r}: must be an integer >= 0")
+    refuse_unsupported(cfg)  # method combinations that cannot work as published (JS + hinge)
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -96,7 +103,12 @@ def validate_train(cfg: DictConfig) -> None:
     ema = train.ema
     if ema is not None and not (is_number(ema) and 0.0 <= ema < 1.0):
         raise ConfigError(f"train.ema={ema!r}: must be null or a number in [0, 1)")
-    _choice(train.updates, "train.updates", ("alternating", "simultaneous"))
+    _choice(train.updates, "train.updates", ("alternating", "simultaneous", "g_first"))
+    if train.updates == "g_first" and train.n_dis != 1:
+        raise ConfigError(
+            f"train.n_dis={train.n_dis} with train.updates=g_first: G's one fake batch feeds "
+            "one D step (PyTorch-GAN's gan.py); allowed: train.n_dis=1"
+        )
     _choice(train.on_nonfinite, "train.on_nonfinite", ("stop", "skip"))
     for player in ("g", "d"):
         validate_optimizer(cfg.optim[player], f"optim.{player}")
@@ -147,9 +159,9 @@ def validate_eval(cfg: DictConfig) -> None:
             raise ConfigError(f"metrics.{key}={m[key]!r}: must be null or a path")
     if any(name.endswith("_inception") for name in metrics):
         check_inception_weights(cfg, metrics)
-    if "modes" in metrics and cfg.dataset.name not in ("ring8", "grid25"):
+    if "modes" in metrics and cfg.dataset.name not in ("ring8", "grid25", "mog3d"):
         raise ConfigError(
-            f"eval.metrics: modes needs a 2-D mixture (ring8, grid25), not "
+            f"eval.metrics: modes needs a Gaussian mixture (ring8, grid25, mog3d), not "
             f"dataset={cfg.dataset.name}"
         )
     validate_objective(cfg, metrics)
@@ -201,7 +213,7 @@ def validate_regularizers(cfg: DictConfig) -> None:
             if node.get(key) is not None:
                 _non_negative(node[key], f"reg.{name}.{key}")
         for key in REG_FLAGS:
-            if key in node:
+            if key in node and node[key] not in REG_FLAG_WORDS.get(key, ()):
                 _flag(node[key], f"reg.{name}.{key}")
         if "interval" in node:
             _positive(node.interval, f"reg.{name}.interval", integer=True)
@@ -210,6 +222,8 @@ def validate_regularizers(cfg: DictConfig) -> None:
                 _non_negative(node[key], f"reg.{name}.{key}", integer=True)
         if "perturb" in node:
             _choice(node.perturb, f"reg.{name}.perturb", ("both", "real", "fake"))
+        if "output" in node:
+            _choice(node.output, f"reg.{name}.output", ("logit", "sigmoid"))
 
 
 def validate_model(cfg: DictConfig) -> None:
@@ -219,7 +233,7 @@ def validate_model(cfg: DictConfig) -> None:
     for player in ("generator", "discriminator"):
         node = cfg.model[player]
         for key in ("ngf", "ndf", "dim", "hidden", "depth", "nrkhs"):
-            if key in node:
+            if node.get(key) is not None:  # sngan's ngf/ndf null: mimicry's for the resolution
                 _positive(node[key], f"model.{player}.{key}", integer=True)
         if "widths" in node:
             widths = node.widths
@@ -227,13 +241,13 @@ def validate_model(cfg: DictConfig) -> None:
                 raise ConfigError(f"model.{player}.widths={widths!r}: must be a non-empty list")
             for i, width in enumerate(widths):
                 _positive(width, f"model.{player}.widths[{i}]", integer=True)
-    image_model = family not in ("dirac", "toy2d")
-    image_data = cfg.dataset.name not in ("dirac", "ring8", "grid25")
+    image_model = family not in ("dirac", "toy2d", "toy3d")
+    image_data = cfg.dataset.name not in TOY_DATA
     if image_model != image_data:
         raise ConfigError(
             f"model={family} cannot train on dataset={cfg.dataset.name}: "
-            "dirac pairs with dirac, toy2d with ring8/grid25, image models with "
-            "image data sets"
+            "dirac pairs with dirac, toy2d with ring8/grid25, toy3d with mog3d, image models "
+            "with image data sets"
         )
     validate_dataset(cfg)
     allowed = MODEL_RESOLUTIONS.get(family, None)

@@ -34,6 +34,9 @@ class DataSource:
     dataset: Dataset | None = None  # otherwise: items (image tensor in [-1, 1], label)
     labels: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)  # data-set facts metrics need (e.g. mixture std)
+    # (low, high) of the values a sample can take: what input transforms clamp to (DAT).
+    # None: unbounded (the Dirac: its one value is no range to clamp a generator's output to).
+    value_range: tuple[float, float] | None = (-1.0, 1.0)
 
     def __len__(self) -> int:
         return len(self.images) if self.images is not None else len(self.dataset)
@@ -233,13 +236,69 @@ def gaussian_mixture(name: str, std: float = 0.02, n: int = 100_000, seed: int =
     which = torch.randint(len(centres), (n,), generator=gen)
     points = centres[which] + std * torch.randn(n, 2, generator=gen)
     return DataSource(
-        name, channels=1, resolution=2, images=points, labels=which, extra={"std": std}
+        name,
+        channels=1,
+        resolution=2,
+        images=points,
+        labels=which,
+        extra={"std": std},
+        value_range=(points.min().item(), points.max().item()),
+    )
+
+
+def rodrigues(axis: torch.Tensor, angle: float) -> torch.Tensor:
+    """Rotation by ``angle`` about the unit vector ``axis``: I + sin(a) K + (1 - cos(a)) K^2."""
+    x, y, z = axis.tolist()
+    k = torch.tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], dtype=torch.float64)
+    return torch.eye(3, dtype=torch.float64) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
+
+
+def mog3d_frame(radius: float = 1.0, components: int = 7) -> dict[str, torch.Tensor]:
+    """The geometry of Roth et al.'s 3-D experiment (rothk/Stabilizing_GANs, 3DGAN/3DGAN.py,
+    ``MixtureOfGaussians`` and ``RotateAndTranslate``): ``components`` centres
+    (radius sin t, radius cos t), t = 2 pi k / components, embedded as (x, y, 0), then
+    x -> x R + t with R the rotation by pi/4 about (1, -1, 0)/sqrt(2) and t = (1, 1, 1)/sqrt(3).
+    Returns the 3-D centres, the plane's unit normal and a point on it (t)."""
+    angles = torch.arange(components, dtype=torch.float64) * (2 * math.pi / components)
+    flat = torch.stack([radius * angles.sin(), radius * angles.cos(), 0 * angles], 1)
+    axis = torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64) / math.sqrt(2)
+    rotation = rodrigues(axis, math.pi / 4)
+    shift = torch.ones(3, dtype=torch.float64) / math.sqrt(3)
+    normal = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64) @ rotation
+    return {
+        "rotation": rotation,
+        "shift": shift,
+        "centres": flat @ rotation + shift,
+        "normal": normal,
+    }
+
+
+def mog3d(std: float = 0.01, n: int = 100_000, seed: int = 0, components: int = 7) -> DataSource:
+    """Roth et al.'s 3-D mixture: 7 Gaussians (std 0.01 per axis in their plane) on the unit
+    circle, embedded in 3-D, rotated and translated onto a tilted plane (:func:`mog3d_frame`);
+    ``n`` points drawn once from their own generator."""
+    frame = mog3d_frame(components=components)
+    gen = torch.Generator().manual_seed(seed)
+    which = torch.randint(components, (n,), generator=gen)
+    angles = which.double() * (2 * math.pi / components)
+    planar = torch.stack([angles.sin(), angles.cos()], 1)
+    planar = planar + std * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    flat = torch.cat([planar, torch.zeros(n, 1, dtype=torch.float64)], 1)
+    points = (flat @ frame["rotation"] + frame["shift"]).float()
+    return DataSource(
+        "mog3d",
+        channels=1,
+        resolution=3,
+        images=points,
+        labels=which,
+        extra={"std": std, **{k: v.float() for k, v in frame.items()}},
+        value_range=(points.min().item(), points.max().item()),
     )
 
 
 def dirac(n: int = 1024) -> DataSource:
     """The Dirac-GAN data: every sample is exactly 0 (Mescheder et al. 2018, sec. 2.2)."""
-    return DataSource("dirac", channels=1, resolution=1, images=torch.zeros(n, 1))
+    return DataSource("dirac", channels=1, resolution=1, images=torch.zeros(n, 1), value_range=None)
 
 
 # --- the resumable batch stream ------------------------------------------------------------------

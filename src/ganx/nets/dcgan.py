@@ -4,8 +4,11 @@ G: project z with a 4x4 (7x7 for 28 px) transposed conv, then stride-2 transpose
 (kernel 4) that halve the width and double the size, BatchNorm + ReLU, tanh output.
 D mirrors it: stride-2 convs (kernel 4) with LeakyReLU(0.2), BatchNorm on all but the first
 layer, then one conv over the final 4x4 (7x7) map to a logit. ``ngf``/``ndf`` are the widths of
-the last G / first D layer (the CIFAR-10 seed's ``channel_factor``; 64 in the paper).
-With ``spectral_norm`` D drops BatchNorm, as SNGAN's "standard CNN" does.
+the last G / first D layer (the CIFAR-10 DCGAN notebook's ``channel_factor``; 64 in the paper).
+``norm`` picks D's normalisation: ``batch`` (the paper's BatchNorm) or ``none`` (the critics of
+GAN_stability, WGAN-GP and DRAGAN have none: an input-gradient penalty is defined per sample
+only when samples are not coupled through batch statistics). With ``spectral_norm`` D drops
+BatchNorm, as SNGAN's "standard CNN" does.
 Weights are drawn from N(0, 0.02) (BatchNorm scale N(1, 0.02)), as the paper prescribes.
 """
 
@@ -60,12 +63,18 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(
-        self, resolution: int = 32, channels: int = 3, ndf: int = 64, spectral_norm: bool = False
+        self,
+        resolution: int = 32,
+        channels: int = 3,
+        ndf: int = 64,
+        spectral_norm: bool = False,
+        norm: str = "batch",
     ):
         super().__init__()
         check_choice("model.resolution (dcgan)", resolution, RESOLUTIONS)
+        check_choice("model.discriminator.norm (dcgan)", norm, ("batch", "none"))
         base, n_down = RESOLUTIONS[resolution]
-        use_bn = not spectral_norm
+        use_bn = norm == "batch" and not spectral_norm
         layers, width_in, width = [], channels, ndf
         for i in range(n_down):
             layers.append(

@@ -1,11 +1,13 @@
-"""The original GAN's MLP pair (Goodfellow et al. 2014) as in PyTorch-GAN's gan.py (the vanilla-GAN
-seed): G 128-256-512-1024 with BatchNorm and LeakyReLU(0.2), tanh output; D 512-256-1 with
-LeakyReLU(0.2). D returns a logit (the seed's final Sigmoid moves into the loss).
+"""The original GAN's MLP pair (Goodfellow et al. 2014) as in PyTorch-GAN's gan.py
+(implementations/gan/gan.py l. 43-80): G 128-256-512-1024 with BatchNorm and LeakyReLU(0.2), tanh
+output; D 512-256-1 with LeakyReLU(0.2). D returns a logit (gan.py's final Sigmoid moves into the
+loss).
 
-The seed writes ``nn.BatchNorm1d(out_feat, 0.8)``: the second positional argument is ``eps``, so
-it normalises with eps = 0.8, almost certainly meant as Keras' momentum 0.8 (which is PyTorch's
-momentum 0.2). ganx uses the intended value: eps 1e-5, momentum ``bn_momentum`` = 0.2. Set
-``bn_eps: 0.8`` to reproduce the seed literally.
+gan.py writes ``nn.BatchNorm1d(out_feat, 0.8)`` (l. 50): the second positional argument is
+``eps``, so it normalises with eps = 0.8, almost certainly meant as Keras' momentum 0.8 (which is
+PyTorch's momentum 0.2). ``model=mlp`` uses the intended value: eps 1e-5, momentum
+``bn_momentum`` = 0.2. ``experiment=vanilla_gan_original`` reproduces gan.py literally (eps 0.8,
+momentum 0.1).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class MLPGenerator(nn.Module):
         layers, width_in = [], latent_dim
         for i, width in enumerate(widths):
             layers.append(nn.Linear(width_in, width))
-            if i > 0:  # the seed's first block has no normalisation
+            if i > 0:  # gan.py's first block has no normalisation
                 layers.append(nn.BatchNorm1d(width, eps=bn_eps, momentum=bn_momentum))
             layers.append(nn.LeakyReLU(0.2))
             width_in = width

@@ -1,10 +1,16 @@
-"""The ResNet SNGAN of Miyato et al. 2018 (appendix B.4), with mimicry's widths for 32 px
-(ngf 256, ndf 128) and the same block structure at 48 px (STL-10; bottom width 6).
+"""The ResNet SNGAN of Miyato et al. 2018 (appendix B.4) with mimicry's networks
+(kwotsin/mimicry, torch_mimicry/nets/sngan/):
 
-G: linear z -> 4x4 (6x6) x ngf, three up-sampling residual blocks (BN-ReLU-up-conv-BN-ReLU-conv,
-shortcut up + 1x1 conv), BN-ReLU, 3x3 conv, tanh.
-D: an "optimised" first block (conv-ReLU-conv-avgpool, shortcut avgpool + 1x1 conv), one
-down-sampling and two plain residual blocks, ReLU, global sum pooling, linear -> logit.
+- 32 px (sngan_32.py): G linear z -> 4x4 x ngf, three up-sampling blocks ngf -> ngf (ngf 256);
+  D an "optimised" first block, one down-sampling and two plain blocks, all ndf wide (ndf 128).
+- 48 px (sngan_48.py l. 22-31 and 68-77; STL-10): G linear z -> 6x6 x ngf, blocks
+  ngf -> ngf/2 -> ngf/4 -> ngf/8 (ngf 512); D one more block: optimised 3 -> ndf/16, down-sampling
+  ndf/16 -> ndf/8 -> ndf/4 -> ndf/2, plain ndf/2 -> ndf (ndf 1024). SSGAN and InfoMax-GAN use the
+  same backbones (infomax_gan_48.py: local features after the fourth block, ndf/2 wide).
+
+``ngf``/``ndf`` null = mimicry's value for the resolution. G blocks: BN-ReLU-up-conv-BN-ReLU-conv,
+shortcut up + 1x1 conv; then BN-ReLU, 3x3 conv, tanh. D blocks: (ReLU)-conv-ReLU-conv(-avgpool),
+shortcut 1x1 conv (+ avgpool); then ReLU, global sum pooling, linear -> logit.
 Spectral norm on every D layer by default (``spectral_norm``). Residual convs use Xavier-uniform
 init with gain sqrt(2), shortcuts and the ends gain 1, as in the authors' Chainer code.
 Up-sampling is nearest-neighbour (as the original SNGAN code; mimicry uses bilinear).
@@ -13,6 +19,7 @@ Up-sampling is nearest-neighbour (as the original SNGAN code; mimicry uses bilin
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +27,21 @@ from torch import nn
 from .common import check_choice, maybe_spectral_norm
 
 RESOLUTIONS = (32, 48)
+MIMICRY_WIDTHS = {32: (256, 128), 48: (512, 1024)}  # resolution -> (ngf, ndf)
+
+
+def generator_widths(resolution: int, ngf: int) -> list[int]:
+    """Channel widths from the bottom map to the last block (mimicry's sngan_32 / sngan_48)."""
+    if resolution == 48:
+        return [ngf, ngf >> 1, ngf >> 2, ngf >> 3]
+    return [ngf] * 4
+
+
+def discriminator_plan(resolution: int, ndf: int) -> tuple[list[tuple[int, bool]], int]:
+    """((width, downsample) of each local block, the global block's width)."""
+    if resolution == 48:
+        return [(ndf >> 4, True), (ndf >> 3, True), (ndf >> 2, True), (ndf >> 1, True)], ndf
+    return [(ndf, True), (ndf, True), (ndf, False)], ndf
 
 
 def xavier(layer: nn.Module, gain: float) -> nn.Module:
@@ -76,15 +98,21 @@ class DiscriminatorBlock(nn.Module):
 
 class SNGANGenerator(nn.Module):
     def __init__(
-        self, latent_dim: int = 128, resolution: int = 32, channels: int = 3, ngf: int = 256
+        self,
+        latent_dim: int = 128,
+        resolution: int = 32,
+        channels: int = 3,
+        ngf: int | None = None,
     ):
         super().__init__()
         check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
+        ngf = ngf or MIMICRY_WIDTHS[resolution][0]
+        widths = generator_widths(resolution, ngf)
         self.latent_dim, self.ngf, self.bottom = latent_dim, ngf, resolution // 8
         self.linear = xavier(nn.Linear(latent_dim, self.bottom**2 * ngf), 1.0)
-        self.blocks = nn.Sequential(*(GeneratorBlock(ngf, ngf) for _ in range(3)))
-        self.bn = nn.BatchNorm2d(ngf)
-        self.to_rgb = xavier(nn.Conv2d(ngf, channels, 3, 1, 1), 1.0)
+        self.blocks = nn.Sequential(*(GeneratorBlock(a, b) for a, b in pairwise(widths)))
+        self.bn = nn.BatchNorm2d(widths[-1])
+        self.to_rgb = xavier(nn.Conv2d(widths[-1], channels, 3, 1, 1), 1.0)
 
     def forward(self, z):
         h = self.linear(z.flatten(1)).view(z.shape[0], self.ngf, self.bottom, self.bottom)
@@ -93,24 +121,32 @@ class SNGANGenerator(nn.Module):
 
 class SNGANDiscriminator(nn.Module):
     def __init__(
-        self, resolution: int = 32, channels: int = 3, ndf: int = 128, spectral_norm: bool = True
+        self,
+        resolution: int = 32,
+        channels: int = 3,
+        ndf: int | None = None,
+        spectral_norm: bool = True,
     ):
         super().__init__()
         check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
         sn = self.sn = spectral_norm
-        self.ndf = ndf
-        # split as in mimicry's InfoMax-GAN: three blocks give the "local" feature map, the last
-        # block and the global sum pooling the "global" feature vector
-        self.local_blocks = nn.Sequential(
-            DiscriminatorBlock(channels, ndf, downsample=True, first=True, sn=sn),
-            DiscriminatorBlock(ndf, ndf, downsample=True, first=False, sn=sn),
-            DiscriminatorBlock(ndf, ndf, downsample=False, first=False, sn=sn),
+        ndf = self.ndf = ndf or MIMICRY_WIDTHS[resolution][1]
+        local_plan, self.global_width = discriminator_plan(resolution, ndf)
+        self.local_width = local_plan[-1][0]
+        # split as in mimicry's InfoMax-GAN: the local blocks give the "local" feature map, the
+        # last block and the global sum pooling the "global" feature vector
+        blocks, width_in = [], channels
+        for i, (width, down) in enumerate(local_plan):
+            blocks.append(DiscriminatorBlock(width_in, width, down, first=i == 0, sn=sn))
+            width_in = width
+        self.local_blocks = nn.Sequential(*blocks)
+        self.global_block = DiscriminatorBlock(
+            width_in, self.global_width, downsample=False, first=False, sn=sn
         )
-        self.global_block = DiscriminatorBlock(ndf, ndf, downsample=False, first=False, sn=sn)
-        self.linear = maybe_spectral_norm(xavier(nn.Linear(ndf, 1), 1.0), sn)
+        self.linear = maybe_spectral_norm(xavier(nn.Linear(self.global_width, 1), 1.0), sn)
 
     def features(self, x):
-        """(local feature map (B, ndf, H/4, W/4), global feature vector (B, ndf))."""
+        """(local feature map (B, local width, h, w), global feature vector (B, global width))."""
         local = self.local_blocks(x)
         return local, F.relu(self.global_block(local)).sum(dim=(2, 3))
 
@@ -123,10 +159,16 @@ class SSGANDiscriminator(SNGANDiscriminator):
     SSGAN); :class:`ganx.aux.RotationLoss` trains it."""
 
     def __init__(
-        self, resolution: int = 32, channels: int = 3, ndf: int = 128, spectral_norm: bool = True
+        self,
+        resolution: int = 32,
+        channels: int = 3,
+        ndf: int | None = None,
+        spectral_norm: bool = True,
     ):
         super().__init__(resolution, channels, ndf, spectral_norm)
-        self.rotation_head = maybe_spectral_norm(xavier(nn.Linear(ndf, 4), 1.0), self.sn)
+        self.rotation_head = maybe_spectral_norm(
+            xavier(nn.Linear(self.global_width, 4), 1.0), self.sn
+        )
 
     def rotation_logits(self, x):
         return self.rotation_head(self.features(x)[1])
@@ -141,7 +183,7 @@ class InfoMaxDiscriminator(SNGANDiscriminator):
         self,
         resolution: int = 32,
         channels: int = 3,
-        ndf: int = 128,
+        ndf: int | None = None,
         spectral_norm: bool = True,
         nrkhs: int = 1024,
     ):
@@ -150,10 +192,11 @@ class InfoMaxDiscriminator(SNGANDiscriminator):
         def sn(layer):
             return maybe_spectral_norm(xavier(layer, 1.0), self.sn)
 
-        self.local_a, self.local_b = sn(nn.Conv2d(ndf, ndf, 1)), sn(nn.Conv2d(ndf, nrkhs, 1))
-        self.local_skip = sn(nn.Conv2d(ndf, nrkhs, 1))
-        self.global_a, self.global_b = sn(nn.Linear(ndf, ndf)), sn(nn.Linear(ndf, nrkhs))
-        self.global_skip = sn(nn.Linear(ndf, nrkhs))
+        loc, glob = self.local_width, self.global_width
+        self.local_a, self.local_b = sn(nn.Conv2d(loc, loc, 1)), sn(nn.Conv2d(loc, nrkhs, 1))
+        self.local_skip = sn(nn.Conv2d(loc, nrkhs, 1))
+        self.global_a, self.global_b = sn(nn.Linear(glob, glob)), sn(nn.Linear(glob, nrkhs))
+        self.global_skip = sn(nn.Linear(glob, nrkhs))
 
     def projected_features(self, x):
         """(local (B, nrkhs, H*W/16), global (B, nrkhs))."""

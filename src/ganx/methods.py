@@ -1,0 +1,140 @@
+"""What a run trains, in one line, and the combinations no reference uses.
+
+Every run logs :func:`describe_method` at its start (model and D's normalisation, loss, each
+regularizer with its weight and schedule, EMA, n_dis, both optimisers), so nobody trains
+something else than they think: the defaults (``reg: [r1]``, EMA 0.999) are inherited by every
+model and loss unless a preset overrides them.
+
+:func:`refuse_unsupported` raises before training for combinations that cannot work as
+published; :func:`method_warnings` names the ones that run but follow no reference.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from .build import ConfigError
+
+# losses whose D output is a logit of P(real): the sigmoid-weighted regularizers assume them
+SIGMOID_LOSSES = ("minimax", "ns")
+# regularizers that differentiate D's output w.r.t. its input, sample by sample
+INPUT_GRADIENT_REGS = (
+    "R1Penalty",
+    "R2Penalty",
+    "GradientPenalty",
+    "DraganPenalty",
+    "JSRegularizer",
+)
+# regularizers that bound D's slope: with any of them an unclipped WGAN critic is constrained
+LIPSCHITZ_REGS = ("R1Penalty", "R2Penalty", "GradientPenalty", "DraganPenalty")
+
+
+def loss_name(cfg: DictConfig) -> str:
+    """The loss's short name (``ns``, ``wgan``, ...) from its class, whatever the YAML is called."""
+    from hydra.utils import get_class
+
+    return str(getattr(get_class(cfg.loss._target_), "name", cfg.loss._target_))
+
+
+def _regs(cfg: DictConfig) -> dict[str, DictConfig]:
+    return {name: node for name, node in (cfg.reg or {}).items() if node is not None}
+
+
+def _kind(node: DictConfig) -> str:
+    return str(node.get("_target_", "")).rsplit(".", 1)[-1]
+
+
+def _settings(node: DictConfig) -> str:
+    values = OmegaConf.to_container(node, resolve=True)
+    values.pop("_target_", None)
+    return ", ".join(f"{key} {value}" for key, value in values.items())
+
+
+def _optimiser(node: DictConfig) -> str:
+    values = OmegaConf.to_container(node, resolve=True)
+    name = str(values.pop("_target_", "?")).rsplit(".", 1)[-1]
+    values.pop("_partial_", None)
+    return f"{name}({', '.join(f'{k} {v}' for k, v in values.items())})"
+
+
+def d_normalisation(discriminator) -> str:
+    """How the built D normalises: BatchNorm couples the samples of a batch."""
+    from torch import nn
+
+    kinds = {type(m).__name__ for m in discriminator.modules()}
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
+        return "BatchNorm"
+    if "LayerNorm" in kinds or "GroupNorm" in kinds:
+        return "LayerNorm"
+    if any(hasattr(m, "parametrizations") for m in discriminator.modules()):
+        return "spectral norm"
+    return "none"
+
+
+def describe_method(cfg: DictConfig, discriminator=None) -> str:
+    """One line: model (and D's normalisation), loss, regularizers, EMA, n_dis, optimisers."""
+    norm = f", D normalisation: {d_normalisation(discriminator)}" if discriminator else ""
+    loss = OmegaConf.to_container(cfg.loss, resolve=True)
+    loss.pop("_target_", None)
+    name = loss_name(cfg)
+    loss_settings = f" ({', '.join(f'{k} {v}' for k, v in loss.items())})" if loss else ""
+    regs = "; ".join(f"{n} ({_settings(node)})" for n, node in _regs(cfg).items()) or "none"
+    ema = cfg.train.ema if cfg.train.ema else "off"
+    return (
+        f"method: model={cfg.model.name}{norm} | loss={name}{loss_settings}"
+        f" | reg: {regs} | EMA {ema} | n_dis {cfg.train.n_dis}, updates {cfg.train.updates}"
+        f" | G {_optimiser(cfg.optim.g)} | D {_optimiser(cfg.optim.d)}"
+    )
+
+
+def refuse_unsupported(cfg: DictConfig) -> None:
+    """Combinations that cannot do what their paper says: one ConfigError before training."""
+    loss = loss_name(cfg)
+    for name, node in _regs(cfg).items():
+        if _kind(node) == "JSRegularizer" and loss not in SIGMOID_LOSSES:
+            raise ConfigError(
+                f"reg={name} with loss={loss}: the JS-regularizer's weights (1 - sigmoid(D(x)))^2 "
+                "and sigmoid(D(x~))^2 come from the GAN loss (Roth et al. 2017, eq. 16); with "
+                f"{loss}'s unbounded outputs they fade to ~0. Allowed losses: "
+                f"{', '.join(SIGMOID_LOSSES)}"
+            )
+
+
+def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
+    """Combinations that run but follow no reference, each as one sentence."""
+    regs = _regs(cfg)
+    kinds = {name: _kind(node) for name, node in regs.items()}
+    loss = loss_name(cfg)
+    out = []
+    if loss == "wgan" and cfg.loss.get("clip") is None and not cfg.model.get("spectral_norm"):
+        if not any(kind in LIPSCHITZ_REGS for kind in kinds.values()):
+            out.append(
+                "loss=wgan without loss.clip, without a gradient penalty and without spectral "
+                "norm: the critic is unconstrained (Arjovsky et al. clip at 0.01: loss.clip=0.01; "
+                "Gulrajani et al. add reg=gp: experiment=wgan_gp)"
+            )
+    penalties = [n for n, kind in kinds.items() if kind in INPUT_GRADIENT_REGS]
+    if penalties and discriminator is not None and d_normalisation(discriminator) == "BatchNorm":
+        out.append(
+            f"{', '.join(penalties)} penalise{'s' if len(penalties) == 1 else ''} D's input "
+            "gradient per sample, but D has "
+            "BatchNorm, which couples the samples of a batch (WGAN-GP's paper and code use no "
+            "BatchNorm in the critic); model.discriminator.norm=none removes it"
+        )
+    for name, kind in kinds.items():
+        node = regs[name]
+        if kind == "GradientPenalty" and node.get("output") == "sigmoid":
+            if loss not in SIGMOID_LOSSES:
+                out.append(
+                    f"reg.{name}.output=sigmoid with loss={loss}: Thanh-Tung et al. penalise the "
+                    "sigmoid output only for the GAN loss; their WGAN critic's is the logit "
+                    f"(reg.{name}.output=logit)"
+                )
+    return out
+
+
+def announce(cfg: DictConfig, discriminator, log) -> None:
+    """The start-of-run record: the method line, then one warning per unreferenced combination."""
+    log.info(describe_method(cfg, discriminator))
+    for warning in method_warnings(cfg, discriminator):
+        log.warning(warning)

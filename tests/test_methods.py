@@ -1,0 +1,36 @@
+"""methods.py: the method line, the warnings for unreferenced combinations, the refusals."""
+
+import pytest
+from conftest import compose_cfg
+
+from ganx.build import ConfigError, build_nets
+from ganx.methods import describe_method, method_warnings, refuse_unsupported
+
+
+def warnings_for(*overrides, tiny=True):
+    cfg = compose_cfg(*overrides, tiny=tiny)
+    return method_warnings(cfg, build_nets(cfg)[1])
+
+
+def test_warnings_name_each_unreferenced_combination():
+    assert any("loss=wgan without loss.clip" in w for w in warnings_for("loss=wgan", "reg=none"))
+    assert not warnings_for("loss=wgan", "reg=none", "loss.clip=0.01")
+    assert not warnings_for("loss=wgan", "reg=gp", "model.discriminator.norm=none")
+    assert any("D has BatchNorm" in w for w in warnings_for("reg=gp"))
+    assert any("output=sigmoid with loss=hinge" in w for w in warnings_for("loss=hinge", "reg=gp0"))
+    assert not warnings_for("reg=gp0", "model.discriminator.norm=none")  # ns + sigmoid form
+    assert not warnings_for("experiment=wgan_gp", tiny=False)
+
+
+@pytest.mark.parametrize("loss", ["wgan", "hinge", "lsgan"])
+def test_js_regularizer_refused_with_non_sigmoid_losses(loss):
+    with pytest.raises(ConfigError, match=f"reg=js with loss={loss}"):
+        refuse_unsupported(compose_cfg(f"loss={loss}", "reg=js"))
+    refuse_unsupported(compose_cfg("loss=minimax", "reg=js"))  # allowed
+
+
+def test_method_line_lists_every_setting():
+    cfg = compose_cfg("experiment=vanilla_gan_original", tiny=False)
+    line = describe_method(cfg, build_nets(cfg)[1])
+    for part in ("model=mlp", "loss=ns (d_scale 0.5)", "reg: none", "EMA off", "updates g_first"):
+        assert part in line, (part, line)

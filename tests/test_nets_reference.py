@@ -1,0 +1,87 @@
+"""The networks against their reference code's layer lists (parameter counts in closed form)."""
+
+import torch
+
+from ganx.nets.resnet64 import ResNet64Discriminator, ResNet64Generator
+from ganx.nets.sngan import (
+    InfoMaxDiscriminator,
+    SNGANDiscriminator,
+    SNGANGenerator,
+    SSGANDiscriminator,
+)
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def roth_resnet_d_params(d=64, channels=3):
+    """gan_64x64.py ResNetDiscriminator in regularized_gan mode: 3x3 stem conv (bias), four
+    ResidualBlock(resample='down'): BN1, conv1 a->a 3x3 no bias, BN2, ConvMeanPool a->b 3x3,
+    MeanPoolConv shortcut a->b 1x1; linear 4*4*8d -> 1."""
+    total = 9 * channels * d + d
+    for a, b in [(d, 2 * d), (2 * d, 4 * d), (4 * d, 8 * d), (8 * d, 8 * d)]:
+        total += 2 * a + 9 * a * a + 2 * a + 9 * a * b + b + a * b + b
+    return total + 16 * 8 * d + 1
+
+
+def roth_resnet_g_params(d=64, z=128, channels=3):
+    total = z * 16 * 8 * d + 16 * 8 * d
+    for a, b in [(8 * d, 8 * d), (8 * d, 4 * d), (4 * d, 2 * d), (2 * d, d)]:
+        total += 2 * a + 9 * a * b + 2 * b + 9 * b * b + b + a * b + b
+    return total + 2 * d + 9 * d * channels + channels
+
+
+def test_resnet64_matches_roth_et_al_regularized_mode():
+    d = ResNet64Discriminator()
+    assert count(d) == roth_resnet_d_params() == 7_491_841
+    assert count(ResNet64Generator()) == roth_resnet_g_params() == 8_540_483
+    assert d.stem.out_channels == 64  # their 'Discriminator.Input' conv: 3 -> dim
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules()) == 8
+    assert not any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in ResNet64Discriminator(norm="none").modules()
+    )
+    layer = ResNet64Discriminator(norm="layer")
+    assert sum(isinstance(m, torch.nn.GroupNorm) for m in layer.modules()) == 8
+
+
+def test_wgan_gp_mnist_is_gan_mnists_generator_and_critic():
+    """gan_mnist.py l. 55-101 (WGAN-GP mode, DIM 64): critic 5x5 convs 1-64-128-256 with
+    biases, linear 4*4*256 -> 1; G linear 128 -> 4*4*256, 5x5 deconvs 256-128-64-1."""
+    from ganx.nets.wgan_gp_mnist import WGANGPMnistCritic, WGANGPMnistGenerator
+
+    critic, generator = WGANGPMnistCritic(), WGANGPMnistGenerator()
+    convs = 1 * 64 * 25 + 64 + 64 * 128 * 25 + 128 + 128 * 256 * 25 + 256
+    assert count(critic) == convs + 4 * 4 * 256 + 1 == 1_030_145
+    deconvs = 256 * 128 * 25 + 128 + 128 * 64 * 25 + 64 + 64 * 25 + 1
+    assert count(generator) == 128 * 4096 + 4096 + deconvs == 1_554_177
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
+    images = generator(torch.randn(2, 128))
+    assert images.shape == (2, 1, 28, 28) and critic(images).shape == (2,)
+
+
+def block_widths(blocks):
+    return [b.conv2.out_channels for b in blocks]
+
+
+def test_sngan_48_is_mimicrys_48_px_network():
+    """mimicry sngan_48.py: G ngf 512, bottom 6, blocks 512->256->128->64; D ndf 1024,
+    DBlockOptimized(3, 64), DBlock 64->128->256->512 (down), DBlock 512->1024 (no down)."""
+    g = SNGANGenerator(resolution=48)
+    assert g.bottom == 6 and g.linear.out_features == 36 * 512
+    assert block_widths(g.blocks) == [256, 128, 64] and g.to_rgb.in_channels == 64
+    d = SNGANDiscriminator(resolution=48)
+    assert block_widths(d.local_blocks) == [64, 128, 256, 512]
+    assert [b.downsample for b in d.local_blocks] == [True, True, True, True]
+    assert d.global_block.conv2.out_channels == 1024 and not d.global_block.downsample
+    assert SSGANDiscriminator(resolution=48).rotation_head.in_features == 1024
+    info = InfoMaxDiscriminator(resolution=48)  # infomax_gan_48.py: local heads ndf >> 1 wide
+    assert info.local_a.in_channels == 512 and info.global_a.in_features == 1024
+    local, global_ = info.projected_features(torch.randn(2, 3, 48, 48))
+    assert local.shape == (2, 1024, 9) and global_.shape == (2, 1024)
+
+
+def test_sngan_32_unchanged():
+    assert count(SNGANGenerator(resolution=32)) == 4_276_739
+    assert count(SNGANDiscriminator(resolution=32)) == 1_053_825
+    assert block_widths(SNGANDiscriminator(resolution=32).local_blocks) == [128, 128, 128]

@@ -1,0 +1,51 @@
+"""The schedule: a pure function of the step and the config (so every rank agrees)."""
+
+from conftest import compose_cfg
+
+from ganx.schedule import due
+
+
+def steps_where(cfg, field: str, stop_requested_at: int | None = None) -> list[int]:
+    return [
+        s
+        for s in range(1, cfg.train.steps + 1)
+        if getattr(due(s, cfg, s == stop_requested_at), field)
+    ]
+
+
+def test_evaluation_steps_are_flushed_on_every_rank_alike():
+    cfg = compose_cfg(
+        "train.steps=12",
+        "log.every=2",
+        "eval.every=3",
+        "eval.metrics=[fid_mnist]",
+        "ckpt.every=5",
+        "sample.every=4",
+        "eval.at=[7]",
+    )
+    assert steps_where(cfg, "evaluate") == [3, 6, 7, 9, 12]
+    # a flush on every log, evaluation and checkpoint step: evaluations off the log steps too
+    assert steps_where(cfg, "flush") == [2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+    assert steps_where(cfg, "checkpoint") == [5, 7, 10, 12]
+    assert steps_where(cfg, "keep_copy") == [5, 7, 10]  # eval.at keeps a copy
+    assert steps_where(cfg, "sample") == [4, 8, 12]
+    assert steps_where(cfg, "pause") == []
+    assert due(12, cfg) == due(12, cfg)  # the same answer every time it is asked
+
+
+def test_stop_at_and_a_stop_request_end_with_a_checkpoint():
+    cfg = compose_cfg(
+        "train.steps=10", "train.stop_at=4", "ckpt.every=5", "eval.metrics=[fid_mnist]"
+    )
+    at_stop = due(4, cfg)
+    assert at_stop.pause and at_stop.final and at_stop.evaluate and at_stop.checkpoint
+    assert at_stop.flush and at_stop.sample and not at_stop.keep_copy
+    requested = due(3, cfg, stop_requested=True)
+    assert requested.final and requested.checkpoint and requested.flush and not requested.pause
+    assert not requested.evaluate  # the checkpoint a signal asks for is not delayed
+    assert not due(3, cfg).final
+
+
+def test_no_metrics_no_evaluation():
+    cfg = compose_cfg("train.steps=4", "eval.every=1")  # the tiny config has eval.metrics=[]
+    assert steps_where(cfg, "evaluate") == []
