@@ -53,10 +53,15 @@ def prepare(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """``ganx.loop.train``, imported on first use (a module attribute tests can replace)."""
+    from .loop import train as loop_train
+
+    return loop_train(cfg, run_dir)
+
+
 def train_in(cfg: DictConfig, run_dir: Path) -> dict:
     """Train in ``run_dir`` (this process; ``run`` starts data-parallel ranks when asked)."""
-    from .loop import train
-
     return train(cfg, run_dir)
 
 
