@@ -57,6 +57,7 @@ COLLECTIVES = "src/ganx/collectives.py"
 REGS = "src/ganx/regularizers.py"
 LOSSES = "src/ganx/losses.py"
 VALIDATE = "src/ganx/validate.py"
+RESUME_RULES = "src/ganx/resume_rules.py"
 T_PROP = "test_properties.py"
 T_REG = "test_regularizers.py"
 T_VAL = "test_validation.py"
@@ -462,12 +463,7 @@ MUTATIONS = [
         "            f.flush()\n"
         "            os.fsync(f.fileno())\n"
         "        os.replace(tmp, path)\n",
-        "        os.close(fd)\n"
-        "        Path(tmp).unlink()\n"
-        '        with open(path, "wb") as f:\n'
-        "            torch.save(state, f)\n"
-        "            f.flush()\n"
-        "            os.fsync(f.fileno())\n",
+        "        os.close(fd)\n        Path(tmp).unlink()\n        torch.save(state, path)\n",
         "a checkpoint is written in place: a failed write destroys the previous last.pt",
         "test_reliability.py::test_failed_checkpoint_write_is_clear_and_keeps_previous",
     ),
@@ -481,9 +477,9 @@ MUTATIONS = [
     ),
     m(
         "compatibility_check_off",
-        STATE,
-        '        allowed_changes(saved["config"], self.cfg, path)',
-        "        pass",
+        RESUME_RULES,
+        "    if refused:\n        listed = ",
+        "    if False:\n        listed = ",
         "resuming with another model/data config is not refused up front",
         f"{T_TRAIN}::test_resume_with_other_shapes_fails_clearly",
     ),
@@ -576,7 +572,7 @@ MUTATIONS = [
         '    _choice(train.updates, "train.updates", ("alternating", "simultaneous", "g_first"))',
         "    pass",
         "a misspelt train.updates silently trains alternating",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[train.updates=sideways]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -585,7 +581,7 @@ MUTATIONS = [
         '    _choice(train.on_nonfinite, "train.on_nonfinite", ("stop", "skip"))',
         "    pass",
         "a misspelt train.on_nonfinite silently stops",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[train.on_nonfinite=ignore]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -594,7 +590,7 @@ MUTATIONS = [
         'for key in ("sample.every", "sample.n", "ckpt.every", "log.every"):',
         'for key in ("sample.every", "sample.n", "log.every"):',
         "ckpt.every=0 fails mid-run (modulo by zero) instead of before training",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[ckpt.every=0]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -603,7 +599,7 @@ MUTATIONS = [
         '    _choice(cfg.sample.bn_stats, "sample.bn_stats", ("batch", "running"))',
         "    pass",
         "a misspelt sample.bn_stats silently samples in eval mode",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[sample.bn_stats=mean]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -612,7 +608,7 @@ MUTATIONS = [
         '    _non_negative(cfg.ckpt.keep, "ckpt.keep", integer=True)',
         "    pass",
         "ckpt.keep=-1 is accepted",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[ckpt.keep=-1]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -621,7 +617,7 @@ MUTATIONS = [
         '        _choice(mode, "eval.mode", ("min", "max"))',
         "        pass",
         "a misspelt eval.mode silently minimises",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[eval.mode=median]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -630,7 +626,7 @@ MUTATIONS = [
         '    _choice(hw.compile, "hardware.compile", COMPILE_CHOICES)',
         "    pass",
         "a misspelt hardware.compile reaches torch.compile mid-build",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[hardware.compile=fast]",
         "test_config.py::test_validation_messages",
     ),
     m(
@@ -639,7 +635,7 @@ MUTATIONS = [
         'REG_NUMBERS = ("weight", "std", "decay", "step_size", "clamp", "noise_scale", "target")',
         'REG_NUMBERS = ("weight", "std", "step_size", "clamp", "noise_scale", "target")',
         "a negative reg.*.decay is not refused by name",
-        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value",
+        f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[reg=lecam reg.lecam.decay=-0.5]",
         "test_config.py::test_validation_messages",
     ),
 ]

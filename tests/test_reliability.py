@@ -218,6 +218,8 @@ def test_failed_checkpoint_write_is_clear_and_keeps_previous(tmp_path, monkeypat
     def flaky_save(obj, f, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] >= 3:  # the 2nd checkpoint (last.pt + step copy = 2 saves each)
+            if isinstance(f, (str, os.PathLike)):  # torch.save opens a path itself
+                f = open(f, "wb")  # noqa: SIM115
             f.write(b"PK\x03\x04 half a checkpoint")  # the disk fills up mid-write
             f.flush()
             raise OSError(28, "No space left on device")

@@ -276,6 +276,73 @@ def write_tables(
     (out / "table.md").write_text(head + "\n".join(lines + gamma_lines) + "\n")
 
 
+def in_frame(path: torch.Tensor, extent: float) -> tuple[torch.Tensor, int | None]:
+    """The trajectory up to where it first leaves the square [-extent, extent]^2, ending on
+    the frame at the crossing point (linear between the two steps), and that step (None if it
+    stays inside)."""
+    outside = (path.abs() > extent).any(dim=1)
+    if not outside.any():
+        return path, None
+    first = int(outside.nonzero()[0])
+    if first == 0:
+        return path[:1].clamp(-extent, extent), 0
+    p0, p1 = path[first - 1], path[first]
+    t = 1.0
+    for d in range(path.shape[1]):
+        if abs(float(p1[d])) > extent:
+            bound = extent if p1[d] > 0 else -extent
+            t = min(t, float((bound - p0[d]) / (p1[d] - p0[d])))
+    crossing = (p0 + t * (p1 - p0)).clamp(-extent, extent)
+    return torch.cat([path[:first], crossing[None]]), first
+
+
+def draw_cell(ax, outcome: Outcome, cfg: DictConfig, grid: torch.Tensor) -> None:
+    """The gradient field, the trajectory (cut where it leaves the frame, marked with an x)
+    and a two-line title that fits its panel."""
+    run_cfg = cell_config(study_config(outcome.loss, [outcome.reg], cfg), outcome.loss, outcome.reg)
+    parts = build_all(run_cfg, torch.device("cpu"))
+    settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
+    field = [[vector_field(parts, settings, t.item(), p.item()) for t in grid] for p in grid]
+    u = torch.tensor([[v[0] for v in row] for row in field])
+    v = torch.tensor([[v[1] for v in row] for row in field])
+    extent = float(cfg.plot.extent)
+    ax.quiver(grid, grid, u, v, color="0.6", angles="xy", clip_on=True)
+    path, left_at = in_frame(outcome.trajectory, extent)
+    ax.plot(path[:, 0], path[:, 1], color="tab:red", lw=1.2)
+    ax.plot([cfg.start[0]], [cfg.start[1]], "o", color="tab:red", ms=3)
+    ax.plot([0], [0], "*", color="black", ms=6)
+    verdict = "converges" if outcome.converged else "does not converge"
+    if left_at is not None:
+        ax.plot(path[-1:, 0], path[-1:, 1], "x", color="tab:red", ms=7, mew=2, clip_on=False)
+        verdict += f"; leaves the frame at step {left_at}"
+    margin = 0.06 * extent  # the exit mark sits on the frame: keep it visible
+    ax.set_xlim(-extent - margin, extent + margin)
+    ax.set_ylim(-extent - margin, extent + margin)
+    ax.set_title(f"{outcome.loss} + {outcome.reg}\n{verdict}", fontsize=7)
+    ax.set_xlabel("theta", fontsize=7)
+    ax.set_ylabel("psi", fontsize=7)
+    ax.tick_params(labelsize=6)
+
+
+def overview_figure(outcomes: list[Outcome], cfg: DictConfig):
+    """All cells in one figure, losses as rows and regularizers as columns."""
+    import matplotlib.pyplot as plt
+
+    grid = torch.linspace(-cfg.plot.extent, cfg.plot.extent, cfg.plot.arrows)
+    losses = list(dict.fromkeys(o.loss for o in outcomes))
+    regs = list(dict.fromkeys(o.reg for o in outcomes))
+    figure, axes = plt.subplots(
+        len(losses),
+        len(regs),
+        figsize=(2.9 * len(regs), 3.0 * len(losses)),
+        squeeze=False,
+        layout="constrained",
+    )
+    for o in outcomes:
+        draw_cell(axes[losses.index(o.loss)][regs.index(o.reg)], o, cfg, grid)
+    return figure
+
+
 def plot_outcomes(outcomes: list[Outcome], out: Path, cfg: DictConfig) -> None:
     import matplotlib
 
@@ -283,41 +350,12 @@ def plot_outcomes(outcomes: list[Outcome], out: Path, cfg: DictConfig) -> None:
     import matplotlib.pyplot as plt
 
     grid = torch.linspace(-cfg.plot.extent, cfg.plot.extent, cfg.plot.arrows)
-
-    def draw(ax, outcome: Outcome) -> None:
-        run_cfg = cell_config(
-            study_config(outcome.loss, [outcome.reg], cfg), outcome.loss, outcome.reg
-        )
-        parts = build_all(run_cfg, torch.device("cpu"))
-        settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
-        field = [[vector_field(parts, settings, t.item(), p.item()) for t in grid] for p in grid]
-        u = torch.tensor([[v[0] for v in row] for row in field])
-        v = torch.tensor([[v[1] for v in row] for row in field])
-        ax.quiver(grid, grid, u, v, color="0.6", angles="xy")
-        path = outcome.trajectory.clamp(-3 * cfg.plot.extent, 3 * cfg.plot.extent)
-        ax.plot(path[:, 0], path[:, 1], color="tab:red", lw=1.2)
-        ax.plot([cfg.start[0]], [cfg.start[1]], "o", color="tab:red", ms=3)
-        ax.plot([0], [0], "*", color="black", ms=6)
-        ax.set_xlim(-cfg.plot.extent, cfg.plot.extent)
-        ax.set_ylim(-cfg.plot.extent, cfg.plot.extent)
-        verdict = "converges" if outcome.converged else "does not converge"
-        ax.set_title(f"{outcome.loss} + {outcome.reg}: {verdict}", fontsize=8)
-        ax.set_xlabel("theta", fontsize=7)
-        ax.set_ylabel("psi", fontsize=7)
-
-    losses = list(dict.fromkeys(o.loss for o in outcomes))
-    regs = list(dict.fromkeys(o.reg for o in outcomes))
-    overview, axes = plt.subplots(
-        len(losses), len(regs), figsize=(2.6 * len(regs), 2.6 * len(losses)), squeeze=False
-    )
     for o in outcomes:
-        fig, ax = plt.subplots(figsize=(4, 4))
-        draw(ax, o)
-        fig.tight_layout()
+        fig, ax = plt.subplots(figsize=(4, 4), layout="constrained")
+        draw_cell(ax, o, cfg, grid)
         fig.savefig(out / f"{o.loss}__{o.reg}.png", dpi=100)
         plt.close(fig)
-        draw(axes[losses.index(o.loss)][regs.index(o.reg)], o)
-    overview.tight_layout()
+    overview = overview_figure(outcomes, cfg)
     overview.savefig(out / "overview.png", dpi=80)
     plt.close(overview)
 
@@ -348,7 +386,7 @@ def run_study(cfg: DictConfig) -> tuple[list[Outcome], dict[str, float]]:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="dirac_study")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     started = time.time()
     try:
         outcomes, gammas = run_study(cfg)
@@ -365,6 +403,13 @@ def main(cfg: DictConfig) -> None:
         f"table: {len(outcomes)} runs in {table_time:.1f} s; all files: "
         f"{time.time() - started:.1f} s -> {out}"
     )
+
+
+def main() -> None:
+    from .cli import handle_version
+
+    handle_version("ganx-dirac")
+    hydra_main()
 
 
 if __name__ == "__main__":

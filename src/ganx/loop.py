@@ -16,7 +16,6 @@ from omegaconf import DictConfig
 from . import collectives, schedule
 from .build import select_device
 from .collectives import Ranks
-from .methods import announce
 from .outputs import EvaluationInterrupted, Outputs
 from .state import TrainingState, resolve_resume
 from .step import (
@@ -140,12 +139,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     validate(cfg)
     device, ranks, run_dir = set_up_process(cfg, run_dir)
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
-    if ranks.is_main:  # one line with the method trained, then any unreferenced combination
-        announce(cfg, state.parts.discriminator, log)
     settings = step_settings(cfg, state, ranks)
     status = "finished"
     outputs = Outputs(cfg, run_dir, ranks, state.step, state.elapsed_s)
     with StopRequest() as stop, outputs:
+        outputs.announce(state)  # rank 0: start lines, the method, run.json, the config
         try:
             while state.step < cfg.train.steps:
                 outputs.add(iterate(state, settings, cfg, ranks))

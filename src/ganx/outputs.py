@@ -1,5 +1,7 @@
-"""Everything a run writes: tensorboard, ``metrics.jsonl``, ``status.json``, sample grids and
-checkpoints (``last.pt``, ``step_XXXXXXX.pt`` copies, ``best.pt``).
+"""Everything a run writes: the trackers (tensorboard by default, ``ganx.trackers``),
+``metrics.jsonl``, ``status.json``, ``run.json``, ``train.log``, sample grids and checkpoints
+(``last.pt``, ``step_XXXXXXX.pt`` copies, ``best.pt``), and the lines a user reads: what runs
+at start, progress, and where everything is at the end.
 
 Every rank calls the same methods at the same steps (the schedule decides, identically on each):
 cross-rank reductions (the loss means) run on every rank; evaluation and writing happen on rank 0
@@ -13,6 +15,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -29,20 +32,11 @@ from .rng import preserved_rng
 from .schedule import Due
 from .state import TrainingState
 from .step import Diverged
+from .trackers import Trackers, build_trackers, method_hparams
 
 log = logging.getLogger("ganx")
 
-
-class NullWriter:
-    """Stands in for the tensorboard writer on ranks other than 0."""
-
-    def add_scalar(self, *args, **kwargs):
-        pass
-
-    add_image = add_figure = add_scalar
-
-    def close(self):
-        pass
+LOWER_IS_BETTER = ("fid", "kid", "class_kl", "mode_kl")  # as ganx-report ranks them
 
 
 class Accumulator:
@@ -141,21 +135,19 @@ class Outputs:
         self, cfg: DictConfig, run_dir: Path, ranks: Ranks, start_step: int, elapsed_s: float = 0.0
     ):
         """``start_step`` and ``elapsed_s``: where a resumed run's checkpoint left off."""
-        from torch.utils.tensorboard import SummaryWriter  # slow to import: only when training
-
         self.cfg, self.run_dir, self.ranks = cfg, run_dir, ranks
         self.ckpt_dir, self.sample_dir = run_dir / "checkpoints", run_dir / "samples"
         self.metrics_file = run_dir / "metrics.jsonl"
+        self.log_file = None
         try:
-            if ranks.is_main:
+            if ranks.is_main:  # trackers first: one that cannot start stops the run here
+                run_dir.mkdir(parents=True, exist_ok=True)
+                self.writer = build_trackers(cfg.get("logger"), run_dir, start_step)
                 self.ckpt_dir.mkdir(parents=True, exist_ok=True)
                 self.sample_dir.mkdir(parents=True, exist_ok=True)
-                # a resume drops what the interrupted run logged after its checkpoint, and keeps
-                # what it logged at the checkpoint's step (that evaluation and grid came first)
-                purge = start_step + 1 if start_step else None
-                self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
+                self.log_file = attach_log_file(run_dir / "train.log")
             else:
-                self.writer = NullWriter()
+                self.writer = Trackers()
         except OSError as err:
             raise ConfigError(f"cannot write to the run directory {run_dir}: {err}") from err
         self.acc = Accumulator()
@@ -163,10 +155,18 @@ class Outputs:
         self.started = time.time() - elapsed_s  # time_s and wall_time_s span every invocation
         self.objective, self.mode = objective_and_mode(cfg)
         self.last_values: dict = {"step": start_step}
+        self.evaluations: list[dict] = []  # every evaluation of this invocation, for HParams
+        self.record: dict | None = None  # run.json's record, also stored in checkpoints
+        # throughput between flushes, evaluation time left out
+        self.speed_mark = (time.time(), start_step)
+        self.eval_seconds = 0.0
+        # a terminal gets tqdm's bar; a file or pipe gets one line per flush instead
+        progress = bool(cfg.log.progress) and ranks.is_main
+        self.progress_lines = progress and not sys.stderr.isatty()
         self.bar = tqdm(
             total=cfg.train.steps,
             initial=start_step,
-            disable=not (cfg.log.progress and ranks.is_main),
+            disable=not progress or self.progress_lines,
             dynamic_ncols=True,
             desc="train",
         )
@@ -179,6 +179,30 @@ class Outputs:
     def __exit__(self, *exc) -> None:
         self.bar.close()
         self.writer.close()
+        if self.log_file is not None:
+            logging.getLogger("ganx").removeHandler(self.log_file)
+            self.log_file.close()
+
+    def announce(self, state: TrainingState) -> None:
+        """Start lines (log and ``train.log``), ``run.json`` and the config as text."""
+        if not self.ranks.is_main:
+            return
+        from omegaconf import OmegaConf
+
+        from .records import run_record, write_run_record
+
+        parts = state.parts
+        self.record = run_record(parts.device)
+        write_run_record(self.run_dir, self.record)
+        from .methods import announce
+
+        lines = start_lines(self.cfg, state, self.run_dir, self.record)
+        for line in lines[:-1]:
+            log.info(line)
+        # the method line, then one warning per combination no reference uses
+        announce(self.cfg, parts.discriminator, log)
+        log.info(lines[-1])
+        self.writer.log_text("config", OmegaConf.to_yaml(self.cfg, resolve=True), state.step)
 
     def add(self, terms: list[dict[str, torch.Tensor]]) -> None:
         for t in terms:
@@ -196,6 +220,7 @@ class Outputs:
         main = self.ranks.is_main
         evaluated = None
         if due.evaluate and main:
+            eval_started = time.time()
             try:
                 with interruptible():
                     evaluated = evaluate(
@@ -208,6 +233,9 @@ class Outputs:
                     )
             except EvaluationInterrupted:
                 log.warning("the evaluation at step %d was abandoned for the signal", state.step)
+            self.eval_seconds += time.time() - eval_started
+            if evaluated is not None:
+                self.evaluations.append(dict(evaluated, step=state.step))
         if due.flush:
             self.last_values = self.flush(state, evaluated)
         if due.sample and main:
@@ -223,7 +251,8 @@ class Outputs:
         ``metrics.jsonl`` (rank 0). Raises :class:`Diverged` on a non-finite mean."""
         step, parts = state.step, state.parts
         means = self.acc.means(self.ranks.world)
-        bad = [n for n, v in means.items() if not math.isfinite(v)]
+        # a gradient norm may be inf where fp16's GradScaler skips an overflowing step
+        bad = [n for n, v in means.items() if not math.isfinite(v) and "grad_norm/" not in n]
         if bad:
             raise Diverged(f"steps up to {step}: non-finite {', '.join(bad)}")
         scalars = dict(means)
@@ -236,16 +265,21 @@ class Outputs:
                 scalars[f"reg/{name}/{key}"] = value
         scalars["lr/G"] = parts.opt_g.param_groups[0]["lr"]
         scalars["lr/D"] = parts.opt_d.param_groups[0]["lr"]
+        speed = self.throughput(step)
+        scalars.update(speed)
         for name, value in (evaluated or {}).items():
             if math.isfinite(value):
                 scalars[f"metrics/{name}"] = value
         for name, value in scalars.items():
             self.writer.add_scalar(name, value, step)
         record = {"step": step, "time_s": round(time.time() - self.started, 3), **means}
+        record.update(speed)
         record.update(evaluated or {})
         if state.skipped:
             record["skipped_steps"] = state.skipped
         self.bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.startswith("loss/")})
+        if self.progress_lines:
+            log.info(progress_line(record, self.cfg.train.steps))
         if self.ranks.is_main:  # JSON has no NaN/inf: undefined values are null
             with open(self.metrics_file, "a") as f:
                 f.write(json.dumps({k: finite_or_none(v) for k, v in record.items()}) + "\n")
@@ -271,6 +305,8 @@ class Outputs:
             return
         state.elapsed_s = round(time.time() - self.started, 3)
         saved = state.state_dict()
+        if self.record is not None:
+            saved["record"] = self.record  # what produced these weights (as run.json)
         ckpt.atomic_save(saved, self.ckpt_dir / name)
         if keep_copy and self.cfg.ckpt.keep > 0:
             ckpt.atomic_save(saved, self.ckpt_dir / f"step_{state.step:07d}.pt")
@@ -299,4 +335,90 @@ class Outputs:
             )
         if self.ranks.is_main:
             write_status(self.run_dir, values)
+            summary = final_and_best(self.evaluations, values)
+            self.writer.add_hparams(method_hparams(self.cfg), summary)
+            for line in end_lines(values, summary, self.run_dir, self.sample_dir, self.ckpt_dir):
+                log.info(line)
         return values
+
+    def throughput(self, step: int) -> dict[str, float]:
+        """G steps and real images per second since the last flush, evaluations left out."""
+        now = time.time()
+        last_time, last_step = self.speed_mark
+        seconds = now - last_time - self.eval_seconds
+        self.speed_mark, self.eval_seconds = (now, step), 0.0
+        if step <= last_step or seconds <= 0:
+            return {}
+        its = (step - last_step) / seconds
+        images = its * self.cfg.train.batch_size * self.cfg.train.n_dis * self.ranks.world
+        return {"speed/it_per_s": its, "speed/img_per_s": images}
+
+
+def attach_log_file(path: Path):
+    """``train.log``: Hydra's job logging writes it for ganx-train; elsewhere (``ganx.fit``)
+    ganx's own logger gets a file handler for it. Returns the handler ganx added, or None."""
+    path = path.resolve()
+    for logger in (logging.getLogger(), logging.getLogger("ganx")):
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == path:
+                return None
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    ganx_log = logging.getLogger("ganx")
+    ganx_log.addHandler(handler)
+    if ganx_log.getEffectiveLevel() > logging.INFO:
+        ganx_log.setLevel(logging.INFO)
+    return handler
+
+
+def start_lines(cfg: DictConfig, state: TrainingState, run_dir: Path, record: dict) -> list[str]:
+    parts = state.parts
+
+    def count(module) -> str:
+        return f"{sum(p.numel() for p in module.parameters()):,}"
+
+    metrics = ", ".join(cfg.eval.metrics) or "none"
+    return [
+        f"run directory: {run_dir}",
+        f"device: {record['device']}; ganx {record['ganx']}, torch {record['versions']['torch']}",
+        f"parameters: G {count(parts.generator)}, D {count(parts.discriminator)}",
+        f"metrics every {cfg.eval.every} steps: {metrics}"
+        + (f"; starting at step {state.step}" if state.step else ""),
+    ]
+
+
+def progress_line(record: dict, total: int) -> str:
+    """One line per flush when stderr is not a terminal (no carriage-return bars in logs)."""
+    step = record["step"]
+    losses = " ".join(f"{k} {v:.3f}" for k, v in record.items() if k.startswith("loss/"))
+    speed = record.get("speed/it_per_s")
+    eta = f", ETA {(total - step) / speed:.0f} s" if speed else ""
+    rate = f" | {speed:.1f} it/s{eta}" if speed else ""
+    return f"step {step}/{total} ({100 * step / total:.0f}%) {losses}{rate}"
+
+
+def final_and_best(evaluations: list[dict], values: dict) -> dict[str, float]:
+    """``final/<metric>`` and ``best/<metric>`` of this invocation's evaluations (best = lowest
+    for FID/KID/KL, highest otherwise), and the final training losses."""
+    out: dict[str, float] = {}
+    for key in dict.fromkeys(k for e in evaluations for k in e if k != "step"):
+        series = [e[key] for e in evaluations if key in e and math.isfinite(e[key])]
+        if series:
+            out[f"final/{key}"] = series[-1]
+            out[f"best/{key}"] = min(series) if key.startswith(LOWER_IS_BETTER) else max(series)
+    for key in ("loss/D", "loss/G"):
+        if isinstance(values.get(key), float) and math.isfinite(values[key]):
+            out[f"final/{key}"] = values[key]
+    return out
+
+
+def end_lines(values, summary, run_dir: Path, sample_dir: Path, ckpt_dir: Path) -> list[str]:
+    finals = {k[len("final/") :]: v for k, v in summary.items() if k.startswith("final/")}
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in finals.items()) or "none"
+    grids = sorted(sample_dir.glob("step_*.png"))
+    return [
+        f"run {values['status']} at step {values.get('step')} in {values['wall_time_s']:.0f} s; "
+        f"final values: {metrics}",
+        f"samples: {grids[-1] if grids else 'none'}; checkpoints: {ckpt_dir}; "
+        f"tensorboard --logdir {run_dir}",
+    ]

@@ -19,7 +19,7 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .build import ConfigError
+from .errors import ConfigError
 
 GROUPS = ("model", "loss", "reg", "dataset", "hardware", "experiment")
 OPTIONAL_GROUPS = ("experiment",)  # may be null

@@ -112,8 +112,12 @@ def check_job(
 ) -> None:
     """Everything that can be known about a job before it writes anything."""
     from .build import select_device
+    from .metric_plan import plan_metrics
+    from .trackers import check_installed
     from .validate import validate
 
+    check_installed(cfg.get("logger"))
+    plan_metrics(cfg, announce=False)  # the job itself says what it leaves out, once
     validate(cfg)
     select_device(cfg.hardware)
     check_run_dir(cfg, run_dir, key)

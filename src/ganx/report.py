@@ -4,8 +4,9 @@ Reads every job under SWEEP_DIR (a folder holding ``.hydra/overrides.yaml``, or 
 ``jobs.jsonl`` says the sweep planned: a job that never ran is listed as such): its overrides
 (the setting = all overrides but ``seed``), ``metrics.jsonl`` and ``status.json``. Writes
 ``report.md`` and ``report.csv`` (one row per setting: seeds, mean and std over seeds of each
-metric's final and best value, steps, wall time, how many runs diverged) and one PNG per metric
-(the metric against steps, one curve per setting, a band of one std over seeds). Runs that
+metric's final and best value, steps, wall time, how many runs diverged, the setting's last
+sample grid) and one PNG per metric and per training loss (against steps, one curve per
+setting, a band of one std over seeds when there are several). Runs that
 failed, diverged or are still running are listed as such, not dropped.
 
     ganx-report multirun/2026-11-23/10-00-00            # files go into the sweep dir
@@ -26,7 +27,17 @@ import yaml
 
 from .metric_keys import lower_is_better
 
-LOSS_PREFIXES = ("loss/", "reg/", "aux/", "D/", "time_s", "step", "skipped_steps")
+LOSS_PREFIXES = (
+    "loss/",
+    "reg/",
+    "aux/",
+    "D/",
+    "grad_norm/",
+    "speed/",
+    "time_s",
+    "step",
+    "skipped_steps",
+)
 
 
 @dataclass
@@ -128,10 +139,29 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std; the std of a single value is undefined (NaN), not 0."""
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return float("nan"), float("nan")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
+
+
+def last_grid(group: list[Job]) -> str:
+    """The last sample grid of the setting's first seed that wrote one (a path, or "")."""
+    for job in group:
+        grids = sorted((job.path / "samples").glob("step_*.png"))
+        if grids:
+            return str(grids[-1])
+    return ""
+
+
+def loss_keys(jobs: list[Job]) -> list[str]:
+    """The logged training losses (``loss/D``, ``loss/G``, ``aux/...``) seen in any job."""
+    keys: list[str] = []
+    for job in jobs:
+        for record in job.history:
+            keys += [k for k in record if k.startswith(("loss/", "aux/")) and k not in keys]
+    return keys
 
 
 def summarize(jobs: list[Job]) -> tuple[list[dict], list[str]]:
@@ -155,6 +185,7 @@ def summarize(jobs: list[Job]) -> tuple[list[dict], list[str]]:
             ),
             "steps": max((j.steps for j in group), default=0),
             "wall_time_s": mean_std([j.wall_time_s for j in group if j.wall_time_s])[0],
+            "samples": last_grid(group),
         }
         for key in keys:
             finals, bests = [], []
@@ -179,7 +210,9 @@ def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
 def fmt(value) -> str:
     if isinstance(value, tuple):
         mean, std = value
-        return "-" if math.isnan(mean) else f"{mean:.4g} ± {std:.2g}"
+        if math.isnan(mean):
+            return "-"
+        return f"{mean:.4g}" if math.isnan(std) else f"{mean:.4g} ± {std:.2g}"
     if isinstance(value, float):
         return "-" if math.isnan(value) else f"{value:.4g}"
     return str(value)
@@ -199,12 +232,33 @@ def write_tables(rows: list[dict], out: Path) -> None:
                 value = row[c]
                 line += [f"{x:.6g}" for x in value] if isinstance(value, tuple) else [value]
             writer.writerow(line)
-    lines = markdown_table(columns, [[fmt(row[c]) for c in columns] for row in rows])
+    lines = markdown_table(columns, [[cell(c, row[c], out) for c in columns] for row in rows])
     note = (
-        "Mean ± std over the finished seeds; best = lowest for fid/kid/KL metrics, "
-        "highest otherwise.\n\n"
+        "Mean ± std over the finished seeds (a single seed shows its value alone); best = "
+        "lowest for fid/kid/KL metrics, highest otherwise; samples = the last grid of the "
+        "setting's first seed.\n\n"
     )
-    (out / "report.md").write_text(note + "\n".join(lines) + "\n")
+    (out / "report.md").write_text(note + "\n".join(lines) + "\n" + plots_section(out))
+
+
+def cell(column: str, value, out: Path) -> str:
+    if column == "samples" and value:
+        return f"![samples]({relative(Path(value), out)})"
+    return fmt(value)
+
+
+def relative(path: Path, out: Path) -> str:
+    import os
+
+    return os.path.relpath(path.resolve(), out.resolve())
+
+
+def plots_section(out: Path) -> str:
+    """Links to the plots written next to the report (losses first)."""
+    plots = sorted(out.glob("*.png"), key=lambda p: (not p.name.startswith(("loss_", "aux_")), p))
+    if not plots:
+        return ""
+    return "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n"
 
 
 def plot(jobs: list[Job], keys: list[str], out: Path) -> list[Path]:
@@ -226,12 +280,13 @@ def plot(jobs: list[Job], keys: list[str], out: Path) -> list[Path]:
             means = [m for m, _ in stats]
             stds = [s for _, s in stats]
             ax.plot(steps, means, label=setting)
-            ax.fill_between(
-                steps,
-                [m - s for m, s in zip(means, stds, strict=True)],
-                [m + s for m, s in zip(means, stds, strict=True)],
-                alpha=0.2,
-            )
+            if len(curves) > 1:
+                ax.fill_between(
+                    steps,
+                    [m - s for m, s in zip(means, stds, strict=True)],
+                    [m + s for m, s in zip(means, stds, strict=True)],
+                    alpha=0.2,
+                )
         ax.set_xlabel("step")
         ax.set_ylabel(key)
         if key.startswith(("fid", "kid")) and all(
@@ -248,9 +303,17 @@ def plot(jobs: list[Job], keys: list[str], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="ganx-report", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path)
+    from .cli import handle_version
+
+    handle_version("ganx-report", argv)
+    parser = argparse.ArgumentParser(
+        prog="ganx-report",
+        description=__doc__.splitlines()[0]
+        + " (argparse flags rather than key=value: it reads a folder, not a training config)",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="a multirun folder (or one run dir)")
     parser.add_argument("--out", type=Path, help="where to write (default: the sweep dir)")
+    parser.add_argument("--version", action="store_true", help="print ganx's version")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
@@ -260,8 +323,8 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or args.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
     rows, keys = summarize(jobs)
+    plots = plot(jobs, loss_keys(jobs) + keys, out)
     write_tables(rows, out)
-    plots = plot(jobs, keys, out)
     print((out / "report.md").read_text())
     print(
         f"{len(jobs)} jobs, {len(rows)} settings -> {out / 'report.md'}, {out / 'report.csv'}, "

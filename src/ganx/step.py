@@ -81,15 +81,32 @@ def backward(loss: torch.Tensor, settings: StepSettings) -> None:
     (settings.scaler.scale(loss) if settings.scaler is not None else loss).backward()
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> None:
+def gradient_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """The L2 norm of all of an optimiser's gradients, on the device (no host sync)."""
+    grads = [
+        p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None
+    ]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> torch.Tensor:
+    """Average the gradients over ranks, step, and return the gradient norm as applied
+    (unscaled under fp16's GradScaler, whose ``step`` then skips its own unscaling; inf when
+    the scaler skips an overflowing step)."""
     if settings.world > 1:
         params = [p for group in optimizer.param_groups for p in group["params"]]
         average_gradients(params, settings.world)
     if settings.scaler is not None:
+        settings.scaler.unscale_(optimizer)
+        norm = gradient_norm(optimizer)
         settings.scaler.step(optimizer)
         settings.scaler.update()
     else:
+        norm = gradient_norm(optimizer)
         optimizer.step()
+    return norm.detach()
 
 
 def discriminator_loss(
@@ -156,7 +173,7 @@ def discriminator_step(
         require_finite(step, terms, settings.world)
     parts.opt_d.zero_grad(set_to_none=True)
     backward(total_loss, settings)
-    optimizer_step(parts.opt_d, settings)
+    terms["grad_norm/D"] = optimizer_step(parts.opt_d, settings)
     parts.loss.after_d_step(parts.discriminator)
     return terms
 
@@ -236,7 +253,7 @@ def training_iteration(
     if updates != "simultaneous":
         g_terms = run(generator_backward, parts, batch_size, step, settings)
     if g_terms:  # empty when a non-finite G step was skipped (on every rank alike)
-        optimizer_step(parts.opt_g, settings)
+        g_terms["grad_norm/G"] = optimizer_step(parts.opt_g, settings)
         terms.append(g_terms)
     return terms, d_steps
 

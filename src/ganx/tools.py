@@ -3,6 +3,8 @@
 Both draw the generator's noise exactly as training's evaluation does (seeded by the run's seed
 and the checkpoint's step), so ``ganx-eval`` reproduces the values in ``metrics.jsonl`` and
 ``ganx-sample out=x.npz n=N`` writes the very samples ``ganx-eval num_samples=N`` scores.
+``ganx-sample seed=S`` draws the noise from ``S`` instead. torch is imported inside the
+functions: ``--help``, ``--version`` and shell completion answer without it.
 """
 
 from __future__ import annotations
@@ -12,17 +14,16 @@ import sys
 from pathlib import Path
 
 import hydra
-import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from . import checkpoint as ckpt
-from .build import ConfigError, build_data, build_nets, select_device
-from .evaluation import evaluate, sample_for_eval
+from .cli import handle_version
 
 
-def load_generator(path: str, use_ema: bool, device: torch.device):
+def load_generator(path: str, use_ema: bool, device):
     """The run's config and its generator (EMA weights when asked and present)."""
+    from . import checkpoint as ckpt
+    from .build import build_nets
+
     state = ckpt.load(Path(path))
     cfg = OmegaConf.create(state["config"])
     generator, _ = build_nets(cfg)
@@ -31,19 +32,31 @@ def load_generator(path: str, use_ema: bool, device: torch.device):
     return cfg, generator.to(device).eval(), int(state["step"])
 
 
-def _device(choice: str) -> torch.device:
-    return select_device(OmegaConf.create({"device": choice}))
+def device_from(choice: str):
+    from .build import select_device
+
+    return select_device(OmegaConf.create({"device": str(choice)}))
 
 
-def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
+def to_uint8_nhwc(images):
+    import torch
+
     x = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def write_samples(images: torch.Tensor, out: Path) -> None:
+def write_samples(images, out: Path, latents=None) -> None:
+    """A PNG grid or an ``.npz`` with ``images`` (uint8 NHWC) and, when given, ``latents``."""
+    import numpy as np
+
+    from .build import ConfigError
+
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
-        np.savez_compressed(out, images=to_uint8_nhwc(images))
+        arrays = {"images": to_uint8_nhwc(images)}
+        if latents is not None:
+            arrays["latents"] = latents.numpy()
+        np.savez_compressed(out, **arrays)
     elif out.suffix == ".png":
         from torchvision.utils import save_image
 
@@ -56,6 +69,32 @@ def write_samples(images: torch.Tensor, out: Path) -> None:
         )
     else:
         raise ConfigError(f"out={out}: the file must end in .png or .npz")
+
+
+def sample_checkpoint(cfg: DictConfig):
+    """(images, latents, step) as ``ganx-sample`` writes them."""
+    from . import sampling
+    from .build import ConfigError
+
+    if not isinstance(cfg.n, int) or cfg.n <= 0:
+        raise ConfigError(f"n={cfg.n}: must be a positive integer")
+    if cfg.seed is not None and not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed={cfg.seed!r}: must be an integer or null")
+    if cfg.get("bn_stats") not in (None, "batch", "running"):
+        raise ConfigError(f"bn_stats={cfg.bn_stats!r}; allowed: null, batch, running")
+    for key, suffixes in (("out", (".png", ".npz")), ("latents", (".npy",))):
+        if cfg.get(key) is not None and Path(cfg[key]).suffix not in suffixes:
+            raise ConfigError(f"{key}={cfg[key]}: the file must end in {' or '.join(suffixes)}")
+    device = device_from(cfg.device)
+    run_cfg, generator, step = load_generator(cfg.checkpoint, cfg.ema, device)
+    seed = cfg.seed
+    if seed is None:  # the noise training's evaluation drew at this step
+        seed = sampling.eval_noise_seed(int(run_cfg.seed), step)
+    latents = sampling.draw_noise(cfg.n, int(run_cfg.model.latent_dim), seed)
+    bn_stats = cfg.get("bn_stats") or run_cfg.sample.get("bn_stats", "batch")
+    chunk = max(int(run_cfg.train.batch_size), 256)  # as training's evaluation chunks it
+    images = sampling.images_from(generator, latents, bn_stats, device, chunk)
+    return images, latents, step
 
 
 def with_paths_quoted(hydra_main):
@@ -74,29 +113,35 @@ def with_paths_quoted(hydra_main):
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="sample_tool")
-def _sample_main(cfg: DictConfig) -> None:
+def sample_hydra(cfg: DictConfig) -> None:
+    import numpy as np
+
+    from . import checkpoint as ckpt
+    from .build import ConfigError
+
     try:
-        if cfg.n <= 0:
-            raise ConfigError(f"n={cfg.n}: must be a positive integer")
+        images, latents, step = sample_checkpoint(cfg)
         out = Path(cfg.out)
-        if out.suffix not in (".png", ".npz"):
-            raise ConfigError(f"out={out}: the file must end in .png or .npz")
-        device = _device(cfg.device)
-        run_cfg, generator, step = load_generator(cfg.checkpoint, cfg.ema, device)
-        images = sample_for_eval(generator, run_cfg, step, device, n=cfg.n)
-        write_samples(images, out)
+        write_samples(images, out, latents)
+        if cfg.get("latents"):
+            Path(cfg.latents).parent.mkdir(parents=True, exist_ok=True)
+            np.save(cfg.latents, latents.numpy())
     except (ConfigError, ckpt.CheckpointError) as err:
         sys.exit(f"ganx-sample: error: {err}")
-    print(f"wrote {len(images)} samples of {cfg.checkpoint} (step {step}) to {out}")
+    extra = f", latents in {cfg.latents}" if cfg.get("latents") else ""
+    print(f"wrote {len(images)} samples of {cfg.checkpoint} (step {step}) to {out}{extra}")
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="eval_tool")
-def _eval_main(cfg: DictConfig) -> None:
+def eval_hydra(cfg: DictConfig) -> None:
+    from . import checkpoint as ckpt
+    from .build import ConfigError, build_data
+    from .evaluation import evaluate
     from .fidelity import MetricError
     from .validate import validate
 
     try:
-        device = _device(cfg.device)
+        device = device_from(cfg.device)
         run_cfg, generator, step = load_generator(cfg.checkpoint, cfg.ema, device)
         with open_dict(run_cfg):
             if cfg.metrics is not None:
@@ -122,5 +167,11 @@ def _eval_main(cfg: DictConfig) -> None:
         Path(cfg.out).write_text(json.dumps(record, indent=2) + "\n")
 
 
-sample_main = with_paths_quoted(_sample_main)
-eval_main = with_paths_quoted(_eval_main)
+def sample_main() -> None:
+    handle_version("ganx-sample")
+    with_paths_quoted(sample_hydra)()
+
+
+def eval_main() -> None:
+    handle_version("ganx-eval")
+    with_paths_quoted(eval_hydra)()

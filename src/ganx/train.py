@@ -24,20 +24,45 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .build import ConfigError, requested_processes
-from .checkpoint import CheckpointError
-from .data import DataError
-from .launch import TrainingProcessError, launch
-from .loop import train
+from .cli import handle_version
 
+# torch and the modules that import it are imported inside the functions below: shell
+# completion (`ganx-train -sc ...`) and --help run this module and should answer at once
 log = logging.getLogger("ganx")
 
-# multirun job dirs: `<swept keys except seed>/seed=<seed>` (see conf/config.yaml); a sweep over
-# seeds alone has no other swept keys, and an empty first part would make the path absolute
-if not OmegaConf.has_resolver("ganx_setting"):
-    OmegaConf.register_new_resolver("ganx_setting", lambda dirname: dirname or "default")
 
-FAILURES = (ConfigError, DataError, CheckpointError, TrainingProcessError)
+def register_resolvers() -> None:
+    """multirun job dirs: `<swept keys except seed>/seed=<seed>` (see conf/config.yaml); a sweep
+    over seeds alone has no other swept keys, and an empty first part would make the path
+    absolute."""
+    if not OmegaConf.has_resolver("ganx_setting"):
+        OmegaConf.register_new_resolver("ganx_setting", lambda dirname: dirname or "default")
+
+
+register_resolvers()
+
+
+def prepare(cfg: DictConfig) -> DictConfig:
+    """Settle what a run computes before anything starts (the data set's default metrics
+    fitted to the Inception weights at hand, with one line saying what was left out)."""
+    from .metric_plan import plan_metrics
+    from .trackers import check_installed
+
+    check_installed(cfg.get("logger"))  # an optional tracker's package missing: refuse now
+    plan_metrics(cfg)
+    return cfg
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """``ganx.loop.train``, imported on first use (a module attribute tests can replace)."""
+    from .loop import train as loop_train
+
+    return loop_train(cfg, run_dir)
+
+
+def train_in(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train in ``run_dir`` (this process; ``run`` starts data-parallel ranks when asked)."""
+    return train(cfg, run_dir)
 
 
 def record(cfg: DictConfig, run_dir: Path) -> None:
@@ -62,12 +87,16 @@ def record(cfg: DictConfig, run_dir: Path) -> None:
 def run(cfg: DictConfig) -> dict:
     """Train inside a Hydra job (run dir = Hydra's output dir); with ``hardware.processes`` > 1
     (and not already under torchrun) start that many data-parallel processes for this job."""
+    from .build import requested_processes
+    from .launch import launch
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    prepare(cfg)  # before record: the recorded config holds the metrics this run computes
     record(cfg, run_dir)
     processes = requested_processes(cfg.hardware)
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         return launch(cfg, run_dir, processes)
-    return train(cfg, run_dir)
+    return train_in(cfg, run_dir)
 
 
 def fail(message: str) -> None:
@@ -84,9 +113,19 @@ def fail(message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
+    from .build import ConfigError
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .launch import TrainingProcessError
+
     try:
         result = run(cfg)
-    except FAILURES as err:  # bad input: one clear message, no stack trace, non-zero exit
+    except (
+        ConfigError,
+        DataError,
+        CheckpointError,
+        TrainingProcessError,
+    ) as err:  # bad input: one clear message, no stack trace, non-zero exit
         return fail(str(err))
     except OSError as err:  # an unwritable run dir, a full disk
         return fail(f"cannot write the run's outputs: {err}")
@@ -101,9 +140,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """The console entry point: check the command line, then hand it to Hydra."""
+    """The console entry point: ``--version``; check the command line, then hand it to Hydra."""
+    from .errors import ConfigError
     from .overrides import check_overrides, command_line_overrides, quote_paths
 
+    handle_version("ganx-train")
     sys.argv[1:] = quote_paths(sys.argv[1:])
     overrides = command_line_overrides(sys.argv[1:])
     if overrides is not None:
@@ -111,11 +152,14 @@ def main() -> None:
             check_overrides(overrides)
         except ConfigError as err:
             sys.exit(f"ganx-train: error: {err}")
-    from .loop import Aborted
-
     try:
         hydra_main()
-    except Aborted:  # a second Ctrl-C/SIGTERM: the last complete checkpoint is intact
+    except BaseException as err:
+        # ganx.loop (torch) is imported only by training, so only then can Aborted be raised
+        loop = sys.modules.get("ganx.loop")
+        if loop is None or not isinstance(err, loop.Aborted):
+            raise
+        # a second Ctrl-C/SIGTERM: the last complete checkpoint is intact
         print(
             "ganx-train: aborted; resume=auto continues from the last checkpoint", file=sys.stderr
         )

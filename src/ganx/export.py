@@ -1,0 +1,107 @@
+"""``ganx-export``: a checkpoint's generator as a file other programs can run without ganx.
+
+``format=torchscript`` (default) traces the generator as ganx samples with it (EMA weights when
+present, the run's BatchNorm statistics choice, ``sampling.sampling_module``) into a TorchScript
+file: ``torch.jit.load(path)(z)`` maps latents (N x latent_dim) to images (N x C x H x W in
+[-1, 1]). ``format=onnx`` writes the same function as ONNX (needs the ``onnx`` package:
+``pip install 'ganx[onnx]'``). The file carries ``ganx.json``: latent size, step, bn_stats.
+
+    ganx-export checkpoint=outputs/.../checkpoints/last.pt out=generator.pt
+    ganx-export checkpoint=... format=onnx out=generator.onnx
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from .cli import handle_version
+
+FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
+
+
+def export_generator(
+    checkpoint: str, out: Path, fmt: str = "torchscript", ema: bool = True, bn_stats=None
+) -> dict:
+    """Write the generator of ``checkpoint`` to ``out``; returns its metadata."""
+    import torch
+
+    from . import sampling
+    from .build import ConfigError
+    from .tools import load_generator
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt!r}; allowed: {', '.join(FORMATS)}")
+    if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
+        raise ConfigError("format=onnx needs the onnx package: pip install 'ganx[onnx]'")
+    run_cfg, generator, step = load_generator(checkpoint, ema, torch.device("cpu"))
+    choice = bn_stats or run_cfg.sample.get("bn_stats", "batch")
+    if choice not in ("batch", "running"):
+        raise ConfigError(f"bn_stats={choice!r}; allowed: batch, running")
+    module = sampling.sampling_module(generator, choice)
+    latent_dim = int(run_cfg.model.latent_dim)
+    meta = {"latent_dim": latent_dim, "step": step, "bn_stats": choice, "checkpoint": checkpoint}
+    example = sampling.draw_noise(8, latent_dim, seed=0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "torchscript":
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+            traced = torch.jit.trace(module, example, check_inputs=[(example[:3],)])
+        torch.jit.save(traced, str(out), _extra_files={"ganx.json": json.dumps(meta)})
+    else:
+        export_onnx(module, example, out, meta)
+    return meta
+
+
+def export_onnx(module, example, out: Path, meta: dict) -> None:
+    import onnx
+    import torch
+
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(
+        module,
+        (example,),
+        dynamo=True,
+        input_names=["latents"],
+        output_names=["images"],
+        dynamic_shapes=({0: batch},),
+        external_data=False,
+    )
+    model = program.model_proto
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "ganx.json", json.dumps(meta)
+    onnx.save(model, str(out))
+
+
+@hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="export_tool")
+def export_hydra(cfg: DictConfig) -> None:
+    from . import checkpoint as ckpt
+    from .build import ConfigError
+
+    out = Path(cfg.out or f"generator{FORMATS.get(cfg.format, '')}")
+    try:
+        meta = export_generator(str(cfg.checkpoint), out, cfg.format, cfg.ema, cfg.bn_stats)
+    except (ConfigError, ckpt.CheckpointError) as err:
+        sys.exit(f"ganx-export: error: {err}")
+    print(
+        f"wrote {cfg.format} generator of {cfg.checkpoint} (step {meta['step']}, latents of "
+        f"size {meta['latent_dim']}, bn_stats={meta['bn_stats']}) to {out}"
+    )
+
+
+def main() -> None:
+    from .tools import with_paths_quoted
+
+    handle_version("ganx-export")
+    with_paths_quoted(export_hydra)()
+
+
+if __name__ == "__main__":
+    main()

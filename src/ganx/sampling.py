@@ -1,0 +1,55 @@
+"""Noise and samples of a trained generator, as ``ganx-sample``, ``ganx-export`` and the Python
+API draw them.
+
+Without a seed the noise is the one training's evaluation used at that checkpoint (seeded by
+the run's seed and the step, :func:`ganx.evaluation.sample_for_eval`), so samples match
+``metrics.jsonl``; with ``seed`` it comes from a generator seeded by that value alone.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def eval_noise_seed(run_seed: int, step: int) -> int:
+    """The seed of the evaluation noise at ``step`` (as ``evaluation.sample_for_eval`` draws it)."""
+    return run_seed * 1_000_003 + step
+
+
+def draw_noise(n: int, latent_dim: int, seed: int) -> torch.Tensor:
+    """``n`` latents from N(0, I), on the CPU, from a generator seeded by ``seed`` alone."""
+    return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def batch_stats_copy(generator: nn.Module) -> nn.Module:
+    """An eval-mode copy whose BatchNorm layers normalise with each batch's own statistics and
+    keep none: what ``sample.bn_stats=batch`` means (``loop.generate``), as a module that can be
+    traced or exported and never changes its buffers."""
+    probe = copy.deepcopy(generator).eval()
+    for module in probe.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.track_running_stats = False
+            module.running_mean = None
+            module.running_var = None
+            module.num_batches_tracked = None
+    return probe
+
+
+def sampling_module(generator: nn.Module, bn_stats: str) -> nn.Module:
+    """The generator as ganx samples with it: ``batch`` or ``running`` BatchNorm statistics."""
+    if bn_stats == "batch":
+        return batch_stats_copy(generator)
+    return copy.deepcopy(generator).eval()
+
+
+@torch.no_grad()
+def images_from(
+    generator: nn.Module, noise: torch.Tensor, bn_stats: str, device, chunk: int = 256
+) -> torch.Tensor:
+    """Images of ``noise`` in chunks (the chunk is one BatchNorm batch when ``bn_stats=batch``),
+    float on the CPU in [-1, 1]."""
+    module = sampling_module(generator, bn_stats).to(device)
+    return torch.cat([module(z.to(device)).float().cpu() for z in noise.split(chunk)])

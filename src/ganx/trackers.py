@@ -1,0 +1,287 @@
+"""Experiment trackers behind one interface: everything a run logs goes through :class:`Tracker`.
+
+``logger`` is a multi-select config group (as in lightning-hydra-template): ``tensorboard``
+(default), ``mlflow`` (a local file store, ``./mlruns``, works offline) and ``wandb`` (offline
+by default; ``wandb sync`` uploads later), several at once: ``logger=[tensorboard,mlflow]``.
+Each ``conf/logger/<name>.yaml`` names its class with ``_target_``; the class is built with
+``(run_dir, resume_step, **options)``. A new tracker is one class here plus one YAML file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+# the package each optional tracker needs, and the extra that installs it
+OPTIONAL_PACKAGES = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}
+
+
+class Tracker(Protocol):
+    def add_scalar(self, tag: str, value: float, step: int) -> None: ...
+
+    def add_image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        """``image``: float CHW in [0, 1] (a grid from ``torchvision.utils.make_grid``)."""
+
+    def add_hparams(self, hparams: dict, metrics: dict[str, float]) -> None:
+        """The run's composed method (flat, plain values) and its final and best metrics."""
+
+    def log_text(self, tag: str, text: str, step: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def image_hwc_uint8(image: torch.Tensor) -> np.ndarray:
+    return (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def figure_to_image(figure) -> torch.Tensor:
+    """A matplotlib figure as float CHW in [0, 1] (closes the figure)."""
+    import matplotlib.pyplot as plt
+
+    figure.canvas.draw()
+    rgba = np.asarray(figure.canvas.buffer_rgba())
+    plt.close(figure)
+    return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float() / 255
+
+
+class TensorboardTracker:
+    """``tb/`` in the run directory. HParams go into the same event files as the scalars, so
+    ``tensorboard --logdir SWEEP_DIR`` compares the runs of a sweep in its HParams tab."""
+
+    def __init__(self, run_dir: Path, resume_step: int = 0, subdir: str = "tb"):
+        from torch.utils.tensorboard import SummaryWriter
+
+        # a resume drops what the interrupted run logged after its checkpoint, and keeps what
+        # it logged at the checkpoint's step (that evaluation and grid came first)
+        purge = resume_step + 1 if resume_step else None
+        self.writer = SummaryWriter(str(Path(run_dir) / subdir), purge_step=purge)
+
+    def add_scalar(self, tag, value, step):
+        self.writer.add_scalar(tag, value, step)
+
+    def add_image(self, tag, image, step):
+        self.writer.add_image(tag, image, step)
+
+    def add_hparams(self, hparams, metrics):
+        """One HParams session in ``tb/hparams``: the session's start and end and its metric
+        scalars, and no experiment summary, so tensorboard builds the experiment from every
+        session under its logdir and lists the hyperparameters that differ between the runs
+        of a sweep first; the metric columns are this run's final/best values only."""
+        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        tags = {f"hparams/{k}": v for k, v in metrics.items()}
+        _, start, end = hparams_summary(hparams, tags)
+        with SummaryWriter(str(Path(self.writer.log_dir) / "hparams")) as session:
+            session.file_writer.add_summary(start)
+            session.file_writer.add_summary(end)
+            for tag, value in tags.items():
+                session.add_scalar(tag, value, 0)
+
+    def log_text(self, tag, text, step):
+        # markdown: indent by 4 spaces so YAML keeps its layout
+        self.writer.add_text(tag, "\n".join("    " + line for line in text.splitlines()), step)
+
+    def close(self):
+        self.writer.close()
+
+
+class MlflowTracker:
+    """An MLflow run in a local file store (``tracking_uri``, default ``./mlruns``); resuming
+    the same run directory continues its MLflow run (the run id is kept in ``mlflow_run_id``)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        resume_step: int = 0,
+        tracking_uri: str = "mlruns",
+        experiment: str = "ganx",
+    ):
+        import os
+
+        if "://" not in tracking_uri:  # a folder: MLflow's file store, which MLflow 3 keeps
+            # working but asks users to opt into (it recommends sqlite:///mlflow.db instead)
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        from mlflow.tracking import MlflowClient
+
+        uri = tracking_uri if "://" in tracking_uri else Path(tracking_uri).resolve().as_uri()
+        self.client = MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        exp_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        id_file = Path(run_dir) / "mlflow_run_id"
+        if resume_step and id_file.exists():
+            self.run_id = id_file.read_text().strip()
+        else:
+            run = self.client.create_run(
+                exp_id, run_name=str(run_dir), tags={"run_dir": str(run_dir)}
+            )
+            self.run_id = run.info.run_id
+            id_file.write_text(self.run_id + "\n")
+
+    def add_scalar(self, tag, value, step):
+        self.client.log_metric(self.run_id, tag, float(value), step=int(step))
+
+    def add_image(self, tag, image, step):
+        self.client.log_image(
+            self.run_id, image_hwc_uint8(image), key=tag.replace("/", "_"), step=step
+        )
+
+    def add_hparams(self, hparams, metrics):
+        for key, value in hparams.items():
+            self.client.log_param(self.run_id, key, value)
+        for key, value in metrics.items():
+            self.client.log_metric(self.run_id, f"hparams/{key}", float(value))
+
+    def log_text(self, tag, text, step):
+        self.client.log_text(self.run_id, text, f"{tag.replace('/', '_')}.txt")
+
+    def close(self):
+        self.client.set_terminated(self.run_id)
+
+
+class WandbTracker:
+    """A Weights & Biases run under ``<run dir>/wandb``, offline by default (``mode``)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        resume_step: int = 0,
+        mode: str = "offline",
+        project: str = "ganx",
+        entity: str | None = None,
+    ):
+        import wandb
+
+        self.wandb = wandb
+        run_dir = Path(run_dir)
+        run_id = run_dir.resolve().as_posix().strip("/").replace("/", "-")[-120:]
+        self.run = wandb.init(
+            project=project,
+            entity=entity,
+            mode=mode,
+            dir=str(run_dir),
+            name=str(run_dir),
+            id=run_id.replace("=", "_").replace(",", "_"),
+            resume="allow" if resume_step else None,
+            reinit="create_new",
+            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+        )
+
+    def add_scalar(self, tag, value, step):
+        self.run.log({tag: float(value)}, step=int(step))
+
+    def add_image(self, tag, image, step):
+        self.run.log({tag: self.wandb.Image(image_hwc_uint8(image))}, step=int(step))
+
+    def add_hparams(self, hparams, metrics):
+        self.run.config.update(hparams, allow_val_change=True)
+        self.run.summary.update({f"hparams/{k}": v for k, v in metrics.items()})
+
+    def log_text(self, tag, text, step):
+        self.run.log({tag: self.wandb.Html(f"<pre>{text}</pre>")}, step=int(step))
+
+    def close(self):
+        self.run.finish()
+
+
+class Trackers:
+    """Every configured tracker at once (none: nothing is logged, e.g. ranks other than 0)."""
+
+    def __init__(self, trackers: list | None = None):
+        self.trackers = list(trackers or [])
+
+    def add_scalar(self, tag, value, step):
+        for t in self.trackers:
+            t.add_scalar(tag, value, step)
+
+    def add_image(self, tag, image, step):
+        for t in self.trackers:
+            t.add_image(tag, image, step)
+
+    def add_figure(self, tag, figure, step):
+        image = figure_to_image(figure)
+        for t in self.trackers:
+            t.add_image(tag, image, step)
+
+    def add_hparams(self, hparams, metrics):
+        for t in self.trackers:
+            t.add_hparams(hparams, metrics)
+
+    def log_text(self, tag, text, step):
+        for t in self.trackers:
+            t.log_text(tag, text, step)
+
+    def close(self):
+        for t in self.trackers:
+            t.close()
+
+
+def check_installed(logger_cfg) -> None:
+    """Refuse an optional tracker whose package is missing, before anything is written."""
+    from .build import ConfigError
+
+    for name in logger_cfg or {}:
+        package, extra = OPTIONAL_PACKAGES.get(name, (None, None))
+        if package and importlib.util.find_spec(package) is None:
+            raise ConfigError(
+                f"logger={name}: the {package} package is not installed; "
+                f"pip install 'ganx[{extra}]' (or choose logger=tensorboard)"
+            )
+
+
+def build_trackers(logger_cfg, run_dir: Path, resume_step: int = 0) -> Trackers:
+    """The trackers of ``cfg.logger`` (a mapping name -> node with ``_target_``)."""
+    from .build import instantiate
+
+    if logger_cfg is None:  # a config from before the logger group: tensorboard, as then
+        logger_cfg = {"tensorboard": {"_target_": f"{__name__}.TensorboardTracker"}}
+    from .build import ConfigError
+
+    check_installed(logger_cfg)
+    built = []
+    for name, node in logger_cfg.items():
+        if node is None:
+            continue
+        try:
+            built.append(instantiate(node, Path(run_dir), resume_step))
+        except Exception as err:  # a tracker that cannot start: one line naming it
+            Trackers(built).close()
+            raise ConfigError(f"logger={name}: cannot start: {err}") from err
+    return Trackers(built)
+
+
+def method_hparams(cfg) -> dict:
+    """The composed method as flat plain values for the HParams tab: model, loss, data set,
+    regularizers with their weights, optimisers, schedule, seed."""
+
+    def short(target) -> str:
+        return str(target).rsplit(".", 1)[-1] if target else "-"
+
+    out = {
+        "model": cfg.model.get("name") or short(cfg.model.generator.get("_target_")),
+        "loss": cfg.loss.get("name") or short(cfg.loss.get("_target_")),
+        "dataset": cfg.dataset.name,
+        "reg": ",".join(sorted(k for k, v in cfg.reg.items() if v is not None)) or "none",
+        "seed": int(cfg.seed),
+        "steps": int(cfg.train.steps),
+        "batch_size": int(cfg.train.batch_size),
+        "n_dis": int(cfg.train.n_dis),
+        "updates": str(cfg.train.updates),
+        "ema": float(cfg.train.ema or 0.0),
+    }
+    for name, node in cfg.reg.items():
+        if node is not None:
+            for key in ("weight", "interval"):
+                if key in node:
+                    out[f"reg.{name}.{key}"] = float(node[key])
+    for player in ("g", "d"):
+        opt = cfg.optim[player]
+        out[f"optim.{player}"] = short(opt.get("_target_"))
+        out[f"optim.{player}.lr"] = float(opt.lr)
+        if "betas" in opt:
+            out[f"optim.{player}.betas"] = ",".join(str(b) for b in opt.betas)
+    return out
