@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
+import ganx.launch
 import ganx.train
 
 CENSUS = os.environ.get("GANX_PROPERTY_CENSUS") == "1"
@@ -221,7 +222,8 @@ def census_report():
 def test_every_bad_override_is_refused_with_one_line(case, tmp_path_factory, monkeypatch):
     override, kind, must_refuse = case
     monkeypatch.setattr(ganx.train, "train", stub_training)
-    monkeypatch.setattr(ganx.train, "launch", lambda cfg, run_dir, n: {"status": "stub"})
+    # ganx.train.run imports launch on use: replace it where it is defined
+    monkeypatch.setattr(ganx.launch, "launch", lambda cfg, run_dir, n: {"status": "stub"})
     run_dir = tmp_path_factory.mktemp("run") / "run"
     result = judge(override, kind, must_refuse, run_dir)
     RESULTS.setdefault(override, result)

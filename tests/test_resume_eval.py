@@ -23,6 +23,7 @@ def last_state(run_dir: Path, name: str = "last.pt") -> dict:
     state = ckpt.load(run_dir / "checkpoints" / name)
     state.pop("config")  # train.steps/stop_at/resume differ between the runs compared
     state.pop("elapsed_s")  # wall-clock time spent training: never equal between two runs
+    state.pop("record")  # when and how each invocation was started (ganx.records)
     return state
 
 
