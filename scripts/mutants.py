@@ -643,8 +643,8 @@ MUTATIONS = [
 BROKEN_PROBE = Mutation(
     "_probe_subprocess_sees_mutant",
     "src/ganx/train.py",
-    "def run(cfg: DictConfig) -> dict:\n",
-    "def run(cfg: DictConfig) -> dict:\n    raise SystemExit('ganx mutant probe')\n",
+    '    handle_version("ganx-train")\n',
+    "    raise SystemExit('ganx mutant probe')\n",
     "ganx-train exits at once: a subprocess-only test must see it",
     ("test_config.py::test_bad_value_gives_one_clear_message",),
 )
