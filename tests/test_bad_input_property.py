@@ -13,16 +13,14 @@ prints how many distinct bad inputs were tried and how many were handled wrongly
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import compose_cfg, group_choices
+from ganx_cli import ganx_train_here
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -157,30 +155,10 @@ def stub_training(cfg, run_dir):
     return {"status": "stub", "step": 0}
 
 
-def run_command(argv: list[str]) -> tuple[int, str]:
-    """(exit code, stderr) of ``ganx-train ARGV`` run in this process."""
-    err, out = io.StringIO(), io.StringIO()
-    saved = sys.argv
-    sys.argv = ["ganx-train", *argv]
-    code = 0
-    try:
-        with redirect_stderr(err), redirect_stdout(out):
-            ganx.train.main()
-    except SystemExit as exit_:
-        if isinstance(exit_.code, str):
-            err.write(exit_.code + "\n")
-            code = 1
-        else:
-            code = exit_.code or 0
-    finally:
-        sys.argv = saved
-    return code, err.getvalue()
-
-
 def judge(override: str, kind: str, must_refuse: bool, run_dir: Path) -> str:
     """ "ok", or what was wrong with how ganx-train met this override."""
     try:
-        code, stderr = run_command([override, "hardware=cpu", f"hydra.run.dir={run_dir}"])
+        code, stderr = ganx_train_here(override, "hardware=cpu", f"hydra.run.dir={run_dir}")
     except Exception as err:  # noqa: BLE001 - a traceback is the failure being looked for
         return f"traceback: {type(err).__name__}: {err}"
     lines = [x for x in stderr.splitlines() if x.strip() and "Warning" not in x]
