@@ -1,7 +1,6 @@
 """Data-parallel training with torchrun on CPU (gloo, 2 processes)."""
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -14,7 +13,7 @@ import torch
 from conftest import TINY, TINY_WIDTHS
 
 from ganx import checkpoint as ckpt
-from ganx.launch import free_port
+from ganx.launch import free_port, rank_environment
 
 
 def torchrun(run_dir, nproc, *extra):
@@ -203,16 +202,7 @@ def start_ranks(tmp_path: Path, *overrides: str, env_extra: dict | None = None):
     port = free_port()
     procs = []
     for rank in (0, 1):
-        env = dict(
-            os.environ,
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port),
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE="2",
-            PROBE_DIR=str(tmp_path),
-            **(env_extra or {}),
-        )
+        env = rank_environment(rank, 2, port, PROBE_DIR=str(tmp_path), **(env_extra or {}))
         command = [sys.executable, str(PROBE), str(config_file), str(run_dir)]
         procs.append(
             subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

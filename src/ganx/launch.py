@@ -43,6 +43,13 @@ class TrainingProcessError(RuntimeError):
     """A rank started by :func:`launch` failed."""
 
 
+def rank_environment(rank: int, world: int, port: int, **extra: str) -> dict[str, str]:
+    """This process's environment plus what torch.distributed's env:// rendezvous reads for
+    ``rank`` of ``world`` local ranks on ``port``."""
+    rendezvous = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+    return dict(os.environ, **rendezvous, RANK=str(rank), LOCAL_RANK=str(rank), **extra)
+
+
 def launch(cfg: DictConfig, run_dir: Path, processes: int) -> dict:
     """Train with ``processes`` ranks, each a fresh ``python -m ganx.launch`` process
     (plain subprocesses, not multiprocessing: that also works inside launchers that own the
@@ -55,16 +62,8 @@ def launch(cfg: DictConfig, run_dir: Path, processes: int) -> dict:
     port = free_port()
     ranks = []
     for rank in range(processes):
-        env = dict(
-            os.environ,
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port),
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE=str(processes),
-        )
         command = [sys.executable, "-m", "ganx.launch", str(config_file), str(run_dir)]
-        ranks.append(subprocess.Popen(command, env=env))
+        ranks.append(subprocess.Popen(command, env=rank_environment(rank, processes, port)))
     codes = wait_for_ranks(ranks)
     config_file.unlink(missing_ok=True)
     failed = [(rank, code) for rank, code in enumerate(codes) if code != 0]
