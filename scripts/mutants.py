@@ -248,8 +248,9 @@ MUTATIONS = [
     m(
         "simultaneous_ignored",
         STEP,
-        'updates = "simultaneous" if updates else "alternating"',
-        'updates = "alternating"',
+        '    if updates == "g_first":\n        return g_first_iteration(',
+        '    if updates == "simultaneous":\n        updates = "alternating"\n'
+        '    if updates == "g_first":\n        return g_first_iteration(',
         "train.updates=simultaneous trains alternating",
         "test_dirac_toy.py::test_simultaneous_and_alternating_updates_differ",
     ),
