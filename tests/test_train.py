@@ -186,7 +186,7 @@ def test_n_steps_then_n_more_equals_2n(tmp_path):
 def test_resume_with_other_shapes_fails_clearly(tmp_path):
     train(compose_cfg(), tmp_path)
     before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
-    with pytest.raises(ConfigError, match=r"model\.generator\.ngf \(checkpoint 8, now 16\)"):
+    with pytest.raises(ckpt.CheckpointError, match=r"model\.generator\.ngf: checkpoint 8, now 16"):
         train(compose_cfg("model.generator.ngf=16", "resume=auto"), tmp_path)
     assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
 
