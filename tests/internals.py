@@ -27,6 +27,7 @@ __all__ = [
     "generator_loss",
     "seed_everything",
     "training_iteration",
+    "poison_d_loss",
     "update_ema",
 ]
 
@@ -35,3 +36,20 @@ def disable_per_step_check(monkeypatch) -> None:
     """Run the CPU loop as it runs on a GPU without ``on_nonfinite=skip``: no per-step NaN check,
     so non-finite values reach the log flush."""
     monkeypatch.setattr(step, "require_finite", lambda *args, **kwargs: None)
+
+
+def poison_d_loss(monkeypatch, at_call: int) -> dict:
+    """Make the non-saturating D loss NaN at its ``at_call``-th call. Returns the call counter
+    (``counter["n"] = 0`` starts the count again for a second run)."""
+    from ganx import losses
+
+    original = losses.NonSaturatingLoss.d_loss
+    counter = {"n": 0}
+
+    def poisoned(self, real_logits, fake_logits):
+        counter["n"] += 1
+        value = original(self, real_logits, fake_logits)
+        return value * float("nan") if counter["n"] == at_call else value
+
+    monkeypatch.setattr(losses.NonSaturatingLoss, "d_loss", poisoned)
+    return counter

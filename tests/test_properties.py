@@ -16,6 +16,7 @@ from internals import (
     discriminator_step,
     generator_backward,
     generator_loss,
+    poison_d_loss,
     seed_everything,
     training_iteration,
     update_ema,
@@ -200,17 +201,7 @@ def test_nonfinite_means_stop_the_run_at_log_flush(tmp_path, monkeypatch):
     """Without the per-step check (a GPU run), a NaN is caught when the logged means are read:
     the run stops as diverged before writing the NaN anywhere; the last checkpoint is the last
     good one."""
-    from ganx import losses
-
-    original = losses.NonSaturatingLoss.d_loss
-    calls = {"n": 0}
-
-    def poisoned(self, real_logits, fake_logits):
-        calls["n"] += 1
-        value = original(self, real_logits, fake_logits)
-        return value * float("nan") if calls["n"] == 3 else value
-
-    monkeypatch.setattr(losses.NonSaturatingLoss, "d_loss", poisoned)
+    poison_d_loss(monkeypatch, at_call=3)
     disable_per_step_check(monkeypatch)
     cfg = compose_cfg("train.steps=6", "ckpt.every=1", "log.every=1", "reg=none")
     result = train(cfg, tmp_path)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY, TINY_WIDTHS, compose_cfg
+from internals import poison_d_loss
 
 from ganx import checkpoint as ckpt
 from ganx.loop import train
@@ -161,17 +162,7 @@ def test_sigterm_checkpoints_and_exits_cleanly_then_resumes(tmp_path):
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    from ganx import losses
-
-    original = losses.NonSaturatingLoss.d_loss
-    calls = {"n": 0}
-
-    def poisoned(self, real_logits, fake_logits):
-        calls["n"] += 1
-        value = original(self, real_logits, fake_logits)
-        return value * float("nan") if calls["n"] == 5 else value
-
-    monkeypatch.setattr(losses.NonSaturatingLoss, "d_loss", poisoned)
+    calls = poison_d_loss(monkeypatch, at_call=5)
     cfg = compose_cfg("train.steps=8", "ckpt.every=1", "log.every=1")
     result = train(cfg, tmp_path / "stop")
     assert result["status"] == "diverged"
