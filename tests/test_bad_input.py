@@ -85,6 +85,7 @@ def headless_inception(path):
     return path
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_inception_score_without_a_head_is_refused_before_training(tmp_path):
     weights = headless_inception(tmp_path / "pt_inception-2015-12-05.pth")
     run_dir = tmp_path / "run"

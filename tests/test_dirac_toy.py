@@ -102,6 +102,7 @@ def test_simultaneous_and_alternating_updates_differ(tmp_path):
     assert ends["simultaneous"] > ends["alternating"]
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_cli_writes_table_and_plots(tmp_path):
     out = tmp_path / "dirac"
     proc = subprocess.run(

@@ -110,6 +110,7 @@ def test_each_regularizer_changes_the_d_update(reg):
     assert not torch.equal(base, with_reg), reg
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_other_model_families_train(tmp_path):
     for overrides in (
         ["model=mlp"],
