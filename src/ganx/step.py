@@ -262,10 +262,11 @@ def training_iteration(
     run=None,
 ):
     """One iteration = n_dis D steps (each on a fresh real batch from ``next_real()``) and one
-    G step (with a fresh real batch of its own when the loss is relativistic). ``updates``: ``alternating`` (G's gradient is taken after D moved), ``simultaneous``
-    (before, so both players respond to the same state; ``True`` means this, ``False``
-    alternating) or ``g_first`` (:func:`g_first_iteration`). ``run(step_fn, *args)`` wraps each
-    step (see :func:`skipping`). Returns the logged terms and the new D step count."""
+    G step (with a fresh real batch of its own when the loss is relativistic). ``updates``:
+    ``alternating`` (G's gradient is taken after D moved), ``simultaneous`` (before, so both
+    players respond to the same state; ``True`` means this, ``False`` alternating) or
+    ``g_first`` (:func:`g_first_iteration`). ``run(step_fn, *args)`` wraps each step (see
+    :func:`skipping`). Returns the logged terms and the new D step count."""
     if isinstance(updates, bool):
         updates = "simultaneous" if updates else "alternating"
     run = run or (lambda fn, *args: fn(*args))
