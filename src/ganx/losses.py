@@ -154,7 +154,8 @@ def paired(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
 
 class RelativisticPairingLoss(GANLoss):
     """Relativistic pairing GAN, RpGAN (Huang et al. 2024, "The GAN is dead; long live the GAN!",
-    sec. 2; the relativistic standard GAN of Jolicoeur-Martineau 2019, sec. 4.2).
+    sec. 2; the relativistic standard GAN of Jolicoeur-Martineau 2019, sec. 4.1, whose sec. 4.2
+    generalises f).
 
     Each real sample is paired with one fake sample (the i-th of each batch) and D judges the
     difference of their logits:  d_loss = E[softplus(-(D(x_i) - D(G(z_i))))],
@@ -186,7 +187,7 @@ class RelativisticPairingLoss(GANLoss):
 
 
 class RelativisticStandardLoss(RelativisticPairingLoss):
-    """RSGAN (Jolicoeur-Martineau 2019, sec. 4.2): the same loss as :class:`RelativisticPairingLoss`
+    """RSGAN (Jolicoeur-Martineau 2019, sec. 4.1): the same loss as :class:`RelativisticPairingLoss`
     (RpGAN with f = softplus(-t) is RSGAN); a class of its own only so that the method line names
     the paper the YAML chose."""
 
