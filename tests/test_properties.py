@@ -127,6 +127,14 @@ def test_relativistic_g_loss_pairs_fakes_with_the_g_steps_real_batch():
     assert loss_a.item() == pytest.approx(expect.item(), rel=1e-6)
     loss_b, _ = generator_loss(parts, 16, 0, settings_for(cfg), fake, real_b)
     assert loss_b.item() != pytest.approx(loss_a.item(), rel=1e-4)
+    # one D call on cat(real, fake) (hardware.concat_real_fake, D without BatchNorm): same pairs
+    no_bn = ("model.discriminator.norm=none", "hardware.concat_real_fake=true")
+    cfg, parts = built("loss=rpgan", "reg=none", *no_bn)
+    assert parts.concat_real_fake
+    D, fake = parts.discriminator, fake_batch(parts, cfg)
+    expect = torch.nn.functional.softplus(D(real_a) - D(fake)).mean()
+    loss, _ = generator_loss(parts, 16, 0, settings_for(cfg), fake, real_a)
+    assert loss.item() == pytest.approx(expect.item(), rel=1e-5)
     cfg, parts = built(
         "loss=ragan",
         "reg=instance_noise",

@@ -358,7 +358,7 @@ def test_checkpoint_format_is_unchanged_and_loads_without_best(tmp_path):
     assert result["status"] == "finished" and result["step"] == 4
 
 
-@pytest.mark.parametrize("loss", ["wgan", "hinge", "lsgan"])
+@pytest.mark.parametrize("loss", ["wgan", "hinge", "lsgan", "rpgan"])
 def test_js_with_a_non_sigmoid_loss_is_refused_before_anything_is_written(tmp_path, loss):
     """The JS-regularizer's (1 - sigmoid)^2 and sigmoid^2 weights assume the GAN loss."""
     run_dir = tmp_path / "run"
