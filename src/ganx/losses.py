@@ -166,8 +166,9 @@ class RelativisticPairingLoss(GANLoss):
     kyrdjan/sar3gan's commented copy, l. 14-42): G, l. 21-22 ``RelativisticLogits = FakeLogits -
     RealLogits; softplus(-RelativisticLogits)``; D, l. 38-39 the same with ``RealLogits -
     FakeLogits``; R1 and R2 are added as ``(Gamma / 2) * (R1Penalty + R2Penalty)`` (l. 41), which
-    is ganx's ``reg=[r1,r2]`` with weight = Gamma. Its training_loop draws G's phase its own real
-    batch (``G_img, G_img_c = next(training_set_iterator)``), as ganx's G step does. The same loss
+    is ganx's ``reg=[r1,r2]`` with weight = Gamma. Its training/training_loop.py (read in the fork
+    JTCaldeira/R3GAN-gap) draws G's phase a real batch of its own (``G_img, G_img_c =
+    next(training_set_iterator)`` beside D's ``D_img``), as ganx's G step does. The same loss
     is RSGAN in AlexiaJM/RelativisticGAN, code/GAN_losses_iter.py (``loss_D == 5``):
     ``BCE_stable(y_pred - y_pred_fake, y)`` for D and ``BCE_stable(y_pred_fake - y_pred, y)`` for
     G on a freshly drawn real batch (``random_sample.__next__()`` in the G update); BCE with
