@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from conftest import compose_cfg, group_choices
+from ganx_cli import TINY_ARGS, ganx_train_here
 from internals import StepSettings, discriminator_step, seed_everything, training_iteration
 
 from ganx import checkpoint as ckpt
@@ -186,6 +187,18 @@ def test_resume_is_bitwise_exact_with_a_relativistic_loss(tmp_path, loss):
     end = _state(straight / "checkpoints" / "last.pt")
     assert end["data"] == {"epoch": 0, "batch": 18}  # 6 iterations x (2 D + 1 G) batches
     assert_states_equal(end, _state(pieces / "checkpoints" / "last.pt"))
+
+
+def test_rpgan_resume_is_exact_from_the_command_line(tmp_path):
+    """The command a user types: ganx-train loss=rpgan 'reg=[r1,r2]', paused and resumed."""
+    args = [*TINY_ARGS, "loss=rpgan", "reg=[r1,r2]", "train.steps=4"]
+    assert ganx_train_here(*args, f"hydra.run.dir={tmp_path / 'straight'}")[0] == 0
+    pieces = f"hydra.run.dir={tmp_path / 'pieces'}"
+    assert ganx_train_here(*args, "train.stop_at=2", pieces)[0] == 0
+    assert ganx_train_here(*args, "resume=auto", pieces)[0] == 0
+    end = _state(tmp_path / "straight" / "checkpoints" / "last.pt")
+    assert end["data"] == {"epoch": 0, "batch": 8}  # 4 iterations x (1 D + 1 G) batches
+    assert_states_equal(end, _state(tmp_path / "pieces" / "checkpoints" / "last.pt"))
 
 
 @pytest.mark.parametrize("updates", ["alternating", "simultaneous", "g_first"])
