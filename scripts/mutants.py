@@ -304,6 +304,39 @@ MUTATIONS = [
         "test_losses.py",
         "test_dirac_toy.py::test_critical_gamma_is_twice_f_prime",
     ),
+    m(
+        "rpgan_pairing_shuffled",
+        LOSSES,
+        "        return F.softplus(fake_logits - real_logits).mean()",
+        "        return F.softplus(fake_logits - real_logits.flip(0)).mean()",
+        "RpGAN/RSGAN's D pairs the i-th real with another sample's fake, not the i-th",
+        "test_losses.py",
+    ),
+    m(
+        "relativistic_g_ignores_reals",
+        STEP,
+        '        terms = {"loss/G": parts.loss.g_loss(fake_logits, real_logits)}',
+        '        terms = {"loss/G": parts.loss.g_loss(fake_logits, torch.zeros_like(fake_logits))}',
+        "a relativistic G loss compares its fakes with 0 instead of D on the G step's reals",
+        f"{T_PROP}::test_relativistic_g_loss_pairs_fakes_with_the_g_steps_real_batch",
+    ),
+    m(
+        "g_real_batch_for_every_loss",
+        STEP,
+        "    return next_real() if parts.loss.needs_real_in_g else None",
+        "    return next_real()",
+        "every loss's G step reads a real batch: other losses skip data they used to train on",
+        f"{T_TRAIN}::test_only_relativistic_losses_draw_a_real_batch_for_g",
+    ),
+    m(
+        "ragan_means_detached",
+        LOSSES,
+        "self.high(own - other.mean()).mean() + self.low(other - own.mean()).mean()",
+        "self.high(own - other.mean().detach()).mean()"
+        " + self.low(other - own.mean().detach()).mean()",
+        "RaGAN's batch means lose their gradient (the paper's and the code's keep it)",
+        "test_losses.py",
+    ),
     # --- regularizers -----------------------------------------------------------------------
     m(
         "r1_on_fakes",

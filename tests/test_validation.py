@@ -70,6 +70,8 @@ BAD = [
     (["resume=/no/such/file.pt"], "resume='/no/such/file.pt': no such checkpoint file"),
     # refused by the constructors while building, before training: named all the same
     (["loss=wgan", "loss.clip=0"], "loss.clip"),
+    (["loss=ragan", "loss.variant=wgan"], "loss.variant='wgan'; allowed: standard, ls, hinge"),
+    (["loss=ragan", "loss.scale=0"], "loss.scale must be > 0, got 0"),
     (["reg=js", "reg.js.decay=0"], "reg.js: decay must be in (0, 1], got 0"),
     (["reg=lecam", "reg.lecam.decay=1.0"], "reg.lecam: decay must be in [0, 1), got 1.0"),
     (["reg=dat", "reg.dat.step_size=0"], "reg.dat: step_size and clamp must be > 0, got 0"),
