@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig
 
 from .build import ConfigError, requested_processes
 from .methods import refuse_unsupported
-from .nets import dcgan, resnet64, sngan, wgan_gp_mnist
+from .nets import dcgan, r3gan, resnet64, sngan, wgan_gp_mnist
 
 # which resolutions each model family supports (None: any), as the nets themselves check them
 MODEL_RESOLUTIONS = {
@@ -28,6 +28,7 @@ MODEL_RESOLUTIONS = {
     "toy2d": (2,),
     "toy3d": (3,),
     "wgan_gp_mnist": wgan_gp_mnist.RESOLUTIONS,
+    "r3gan": tuple(r3gan.BASIS_SIZE),
 }
 TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")
 AMP_CHOICES = ("off", "bf16", "fp16")
@@ -232,7 +233,7 @@ def validate_model(cfg: DictConfig) -> None:
     _flag(cfg.model.spectral_norm, "model.spectral_norm")
     for player in ("generator", "discriminator"):
         node = cfg.model[player]
-        for key in ("ngf", "ndf", "dim", "hidden", "depth", "nrkhs"):
+        for key in ("ngf", "ndf", "dim", "hidden", "depth", "nrkhs", "expansion"):
             if node.get(key) is not None:  # sngan's ngf/ndf null: mimicry's for the resolution
                 _positive(node[key], f"model.{player}.{key}", integer=True)
         if "widths" in node:
@@ -241,6 +242,11 @@ def validate_model(cfg: DictConfig) -> None:
                 raise ConfigError(f"model.{player}.widths={widths!r}: must be a non-empty list")
             for i, width in enumerate(widths):
                 _positive(width, f"model.{player}.widths[{i}]", integer=True)
+        for key in ("width", "cardinality", "blocks"):  # r3gan: one number, or one per stage
+            if key in node:
+                values = node[key] if isinstance(node[key], ListConfig) else [node[key]]
+                for value in values:
+                    _positive(value, f"model.{player}.{key}", integer=True)
     image_model = family not in ("dirac", "toy2d", "toy3d")
     image_data = cfg.dataset.name not in TOY_DATA
     if image_model != image_data:
