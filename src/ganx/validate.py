@@ -34,7 +34,16 @@ TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")
 AMP_CHOICES = ("off", "bf16", "fp16")
 COMPILE_CHOICES = ("off", "default", "reduce-overhead")
 # regularizer settings that are non-negative numbers, and those that are true/false
-REG_NUMBERS = ("weight", "std", "decay", "step_size", "clamp", "noise_scale", "target")
+REG_NUMBERS = (
+    "weight",
+    "weight_end",
+    "std",
+    "decay",
+    "step_size",
+    "clamp",
+    "noise_scale",
+    "target",
+)
 REG_FLAGS = ("anneal", "clamp_real", "zero_debias")
 # flags that also take a word: instance noise's anneal (linear | none), DAT's clamp_real (auto)
 REG_FLAG_WORDS = {"anneal": ("linear", "none"), "clamp_real": ("auto",)}
@@ -221,10 +230,30 @@ def validate_regularizers(cfg: DictConfig) -> None:
         for key in ("start_step", "anneal_steps"):
             if node.get(key) is not None:
                 _non_negative(node[key], f"reg.{name}.{key}", integer=True)
+        _optional_positive(node.get("schedule_steps"), f"reg.{name}.schedule_steps")
+        if "schedule" in node:
+            _choice(node.schedule, f"reg.{name}.schedule", ("constant", "cosine"))
+            validate_weight_schedule(name, node)
         if "perturb" in node:
             _choice(node.perturb, f"reg.{name}.perturb", ("both", "real", "fake"))
         if "output" in node:
             _choice(node.output, f"reg.{name}.output", ("logit", "sigmoid"))
+
+
+def validate_weight_schedule(name: str, node: DictConfig) -> None:
+    """R1/R2's ``schedule``: cosine needs its end weight; constant takes neither setting."""
+    if node.schedule == "cosine" and node.get("weight_end") is None:
+        raise ConfigError(
+            f"reg.{name}.schedule=cosine needs reg.{name}.weight_end (the weight it decays "
+            f"to), e.g. reg.{name}.weight_end=0.005"
+        )
+    if node.schedule == "constant":
+        for key in ("weight_end", "schedule_steps"):
+            if node.get(key) is not None:
+                raise ConfigError(
+                    f"reg.{name}.{key}={node[key]!r} has no effect with "
+                    f"reg.{name}.schedule=constant; set reg.{name}.schedule=cosine or drop it"
+                )
 
 
 def validate_model(cfg: DictConfig) -> None:
