@@ -10,6 +10,7 @@ from conftest import TINY, TINY_WIDTHS, compose_cfg
 from ganx_cli import error_lines, ganx_train_here
 
 from ganx.build import ConfigError, build_nets
+from ganx.loop import train
 from ganx.nets import r3gan
 from ganx.preflight import dry_build
 
@@ -137,3 +138,21 @@ def test_ganx_train_refuses_spectral_norm_before_writing(tmp_path):
     (line,) = error_lines(stderr)
     assert "model.discriminator" in line and "spectral_norm=true is not supported" in line
     assert not run_dir.exists()
+
+
+def test_experiment_trains_with_the_scheduled_gamma(tmp_path):
+    """`ganx-train experiment=r3gan dataset=mnist5k` (tiny widths, the cosine shortened to the
+    run's 4 steps): RpGAN with R1 and R2, both weighted by the logged, scheduled gamma
+    0.05 -> 0.005. Needs loss=rpgan (conf/loss/rpgan.yaml)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    span = ["reg.r1.schedule_steps=4", "reg.r2.schedule_steps=4"]
+    cfg = compose_cfg("experiment=r3gan", "model=r3gan", "dataset=mnist5k", *span)
+    assert cfg.loss._target_ == "ganx.losses.RelativisticPairingLoss"
+    train(cfg, tmp_path)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    for name in ("r1", "r2"):
+        logged = {e.step: e.value for e in events.Scalars(f"weight/{name}")}
+        assert logged == pytest.approx({2: 0.0275, 4: 0.005})
+        assert all(math.isfinite(e.value) for e in events.Scalars(f"reg/{name}"))
