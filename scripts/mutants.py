@@ -350,6 +350,7 @@ MUTATIONS = [
         "        return self.weight\n",
         "R1/R2's cosine schedule is ignored: the weight stays at its start value",
         f"{T_PROP}::test_d_loss_uses_the_cosine_scheduled_weight",
+        f"{T_REG}::test_r1_r2_weight_schedules",
         f"{T_TRAIN}::test_tensorboard_has_losses_and_regularizers",
     ),
     m(
@@ -359,6 +360,7 @@ MUTATIONS = [
         "        steps = max(total_steps, 1)",
         "the cosine schedule spans the whole run whatever schedule_steps says",
         f"{T_PROP}::test_d_loss_uses_the_cosine_scheduled_weight",
+        f"{T_REG}::test_r1_r2_weight_schedules",
     ),
     m(
         "gp_no_interpolation",
