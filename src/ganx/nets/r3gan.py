@@ -1,8 +1,10 @@
 """R3GAN's modernised ResNet (Huang, Gokaslan, Kuleshov & Tompkin, NeurIPS 2024, "The GAN is
 dead; long live the GAN! A Modern GAN Baseline", sec. 3-4), after the authors' code
 (brownvc/R3GAN, ``R3GAN/Networks.py``, ``R3GAN/Resamplers.py``, ``R3GAN/FusedOperators.py``;
-line numbers below are those of ``Networks.py`` in the fork Lemutisme/R3GAN @ 3b1496f, whose
-network classes match the original; brownvc/R3GAN itself was not in the searchable index).
+line numbers below are those of ``Networks.py`` in the fork Lemutisme/R3GAN @ 3b1496f; the forks
+Eissayou/ConditionalR3GAN @ f48a81f and hwansejong/R3GAN have the same classes, so they are
+taken as the original's; brownvc/R3GAN itself was not in the searchable index. The fork
+JTCaldeira/R3GAN-gap turns gain 0 into 1 in ``MSRInitializer``: a later edit, not followed).
 
 - Residual block (``ResidualBlock``, l. 25-45): an inverted bottleneck of three bias-free
   convs, 1x1 width -> width * expansion, kxk *grouped* (``cardinality`` groups) at the
