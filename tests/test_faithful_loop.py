@@ -28,7 +28,7 @@ def test_method_line_and_batchnorm_warning_at_start(caplog, tmp_path):
     for part in (
         "model=dcgan, D normalisation: BatchNorm",
         "loss=ns",
-        "r1 (weight 10.0, interval 1)",
+        "r1 (weight 10.0, interval 1, schedule constant",
         "EMA 0.999",
         "n_dis 1",
         "G Adam(lr 0.0002, betas [0.5, 0.999])",

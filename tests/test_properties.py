@@ -80,6 +80,27 @@ def test_d_loss_uses_the_annealed_weight():
     assert added[100] / added[0] == pytest.approx(0.01, rel=1e-4)
 
 
+@pytest.mark.parametrize("name", ["r1", "r2"])
+def test_d_loss_uses_the_cosine_scheduled_weight(name):
+    """R3GAN's gamma schedule (0.05 -> 0.005 along half a cosine, here over 100 steps): the
+    weight D's loss adds is the scheduled one, and it stays at the end value after the span."""
+    cfg, parts = built(
+        f"reg={name}",
+        f"reg.{name}.weight=0.05",
+        f"reg.{name}.schedule=cosine",
+        f"reg.{name}.weight_end=0.005",
+        f"reg.{name}.schedule_steps=100",
+    )
+    real, fake = parts.stream.next(), fake_batch(parts, cfg)
+    expected = {0: 0.05, 25: 0.005 + 0.045 * (1 + 2**-0.5) / 2, 50: 0.0275, 100: 0.005, 400: 0.005}
+    for step, gamma in expected.items():
+        total, terms = discriminator_loss(parts, real, fake, step, 0, 1000)
+        assert parts.regularizers[name].weight_at(step, 1000) == pytest.approx(gamma, rel=1e-9)
+        added = (total - terms["loss/D"]).item()
+        # float32: D's loss (~1.4) minus the sum leaves the small weighted term to ~1e-7
+        assert added == pytest.approx(gamma * terms[f"reg/{name}"].item(), rel=1e-4)
+
+
 def test_lazy_penalty_applies_every_kth_d_step_with_gain_k():
     cfg, parts = built("reg=r1", "reg.r1.interval=4", "reg.r1.weight=3")
     real, fake = parts.stream.next(), fake_batch(parts, cfg)

@@ -35,7 +35,8 @@ def test_default_outputs(tmp_path):
 def test_tensorboard_has_losses_and_regularizers(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train(compose_cfg("reg=[r1,js]", "reg.js.anneal=true"), tmp_path)
+    r1_cosine = ["reg.r1.schedule=cosine", "reg.r1.weight_end=1"]  # 10 -> 1 over the 4 steps
+    train(compose_cfg("reg=[r1,js]", "reg.js.anneal=true", *r1_cosine), tmp_path)
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
@@ -53,6 +54,9 @@ def test_tensorboard_has_losses_and_regularizers(tmp_path):
     assert "samples" in events.Tags()["images"]
     gammas = [e.value for e in events.Scalars("weight/js")]
     assert gammas[0] > gammas[-1]  # annealed
+    # R1's cosine schedule, logged at the flushes (steps 2 and 4): 1 + 9 * (1 + cos(pi t/4)) / 2
+    logged = {e.step: e.value for e in events.Scalars("weight/r1")}
+    assert logged == pytest.approx({2: 5.5, 4: 1.0})
 
 
 def flat_parameters(module):
