@@ -383,3 +383,20 @@ def test_js_with_a_non_sigmoid_loss_is_refused_before_anything_is_written(tmp_pa
     with pytest.raises(ConfigError, match="JS-regularizer"):
         train(compose_cfg(f"loss={loss}", "reg=js"), run_dir)
     assert not run_dir.exists()
+
+
+def test_a_checkpoint_from_before_a_new_setting_resumes_with_its_neutral_value(tmp_path):
+    """Settings added later (R1/R2's weight schedule) do not lock out older checkpoints: absent
+    from the checkpoint's config and at the value that reproduces the old behaviour, they pass;
+    any other value is refused by name."""
+    train(compose_cfg("train.steps=2", "reg=r1"), tmp_path / "a")
+    state = ckpt.load(tmp_path / "a" / "checkpoints" / "last.pt")
+    for key in ("schedule", "weight_end", "schedule_steps"):
+        del state["config"]["reg"]["r1"][key]
+    old = tmp_path / "old.pt"
+    ckpt.atomic_save(state, old)
+    result = train(compose_cfg("train.steps=4", "reg=r1", f"resume={old}"), tmp_path / "b")
+    assert result["status"] == "finished" and result["step"] == 4
+    cosine = ["reg.r1.schedule=cosine", "reg.r1.weight_end=1.0"]
+    with pytest.raises(ckpt.CheckpointError, match="reg.r1.schedule: checkpoint None, now"):
+        train(compose_cfg("train.steps=4", "reg=r1", *cosine, f"resume={old}"), tmp_path / "c")
