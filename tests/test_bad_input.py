@@ -114,3 +114,8 @@ def test_fewer_samples_than_the_kid_subset_just_works(tmp_path):
     assert code == 0, stderr
     records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any("kid256_mnist" in r for r in records)
+
+
+def test_sweep_with_cfg_is_one_line(tmp_path):
+    code, stderr = ganx_train_here("-m", "seed=0,1", "--cfg", "job")
+    refused_with_one_line(code, stderr, "Only one of --run, --multirun", "without -m")

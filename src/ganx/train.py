@@ -158,6 +158,11 @@ def main() -> None:
             sys.exit(f"ganx-train: error: {err}")
     try:
         hydra_main()
+    except ValueError as err:
+        if not str(err).startswith("Only one of --run"):
+            raise
+        # Hydra's own answer to `-m ... --cfg job` is a traceback: one line instead
+        sys.exit(f"ganx-train: error: {err} (print one job's config without -m)")
     except SweepStopped as err:
         print(
             f"ganx-train: the sweep stopped: {err.run_dir} saved its checkpoint and no later job "
