@@ -711,6 +711,15 @@ MUTATIONS = [
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[reg=lecam reg.lecam.decay=-0.5]",
         "test_config.py::test_validation_messages",
     ),
+    m(
+        "new_group_unchecked",
+        "src/ganx/overrides.py",
+        "            groups.append(words[-1])",
+        '            if words[-1] != "logger":\n                groups.append(words[-1])',
+        "a config group missing from the command-line check: the README's logger=[...] refused",
+        "test_readme_commands.py::test_readme_command_passes_the_check_and_composes",
+        "test_readme_commands.py::test_every_config_folder_is_a_checked_group",
+    ),
 ]
 
 BROKEN_PROBE = Mutation(
