@@ -11,7 +11,7 @@ from conftest import CONF_DIR, compose_cfg, group_choices
 from ganx.build import ConfigError, build_loss, build_nets, build_regularizers
 from ganx.loop import train
 
-GROUPS = ["model", "loss", "reg", "dataset", "hardware", "experiment"]
+GROUPS = ["model", "loss", "reg", "dataset", "augment", "hardware", "experiment"]
 IMAGE_MODELS = {"dcgan": 28, "mlp": 28, "sngan": 32}
 
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .errors import ConfigError
 
-GROUPS = ("model", "loss", "reg", "dataset", "hardware", "experiment")
+GROUPS = ("model", "loss", "reg", "dataset", "augment", "hardware", "experiment")
 OPTIONAL_GROUPS = ("experiment",)  # may be null
 _ABSENT = object()
 # keys whose values mix types (a number or ``auto``): ganx.validate checks them after composition

@@ -38,6 +38,11 @@ RESUME_MAY_CHANGE = (
 )
 
 
+# keys added to the config after checkpoints were written: a checkpoint without one trained as
+# this value does, so resuming it with that value changes nothing
+ABSENT_MEANS = {"augment.name": "none", "dataset.subset_seed": 0}
+
+
 def flatten(tree, prefix: str = "") -> dict:
     if isinstance(tree, dict) and tree:
         out = {}
@@ -69,6 +74,10 @@ def allowed_changes(saved: dict, cfg: DictConfig, path: Path) -> dict[str, tuple
     from .checkpoint import CheckpointError
 
     changed = differences(saved, cfg)
+    old_keys = flatten(saved)
+    for key, value in ABSENT_MEANS.items():
+        if key in changed and key not in old_keys and changed[key][1] == value:
+            del changed[key]
     if cfg.eval.objective is None and "eval.objective" not in changed:
         changed.pop("eval.mode", None)  # the direction of no objective (older runs: max)
     refused = [k for k in changed if not may_change(k)]
