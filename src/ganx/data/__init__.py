@@ -223,6 +223,8 @@ def torchvision_dataset(
     source = DataSource(name, channels, resolution, dataset=dataset)
     if in_memory:  # decode once: small data sets then cost no loader time at all
         source.images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        targets = getattr(dataset, "targets", None)  # kept: dataset.subset balances by them
+        source.labels = torch.as_tensor(targets) if targets is not None else None
         source.dataset = None
     return source
 
