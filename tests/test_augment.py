@@ -13,6 +13,7 @@ from internals import StepSettings, discriminator_loss, generator_loss, training
 from test_resume_eval import assert_trees_equal, last_state
 from torch import nn
 
+from ganx import checkpoint as ckpt
 from ganx.augment import AdaptiveAugment, DiffAugment
 from ganx.build import build_all
 from ganx.loop import train
@@ -193,3 +194,19 @@ def test_resume_is_bitwise_exact_with_augmentation(tmp_path, kind):
     if kind == "ada":  # p moved (the test is not about a p that never changes), and is logged
         logged = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").open()]
         assert any(record.get("augment/p", 0.5) != 0.5 for record in logged)
+
+
+def test_a_checkpoint_from_before_augmentation_resumes_with_augment_none(tmp_path):
+    """Checkpoints written before the augment group and dataset.subset existed hold neither in
+    their config nor an ``augment`` entry; they trained as augment=none on the whole data set,
+    so resuming them with those defaults is allowed (and anything else is refused by name)."""
+    common = ["train.steps=4", "ckpt.every=2"]
+    train(compose_cfg(*common, "train.stop_at=2"), tmp_path)
+    path = tmp_path / "checkpoints" / "last.pt"
+    old = ckpt.load(path)
+    del old["augment"], old["config"]["augment"]
+    del old["config"]["dataset"]["subset"], old["config"]["dataset"]["subset_seed"]
+    ckpt.atomic_save(old, path)
+    with pytest.raises(ckpt.CheckpointError, match="augment.name: checkpoint None, now 'ada'"):
+        train(compose_cfg(*common, "resume=auto", "augment=ada"), tmp_path)
+    assert train(compose_cfg(*common, "resume=auto"), tmp_path)["step"] == 4
