@@ -96,6 +96,8 @@ BAD = [
     ),
     (["dataset.subset=0"], "dataset.subset=0: must be a positive integer"),
     (["dataset.subset_seed=-1", "dataset.subset=10"], "dataset.subset_seed=-1"),
+    (["dataset=stacked_mnist", "dataset.n=10000000"], "dataset.n=10000000: at most 200,000"),
+    (["augment.name=crop"], "augment.name='crop'; allowed: none, diffaug, ada"),
     (
         ["eval.metrics=[modes_stacked_mnist]"],
         "modes_stacked_mnist scores the 1,000 digit triples of dataset=stacked_mnist",

@@ -264,6 +264,7 @@ def validate_model(cfg: DictConfig) -> None:
         )
 
 
+MAX_STACKED = 200_000  # StackedMNIST images held in memory: 1.9 GB at 28 px
 MAX_RESOLUTION = 1024  # images are resized once and held in memory: 5,000 at 1024 px is 15 GB
 
 
@@ -278,7 +279,17 @@ def validate_dataset(cfg: DictConfig) -> None:
     _positive(data.channels, "dataset.channels", integer=True)
     if data.get("subset") is not None:
         _positive(data.subset, "dataset.subset", integer=True)  # its upper end: the data set's
-        _non_negative(data.get("subset_seed", 0), "dataset.subset_seed", integer=True)
+        seed = data.get("subset_seed", 0)
+        _non_negative(seed, "dataset.subset_seed", integer=True)
+        if seed >= 2**63:
+            raise ConfigError(f"dataset.subset_seed={seed}: must be below 2**63")
+    if data.name == "stacked_mnist":
+        _positive(data.n, "dataset.n", integer=True)
+        if data.n > MAX_STACKED:
+            raise ConfigError(
+                f"dataset.n={data.n}: at most {MAX_STACKED:,} StackedMNIST images (held in memory, "
+                "9.4 KB each)"
+            )
     source = data.get("source")
     for key in ("resolution", "channels"):
         if isinstance(source, DictConfig) and key in source and source[key] != data[key]:
@@ -310,7 +321,7 @@ def validate_augment(cfg: DictConfig) -> None:
 
     node = cfg.get("augment")
     name = node.get("name", "none") if isinstance(node, DictConfig) else node
-    _choice(name, "augment", AUGMENT_CHOICES)
+    _choice(name, "augment.name", AUGMENT_CHOICES)
     if name == "none":
         return
     if cfg.dataset.name in TOY_DATA:
