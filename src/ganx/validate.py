@@ -279,10 +279,10 @@ def validate_dataset(cfg: DictConfig) -> None:
     _positive(data.channels, "dataset.channels", integer=True)
     if data.get("subset") is not None:
         _positive(data.subset, "dataset.subset", integer=True)  # its upper end: the data set's
-        seed = data.get("subset_seed", 0)
-        _non_negative(seed, "dataset.subset_seed", integer=True)
-        if seed >= 2**63:
-            raise ConfigError(f"dataset.subset_seed={seed}: must be below 2**63")
+    seed = data.get("subset_seed", 0)
+    _non_negative(seed, "dataset.subset_seed", integer=True)
+    if seed >= 2**63:
+        raise ConfigError(f"dataset.subset_seed={seed}: must be below 2**63")
     if data.name == "stacked_mnist":
         _positive(data.n, "dataset.n", integer=True)
         if data.n > MAX_STACKED:
