@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from conftest import compose_cfg
+from conftest import compose_cfg, group_choices
 from internals import StepSettings, discriminator_loss, generator_loss, training_iteration
 from test_resume_eval import assert_trees_equal, last_state
 from torch import nn
@@ -210,3 +210,22 @@ def test_a_checkpoint_from_before_augmentation_resumes_with_augment_none(tmp_pat
     with pytest.raises(ckpt.CheckpointError, match="augment.name: checkpoint None, now 'ada'"):
         train(compose_cfg(*common, "resume=auto", "augment=ada"), tmp_path)
     assert train(compose_cfg(*common, "resume=auto"), tmp_path)["step"] == 4
+
+
+COMBINATIONS = [(f"reg={r}", "loss=ns") for r in group_choices("reg")]
+COMBINATIONS += [("reg=r1", f"loss={loss}") for loss in group_choices("loss") if loss != "ns"]
+
+
+@pytest.mark.parametrize("kind", ["diffaug", "ada"])
+@pytest.mark.parametrize(("reg", "loss"), COMBINATIONS)
+def test_augmentation_composes_with_every_loss_and_regularizer(kind, reg, loss):
+    """One full iteration (D step with its penalties and input transforms, G step) per
+    combination, ADA at p = 1: it runs, its terms are finite, and r_t is logged."""
+    if reg.startswith("reg=js") and loss not in ("loss=ns", "loss=minimax"):
+        pytest.skip("the JS-regularizer needs a sigmoid loss")
+    extra = ["augment.p=1.0"] if kind == "ada" else []
+    cfg, parts = parts_for(f"augment={kind}", reg, loss, *extra)
+    settings = StepSettings(cfg.train.steps, cfg.model.latent_dim)
+    terms, _ = training_iteration(parts, settings, 0, 0, 1, "alternating", parts.stream.next)
+    assert len(terms) == 2 and all(torch.isfinite(v).all() for t in terms for v in t.values())
+    assert "augment/real_sign" in terms[0]
