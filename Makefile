@@ -30,9 +30,9 @@ train: venv
 test: venv
 	$(PY) -m pytest -q
 
-# the quick loop while developing: everything not marked slow
+# the quick loop while developing: everything not marked slow, on every core (pytest-xdist)
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n auto
 
 lint: venv
 	$(VENV)/bin/ruff check src tests scripts

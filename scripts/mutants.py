@@ -58,11 +58,13 @@ REGS = "src/ganx/regularizers.py"
 LOSSES = "src/ganx/losses.py"
 VALIDATE = "src/ganx/validate.py"
 RESUME_RULES = "src/ganx/resume_rules.py"
+R3GAN_NETS = "src/ganx/nets/r3gan.py"
 T_PROP = "test_properties.py"
 T_REG = "test_regularizers.py"
 T_VAL = "test_validation.py"
 T_RANKS = "test_ranks.py"
 T_TRAIN = "test_train.py"
+T_R3GAN = "test_r3gan.py"
 
 MUTATIONS = [
     # --- the step -------------------------------------------------------------------------------
@@ -304,6 +306,39 @@ MUTATIONS = [
         "test_losses.py",
         "test_dirac_toy.py::test_critical_gamma_is_twice_f_prime",
     ),
+    m(
+        "rpgan_pairing_shuffled",
+        LOSSES,
+        "        return F.softplus(fake_logits - real_logits).mean()",
+        "        return F.softplus(fake_logits - real_logits.flip(0)).mean()",
+        "RpGAN/RSGAN's D pairs the i-th real with another sample's fake, not the i-th",
+        "test_losses.py",
+    ),
+    m(
+        "relativistic_g_ignores_reals",
+        STEP,
+        '        terms = {"loss/G": parts.loss.g_loss(fake_logits, real_logits)}',
+        '        terms = {"loss/G": parts.loss.g_loss(fake_logits, torch.zeros_like(fake_logits))}',
+        "a relativistic G loss compares its fakes with 0 instead of D on the G step's reals",
+        f"{T_PROP}::test_relativistic_g_loss_pairs_fakes_with_the_g_steps_real_batch",
+    ),
+    m(
+        "g_real_batch_for_every_loss",
+        STEP,
+        "    return next_real() if parts.loss.needs_real_in_g else None",
+        "    return next_real()",
+        "every loss's G step reads a real batch: other losses skip data they used to train on",
+        f"{T_TRAIN}::test_only_relativistic_losses_draw_a_real_batch_for_g",
+    ),
+    m(
+        "ragan_means_detached",
+        LOSSES,
+        "self.high(own - other.mean()).mean() + self.low(other - own.mean()).mean()",
+        "self.high(own - other.mean().detach()).mean()"
+        " + self.low(other - own.mean().detach()).mean()",
+        "RaGAN's batch means lose their gradient (the paper's and the code's keep it)",
+        "test_losses.py",
+    ),
     # --- regularizers -----------------------------------------------------------------------
     m(
         "r1_on_fakes",
@@ -322,6 +357,43 @@ MUTATIONS = [
         "R2 penalises D's gradient at the reals",
         f"{T_REG}::test_r1_r2_are_half_squared_norm",
         f"{T_REG}::test_penalties_are_taken_where_their_papers_say",
+    ),
+    # --- R3GAN: the net's initialisation and R1/R2's gamma schedule ---------------------------
+    m(
+        "r3gan_branch_scaling_dropped",
+        R3GAN_NETS,
+        "        gain = branch_gain(total_blocks)\n",
+        "        gain = ACTIVATION_GAIN\n",
+        "R3GAN's residual branches are not scaled down by the number of blocks (L^-1/4)",
+        f"{T_R3GAN}::test_residual_branches_start_scaled_and_zero",
+        f"{T_R3GAN}::test_branch_gain_follows_the_number_of_blocks",
+    ),
+    m(
+        "r3gan_branch_not_zero",
+        R3GAN_NETS,
+        "        self.project = conv(expanded, width, 1, gain=0.0)",
+        "        self.project = conv(expanded, width, 1, gain=gain)",
+        "R3GAN's residual branches do not start at zero (each block is not the identity)",
+        f"{T_R3GAN}::test_residual_branches_start_scaled_and_zero",
+    ),
+    m(
+        "cosine_schedule_ignored",
+        REGS,
+        '        if self.schedule == "constant":\n            return self.weight\n',
+        "        return self.weight\n",
+        "R1/R2's cosine schedule is ignored: the weight stays at its start value",
+        f"{T_PROP}::test_d_loss_uses_the_cosine_scheduled_weight",
+        f"{T_REG}::test_r1_r2_weight_schedules",
+        f"{T_TRAIN}::test_tensorboard_has_losses_and_regularizers",
+    ),
+    m(
+        "cosine_span_ignored",
+        REGS,
+        "        steps = self.schedule_steps or max(total_steps, 1)",
+        "        steps = max(total_steps, 1)",
+        "the cosine schedule spans the whole run whatever schedule_steps says",
+        f"{T_PROP}::test_d_loss_uses_the_cosine_scheduled_weight",
+        f"{T_REG}::test_r1_r2_weight_schedules",
     ),
     m(
         "gp_no_interpolation",

@@ -40,6 +40,11 @@ TINY_WIDTHS = {
     "mlp": ["model.generator.widths=[16,32]", "model.discriminator.widths=[32,16]"],
     "toy2d": ["model.generator.hidden=16", "model.discriminator.hidden=16"],
     "dirac": [],
+    "r3gan": [
+        "model.generator.width=8",
+        "model.generator.cardinality=2",
+        "model.generator.blocks=1",
+    ],
 }
 
 

@@ -189,6 +189,7 @@ def test_ganx_export_onnx_gives_ganx_samples(trained, tmp_path):
         np.testing.assert_allclose(images, G.sample(latents=z).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_help_names_each_tool_and_only_its_groups(tmp_path):
     proc = run_module(["--help"], tmp_path)
     text = proc.stdout

@@ -44,7 +44,7 @@ def test_console_script_refuses_with_one_line(tmp_path, override, expected):
         (["reg.r1.weight=ten"], ["reg.r1.weight=ten", "must be a number"]),
         (["optim.g.betas=[0.5]"], ["optim.g.betas", "two numbers in [0, 1)"]),
         (["optim.g.lr=nan"], ["optim.g.lr=nan", "positive finite number"]),
-        (["loss=nope"], ["loss=nope", "hinge, lsgan, minimax, ns, wgan"]),
+        (["loss=nope"], ["loss=nope", "hinge, lsgan, minimax, ns, ragan, rpgan, rsgan, wgan"]),
         (["+optim.g.foo=1"], ["+optim.g.foo=1", "torch.optim.Adam takes no argument foo"]),
         (["reg.lecam.weight=1"], ["reg.lecam.weight", "did you mean"]),
         (["eval.metrics=[fid_mnist]", "eval.objective=fid256_mnist"], ["fid2k_mnist"]),
@@ -85,6 +85,7 @@ def headless_inception(path):
     return path
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_inception_score_without_a_head_is_refused_before_training(tmp_path):
     weights = headless_inception(tmp_path / "pt_inception-2015-12-05.pth")
     run_dir = tmp_path / "run"

@@ -196,6 +196,7 @@ def census_report():
     database=None,  # derandomized: nothing to replay, and no .hypothesis/ folder written
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 @given(case=bad_override())
 def test_every_bad_override_is_refused_with_one_line(case, tmp_path_factory, monkeypatch):
     override, kind, must_refuse = case

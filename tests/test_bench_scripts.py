@@ -19,6 +19,7 @@ def load_script(name: str):
     return module
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_bench_quality_evaluates_at_fixed_steps_and_resumes(tmp_path, capsys):
     quality = load_script("bench_quality")
     tiny = " ".join([*TINY_WIDTHS["dcgan"], "train.batch_size=16", "sample.every=2"])

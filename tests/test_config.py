@@ -10,8 +10,8 @@ from conftest import CONF_DIR, compose_cfg, group_choices
 
 from ganx.build import ConfigError, build_loss, build_nets, build_regularizers
 from ganx.loop import train
+from ganx.overrides import GROUPS
 
-GROUPS = ["model", "loss", "reg", "dataset", "augment", "hardware", "experiment"]
 IMAGE_MODELS = {"dcgan": 28, "mlp": 28, "sngan": 32}
 
 
@@ -153,6 +153,19 @@ PARAMETER_COUNTS = [
     ("wgan_gp_mnist", [], "1,554,177 / 1,030,145"),
     ("toy3d", ["dataset=mog3d"], "17,283 / 17,153"),
     ("dirac", ["dataset=dirac"], "1 / 1"),
+    # R3GAN: the CPU widths at 28 px and 32 px, and the paper's CIFAR-10 preset (train.py)
+    ("r3gan", [], "84,288 / 82,272"),
+    ("r3gan", ["dataset.resolution=32", "dataset.channels=3"], "110,176 / 108,160"),
+    (
+        "r3gan",
+        [
+            "dataset.resolution=32",
+            "dataset.channels=3",
+            "model.generator.width=768",
+            "model.generator.cardinality=96",
+        ],
+        "20,732,160 / 20,683,776",
+    ),
 ]
 
 

@@ -77,6 +77,7 @@ def test_mnist_idx_files_train(tmp_path):
     assert torch.allclose(first, torch.from_numpy(images[0]).float()[None] / 127.5 - 1, atol=1e-5)
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_cifar10_batches_train_with_dcgan_and_sngan(tmp_path):
     write_cifar10(tmp_path)
     for model in ("dcgan", "sngan"):
@@ -90,6 +91,7 @@ def test_cifar10_batches_train_with_dcgan_and_sngan(tmp_path):
         train(compose_cfg("dataset=cifar10", f"dataset.root={broken}"), tmp_path / "x")
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_image_folder_at_64px_with_resnet64(tmp_path):
     write_image_folder(tmp_path / "imgs")
     cfg = compose_cfg(

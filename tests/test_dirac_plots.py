@@ -2,6 +2,7 @@
 the frame with a mark where they leave it)."""
 
 import matplotlib
+import pytest
 import torch
 from hydra import compose, initialize_config_module
 
@@ -20,6 +21,7 @@ def test_in_frame_cuts_at_the_crossing_point():
     assert none is None and torch.equal(inside, path[:2])
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_overview_titles_and_trajectories_fit(tmp_path):
     with initialize_config_module("ganx.conf", version_base="1.3"):
         # wgan + none spirals out of the frame; the longest title is wgan_gp + instance_noise

@@ -22,12 +22,43 @@ def study():
             "dirac_study",
             overrides=[
                 "losses=[minimax,ns,wgan,wgan_gp,hinge]",
-                "regs=[none,r1,r2,instance_noise]",
+                "regs=[none,r1,r2,r1+r2,instance_noise]",
             ],
         )
         outcomes, gammas = run_study(cfg)
     torch.set_num_threads(1)
     return {(o.loss, o.reg): o for o in outcomes}, gammas
+
+
+@pytest.fixture(scope="module")
+def relativistic():
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        cfg = compose(
+            "dirac_study", overrides=["losses=[rsgan,rpgan,ragan]", "regs=[none,r1,r2,r1+r2]"]
+        )
+        outcomes, gammas = run_study(cfg)
+    torch.set_num_threads(1)
+    return {(o.loss, o.reg): o for o in outcomes}, gammas
+
+
+def by_imaginary_part(values):
+    return sorted(values, key=lambda v: (v.imag, v.real))
+
+
+def assert_eigenvalues_as_predicted(cells):
+    """Where the theory gives the Jacobian, the measured eigenvalues are its eigenvalues."""
+    checked = 0
+    for (loss, reg), outcome in cells.items():
+        if not outcome.predicted:
+            continue
+        measured, predicted = (
+            by_imaginary_part(outcome.eigenvalues),
+            by_imaginary_part(outcome.predicted),
+        )
+        for m, p in zip(measured, predicted, strict=True):
+            assert abs(m - p) < 1e-3, (loss, reg, measured, predicted)
+        checked += 1
+    return checked
 
 
 def test_r1_and_r2_converge_for_gan_and_wgan(study):
@@ -62,6 +93,37 @@ def test_measured_matches_expected_where_the_paper_speaks(study):
     for outcome in cells.values():
         if outcome.expected in ("yes", "no"):
             assert outcome.converged == (outcome.expected == "yes"), (outcome.loss, outcome.reg)
+
+
+def test_eigenvalues_match_the_closed_form_jacobian(study):
+    cells, _ = study
+    # minimax, ns, wgan, hinge x none, r1, r2, r1+r2 (no closed form: WGAN-GP, instance noise)
+    assert assert_eigenvalues_as_predicted(cells) == 4 * 4
+    # R1 and R2 together: one penalty of weight 2 * 0.6 = 1.2 > 2|f'(0)| = 1: real eigenvalues
+    # (-1.2 +- sqrt(1.2^2 - 1)) / 2
+    both = cells[("ns", "r1+r2")]
+    assert all(abs(v.imag) < 1e-6 for v in both.eigenvalues) and both.converged
+    assert sorted(v.real for v in both.eigenvalues) == pytest.approx([-0.9317, -0.2683], abs=1e-3)
+
+
+def test_relativistic_rows_agree_with_the_theory(relativistic):
+    """On the Dirac-GAN D(x) = 0 at the data, so RSGAN/RpGAN's field is the non-saturating
+    GAN's (f'(0) = 1/2) and RaSGAN's is twice it: no convergence without a penalty, convergence
+    with R1, R2 and R1+R2 (Huang et al. 2024's pair), eigenvalues as the closed form says."""
+    cells, gammas = relativistic
+    for (loss, reg), outcome in cells.items():
+        assert outcome.expected in ("yes", "no"), (loss, reg)
+        assert outcome.converged == (outcome.expected == "yes"), (loss, reg)
+    assert assert_eigenvalues_as_predicted(cells) == 12
+    for loss in ("rsgan", "rpgan"):
+        eig = cells[(loss, "none")].eigenvalues
+        assert by_imaginary_part(eig) == pytest.approx([-0.5j, 0.5j], abs=1e-4)
+        assert cells[(loss, "r1+r2")].final_distance < cells[(loss, "none")].final_distance
+        assert gammas[loss] == pytest.approx(1.0, abs=1e-3)
+    assert by_imaginary_part(cells[("ragan", "none")].eigenvalues) == pytest.approx(
+        [-1j, 1j], abs=1e-4
+    )
+    assert gammas["ragan"] == pytest.approx(2.0, abs=1e-3)
 
 
 def test_critical_gamma_is_twice_f_prime(study):
@@ -102,6 +164,7 @@ def test_simultaneous_and_alternating_updates_differ(tmp_path):
     assert ends["simultaneous"] > ends["alternating"]
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_cli_writes_table_and_plots(tmp_path):
     out = tmp_path / "dirac"
     proc = subprocess.run(
@@ -110,8 +173,8 @@ def test_cli_writes_table_and_plots(tmp_path):
             "-m",
             "ganx.dirac_study",
             f"out={out}",
-            "losses=[ns]",
-            "regs=[none,r1]",
+            "losses=[rpgan]",
+            "regs=[none,r1+r2]",
             "plot.arrows=5",
         ],
         capture_output=True,
@@ -122,11 +185,19 @@ def test_cli_writes_table_and_plots(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(open(out / "table.csv")))
     assert [(r["loss"], r["reg"], r["converged"]) for r in rows] == [
-        ("ns", "none", "false"),
-        ("ns", "r1", "true"),
+        ("rpgan", "none", "false"),
+        ("rpgan", "r1+r2", "true"),
     ]
     assert {"final_distance", "eigenvalues", "expected_converges"} <= set(rows[0])
-    for name in ("table.md", "overview.png", "ns__none.png", "ns__r1.png", "critical_gamma.csv"):
+    assert rows[1]["predicted_eigenvalues"] == rows[1]["eigenvalues"] == "-0.268, -0.932"
+    names = (
+        "table.md",
+        "overview.png",
+        "rpgan__none.png",
+        "rpgan__r1+r2.png",
+        "critical_gamma.csv",
+    )
+    for name in names:
         assert (out / name).exists(), name
     bad = subprocess.run(
         [sys.executable, "-m", "ganx.dirac_study", f"out={out}", "regs=[nope]"],

@@ -28,7 +28,7 @@ def test_method_line_and_batchnorm_warning_at_start(caplog, tmp_path):
     for part in (
         "model=dcgan, D normalisation: BatchNorm",
         "loss=ns",
-        "r1 (weight 10.0, interval 1)",
+        "r1 (weight 10.0, interval 1, schedule constant",
         "EMA 0.999",
         "n_dis 1",
         "G Adam(lr 0.0002, betas [0.5, 0.999])",
@@ -38,6 +38,7 @@ def test_method_line_and_batchnorm_warning_at_start(caplog, tmp_path):
     assert any("D has BatchNorm" in m and "r1" in m for m in messages)
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_unclipped_wgan_without_penalty_warns(caplog, tmp_path):
     messages = run_log(caplog, tmp_path, "loss=wgan", "reg=none")
     assert any("loss=wgan without loss.clip" in m for m in messages)

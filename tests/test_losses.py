@@ -5,7 +5,16 @@ import math
 import pytest
 import torch
 
-from ganx.losses import HingeLoss, LeastSquaresLoss, MinimaxLoss, NonSaturatingLoss, WassersteinLoss
+from ganx.losses import (
+    HingeLoss,
+    LeastSquaresLoss,
+    MinimaxLoss,
+    NonSaturatingLoss,
+    RelativisticAverageLoss,
+    RelativisticPairingLoss,
+    RelativisticStandardLoss,
+    WassersteinLoss,
+)
 
 REAL = torch.tensor([2.0, -1.0, 0.5])
 FAKE = torch.tensor([-3.0, 0.0, 1.0])
@@ -75,3 +84,76 @@ def test_hinge():
     )
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx(expect)
     assert loss.g_loss(FAKE).item() == pytest.approx(-FAKE.mean().item())
+
+
+def test_rpgan_pairs_the_ith_real_with_the_ith_fake():
+    loss = RelativisticPairingLoss()
+    pairs = list(zip(REAL.tolist(), FAKE.tolist(), strict=True))
+    # D: -log sigmoid(D(x_i) - D(G(z_i))); G: -log sigmoid(D(G(z_i)) - D(x_i))
+    expect_d = mean([-math.log(sig(r - f)) for r, f in pairs])
+    expect_g = mean([-math.log(sig(f - r)) for r, f in pairs])
+    assert loss.d_loss(REAL, FAKE).item() == pytest.approx(expect_d, rel=1e-6)
+    assert loss.g_loss(FAKE, REAL).item() == pytest.approx(expect_g, rel=1e-6)
+    # pairing, not all-against-all: reversing one batch changes the value
+    assert loss.d_loss(REAL, FAKE.flip(0)).item() != pytest.approx(expect_d, rel=1e-3)
+    assert loss.needs_real_in_g and not NonSaturatingLoss().needs_real_in_g
+
+
+def test_rsgan_is_rpgan_and_pairing_refuses_unequal_batches():
+    for a, b in ((REAL, FAKE), (FAKE, REAL)):
+        assert torch.equal(
+            RelativisticStandardLoss().d_loss(a, b), RelativisticPairingLoss().d_loss(a, b)
+        )
+        assert torch.equal(
+            RelativisticStandardLoss().g_loss(a, b), RelativisticPairingLoss().g_loss(a, b)
+        )
+    with pytest.raises(ValueError, match="as many real as fake"):
+        RelativisticPairingLoss().d_loss(REAL, FAKE[:2])
+    with pytest.raises(ValueError, match="real_logits"):
+        RelativisticPairingLoss().g_loss(FAKE)
+
+
+def ra_closed_form(high, low, own, other):
+    """E high(own - mean other) + E low(other - mean own), written out on lists."""
+    own, other = own.tolist(), other.tolist()
+    return mean([high(o - mean(other)) for o in own]) + mean([low(o - mean(own)) for o in other])
+
+
+RA_FORMS = {  # Jolicoeur-Martineau 2019: RaSGAN, RaLSGAN, RaHingeGAN
+    "standard": (lambda t: -math.log(sig(t)), lambda t: -math.log(1 - sig(t))),
+    "ls": (lambda t: (t - 1) ** 2, lambda t: (t + 1) ** 2),
+    "hinge": (lambda t: max(0.0, 1 - t), lambda t: max(0.0, 1 + t)),
+}
+
+
+@pytest.mark.parametrize("variant", list(RA_FORMS))
+def test_ragan_variants_against_the_paper(variant):
+    high, low = RA_FORMS[variant]
+    loss = RelativisticAverageLoss(variant)
+    d = ra_closed_form(
+        high, low, REAL, FAKE
+    )  # reals above the mean fake, fakes below the mean real
+    g = ra_closed_form(high, low, FAKE, REAL)  # the roles swapped
+    assert loss.d_loss(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert loss.g_loss(FAKE, REAL).item() == pytest.approx(g, rel=1e-6)
+    half = RelativisticAverageLoss(variant, scale=0.5)  # AlexiaJM's code: (term1 + term2) / 2
+    assert half.d_loss(REAL, FAKE).item() == pytest.approx(d / 2, rel=1e-6)
+    assert half.g_loss(FAKE, REAL).item() == pytest.approx(g / 2, rel=1e-6)
+
+
+def test_ragan_gradient_flows_through_the_other_batch_mean_and_bad_settings_are_refused():
+    real = REAL.clone().requires_grad_(True)
+    RelativisticAverageLoss().d_loss(real, FAKE).backward()
+    # d/dr_j [E softplus(-(r - mean f)) + E softplus(f - mean r)], each mean over 3 samples
+    r_bar = REAL.mean().item()
+    expect = [
+        -sig(-(r - FAKE.mean().item())) / 3 - mean([sig(f - r_bar) for f in FAKE.tolist()]) / 3
+        for r in REAL.tolist()
+    ]
+    assert real.grad.tolist() == pytest.approx(expect, rel=1e-5)
+    with pytest.raises(ValueError, match="loss.variant='wgan'; allowed: standard, ls, hinge"):
+        RelativisticAverageLoss("wgan")
+    with pytest.raises(ValueError, match="loss.scale"):
+        RelativisticAverageLoss(scale=0)
+    with pytest.raises(ValueError, match="real_logits"):
+        RelativisticAverageLoss().g_loss(FAKE)

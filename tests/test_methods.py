@@ -22,11 +22,25 @@ def test_warnings_name_each_unreferenced_combination():
     assert not warnings_for("experiment=wgan_gp", tiny=False)
 
 
-@pytest.mark.parametrize("loss", ["wgan", "hinge", "lsgan"])
+@pytest.mark.parametrize("loss", ["wgan", "hinge", "lsgan", "rsgan", "rpgan", "ragan"])
 def test_js_regularizer_refused_with_non_sigmoid_losses(loss):
-    with pytest.raises(ConfigError, match=f"reg=js with loss={loss}"):
+    with pytest.raises(ConfigError, match=f"reg=js with loss={loss}") as err:
         refuse_unsupported(compose_cfg(f"loss={loss}", "reg=js"))
+    relativistic = loss.startswith("r")
+    assert ("only differences of D's outputs" in str(err.value)) == relativistic
     refuse_unsupported(compose_cfg("loss=minimax", "reg=js"))  # allowed
+
+
+def test_rpgan_without_r1_and_r2_is_named_and_the_method_line_shows_ragan_settings():
+    plain_d = "model.discriminator.norm=none"
+    for regs in ("reg=r1", "reg=r2", "reg=none"):
+        assert any(
+            "loss=rpgan without both" in w for w in warnings_for("loss=rpgan", regs, plain_d)
+        )
+    assert not warnings_for("loss=rpgan", "reg=[r1,r2]", plain_d)
+    assert not warnings_for("loss=rsgan", "reg=r1", plain_d)  # RSGAN's paper: no R1+R2 rule
+    cfg = compose_cfg("loss=ragan", "loss.variant=ls", "loss.scale=0.5")
+    assert "loss=ragan (variant ls, scale 0.5)" in describe_method(cfg)
 
 
 def test_method_line_lists_every_setting():

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import compose_cfg
 
@@ -65,6 +66,7 @@ def test_roth_3dgan_preset_trains_and_scores(tmp_path):
     assert "reg/js" in result
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_mog3d_figure_script(tmp_path):
     cfg = compose_cfg(
         "experiment=roth_3dgan",

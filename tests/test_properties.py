@@ -1,7 +1,8 @@
 """What the README promises about one training step, checked as properties rather than as "the run
 finished": a fresh real batch per D step, annealed and lazy weights in the D loss itself, instance
-noise on every input D sees, WGAN clipping in training, the EMA, evaluation that changes nothing,
-the auxiliary term in G's update, mixed precision inside the step, the NaN check at log flush."""
+noise on every input D sees, a relativistic G loss on its own real batch, WGAN clipping in
+training, the EMA, evaluation that changes nothing, the auxiliary term in G's update, mixed
+precision inside the step, the NaN check at log flush."""
 
 import copy
 import json
@@ -79,6 +80,27 @@ def test_d_loss_uses_the_annealed_weight():
     assert added[100] / added[0] == pytest.approx(0.01, rel=1e-4)
 
 
+@pytest.mark.parametrize("name", ["r1", "r2"])
+def test_d_loss_uses_the_cosine_scheduled_weight(name):
+    """R3GAN's gamma schedule (0.05 -> 0.005 along half a cosine, here over 100 steps): the
+    weight D's loss adds is the scheduled one, and it stays at the end value after the span."""
+    cfg, parts = built(
+        f"reg={name}",
+        f"reg.{name}.weight=0.05",
+        f"reg.{name}.schedule=cosine",
+        f"reg.{name}.weight_end=0.005",
+        f"reg.{name}.schedule_steps=100",
+    )
+    real, fake = parts.stream.next(), fake_batch(parts, cfg)
+    expected = {0: 0.05, 25: 0.005 + 0.045 * (1 + 2**-0.5) / 2, 50: 0.0275, 100: 0.005, 400: 0.005}
+    for step, gamma in expected.items():
+        total, terms = discriminator_loss(parts, real, fake, step, 0, 1000)
+        assert parts.regularizers[name].weight_at(step, 1000) == pytest.approx(gamma, rel=1e-9)
+        added = (total - terms["loss/D"]).item()
+        # float32: D's loss (~1.4) minus the sum leaves the small weighted term to ~1e-7
+        assert added == pytest.approx(gamma * terms[f"reg/{name}"].item(), rel=1e-4)
+
+
 def test_lazy_penalty_applies_every_kth_d_step_with_gain_k():
     cfg, parts = built("reg=r1", "reg.r1.interval=4", "reg.r1.weight=3")
     real, fake = parts.stream.next(), fake_batch(parts, cfg)
@@ -112,6 +134,41 @@ def test_instance_noise_reaches_every_d_input_in_both_steps():
         generator_loss(parts, 16, step, settings_for(cfg))
         (d_input,), (g_output,) = seen, made
         assert (d_input - g_output).std().item() == pytest.approx(sigma, rel=0.05, abs=1e-7)
+
+
+def test_relativistic_g_loss_pairs_fakes_with_the_g_steps_real_batch():
+    """loss=rpgan: G's loss is softplus(D(x_i) - D(G(z_i))) on the real batch its step drew,
+    and that batch passes through the same input transforms as the fakes (instance noise)."""
+    cfg, parts = built("loss=rpgan", "reg=none")
+    fake = fake_batch(parts, cfg)
+    real_a, real_b = parts.stream.next(), parts.stream.next()
+    D = parts.discriminator
+    loss_a, _ = generator_loss(parts, 16, 0, settings_for(cfg), fake, real_a)
+    expect = torch.nn.functional.softplus(D(real_a) - D(fake)).mean()
+    assert loss_a.item() == pytest.approx(expect.item(), rel=1e-6)
+    loss_b, _ = generator_loss(parts, 16, 0, settings_for(cfg), fake, real_b)
+    assert loss_b.item() != pytest.approx(loss_a.item(), rel=1e-4)
+    # one D call on cat(real, fake) (hardware.concat_real_fake, D without BatchNorm): same pairs
+    no_bn = ("model.discriminator.norm=none", "hardware.concat_real_fake=true")
+    cfg, parts = built("loss=rpgan", "reg=none", *no_bn)
+    assert parts.concat_real_fake
+    D, fake = parts.discriminator, fake_batch(parts, cfg)
+    expect = torch.nn.functional.softplus(D(real_a) - D(fake)).mean()
+    loss, _ = generator_loss(parts, 16, 0, settings_for(cfg), fake, real_a)
+    assert loss.item() == pytest.approx(expect.item(), rel=1e-5)
+    cfg, parts = built(
+        "loss=ragan",
+        "reg=instance_noise",
+        "reg.instance_noise.std=0.5",
+        "reg.instance_noise.anneal_steps=10",
+    )
+    seen = []
+    record_inputs(parts.discriminator, seen)
+    zeros = torch.zeros(16, 1, 28, 28)
+    generator_loss(parts, 16, 2, settings_for(cfg), zeros, zeros)
+    assert len(seen) == 2  # D on the fakes and on the G step's reals
+    for x in seen:
+        assert x.std().item() == pytest.approx(0.4, rel=0.05)
 
 
 def test_wgan_clipping_bounds_d_weights_in_training(tmp_path):

@@ -45,6 +45,7 @@ def test_every_experiment_preset_with_a_reference_has_a_table():
         "mimicry_ssgan",
         "mimicry_infomax",
         "vanilla_gan_original",
+        "r3gan",
     } <= documented
     assert all(rows for _, _, rows in SECTIONS)
 

@@ -264,6 +264,30 @@ def test_lazy_interval_and_bad_weights():
     assert math.isclose(GradientPenalty().weight, 10.0)
 
 
+def test_r1_r2_weight_schedules():
+    """Constant by default; cosine from weight to weight_end over the run (schedule_steps null)
+    or over schedule_steps, then weight_end (R3GAN's gamma schedule)."""
+    assert R2Penalty(weight=3.0).weight_at(100, 10) == 3.0
+    over_run = R1Penalty(weight=2.0, schedule="cosine", weight_end=0.0)
+    assert [over_run.weight_at(t, 4) for t in (0, 1, 2, 4, 8)] == pytest.approx(
+        [2.0, 1.0 + 2**-0.5, 1.0, 0.0, 0.0]
+    )
+    spanned = R2Penalty(weight=1.0, schedule="cosine", weight_end=0.5, schedule_steps=10)
+    assert [spanned.weight_at(t, 1000) for t in (0, 5, 10, 500)] == pytest.approx(
+        [1.0, 0.75, 0.5, 0.5]
+    )
+    for bad, match in (
+        ({"schedule": "linear"}, "schedule must be constant or cosine"),
+        ({"schedule": "cosine"}, "needs weight_end"),
+        ({"weight_end": 1.0}, "need schedule=cosine"),
+        ({"schedule_steps": 5}, "need schedule=cosine"),
+        ({"schedule": "cosine", "weight_end": 1.0, "schedule_steps": 0}, "schedule_steps"),
+        ({"schedule": "cosine", "weight_end": -1.0}, "weight_end must be >= 0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            R1Penalty(**bad)
+
+
 # --- a non-linear D: where the gradient is taken matters ----------------------------------------
 
 

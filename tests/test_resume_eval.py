@@ -65,6 +65,7 @@ def straight(tmp_path_factory) -> tuple[Path, Path]:
     return run_dir, root / "cache"
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_ganx_train_stop_at_an_evaluation_then_resume_equals_uninterrupted(straight, tmp_path):
     """`ganx-train train.steps=6 train.stop_at=3`, then `resume=auto`, as a user types them."""
     reference, cache = straight
@@ -82,6 +83,7 @@ def test_ganx_train_stop_at_an_evaluation_then_resume_equals_uninterrupted(strai
     assert_trees_equal(last_state(reference), last_state(run_dir))
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_a_finished_run_continued_to_more_steps_equals_the_longer_run(straight, tmp_path):
     """No schedule of the default job depends on train.steps (lr_decay off), so 3 finished
     (and evaluated) steps continued to 6 are the 6-step run."""

@@ -21,6 +21,7 @@ def records(run_dir):
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_elapsed_time_and_tensorboard_continue_across_resume(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -16,6 +16,7 @@ from ganx.data import DataError
 from ganx.report import main as report_main
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_second_run_in_a_run_dir_is_refused_and_changes_nothing(tmp_path):
     run_dir = tmp_path / "D"
     first = ganx_train(*TINY_ARGS, "train.steps=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
@@ -43,6 +44,7 @@ def test_start_over_moves_the_previous_run_aside(tmp_path):
     assert "seed=1" in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_resume_records_each_invocation_and_keeps_the_first(tmp_path):
     run_dir = tmp_path / "D"
     assert ganx_train_here(*TINY_ARGS, "train.steps=2", f"hydra.run.dir={run_dir}")[0] == 0
@@ -62,6 +64,7 @@ def test_resume_records_each_invocation_and_keeps_the_first(tmp_path):
     assert "train.steps=4" in records[1]["overrides"]
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_resume_with_changed_training_settings_is_refused_by_name(tmp_path):
     run_dir = tmp_path / "D"
     assert ganx_train_here(*TINY_ARGS, "train.steps=2", f"hydra.run.dir={run_dir}")[0] == 0
@@ -79,6 +82,7 @@ def test_resume_with_changed_training_settings_is_refused_by_name(tmp_path):
 SWEEP_ARGS = [*TINY_ARGS, "train.steps=2"]
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_sweep_checks_every_job_first_and_lists_all_invalid_ones(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*TINY, "train.steps=2", f"hydra.sweep.dir={sweep}"]
@@ -91,6 +95,7 @@ def test_sweep_checks_every_job_first_and_lists_all_invalid_ones(tmp_path):
     assert not sweep.exists()
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_sweep_job_dirs_rerun_and_resume(tmp_path):
     sweep = tmp_path / "sweep"
     code, stderr = ganx_train_here("-m", "reg=none,r1", *SWEEP_ARGS, f"hydra.sweep.dir={sweep}")
@@ -111,6 +116,7 @@ def test_sweep_job_dirs_rerun_and_resume(tmp_path):
         assert status["status"] == "finished" and status["step"] == 4
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_failed_sweep_job_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     real_train = ganx.train.train
 
@@ -135,6 +141,7 @@ def test_failed_sweep_job_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatc
     assert "seed=0:failed" in report and "seed=0:never ran" in report
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 @pytest.mark.parametrize("tool", ["ganx-sample", "ganx-eval"])
 def test_tools_take_a_sweep_checkpoint_path_unquoted(tmp_path, tool):
     sweep = tmp_path / "sweep"

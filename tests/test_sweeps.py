@@ -64,6 +64,7 @@ def check_report(sweep):
     assert (sweep / "fid100_mnist.png").exists()
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_basic_launcher_sweep_and_report(tmp_path):
     sweep = run_sweep(tmp_path)
     dirs = job_dirs(sweep)

@@ -106,6 +106,7 @@ def test_tensorboard_hparams_config_text_and_scalars(tmp_path):
     )
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_mlflow_tracker_logs_to_a_local_store(tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
@@ -124,6 +125,7 @@ def test_mlflow_tracker_logs_to_a_local_store(tmp_path):
     assert [m.step for m in history] == [2, 4]
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_wandb_tracker_runs_offline(tmp_path):
     pytest.importorskip("wandb")
     result, run = fit(tmp_path, "logger=[tensorboard,wandb]")

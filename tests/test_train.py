@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from conftest import compose_cfg, group_choices
+from ganx_cli import TINY_ARGS, ganx_train_here
 from internals import StepSettings, discriminator_step, seed_everything, training_iteration
 
 from ganx import checkpoint as ckpt
@@ -34,7 +35,8 @@ def test_default_outputs(tmp_path):
 def test_tensorboard_has_losses_and_regularizers(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train(compose_cfg("reg=[r1,js]", "reg.js.anneal=true"), tmp_path)
+    r1_cosine = ["reg.r1.schedule=cosine", "reg.r1.weight_end=1"]  # 10 -> 1 over the 4 steps
+    train(compose_cfg("reg=[r1,js]", "reg.js.anneal=true", *r1_cosine), tmp_path)
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
@@ -52,6 +54,9 @@ def test_tensorboard_has_losses_and_regularizers(tmp_path):
     assert "samples" in events.Tags()["images"]
     gammas = [e.value for e in events.Scalars("weight/js")]
     assert gammas[0] > gammas[-1]  # annealed
+    # R1's cosine schedule, logged at the flushes (steps 2 and 4): 1 + 9 * (1 + cos(pi t/4)) / 2
+    logged = {e.step: e.value for e in events.Scalars("weight/r1")}
+    assert logged == pytest.approx({2: 5.5, 4: 1.0})
 
 
 def flat_parameters(module):
@@ -110,6 +115,7 @@ def test_each_regularizer_changes_the_d_update(reg):
     assert not torch.equal(base, with_reg), reg
 
 
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_other_model_families_train(tmp_path):
     for overrides in (
         ["model=mlp"],
@@ -170,6 +176,54 @@ def test_resume_is_bitwise_exact(tmp_path, regs):
     assert_states_equal(
         _state(straight / "checkpoints" / "last.pt"), _state(pieces / "checkpoints" / "last.pt")
     )
+
+
+@pytest.mark.parametrize("loss", ["rpgan", "ragan"])
+def test_resume_is_bitwise_exact_with_a_relativistic_loss(tmp_path, loss):
+    """G's step draws its own real batch for the relativistic losses: the checkpoint's data
+    position counts it, so a resumed run reads the same batches as a straight one."""
+    common = [f"loss={loss}", "reg=[r1,r2]", "train.n_dis=2", "ckpt.every=3", "log.every=3"]
+    straight = tmp_path / "straight"
+    train(compose_cfg(*common, "train.steps=6"), straight)
+    pieces = tmp_path / "pieces"
+    train(compose_cfg(*common, "train.steps=6", "train.stop_at=3"), pieces)
+    assert _state(pieces / "checkpoints" / "last.pt")["data"] == {"epoch": 0, "batch": 9}
+    train(compose_cfg(*common, "train.steps=6", "resume=auto"), pieces)
+    end = _state(straight / "checkpoints" / "last.pt")
+    assert end["data"] == {"epoch": 0, "batch": 18}  # 6 iterations x (2 D + 1 G) batches
+    assert_states_equal(end, _state(pieces / "checkpoints" / "last.pt"))
+
+
+def test_rpgan_resume_is_exact_from_the_command_line(tmp_path):
+    """The command a user types: ganx-train loss=rpgan 'reg=[r1,r2]', paused and resumed."""
+    args = [*TINY_ARGS, "loss=rpgan", "reg=[r1,r2]", "train.steps=4"]
+    assert ganx_train_here(*args, f"hydra.run.dir={tmp_path / 'straight'}")[0] == 0
+    pieces = f"hydra.run.dir={tmp_path / 'pieces'}"
+    assert ganx_train_here(*args, "train.stop_at=2", pieces)[0] == 0
+    assert ganx_train_here(*args, "resume=auto", pieces)[0] == 0
+    end = _state(tmp_path / "straight" / "checkpoints" / "last.pt")
+    assert end["data"] == {"epoch": 0, "batch": 8}  # 4 iterations x (1 D + 1 G) batches
+    assert_states_equal(end, _state(tmp_path / "pieces" / "checkpoints" / "last.pt"))
+
+
+@pytest.mark.parametrize("updates", ["alternating", "simultaneous", "g_first"])
+def test_only_relativistic_losses_draw_a_real_batch_for_g(updates):
+    """Every other loss reads exactly the n_dis batches per iteration it always did."""
+    n_dis = 1 if updates == "g_first" else 2
+    for loss, extra in (("ns", 0), ("hinge", 0), ("rsgan", 1), ("ragan", 1)):
+        cfg = compose_cfg(f"loss={loss}", "reg=none", f"train.n_dis={n_dis}")
+        seed_everything(0)
+        parts = build_all(cfg, torch.device("cpu"))
+        drawn = []
+
+        def next_real(parts=parts, drawn=drawn):
+            drawn.append(parts.stream.state_dict()["batch"])
+            return parts.stream.next()
+
+        settings = StepSettings(total=4, latent_dim=cfg.model.latent_dim)
+        training_iteration(parts, settings, 0, 0, n_dis, updates, next_real)
+        assert len(drawn) == n_dis + extra, (loss, updates)
+        assert parts.stream.state_dict()["batch"] == n_dis + extra, (loss, updates)
 
 
 def test_n_steps_then_n_more_equals_2n(tmp_path):
@@ -322,10 +376,27 @@ def test_checkpoint_format_is_unchanged_and_loads_without_best(tmp_path):
     assert result["status"] == "finished" and result["step"] == 4
 
 
-@pytest.mark.parametrize("loss", ["wgan", "hinge", "lsgan"])
+@pytest.mark.parametrize("loss", ["wgan", "hinge", "lsgan", "rpgan"])
 def test_js_with_a_non_sigmoid_loss_is_refused_before_anything_is_written(tmp_path, loss):
     """The JS-regularizer's (1 - sigmoid)^2 and sigmoid^2 weights assume the GAN loss."""
     run_dir = tmp_path / "run"
     with pytest.raises(ConfigError, match="JS-regularizer"):
         train(compose_cfg(f"loss={loss}", "reg=js"), run_dir)
     assert not run_dir.exists()
+
+
+def test_a_checkpoint_from_before_a_new_setting_resumes_with_its_neutral_value(tmp_path):
+    """Settings added later (R1/R2's weight schedule) do not lock out older checkpoints: absent
+    from the checkpoint's config and at the value that reproduces the old behaviour, they pass;
+    any other value is refused by name."""
+    train(compose_cfg("train.steps=2", "reg=r1"), tmp_path / "a")
+    state = ckpt.load(tmp_path / "a" / "checkpoints" / "last.pt")
+    for key in ("schedule", "weight_end", "schedule_steps"):
+        del state["config"]["reg"]["r1"][key]
+    old = tmp_path / "old.pt"
+    ckpt.atomic_save(state, old)
+    result = train(compose_cfg("train.steps=4", "reg=r1", f"resume={old}"), tmp_path / "b")
+    assert result["status"] == "finished" and result["step"] == 4
+    cosine = ["reg.r1.schedule=cosine", "reg.r1.weight_end=1.0"]
+    with pytest.raises(ckpt.CheckpointError, match="reg.r1.schedule: checkpoint None, now"):
+        train(compose_cfg("train.steps=4", "reg=r1", *cosine, f"resume={old}"), tmp_path / "c")

@@ -17,19 +17,21 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .records import ganx_version
-
-__version__ = ganx_version()
 __all__ = ["compose", "fit", "load_generator", "evaluate", "Generator", "__version__"]
 
 _API = {"compose", "fit", "load_generator", "evaluate", "Generator", "as_images"}
 
 
 def __getattr__(name: str):
+    # the version too is found on first use: importlib.metadata costs shell completion 0.2 s
+    if name == "__version__":
+        from .records import ganx_version
+
+        return ganx_version()
     if name in _API:
         return getattr(import_module(".api", __name__), name)
     raise AttributeError(f"module 'ganx' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | _API)
+    return sorted(set(globals()) | _API | {"__version__"})

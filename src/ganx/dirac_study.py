@@ -41,34 +41,89 @@ STUDY_LOSSES = {
     "lsgan": ("lsgan", []),
     "hinge": ("hinge", []),
     "dragan": ("ns", ["dragan"]),
+    "rsgan": ("rsgan", []),
+    "rpgan": ("rpgan", []),
+    "ragan": ("ragan", []),
 }
-STUDY_REGS = ("none", "r1", "r2", "rlc", "lecam", "gp0", "instance_noise")
+# a "+" joins regularizers that act together in one cell (R3GAN's reg=[r1,r2])
+STUDY_REGS = ("none", "r1", "r2", "r1+r2", "rlc", "lecam", "gp0", "instance_noise")
 
 
 PAPER_LOSSES = ("minimax", "ns", "wgan", "wgan_gp")
+# the relativistic losses whose Dirac-GAN field the theory gives (see expected_behaviour)
+RELATIVISTIC = ("rsgan", "rpgan", "ragan")
+ZERO_CENTRED = ("r1", "r2", "r1+r2", "gp0")
+
+
+def cell_regs(reg: str) -> list[str]:
+    """The regularizers of one study column: ``r1+r2`` is both, ``none`` is none."""
+    return [r for r in reg.split("+") if r != "none"]
 
 
 def expected_behaviour(loss: str, reg: str) -> str:
-    """What Mescheder et al. 2018 predict for the Dirac-GAN; "-" where the paper says nothing.
+    """What the theory predicts for the Dirac-GAN; "-" where it says nothing.
 
-    With D(x) = psi * x the GAN and WGAN losses are f(psi * theta) + f(0), f'(0) != 0.
-    Unregularized GAN and WGAN do not converge (purely imaginary eigenvalues, sec. 2.2 and
-    Lemma 2.3), nor does WGAN-GP (sec. 3.2: its penalty keeps |psi| away from 0); instance noise
-    converges for GAN losses (f''(0) < 0) but not for WGAN (f'' = 0, sec. 3.3); the
+    Mescheder et al. 2018: with D(x) = psi * x the GAN and WGAN losses are f(psi * theta) + f(0),
+    f'(0) != 0. Unregularized GAN and WGAN do not converge (purely imaginary eigenvalues, sec. 2.2
+    and Lemma 2.3), nor does WGAN-GP (sec. 3.2: its penalty keeps |psi| away from 0); instance
+    noise converges for GAN losses (f''(0) < 0) but not for WGAN (f'' = 0, sec. 3.3); the
     zero-centred penalties R1/R2 converge for every gamma > 0 (Theorem 4.1), with real
-    eigenvalues for gamma >= 2|f'(0)| (1 for the GAN losses, 2 for WGAN).
+    eigenvalues for gamma >= 2|f'(0)| (1 for the GAN losses, 2 for WGAN); R1 and R2 together
+    act as one penalty of weight 2 gamma (both gradients are psi).
+
+    The relativistic losses: the data sit at 0, so D(x) = 0 and the pair's difference is
+    D(G(z)) - D(x) = psi * theta. RSGAN/RpGAN's losses are then softplus(psi * theta) for D and
+    softplus(-psi * theta) for G: the non-saturating GAN's field, f'(0) = 1/2; RaSGAN's (with a
+    batch of identical fakes) twice that, f'(0) = 1. Theorem 4.1 applies to both: no
+    convergence without regularization, convergence with R1, R2 or both; R1 and R2 together
+    is the combination Huang et al. 2024 (sec. 2) prove locally convergent for RpGAN. With
+    instance noise eps the pair's difference is psi * (theta + eps_f - eps_r), one noise term of
+    twice the variance: the same damping 2 sigma^2 f''(0) < 0 as the GAN loss's two terms.
     """
+    if loss in RELATIVISTIC:
+        if reg in ("none",):
+            return "no"
+        if reg in ZERO_CENTRED or (reg == "instance_noise" and loss != "ragan"):
+            return "yes"
+        return "-"
     if loss not in PAPER_LOSSES:
         return "-"
     if loss == "wgan_gp":
         return "no"
-    if reg in ("r1", "r2", "gp0"):
+    if reg in ZERO_CENTRED:
         return "yes"
     if reg == "instance_noise":
         return "no" if loss == "wgan" else "yes"
     if reg == "none":
         return "no"
     return "-"
+
+
+# |f'(0)| on the Dirac-GAN: the off-diagonal entries of the Jacobian at (0, 0), +-f'(0)
+DIRAC_SLOPE = {
+    "minimax": 0.5,
+    "ns": 0.5,
+    "rsgan": 0.5,
+    "rpgan": 0.5,
+    "wgan": 1.0,
+    "hinge": 1.0,  # relu(1 + t) and -t are linear near 0, as WGAN
+    "ragan": 1.0,
+}
+
+
+def predicted_eigenvalues(loss: str, reg: str, weights: dict[str, float]) -> list[complex]:
+    """The eigenvalues of the Jacobian at (0, 0) in closed form, where the theory gives it:
+    J = [[0, a], [-a, -g]] with a = |f'(0)| (:data:`DIRAC_SLOPE`) and g the summed weight of the
+    zero-centred penalties R1/R2 (each adds weight * psi^2 / 2 to D's loss), so
+    lambda = (-g +- sqrt(g^2 - 4 a^2)) / 2 (Mescheder et al. 2018, Theorem 4.1's proof). Empty
+    for the other cells."""
+    regs = cell_regs(reg)
+    if loss not in DIRAC_SLOPE or any(r not in ("r1", "r2") for r in regs):
+        return []
+    a, g = DIRAC_SLOPE[loss], sum(weights[r] for r in regs)
+    disc = g * g - 4 * a * a
+    re, im = (math.sqrt(disc), 0.0) if disc >= 0 else (0.0, math.sqrt(-disc))
+    return [complex((-g + sign * re) / 2 + 0.0, sign * im / 2) for sign in (1, -1)]
 
 
 @dataclass
@@ -80,13 +135,15 @@ class Outcome:
     final_distance: float
     converged: bool
     expected: str
+    predicted: list[complex]  # eigenvalues in closed form; empty where the theory is silent
 
 
 def study_config(loss: str, regs: list[str], cfg: DictConfig) -> DictConfig:
     """The ``ganx-train`` config for ``loss`` with every regularizer in ``regs`` selected
     (Hydra compose, the same groups as training); :func:`cell_config` narrows it to one cell."""
     loss_choice, loss_regs = STUDY_LOSSES[loss]
-    regs = loss_regs + [r for r in regs if r != "none" and r not in loss_regs]
+    named = dict.fromkeys(name for r in regs for name in cell_regs(r))
+    regs = loss_regs + [r for r in named if r not in loss_regs]
     overrides = [
         "model=dirac",
         "dataset=dirac",
@@ -119,7 +176,7 @@ def study_config(loss: str, regs: list[str], cfg: DictConfig) -> DictConfig:
 
 def cell_config(base: DictConfig, loss: str, reg: str) -> DictConfig:
     """Keep only the loss's own regularizers and ``reg`` (multi-select nodes are independent)."""
-    keep = set(STUDY_LOSSES[loss][1]) | {reg}
+    keep = set(STUDY_LOSSES[loss][1]) | set(cell_regs(reg))
     cfg = base.copy()
     with open_dict(cfg):
         cfg.reg = {name: node for name, node in base.reg.items() if name in keep}
@@ -148,7 +205,7 @@ def vector_field(
     fake = parts.generator(torch.zeros(len(real), 1)).detach()
     d_total, _ = discriminator_loss(parts, real, fake, 0, 0, settings.total)
     (d_grad,) = torch.autograd.grad(d_total, parts.discriminator.psi)
-    g_total, _ = generator_loss(parts, len(real), 0, settings)
+    g_total, _ = generator_loss(parts, len(real), 0, settings, real=real)  # relativistic: reals
     (g_grad,) = torch.autograd.grad(g_total, parts.generator.theta)
     return -g_grad.item(), -d_grad.item()
 
@@ -207,9 +264,10 @@ def run_cell(loss: str, reg: str, cfg: DictConfig, base: DictConfig) -> Outcome:
     final = trajectory[-1].norm().item()
     if not math.isfinite(final):
         final = math.inf
-    return Outcome(
-        loss, reg, trajectory, eig, final, final < cfg.tol, expected_behaviour(loss, reg)
-    )
+    weights = {name: r.weight for name, r in parts.regularizers.items()}
+    predicted = predicted_eigenvalues(loss, reg, weights)
+    expected = expected_behaviour(loss, reg)
+    return Outcome(loss, reg, trajectory, eig, final, final < cfg.tol, expected, predicted)
 
 
 def format_eigenvalues(eig: list[complex]) -> str:
@@ -222,7 +280,7 @@ def format_eigenvalues(eig: list[complex]) -> str:
 
 
 # the paper's critical gamma 2|f'(0)| for D(x) = psi * x (hinge is linear near 0, like WGAN)
-EXPECTED_CRITICAL_GAMMA = {"minimax": 1.0, "ns": 1.0, "wgan": 2.0, "hinge": 2.0}
+EXPECTED_CRITICAL_GAMMA = {loss: 2 * slope for loss, slope in DIRAC_SLOPE.items()}
 
 
 def write_tables(
@@ -240,6 +298,7 @@ def write_tables(
                 if o.eigenvalues
                 else "field not differentiable at (0, 0)"
             ),
+            "predicted_eigenvalues": format_eigenvalues(o.predicted) if o.predicted else "-",
             "max_real_eigenvalue": (
                 f"{max(v.real for v in o.eigenvalues):.4f}" if o.eigenvalues else ""
             ),

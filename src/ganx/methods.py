@@ -17,6 +17,8 @@ from .build import ConfigError
 
 # losses whose D output is a logit of P(real): the sigmoid-weighted regularizers assume them
 SIGMOID_LOSSES = ("minimax", "ns")
+# losses that see only differences of logits: D's output alone is defined up to a shift
+RELATIVISTIC_LOSSES = ("rsgan", "rpgan", "ragan")
 # regularizers that differentiate D's output w.r.t. its input, sample by sample
 INPUT_GRADIENT_REGS = (
     "R1Penalty",
@@ -102,11 +104,15 @@ def refuse_unsupported(cfg: DictConfig) -> None:
     loss = loss_name(cfg)
     for name, node in _regs(cfg).items():
         if _kind(node) == "JSRegularizer" and loss not in SIGMOID_LOSSES:
+            why = (
+                "sees only differences of D's outputs, so sigmoid(D(x)) means nothing"
+                if loss in RELATIVISTIC_LOSSES
+                else "has unbounded outputs, on which they fade to ~0"
+            )
             raise ConfigError(
                 f"reg={name} with loss={loss}: the JS-regularizer's weights (1 - sigmoid(D(x)))^2 "
-                "and sigmoid(D(x~))^2 come from the GAN loss (Roth et al. 2017, eq. 16); with "
-                f"{loss}'s unbounded outputs they fade to ~0. Allowed losses: "
-                f"{', '.join(SIGMOID_LOSSES)}"
+                "and sigmoid(D(x~))^2 come from the GAN loss (Roth et al. 2017, eq. 16); "
+                f"{loss} {why}. Allowed losses: {', '.join(SIGMOID_LOSSES)}"
             )
 
 
@@ -123,6 +129,12 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
                 "norm: the critic is unconstrained (Arjovsky et al. clip at 0.01: loss.clip=0.01; "
                 "Gulrajani et al. add reg=gp: experiment=wgan_gp)"
             )
+    if loss == "rpgan" and not {"R1Penalty", "R2Penalty"} <= set(kinds.values()):
+        out.append(
+            "loss=rpgan without both reg=r1 and reg=r2: R3GAN (Huang et al. 2024) trains RpGAN "
+            "with R1 and R2 together, the pair its local convergence argument covers "
+            "(reg=[r1,r2])"
+        )
     penalties = [n for n, kind in kinds.items() if kind in INPUT_GRADIENT_REGS]
     if penalties and discriminator is not None and d_normalisation(discriminator) == "BatchNorm":
         out.append(

@@ -21,8 +21,25 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .errors import ConfigError
 
-GROUPS = ("model", "loss", "reg", "dataset", "augment", "hardware", "experiment")
-OPTIONAL_GROUPS = ("experiment",)  # may be null
+
+def config_groups() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(every config group of conf/config.yaml's defaults list, those marked ``optional``):
+    read from the file, so a new group (``logger``, ``hparams_search``, ...) is checked as a
+    group at once instead of being refused as an unknown key."""
+    text = (resources.files("ganx.conf") / "config.yaml").read_text()
+    groups, optional = [], []
+    for entry in OmegaConf.create(text).defaults:
+        if not isinstance(entry, DictConfig):
+            continue  # _self_
+        for name in entry.keys():
+            words = str(name).split()
+            groups.append(words[-1])
+            if words[0] == "optional":
+                optional.append(words[-1])
+    return tuple(groups), tuple(optional)
+
+
+GROUPS, OPTIONAL_GROUPS = config_groups()  # OPTIONAL_GROUPS may be null
 _ABSENT = object()
 # keys whose values mix types (a number or ``auto``): ganx.validate checks them after composition
 MIXED_TYPE_KEYS = ("hardware.processes",)

@@ -7,6 +7,7 @@ is that coefficient. So:
 - R1/R2 (Mescheder et al. 2018): R = 0.5 * E||grad D||^2 and weight = the paper's gamma.
   GAN_stability's ``reg_param`` multiplies E||grad||^2 directly: weight = 2 * reg_param.
   StyleGAN2's ``r1_gamma`` already means ``gamma / 2 * E||grad||^2``: weight = r1_gamma.
+  R3GAN's gamma (``gamma / 2 * (E||grad_real||^2 + E||grad_fake||^2)``): r1 and r2 weight = gamma.
 - GP/DRAGAN (Gulrajani et al. 2017, Kodali et al. 2017): R = E(||grad|| - k)^2, weight = lambda.
 - JS (Roth et al. 2017): R = 0.5 * E[...], weight = gamma (their code adds gamma/2 * reg).
 - R_LC/LeCam (Tseng et al. 2021): R as in the paper, weight = lambda.
@@ -20,6 +21,7 @@ the loss (no weight) and are wired through ``transform_d_inputs``/``transform_g_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -100,8 +102,64 @@ class Regularizer:
         pass
 
 
-class R1Penalty(Regularizer):
-    """R1 = 0.5 * E_{x~P_data} ||grad_x D(x)||^2 (Mescheder et al. 2018, eq. 9)."""
+def cosine_decay(start: float, end: float, step: int, steps: int) -> float:
+    """start -> end along half a cosine over ``steps``, then ``end``: R3GAN's
+    ``cosine_decay_with_warmup`` without warm-up (training/training_loop.py of the authors' code,
+    brownvc/R3GAN: decay = 0.5 (1 + cos(pi n / N)), value = start + (1 - decay) (end - start),
+    ``end`` once n > N; they count n in images, ganx in G steps)."""
+    progress = min(step / steps, 1.0)
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class ZeroCenteredPenalty(Regularizer):
+    """R1/R2's weight and its schedule. ``schedule: constant`` (default) keeps ``weight``;
+    ``cosine`` decays it to ``weight_end`` over ``schedule_steps`` G steps (null: the whole
+    run, ``train.steps``) as R3GAN decays its gamma (Huang et al. 2024; their CIFAR-10 preset:
+    0.05 -> 0.005 over 2e7 images, train.py ``gamma_scheduler``), then keeps ``weight_end``.
+    The weight depends only on the step counter, which the checkpoint holds."""
+
+    SCHEDULES = ("constant", "cosine")
+
+    def __init__(
+        self,
+        weight: float = 10.0,
+        interval: int = 1,
+        schedule: str = "constant",
+        weight_end: float | None = None,
+        schedule_steps: int | None = None,
+    ):
+        super().__init__(weight, interval)
+        if schedule not in self.SCHEDULES:
+            raise ValueError(f"schedule must be constant or cosine; got {schedule!r}")
+        if schedule == "cosine" and weight_end is None:
+            raise ValueError("schedule=cosine needs weight_end (the weight it decays to)")
+        if schedule == "constant" and (weight_end, schedule_steps) != (None, None):
+            raise ValueError("weight_end and schedule_steps need schedule=cosine")
+        if weight_end is not None and not weight_end >= 0:
+            raise ValueError(f"weight_end must be >= 0, got {weight_end}")
+        if schedule_steps is not None and (
+            int(schedule_steps) != schedule_steps or schedule_steps < 1
+        ):
+            raise ValueError(
+                f"schedule_steps must be a positive integer or null, got {schedule_steps}"
+            )
+        self.schedule = schedule
+        self.weight_end = None if weight_end is None else float(weight_end)
+        self.schedule_steps = schedule_steps
+
+    def weight_at(self, step, total_steps):
+        if self.schedule == "constant":
+            return self.weight
+        steps = self.schedule_steps or max(total_steps, 1)
+        return cosine_decay(self.weight, self.weight_end, step, steps)
+
+
+class R1Penalty(ZeroCenteredPenalty):
+    """R1 = 0.5 * E_{x~P_data} ||grad_x D(x)||^2 (Mescheder et al. 2018, eq. 9).
+
+    R3GAN adds (gamma / 2) * (R1 + R2) with R = E||grad||^2 (R3GAN/Trainer.py,
+    ``AccumulateDiscriminatorGradients``; ``ZeroCenteredGradientPenalty`` sums the squared
+    gradient over C, H, W): its gamma is this weight, for r1 and r2 alike."""
 
     needs_real_grad = True
 
@@ -109,7 +167,7 @@ class R1Penalty(Regularizer):
         return 0.5 * grad_norm_squared(batch.real_logits, batch.real).mean()
 
 
-class R2Penalty(Regularizer):
+class R2Penalty(ZeroCenteredPenalty):
     """R2 = 0.5 * E_{x~P_G} ||grad_x D(x)||^2 (Mescheder et al. 2018, eq. 10)."""
 
     needs_fake_grad = True

@@ -37,10 +37,14 @@ RESUME_MAY_CHANGE = (
     "dataset.metrics",  # the default of eval.metrics, which itself may not change
 )
 
-
-# keys added to the config after checkpoints were written: a checkpoint without one trained as
-# this value does, so resuming it with that value changes nothing
-ABSENT_MEANS = {"augment.name": "none", "dataset.subset_seed": 0}
+# settings added after checkpoint format 1, each with the value that does what ganx did before
+# it existed: a checkpoint whose config lacks the key resumes when the key has that value now
+ADDED_SETTINGS = {
+    f"reg.{name}.{key}": value
+    for name in ("r1", "r2")
+    for key, value in (("schedule", "constant"), ("weight_end", None), ("schedule_steps", None))
+}
+ADDED_SETTINGS |= {"augment.name": "none", "dataset.subset_seed": 0}  # dataset.subset: null
 
 
 def flatten(tree, prefix: str = "") -> dict:
@@ -74,10 +78,10 @@ def allowed_changes(saved: dict, cfg: DictConfig, path: Path) -> dict[str, tuple
     from .checkpoint import CheckpointError
 
     changed = differences(saved, cfg)
-    old_keys = flatten(saved)
-    for key, value in ABSENT_MEANS.items():
-        if key in changed and key not in old_keys and changed[key][1] == value:
-            del changed[key]
+    old = flatten(saved)
+    for key, neutral in ADDED_SETTINGS.items():
+        if key in changed and key not in old and changed[key][1] == neutral:
+            del changed[key]  # a checkpoint from before the setting, resumed as it ran
     if cfg.eval.objective is None and "eval.objective" not in changed:
         changed.pop("eval.mode", None)  # the direction of no objective (older runs: max)
     refused = [k for k in changed if not may_change(k)]

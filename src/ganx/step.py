@@ -1,6 +1,7 @@
-"""One training iteration: n_dis D steps (each on a fresh real batch) and one G step,
-alternating or simultaneous, under autocast, with gradients averaged over data-parallel ranks;
-the EMA of G's weights; what happens to a step whose loss is NaN/inf.
+"""One training iteration: n_dis D steps (each on a fresh real batch) and one G step (on a
+real batch of its own too for the relativistic losses), alternating or simultaneous, under
+autocast, with gradients averaged over data-parallel ranks; the EMA of G's weights; what
+happens to a step whose loss is NaN/inf.
 
 Depends on the built parts and the collectives only; the loop (:mod:`ganx.loop`) calls it, and
 so do ``ganx-dirac`` and ``scripts/bench.py``.
@@ -196,21 +197,48 @@ def generator_loss(
     step: int,
     settings: StepSettings,
     fake: torch.Tensor | None = None,
+    real: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """G's loss (plus the model's auxiliary term) and the terms for logging, on a fresh fake
-    batch or on the given one (still attached to G's graph). With augmentation D sees T(G(z))
-    and G's gradient flows back through T (DiffAugment's and ADA's ``run_D`` in ``Gmain``)."""
+    batch or on the given one (still attached to G's graph). ``real`` is the G step's real
+    batch, used only by losses with ``needs_real_in_g`` (the relativistic ones). With
+    augmentation D sees T(G(z)) (and T(real)) and G's gradient flows back through T
+    (DiffAugment's and ADA's ``run_D`` in ``Gmain``)."""
     G, D = parts.generator_fast, augmented(parts.discriminator_fast, parts.augment)
     if fake is None:
         fake = G(draw_latents(batch_size, settings.latent_dim, parts.device))
     for reg in parts.regularizers.values():
         fake = reg.transform_g_input(fake, step, settings.total)
-    terms = {"loss/G": parts.loss.g_loss(D(fake).float())}
+    if parts.loss.needs_real_in_g:
+        fake_logits, real_logits = relativistic_logits(parts, fake, real, step, settings)
+        terms = {"loss/G": parts.loss.g_loss(fake_logits, real_logits)}
+    else:
+        terms = {"loss/G": parts.loss.g_loss(D(fake).float())}
     total = terms["loss/G"]
     if parts.aux is not None:
         terms["aux/G"] = parts.aux.g_term(parts.discriminator, fake)
         total = total + terms["aux/G"]
     return total, terms
+
+
+def relativistic_logits(
+    parts: Parts, fake: torch.Tensor, real: torch.Tensor | None, step: int, settings: StepSettings
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's logits on G's fake batch and on the G step's real batch, which sees the same input
+    transforms as the fakes (instance noise reaches every input D sees); one D call on both
+    when ``concat_real_fake`` is on, as in D's step."""
+    if real is None:
+        raise ValueError(f"loss={parts.loss.name}: G's step needs a real batch (next_real)")
+    real = real.detach()
+    for reg in parts.regularizers.values():
+        real = reg.transform_g_input(real, step, settings.total)
+    D = augmented(parts.discriminator_fast, parts.augment)
+    if parts.concat_real_fake:
+        logits = D(torch.cat([real, fake])).float()
+        real_logits, fake_logits = logits.split([len(real), len(fake)])
+    else:
+        fake_logits, real_logits = D(fake).float(), D(real).float()
+    return fake_logits, real_logits
 
 
 def generator_backward(
@@ -219,6 +247,7 @@ def generator_backward(
     step: int,
     settings: StepSettings,
     fake: torch.Tensor | None = None,
+    real: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """G's loss and gradients (stored in G's .grad); ``optimizer_step`` applies them. Split so
     that simultaneous updates can take G's gradient before D moves."""
@@ -226,7 +255,7 @@ def generator_backward(
     D.requires_grad_(False)  # G's step needs no gradients for D's weights
     try:
         with autocast(parts.device, settings.amp):
-            loss, terms = generator_loss(parts, batch_size, step, settings, fake)
+            loss, terms = generator_loss(parts, batch_size, step, settings, fake, real)
     finally:
         D.requires_grad_(True)
     if settings.check:
@@ -247,10 +276,11 @@ def training_iteration(
     run=None,
 ):
     """One iteration = n_dis D steps (each on a fresh real batch from ``next_real()``) and one
-    G step. ``updates``: ``alternating`` (G's gradient is taken after D moved), ``simultaneous``
-    (before, so both players respond to the same state; ``True`` means this, ``False``
-    alternating) or ``g_first`` (:func:`g_first_iteration`). ``run(step_fn, *args)`` wraps each
-    step (see :func:`skipping`). Returns the logged terms and the new D step count."""
+    G step (with a fresh real batch of its own when the loss is relativistic). ``updates``:
+    ``alternating`` (G's gradient is taken after D moved), ``simultaneous`` (before, so both
+    players respond to the same state; ``True`` means this, ``False`` alternating) or
+    ``g_first`` (:func:`g_first_iteration`). ``run(step_fn, *args)`` wraps each step (see
+    :func:`skipping`). Returns the logged terms and the new D step count."""
     if isinstance(updates, bool):
         updates = "simultaneous" if updates else "alternating"
     run = run or (lambda fn, *args: fn(*args))
@@ -259,12 +289,16 @@ def training_iteration(
     batch_size = parts.stream.batch_size
     terms = []
     if updates == "simultaneous":
-        g_terms = run(generator_backward, parts, batch_size, step, settings)
+        g_terms = run(
+            generator_backward, parts, batch_size, step, settings, None, g_real(parts, next_real)
+        )
     for _ in range(n_dis):
         terms.append(run(discriminator_step, parts, next_real(), step, d_steps, settings))
         d_steps += 1
     if updates != "simultaneous":
-        g_terms = run(generator_backward, parts, batch_size, step, settings)
+        g_terms = run(
+            generator_backward, parts, batch_size, step, settings, None, g_real(parts, next_real)
+        )
     if g_terms:  # empty when a non-finite G step was skipped (on every rank alike)
         g_terms["grad_norm/G"] = optimizer_step(parts.opt_g, settings)
         terms.append(g_terms)
@@ -281,7 +315,9 @@ def g_first_iteration(
     with autocast(parts.device, settings.amp):
         fake = parts.generator_fast(draw_latents(batch_size, settings.latent_dim, parts.device))
     terms = []
-    g_terms = run(generator_backward, parts, batch_size, step, settings, fake)
+    g_terms = run(
+        generator_backward, parts, batch_size, step, settings, fake, g_real(parts, next_real)
+    )
     if g_terms:
         optimizer_step(parts.opt_g, settings)
     real = next_real()
@@ -290,6 +326,13 @@ def g_first_iteration(
     if g_terms:
         terms.append(g_terms)
     return terms, d_steps + 1
+
+
+def g_real(parts: Parts, next_real) -> torch.Tensor | None:
+    """The G step's own real batch, drawn from the data stream (so the checkpoint's data
+    position counts it) only for losses that compare with reals in G's loss; None otherwise,
+    so every other loss draws exactly the batches it always did."""
+    return next_real() if parts.loss.needs_real_in_g else None
 
 
 def real_batches(parts: Parts, channels_last: bool) -> Callable[[], torch.Tensor]:

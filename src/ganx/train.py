@@ -129,6 +129,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
         return fail(str(err))
     except OSError as err:  # an unwritable run dir, a full disk
         return fail(f"cannot write the run's outputs: {err}")
+    if result.get("status") == "interrupted" and HydraConfig.get().mode == RunMode.MULTIRUN:
+        from .errors import SweepStopped
+
+        raise SweepStopped(HydraConfig.get().runtime.output_dir)
     log.info(
         "run %s at step %s: %s",
         result.get("status"),
@@ -141,7 +145,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """The console entry point: ``--version``; check the command line, then hand it to Hydra."""
-    from .errors import ConfigError
+    from .errors import ConfigError, SweepStopped
     from .overrides import check_overrides, command_line_overrides, quote_paths
 
     handle_version("ganx-train")
@@ -154,6 +158,13 @@ def main() -> None:
             sys.exit(f"ganx-train: error: {err}")
     try:
         hydra_main()
+    except SweepStopped as err:
+        print(
+            f"ganx-train: the sweep stopped: {err.run_dir} saved its checkpoint and no later job "
+            "was started; the same command with resume=auto continues it",
+            file=sys.stderr,
+        )
+        sys.exit(130)
     except BaseException as err:
         # ganx.loop (torch) is imported only by training, so only then can Aborted be raised
         loop = sys.modules.get("ganx.loop")

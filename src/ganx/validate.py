@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig
 
 from .build import ConfigError, requested_processes
 from .methods import refuse_unsupported
-from .nets import dcgan, resnet64, sngan, wgan_gp_mnist
+from .nets import dcgan, r3gan, resnet64, sngan, wgan_gp_mnist
 
 # which resolutions each model family supports (None: any), as the nets themselves check them
 MODEL_RESOLUTIONS = {
@@ -28,12 +28,22 @@ MODEL_RESOLUTIONS = {
     "toy2d": (2,),
     "toy3d": (3,),
     "wgan_gp_mnist": wgan_gp_mnist.RESOLUTIONS,
+    "r3gan": tuple(r3gan.BASIS_SIZE),
 }
 TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")
 AMP_CHOICES = ("off", "bf16", "fp16")
 COMPILE_CHOICES = ("off", "default", "reduce-overhead")
 # regularizer settings that are non-negative numbers, and those that are true/false
-REG_NUMBERS = ("weight", "std", "decay", "step_size", "clamp", "noise_scale", "target")
+REG_NUMBERS = (
+    "weight",
+    "weight_end",
+    "std",
+    "decay",
+    "step_size",
+    "clamp",
+    "noise_scale",
+    "target",
+)
 REG_FLAGS = ("anneal", "clamp_real", "zero_debias")
 # flags that also take a word: instance noise's anneal (linear | none), DAT's clamp_real (auto)
 REG_FLAG_WORDS = {"anneal": ("linear", "none"), "clamp_real": ("auto",)}
@@ -226,10 +236,30 @@ def validate_regularizers(cfg: DictConfig) -> None:
         for key in ("start_step", "anneal_steps"):
             if node.get(key) is not None:
                 _non_negative(node[key], f"reg.{name}.{key}", integer=True)
+        _optional_positive(node.get("schedule_steps"), f"reg.{name}.schedule_steps")
+        if "schedule" in node:
+            _choice(node.schedule, f"reg.{name}.schedule", ("constant", "cosine"))
+            validate_weight_schedule(name, node)
         if "perturb" in node:
             _choice(node.perturb, f"reg.{name}.perturb", ("both", "real", "fake"))
         if "output" in node:
             _choice(node.output, f"reg.{name}.output", ("logit", "sigmoid"))
+
+
+def validate_weight_schedule(name: str, node: DictConfig) -> None:
+    """R1/R2's ``schedule``: cosine needs its end weight; constant takes neither setting."""
+    if node.schedule == "cosine" and node.get("weight_end") is None:
+        raise ConfigError(
+            f"reg.{name}.schedule=cosine needs reg.{name}.weight_end (the weight it decays "
+            f"to), e.g. reg.{name}.weight_end=0.005"
+        )
+    if node.schedule == "constant":
+        for key in ("weight_end", "schedule_steps"):
+            if node.get(key) is not None:
+                raise ConfigError(
+                    f"reg.{name}.{key}={node[key]!r} has no effect with "
+                    f"reg.{name}.schedule=constant; set reg.{name}.schedule=cosine or drop it"
+                )
 
 
 def validate_model(cfg: DictConfig) -> None:
@@ -238,7 +268,7 @@ def validate_model(cfg: DictConfig) -> None:
     _flag(cfg.model.spectral_norm, "model.spectral_norm")
     for player in ("generator", "discriminator"):
         node = cfg.model[player]
-        for key in ("ngf", "ndf", "dim", "hidden", "depth", "nrkhs"):
+        for key in ("ngf", "ndf", "dim", "hidden", "depth", "nrkhs", "expansion"):
             if node.get(key) is not None:  # sngan's ngf/ndf null: mimicry's for the resolution
                 _positive(node[key], f"model.{player}.{key}", integer=True)
         if "widths" in node:
@@ -247,6 +277,11 @@ def validate_model(cfg: DictConfig) -> None:
                 raise ConfigError(f"model.{player}.widths={widths!r}: must be a non-empty list")
             for i, width in enumerate(widths):
                 _positive(width, f"model.{player}.widths[{i}]", integer=True)
+        for key in ("width", "cardinality", "blocks"):  # r3gan: one number, or one per stage
+            if key in node:
+                values = node[key] if isinstance(node[key], ListConfig) else [node[key]]
+                for value in values:
+                    _positive(value, f"model.{player}.{key}", integer=True)
     image_model = family not in ("dirac", "toy2d", "toy3d")
     image_data = cfg.dataset.name not in TOY_DATA
     if image_model != image_data:

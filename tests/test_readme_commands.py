@@ -1,0 +1,59 @@
+"""Every ``ganx-train`` command of the README's code blocks passes the command-line check and
+composes: a documented command is never refused (``hparams_search=...``, ``logger=[...]``)."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from conftest import CONF_DIR, compose_cfg
+
+from ganx.errors import ConfigError
+from ganx.overrides import GROUPS, OPTIONAL_GROUPS, check_overrides, command_line_overrides
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_commands() -> list[str]:
+    """The ganx-train command lines inside the README's fenced code blocks (not its outputs)."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", README.read_text(), flags=re.S)
+    lines = []
+    for block in blocks:
+        for line in block.splitlines():
+            line = re.sub(r"^\$ |^(make venv && )?\.venv/bin/", "", line.strip())
+            if line.startswith("ganx-train") and not line.startswith("ganx-train:"):
+                lines.append(line.split("  #")[0].strip())
+    return lines
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_readme_has_commands_to_check():
+    assert len(COMMANDS) >= 20
+    assert any("hparams_search=" in c for c in COMMANDS)
+    assert any("logger=[" in c for c in COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_readme_command_passes_the_check_and_composes(command):
+    args = [a.replace("<", "").replace(">", "") for a in shlex.split(command)[1:]]
+    overrides = command_line_overrides(args)
+    if overrides is None:
+        return  # --help, --cfg: Hydra's own
+    check_overrides(overrides)
+    if "-m" in args or any(o.startswith(("hydra", "hydra/")) for o in overrides):
+        return  # sweeps and launcher choices compose per job (tests/test_sweeps.py)
+    assert compose_cfg(*overrides, tiny=False) is not None
+
+
+def test_every_config_folder_is_a_checked_group():
+    folders = {p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders - {"hydra"} == set(GROUPS)
+    assert set(OPTIONAL_GROUPS) == {"experiment", "hparams_search"}
+
+
+def test_a_misspelt_choice_of_every_group_is_refused():
+    for group in GROUPS:
+        with pytest.raises(ConfigError, match=f"no such {group}"):
+            check_overrides([f"{group}=no_such_choice"])
