@@ -705,8 +705,8 @@ MUTATIONS = [
     m(
         "reg_decay_unchecked",
         VALIDATE,
-        'REG_NUMBERS = ("weight", "std", "decay", "step_size", "clamp", "noise_scale", "target")',
-        'REG_NUMBERS = ("weight", "std", "step_size", "clamp", "noise_scale", "target")',
+        '    "std",\n    "decay",\n',
+        '    "std",\n',
         "a negative reg.*.decay is not refused by name",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[reg=lecam reg.lecam.decay=-0.5]",
         "test_config.py::test_validation_messages",
@@ -719,6 +719,47 @@ MUTATIONS = [
         "a config group missing from the command-line check: the README's logger=[...] refused",
         "test_readme_commands.py::test_readme_command_passes_the_check_and_composes",
         "test_readme_commands.py::test_every_config_folder_is_a_checked_group",
+    ),
+    # --- augmentation and limited data -----------------------------------------------------------
+    m(
+        "ada_p_sign_flipped",
+        "src/ganx/augment.py",
+        "torch.sign(r_t - self.target)",
+        "torch.sign(self.target - r_t)",
+        "ADA lowers p when D over-fits (r_t above the target) and raises it otherwise",
+        "test_augment.py::test_ada_p_rises_when_d_over_fits_and_falls_otherwise",
+    ),
+    m(
+        "augment_skipped_on_g_fakes",
+        STEP,
+        "G, D = parts.generator_fast, augmented(parts.discriminator_fast, parts.augment)",
+        "G, D = parts.generator_fast, parts.discriminator_fast",
+        "G's step shows D its fakes un-augmented (D learns on augmented fakes only)",
+        "test_augment.py::test_g_step_sees_augmented_fakes_and_its_gradient_flows_through",
+    ),
+    m(
+        "r1_not_through_augmentation",
+        STEP,
+        "    D = augmented(parts.discriminator, parts.augment)\n",
+        "    D = parts.discriminator\n",
+        "on penalty steps D's loss and R1 see the un-augmented reals",
+        "test_augment.py::test_r1_is_taken_through_the_augmentation_as_the_authors_do",
+    ),
+    m(
+        "augment_state_not_restored",
+        STATE,
+        "            self.parts.augment.load_state_dict(saved)",
+        "            pass",
+        "a resumed run draws other augmentations (and restarts ADA's p) than a straight one",
+        "test_augment.py::test_resume_is_bitwise_exact_with_augmentation",
+    ),
+    m(
+        "subset_ignores_its_seed",
+        "src/ganx/data/__init__.py",
+        "    gen = torch.Generator().manual_seed(seed)\n    chosen = []",
+        "    gen = torch.Generator().manual_seed(0)\n    chosen = []",
+        "dataset.subset_seed changes nothing: every subset is the one of seed 0",
+        "test_limited_data.py::test_subset_is_class_balanced_and_fixed_by_its_own_seed",
     ),
 ]
 

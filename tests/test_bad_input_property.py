@@ -30,7 +30,7 @@ import ganx.train
 
 CENSUS = os.environ.get("GANX_PROPERTY_CENSUS") == "1"
 EXAMPLES = int(os.environ.get("GANX_PROPERTY_EXAMPLES", "40"))
-GROUPS = ("model", "loss", "reg", "dataset", "hardware", "experiment")
+GROUPS = ("model", "loss", "reg", "dataset", "augment", "hardware", "experiment")
 RESULTS: dict[str, str] = {}  # override -> "ok" or what was wrong
 
 

@@ -359,17 +359,17 @@ def test_one_d_call_on_real_and_fake_is_the_same_computation(tmp_path):
 FORMAT_1_KEYS = {
     "format", "step", "d_steps", "skipped_steps", "generator", "discriminator", "ema_generator",
     "opt_g", "opt_d", "schedulers", "scaler", "regularizers", "data", "rng", "fixed_noise",
-    "config", "best", "elapsed_s", "record",
+    "config", "best", "elapsed_s", "record", "augment",
 }  # fmt: skip
 
 
 def test_checkpoint_format_is_unchanged_and_loads_without_best(tmp_path):
     """The registry writes exactly format 1's names; a checkpoint from before ``best``,
-    ``elapsed_s`` and ``record`` were stored still resumes (the optional names)."""
+    ``elapsed_s``, ``record`` and ``augment`` were stored still resumes (the optional names)."""
     train(compose_cfg("train.steps=2", "reg=r1"), tmp_path / "a")
     state = ckpt.load(tmp_path / "a" / "checkpoints" / "last.pt")
     assert set(state) == FORMAT_1_KEYS and state["format"] == 1
-    del state["best"], state["elapsed_s"], state["record"]
+    del state["best"], state["elapsed_s"], state["record"], state["augment"]
     old = tmp_path / "old.pt"
     ckpt.atomic_save(state, old)
     result = train(compose_cfg("train.steps=4", "reg=r1", f"resume={old}"), tmp_path / "b")

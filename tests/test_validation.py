@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from ganx.build import ConfigError
 from ganx.loop import train
 
-GROUPS = ("model", "loss", "reg", "dataset", "hardware", "experiment")
+GROUPS = ("model", "loss", "reg", "dataset", "augment", "hardware", "experiment")
 
 
 @lru_cache
@@ -91,6 +91,26 @@ BAD = [
     (
         ["model=ssgan", "dataset.resolution=32", "model.aux.g_weight=-1"],
         "model.aux: aux weights must be >= 0",
+    ),
+    # augmentation, limited data, StackedMNIST
+    (["augment=ada", "augment.target=1.5"], "augment.target=1.5: must be a number in [0, 1]"),
+    (["augment=ada", "augment.interval=0"], "augment.interval=0: must be a positive integer"),
+    (
+        ["augment=ada", "augment.transforms=[xflip,shear]"],
+        "augment.transforms=['xflip', 'shear']; allowed: a non-empty list of xflip, rotate90",
+    ),
+    (["augment=diffaug", "augment.policy=[]"], "augment.policy=[]; allowed: a non-empty list"),
+    (
+        ["model=toy2d", "dataset=ring8", "augment=diffaug"],
+        "augment=diffaug with dataset=ring8: augmentation transforms images",
+    ),
+    (["dataset.subset=0"], "dataset.subset=0: must be a positive integer"),
+    (["dataset.subset_seed=-1", "dataset.subset=10"], "dataset.subset_seed=-1"),
+    (["dataset=stacked_mnist", "dataset.n=10000000"], "dataset.n=10000000: at most 200,000"),
+    (["augment.name=crop"], "augment.name='crop'; allowed: none, diffaug, ada"),
+    (
+        ["eval.metrics=[modes_stacked_mnist]"],
+        "modes_stacked_mnist scores the 1,000 digit triples of dataset=stacked_mnist",
     ),
 ]
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .data import BatchStream, DataSource
+from .augment import Augment, stream_seed
+from .data import BatchStream, DataSource, take_subset
 from .errors import ConfigError  # noqa: F401  (re-exported: ganx.build.ConfigError)
 from .losses import GANLoss
 from .regularizers import Regularizer
@@ -84,6 +85,28 @@ def requested_processes(hardware: DictConfig) -> int:
 
 def build_data(cfg: DictConfig) -> DataSource:
     return instantiate(cfg.dataset.source)
+
+
+def training_data(cfg: DictConfig, source: DataSource) -> DataSource:
+    """What training reads: ``source`` cut to ``dataset.subset`` images (class-balanced, drawn
+    from ``dataset.subset_seed``) when that is set. Metrics still compare with all of
+    ``source``, as the limited-data papers compute FID against the full training set."""
+    subset = cfg.dataset.get("subset")
+    if subset is None:
+        return source
+    return take_subset(source, subset, cfg.dataset.get("subset_seed", 0))
+
+
+def build_augment(cfg: DictConfig, device: torch.device, rank: int = 0) -> Augment | None:
+    """``augment=diffaug|ada``: the augmentation with its own stream, seeded from the run's
+    seed and rank (``augment=none``: None)."""
+    node = cfg.get("augment")
+    if node is None or node.get("name", "none") == "none":
+        return None
+    settings = OmegaConf.create({k: v for k, v in node.items() if k != "name"})
+    augment = instantiate_named("augment", settings)
+    augment.bind(device, stream_seed(cfg.seed, rank))
+    return augment
 
 
 def build_stream(
@@ -159,6 +182,8 @@ class Parts:
     discriminator_fast: nn.Module | None = None
     # one D call on cat(real, fake) per D step (hardware.concat_real_fake, D without BatchNorm)
     concat_real_fake: bool = False
+    # what every image D sees goes through (augment=diffaug|ada); None: augment=none
+    augment: Augment | None = None
 
     def __post_init__(self):
         self.generator_fast = self.generator_fast or self.generator
@@ -185,8 +210,9 @@ def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int =
         opt_g,
         opt_d,
         source,
-        build_stream(cfg, source, device, rank, world),
+        build_stream(cfg, training_data(cfg, source), device, rank, world),
     )
+    parts.augment = build_augment(cfg, device, rank)
     if cfg.model.get("aux") is not None:
         parts.aux = instantiate_named("model.aux", cfg.model.aux)
     for reg in parts.regularizers.values():  # what a regularizer leaves to the run (DAT's range)

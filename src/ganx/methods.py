@@ -73,8 +73,17 @@ def d_normalisation(discriminator) -> str:
     return "none"
 
 
+def _augmentation(cfg: DictConfig) -> str:
+    node = cfg.get("augment")
+    if node is None or node.get("name", "none") == "none":
+        return "none"
+    settings = {k: v for k, v in node.items() if k not in ("name", "_target_")}
+    return f"{node.name} ({', '.join(f'{k} {v}' for k, v in settings.items())})"
+
+
 def describe_method(cfg: DictConfig, discriminator=None) -> str:
-    """One line: model (and D's normalisation), loss, regularizers, EMA, n_dis, optimisers."""
+    """One line: model (and D's normalisation), loss, regularizers, augmentation, EMA, n_dis,
+    optimisers."""
     norm = f", D normalisation: {d_normalisation(discriminator)}" if discriminator else ""
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     loss.pop("_target_", None)
@@ -84,7 +93,8 @@ def describe_method(cfg: DictConfig, discriminator=None) -> str:
     ema = cfg.train.ema if cfg.train.ema else "off"
     return (
         f"method: model={cfg.model.name}{norm} | loss={name}{loss_settings}"
-        f" | reg: {regs} | EMA {ema} | n_dis {cfg.train.n_dis}, updates {cfg.train.updates}"
+        f" | reg: {regs} | augment: {_augmentation(cfg)} | EMA {ema}"
+        f" | n_dis {cfg.train.n_dis}, updates {cfg.train.updates}"
         f" | G {_optimiser(cfg.optim.g)} | D {_optimiser(cfg.optim.d)}"
     )
 

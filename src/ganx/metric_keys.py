@@ -21,6 +21,9 @@ def logged_keys(metric: str, num_samples: int, dataset: str) -> list[str]:
     """The keys ``metric`` (a name in ``eval.metrics``) writes to ``metrics.jsonl``."""
     if metric == "modes":
         return [f"modes_{dataset}", f"high_quality_{dataset}", f"mode_kl_{dataset}"]
+    if metric == "modes_stacked_mnist":
+        n = count_label(num_samples)
+        return [f"modes{n}_stacked_mnist", f"mode_kl{n}_stacked_mnist"]
     kind, _, extractor = metric.rpartition("_")
     tag = f"{count_label(num_samples)}_{extractor}"
     if kind == "pr":

@@ -42,7 +42,7 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
     loss, regularizers, optimisers and the data set; a refusal names the section."""
     import torch
 
-    from .build import build_data, instantiate
+    from .build import build_data, instantiate, training_data
 
     def build(section: str, node, *args):
         try:
@@ -77,7 +77,7 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
     key = OmegaConf.to_yaml(cfg.dataset)
     cache = {} if data_cache is None else data_cache
     if key not in cache:
-        cache[key] = len(build_data(cfg))
+        cache[key] = len(training_data(cfg, build_data(cfg)))  # refuses a bad dataset.subset
     if cfg.train.batch_size > cache[key]:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} exceeds the {cache[key]} samples of "

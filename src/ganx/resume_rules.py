@@ -44,6 +44,7 @@ ADDED_SETTINGS = {
     for name in ("r1", "r2")
     for key, value in (("schedule", "constant"), ("weight_end", None), ("schedule_steps", None))
 }
+ADDED_SETTINGS |= {"augment.name": "none", "dataset.subset_seed": 0}  # dataset.subset: null
 
 
 def flatten(tree, prefix: str = "") -> dict:

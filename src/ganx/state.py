@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint as ckpt
+from .augment import stream_seed
 from .build import ConfigError, Parts, build_all
 from .collectives import Ranks, broadcast_state
 from .data import DataError
@@ -103,6 +104,9 @@ class TrainingState:
                 self._load_regularizers,
             ),
             "data": stateful(parts.stream),
+            # augment=diffaug|ada: its random stream (and ADA's p and running sums); optional:
+            # checkpoints from before augmentation existed have none (and trained without)
+            "augment": Slot(self._augment_state, self._load_augment, optional=True),
             "fixed_noise": Slot(lambda: self.fixed_noise.cpu(), self._load_fixed_noise),
             "best": attribute("best", optional=True),
             "elapsed_s": attribute("elapsed_s", optional=True),
@@ -133,6 +137,13 @@ class TrainingState:
         for name, reg in self.parts.regularizers.items():
             if name in saved:
                 reg.load_state_dict(saved[name])
+
+    def _augment_state(self):
+        return self.parts.augment.state_dict() if self.parts.augment is not None else None
+
+    def _load_augment(self, saved) -> None:
+        if self.parts.augment is not None and saved is not None:
+            self.parts.augment.load_state_dict(saved)
 
     def _load_fixed_noise(self, noise: torch.Tensor) -> None:
         self.fixed_noise = noise.to(self.parts.device)
@@ -190,6 +201,8 @@ class TrainingState:
         state.fixed_noise = state.fixed_noise.to(device)
         if ranks.rank > 0:  # each rank draws its own noise; rank 0 keeps the checkpointed stream
             torch.manual_seed(cfg.seed * 1_000_003 + ranks.rank * 7919 + state.step)
+            if parts.augment is not None and resume is not None:  # not rank 0's augmentations
+                parts.augment.generator.manual_seed(stream_seed(cfg.seed, ranks.rank) + state.step)
         return state
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .augment import augmented
 from .build import Parts
 from .collectives import any_rank, average_gradients
 from .regularizers import DiscriminatorPass
@@ -118,8 +119,12 @@ def discriminator_loss(
     Input transforms (DAT, instance noise) change what D's GAN loss sees, and the penalties are
     taken at those same inputs (``reg=[r1,dat]``: R1 at DAT's perturbed reals). The model's
     auxiliary loss (SSGAN's rotation, InfoMax-GAN's InfoNCE) sees the reals as drawn, as the
-    DAT-GAN code computes it on the clean reals."""
-    D = parts.discriminator
+    DAT-GAN code computes it on the clean reals.
+
+    With ``augment=diffaug|ada`` D is called as ``D(T(x))`` (:func:`ganx.augment.augmented`)
+    everywhere here: the GAN loss, the input transforms and every penalty, which differentiate
+    through T w.r.t. the un-augmented inputs, as the ADA and DiffAugment code take R1."""
+    D = augmented(parts.discriminator, parts.augment)
     clean_real = real
     for reg in parts.regularizers.values():  # DAT, instance noise: change what D sees
         real, fake = reg.transform_d_inputs(D, real, fake, step, total)
@@ -130,7 +135,8 @@ def discriminator_loss(
     fake = fake.detach().requires_grad_(need_fake_grad)
     # penalties on D's input gradient need a double backward, which compiled graphs do not
     # support: on those steps D runs eagerly (same weights), elsewhere the compiled wrapper
-    forward = D if need_real_grad or need_fake_grad else parts.discriminator_fast
+    fast = augmented(parts.discriminator_fast, parts.augment)
+    forward = D if need_real_grad or need_fake_grad else fast
     if parts.concat_real_fake:  # one call: fewer launches, and compiled D sees one graph
         logits = forward(torch.cat([real, fake])).float()
         real_logits, fake_logits = logits.split([len(real), len(fake)])
@@ -147,9 +153,13 @@ def discriminator_loss(
         # lazy regularisation: every `interval`-th D step, with gain `interval`
         total_loss = total_loss + reg.weight_at(step, total) * reg.interval * penalty
     if parts.aux is not None:  # SSGAN's rotation or InfoMax-GAN's InfoNCE term
-        terms["aux/D"] = parts.aux.d_term(D, clean_real.detach(), fake)
+        # on the un-augmented images: the auxiliary task has its own transforms (rotations)
+        terms["aux/D"] = parts.aux.d_term(parts.discriminator, clean_real.detach(), fake)
         total_loss = total_loss + terms["aux/D"]
     terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+    if parts.augment is not None:  # ADA's r_t: the sign of D on the augmented reals
+        terms["augment/real_sign"] = real_logits.detach().sign().mean()
+        terms.update(parts.augment.logged())
     return total_loss, terms
 
 
@@ -176,6 +186,8 @@ def discriminator_step(
     backward(total_loss, settings)
     terms["grad_norm/D"] = optimizer_step(parts.opt_d, settings)
     parts.loss.after_d_step(parts.discriminator)
+    if parts.augment is not None:  # after the step: a dropped (non-finite) step tells ADA nothing
+        parts.augment.observe(terms["augment/real_sign"], len(real))
     return terms
 
 
@@ -189,8 +201,10 @@ def generator_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """G's loss (plus the model's auxiliary term) and the terms for logging, on a fresh fake
     batch or on the given one (still attached to G's graph). ``real`` is the G step's real
-    batch, used only by losses with ``needs_real_in_g`` (the relativistic ones)."""
-    G, D = parts.generator_fast, parts.discriminator_fast
+    batch, used only by losses with ``needs_real_in_g`` (the relativistic ones). With
+    augmentation D sees T(G(z)) (and T(real)) and G's gradient flows back through T
+    (DiffAugment's and ADA's ``run_D`` in ``Gmain``)."""
+    G, D = parts.generator_fast, augmented(parts.discriminator_fast, parts.augment)
     if fake is None:
         fake = G(draw_latents(batch_size, settings.latent_dim, parts.device))
     for reg in parts.regularizers.values():
@@ -218,7 +232,7 @@ def relativistic_logits(
     real = real.detach()
     for reg in parts.regularizers.values():
         real = reg.transform_g_input(real, step, settings.total)
-    D = parts.discriminator_fast
+    D = augmented(parts.discriminator_fast, parts.augment)
     if parts.concat_real_fake:
         logits = D(torch.cat([real, fake])).float()
         real_logits, fake_logits = logits.split([len(real), len(fake)])

@@ -94,6 +94,7 @@ def validate(cfg: DictConfig) -> None:
     validate_regularizers(cfg)
     validate_model(cfg)
     validate_hardware(cfg)
+    validate_augment(cfg)
     if cfg.resume is not None and not isinstance(cfg.resume, str):
         raise ConfigError(f"resume={cfg.resume!r}; allowed: null, auto or a checkpoint path")
     _flag(cfg.get("start_over", False), "start_over")
@@ -173,6 +174,11 @@ def validate_eval(cfg: DictConfig) -> None:
         raise ConfigError(
             f"eval.metrics: modes needs a Gaussian mixture (ring8, grid25, mog3d), not "
             f"dataset={cfg.dataset.name}"
+        )
+    if "modes_stacked_mnist" in metrics and cfg.dataset.name != "stacked_mnist":
+        raise ConfigError(
+            f"eval.metrics: modes_stacked_mnist scores the 1,000 digit triples of "
+            f"dataset=stacked_mnist, not dataset={cfg.dataset.name}"
         )
     validate_objective(cfg, metrics)
 
@@ -293,6 +299,7 @@ def validate_model(cfg: DictConfig) -> None:
         )
 
 
+MAX_STACKED = 200_000  # StackedMNIST images held in memory: 1.9 GB at 28 px
 MAX_RESOLUTION = 1024  # images are resized once and held in memory: 5,000 at 1024 px is 15 GB
 
 
@@ -305,6 +312,19 @@ def validate_dataset(cfg: DictConfig) -> None:
             "resized once and held in memory)"
         )
     _positive(data.channels, "dataset.channels", integer=True)
+    if data.get("subset") is not None:
+        _positive(data.subset, "dataset.subset", integer=True)  # its upper end: the data set's
+    seed = data.get("subset_seed", 0)
+    _non_negative(seed, "dataset.subset_seed", integer=True)
+    if seed >= 2**63:
+        raise ConfigError(f"dataset.subset_seed={seed}: must be below 2**63")
+    if data.name == "stacked_mnist":
+        _positive(data.n, "dataset.n", integer=True)
+        if data.n > MAX_STACKED:
+            raise ConfigError(
+                f"dataset.n={data.n}: at most {MAX_STACKED:,} StackedMNIST images (held in memory, "
+                "9.4 KB each)"
+            )
     source = data.get("source")
     for key in ("resolution", "channels"):
         if isinstance(source, DictConfig) and key in source and source[key] != data[key]:
@@ -325,3 +345,40 @@ def validate_hardware(cfg: DictConfig) -> None:
     if not isinstance(hw.device, str):
         raise ConfigError(f"hardware.device={hw.device!r}; allowed: auto, cpu, cuda, cuda:N")
     requested_processes(hw)  # raises on a bad hardware.processes
+
+
+AUGMENT_CHOICES = ("none", "diffaug", "ada")
+
+
+def validate_augment(cfg: DictConfig) -> None:
+    """``augment=diffaug|ada`` transforms images: refused on the toy data (points)."""
+    from .augment import ADA_TRANSFORMS, DIFFAUG_POLICIES
+
+    node = cfg.get("augment")
+    name = node.get("name", "none") if isinstance(node, DictConfig) else node
+    _choice(name, "augment.name", AUGMENT_CHOICES)
+    if name == "none":
+        return
+    if cfg.dataset.name in TOY_DATA:
+        raise ConfigError(
+            f"augment={name} with dataset={cfg.dataset.name}: augmentation transforms images; "
+            "allowed with the toy data sets (ring8, grid25, mog3d, dirac): augment=none"
+        )
+    key, allowed = (
+        ("policy", DIFFAUG_POLICIES) if name == "diffaug" else ("transforms", ADA_TRANSFORMS)
+    )
+    chosen = _string_list(node[key], f"augment.{key}")
+    for item in chosen or [None]:
+        if item not in allowed:
+            raise ConfigError(
+                f"augment.{key}={chosen!r}; allowed: a non-empty list of {', '.join(allowed)}"
+            )
+    if name == "diffaug":
+        for key in ("translation", "cutout"):
+            _non_negative(node[key], f"augment.{key}")
+        return
+    for key in ("target", "p"):
+        if not (is_number(node[key]) and 0.0 <= node[key] <= 1.0):
+            raise ConfigError(f"augment.{key}={node[key]!r}: must be a number in [0, 1]")
+    _positive(node.interval, "augment.interval", integer=True)
+    _positive(node.kimg, "augment.kimg")

@@ -69,6 +69,73 @@ def mnist5k(resolution: int = 28, channels: int = 1) -> DataSource:
     return DataSource("mnist5k", channels, resolution, images=x.contiguous(), labels=labels.long())
 
 
+def stacked_mnist(n: int = 25_600, seed: int = 0, resolution: int = 28) -> DataSource:
+    """StackedMNIST (Metz et al. 2017, "Unrolled GANs", sec. 3.3.2; Srivastava et al. 2017,
+    VEEGAN; Lin et al. 2018, PacGAN, sec. 5.1): ``n`` RGB images whose red, green and blue
+    channels are three digits drawn independently (with replacement, from the generator of
+    ``seed``) from the embedded MNIST-5k, so 10^3 = 1,000 modes. The label is the three-digit
+    number 100 r + 10 g + b, each digit's own label."""
+    digits = mnist5k(resolution, 1)
+    gen = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(digits), (n, 3), generator=gen)
+    images = digits.images[picks.flatten()].view(n, 3, resolution, resolution)
+    labels = digits.labels[picks]
+    number = labels[:, 0] * 100 + labels[:, 1] * 10 + labels[:, 2]
+    return DataSource("stacked_mnist", 3, resolution, images=images.contiguous(), labels=number)
+
+
+def take_subset(source: DataSource, n: int, seed: int = 0) -> DataSource:
+    """A fixed, class-balanced subset of ``n`` images (``dataset.subset``): n // K of each of the
+    K classes, and one more from each of the first n % K classes (in label order), drawn
+    without replacement from the generator of ``seed`` (``dataset.subset_seed``: its own, so
+    the subset does not change with the training seed). Needs labels; a class too small for its
+    share is refused."""
+    labels = source.labels
+    if labels is None and source.dataset is not None:
+        targets = getattr(source.dataset, "targets", None)
+        labels = torch.as_tensor(targets) if targets is not None else None
+    if labels is None:
+        raise DataError(
+            f"dataset.subset={n}: data set {source.name!r} has no labels to balance a subset by; "
+            "allowed: data sets with labels (mnist5k, mnist, fashion_mnist, cifar10, ...)"
+        )
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(labels):
+        raise DataError(f"dataset.subset={n!r}: must be an integer in [1, {len(labels)}]")
+    classes = torch.unique(labels)
+    gen = torch.Generator().manual_seed(seed)
+    chosen = []
+    for i, label in enumerate(classes.tolist()):
+        members = (labels == label).nonzero().flatten()
+        share = n // len(classes) + (1 if i < n % len(classes) else 0)
+        if share > len(members):
+            raise DataError(
+                f"dataset.subset={n}: class {label} of {source.name!r} has {len(members)} images, "
+                f"fewer than its share {share}; allowed: at most {len(classes) * len(members)}"
+            )
+        chosen.append(members[torch.randperm(len(members), generator=gen)[:share]])
+    index = torch.cat(chosen).sort().values
+    return subset_of(source, index)
+
+
+def subset_of(source: DataSource, index: torch.Tensor) -> DataSource:
+    from torch.utils.data import Subset
+
+    out = DataSource(
+        source.name,
+        source.channels,
+        source.resolution,
+        extra=dict(source.extra),
+        value_range=source.value_range,
+    )
+    if source.labels is not None:
+        out.labels = source.labels[index]
+    if source.images is not None:
+        out.images = source.images[index].contiguous()
+    else:
+        out.dataset = Subset(source.dataset, index.tolist())
+    return out
+
+
 # --- torchvision data sets -------------------------------------------------------------------
 
 HOW_TO_GET = {
@@ -156,6 +223,8 @@ def torchvision_dataset(
     source = DataSource(name, channels, resolution, dataset=dataset)
     if in_memory:  # decode once: small data sets then cost no loader time at all
         source.images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        targets = getattr(dataset, "targets", None)  # kept: dataset.subset balances by them
+        source.labels = torch.as_tensor(targets) if targets is not None else None
         source.dataset = None
     return source
 
