@@ -57,3 +57,22 @@ def test_a_misspelt_choice_of_every_group_is_refused():
     for group in GROUPS:
         with pytest.raises(ConfigError, match=f"no such {group}"):
             check_overrides([f"{group}=no_such_choice"])
+
+
+@pytest.mark.slow
+def test_the_readme_smoke_run_prints_what_the_readme_says(tmp_path):
+    """The Set-up section's smoke command, as typed (plus a run dir and a metrics cache)."""
+    from ganx_cli import ganx_train
+
+    smoke = next(c for c in COMMANDS if "smoke" in README.read_text().split(c)[1].split("\n")[0])
+    run_dir = tmp_path / "smoke"
+    args = shlex.split(smoke)[1:]
+    proc = ganx_train(*args, f"hydra.run.dir={run_dir}", f"metrics.cache_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = (run_dir / "train.log").read_text()
+    for said in ("run directory:", "device: cpu", "parameters: G", "method: model=dcgan"):
+        assert said in log, said
+    final = next(line for line in log.splitlines() if "final values:" in line)
+    for metric in ("fid2k_mnist", "kid2k_mnist", "is2k_mnist", "classes2k_mnist"):
+        assert metric in final, final
+    assert f"samples: {run_dir}" in log and "checkpoints:" in log
