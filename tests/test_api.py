@@ -132,6 +132,7 @@ def test_api_evaluate_array_and_folder(trained, tmp_path):
     assert from_array["fid60_mnist"] == pytest.approx(from_tensor["fid60_mnist"], rel=1e-4)
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 def test_ganx_sample_seed_and_latents(trained, tmp_path):
     last = trained / "checkpoints" / "last.pt"
     code = "from ganx.tools import sample_main; sample_main()"
@@ -151,6 +152,7 @@ def test_ganx_sample_seed_and_latents(trained, tmp_path):
     assert proc.returncode != 0 and "seed='nope'" in proc.stderr
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 def test_ganx_export_torchscript_gives_ganx_samples(trained, tmp_path):
     last = trained / "checkpoints" / "last.pt"
     out = tmp_path / "g.pt"
@@ -173,6 +175,7 @@ def test_ganx_export_torchscript_gives_ganx_samples(trained, tmp_path):
     torch.testing.assert_close(torch.jit.load(str(running))(z), ref, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 def test_ganx_export_onnx_gives_ganx_samples(trained, tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")

@@ -32,6 +32,7 @@ AUGMENTS = {
 }
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 @pytest.mark.parametrize("kind", sorted(AUGMENTS))
 @pytest.mark.parametrize("channels", [1, 3])
 def test_gradients_reach_the_input_exactly(kind, channels):
@@ -216,6 +217,7 @@ COMBINATIONS = [(f"reg={r}", "loss=ns") for r in group_choices("reg")]
 COMBINATIONS += [("reg=r1", f"loss={loss}") for loss in group_choices("loss") if loss != "ns"]
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 @pytest.mark.parametrize("kind", ["diffaug", "ada"])
 @pytest.mark.parametrize(("reg", "loss"), COMBINATIONS)
 def test_augmentation_composes_with_every_loss_and_regularizer(kind, reg, loss):

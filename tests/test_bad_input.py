@@ -69,6 +69,7 @@ def test_resume_from_a_text_file_names_it(tmp_path):
     assert not run_dir.exists()
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 def test_run_dir_that_is_a_file(tmp_path):
     path = tmp_path / "taken"
     path.write_text("a file\n")

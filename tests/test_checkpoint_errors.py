@@ -44,6 +44,7 @@ DAMAGES = {
 }
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 @pytest.mark.parametrize("kind", sorted(DAMAGES))
 def test_damaged_last_pt_names_the_file_and_the_intact_copy(finished_run, tmp_path, kind):
     damage, what = DAMAGES[kind]

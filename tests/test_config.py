@@ -27,6 +27,7 @@ def run_cli(*args, cwd):
     )
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_choice_composes(group):
     for choice in group_choices(group):

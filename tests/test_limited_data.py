@@ -87,6 +87,7 @@ def stacked_scores(samples: torch.Tensor) -> dict[str, float]:
     return compute_metrics(["modes_stacked_mnist"], EvalContext(samples, source))
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 def test_a_few_real_triples_cover_the_modes_chance_predicts_and_one_image_covers_one():
     """2,000 real triples, 2 per mode on average: a mode is empty with chance e^-2, so about
     1000 (1 - e^-2) = 865 modes are covered (binomial std 11); one image repeated covers 1 mode
@@ -108,6 +109,7 @@ def test_real_stacked_mnist_covers_nearly_every_mode():
     assert real["mode_kl26k_stacked_mnist"] < 0.1
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 def test_stacked_mnist_defaults_and_a_ganx_train_run_scoring_it(tmp_path):
     cfg = compose_cfg("dataset=stacked_mnist", tiny=False)
     assert list(cfg.eval.metrics) == ["modes_stacked_mnist"] and cfg.eval.num_samples == 26_000

@@ -196,6 +196,7 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
         write_samples(torch.zeros(1, 1, 28, 28), tmp_path / "x.jpg")
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 def test_inception_conversion_on_a_stand_in(tmp_path):
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 

@@ -194,6 +194,7 @@ def test_resume_is_bitwise_exact_with_a_relativistic_loss(tmp_path, loss):
     assert_states_equal(end, _state(pieces / "checkpoints" / "last.pt"))
 
 
+@pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 def test_rpgan_resume_is_exact_from_the_command_line(tmp_path):
     """The command a user types: ganx-train loss=rpgan 'reg=[r1,r2]', paused and resumed."""
     args = [*TINY_ARGS, "loss=rpgan", "reg=[r1,r2]", "train.steps=4"]
