@@ -125,6 +125,14 @@ def per_image(flags: Tensor, changed: Tensor, images: Tensor) -> Tensor:
 DIFFAUG_POLICIES = ("color", "translation", "cutout")
 
 
+def chosen_from(key: str, values, allowed: tuple[str, ...]) -> list[str]:
+    """``values`` as a list, refused unless it is a non-empty list of names in ``allowed``."""
+    values = list(values)
+    if not values or any(v not in allowed for v in values):
+        raise ValueError(f"{key}={values}: must be a non-empty list of {', '.join(allowed)}")
+    return values
+
+
 class DiffAugment(Augment):
     """DiffAugment's three policies, each transform on every image (data-efficient-gans,
     DiffAugment_pytorch.py; the CIFAR and few-shot runs use ``color,translation,cutout``).
@@ -134,12 +142,7 @@ class DiffAugment(Augment):
 
     def __init__(self, policy=DIFFAUG_POLICIES, translation: float = 0.125, cutout: float = 0.5):
         super().__init__()
-        policy = list(policy)
-        unknown = [p for p in policy if p not in DIFFAUG_POLICIES]
-        if unknown or not policy:
-            raise ValueError(
-                f"policy={policy}: must be a non-empty list of {', '.join(DIFFAUG_POLICIES)}"
-            )
+        policy = chosen_from("policy", policy, DIFFAUG_POLICIES)
         if not 0 <= translation <= 0.5 or not 0 < cutout <= 1:
             raise ValueError(f"translation={translation} must be in [0, 0.5], cutout in (0, 1]")
         self.policy, self.translation, self.cutout = policy, translation, cutout
@@ -228,12 +231,7 @@ class AdaptiveAugment(Augment):
         p: float = 0.0,
     ):
         super().__init__()
-        transforms = list(transforms)
-        unknown = [t for t in transforms if t not in ADA_TRANSFORMS]
-        if unknown or not transforms:
-            raise ValueError(
-                f"transforms={transforms}: must be a non-empty list of {', '.join(ADA_TRANSFORMS)}"
-            )
+        transforms = chosen_from("transforms", transforms, ADA_TRANSFORMS)
         if not 0 <= target <= 1 or not 0 <= p <= 1 or kimg <= 0 or interval < 1:
             raise ValueError(
                 f"target={target} and p={p} must be in [0, 1], kimg={kimg} > 0, interval="
