@@ -5,9 +5,11 @@ replace training."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -55,3 +57,20 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
     }
+
+
+def wait_for_step(run_dir: Path, step: int, proc, timeout: float = 120) -> None:
+    """Wait until a ganx-train subprocess has logged ``step`` (metrics.jsonl); fail, with its
+    output, if it ends first."""
+    deadline = time.time() + timeout
+    metrics = run_dir / "metrics.jsonl"
+    while time.time() < deadline:
+        if metrics.exists():
+            lines = metrics.read_text().splitlines()
+            if lines and json.loads(lines[-1])["step"] >= step:
+                return
+        if proc.poll() is not None:
+            out = proc.communicate()[0] if proc.stdout else ""
+            raise AssertionError(f"training ended early: {proc.returncode}\n{out}")
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for the run")

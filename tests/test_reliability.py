@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY, TINY_WIDTHS, compose_cfg
+from ganx_cli import wait_for_step
 from internals import poison_d_loss
 
 from ganx import checkpoint as ckpt
@@ -66,20 +67,6 @@ def cli_args(run_dir: Path, *extra: str) -> list[str]:
         f"hydra.run.dir={run_dir}",
         *extra,
     ]
-
-
-def wait_for_step(run_dir: Path, step: int, proc, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    metrics = run_dir / "metrics.jsonl"
-    while time.time() < deadline:
-        if metrics.exists():
-            lines = metrics.read_text().splitlines()
-            if lines and json.loads(lines[-1])["step"] >= step:
-                return
-        if proc.poll() is not None:
-            raise AssertionError(f"training ended early: {proc.returncode}")
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for the run")
 
 
 def final_state(run_dir: Path) -> dict:

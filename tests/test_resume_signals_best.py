@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 from conftest import compose_cfg
-from ganx_cli import GANX_TRAIN, TINY_ARGS, ganx_train_here
+from ganx_cli import GANX_TRAIN, TINY_ARGS, ganx_train_here, wait_for_step
 
 from ganx import checkpoint as ckpt
 from ganx.outputs import objective_and_mode
@@ -91,18 +91,6 @@ def start(run_dir, *extra):
         stderr=subprocess.STDOUT,
         text=True,
     )
-
-
-def wait_for_step(run_dir, step, proc, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if (run_dir / "metrics.jsonl").exists():
-            lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-            if lines and json.loads(lines[-1])["step"] >= step:
-                return
-        assert proc.poll() is None, proc.communicate()[0]
-        time.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 # the final evaluation of this config takes many seconds on a CPU: a signal must not wait for it

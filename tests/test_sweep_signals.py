@@ -4,20 +4,9 @@ Optuna preset runs as documented with two tiny trials."""
 import json
 import signal
 import subprocess
-import time
 
 import pytest
-from ganx_cli import GANX_TRAIN, TINY_ARGS, ganx_train
-
-
-def wait_for_metrics(run_dir, proc, timeout=180):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if (run_dir / "metrics.jsonl").exists() and (run_dir / "metrics.jsonl").read_text():
-            return
-        assert proc.poll() is None, proc.communicate()[0]
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for the first job")
+from ganx_cli import GANX_TRAIN, TINY_ARGS, ganx_train, wait_for_step
 
 
 def status(run_dir):
@@ -31,7 +20,7 @@ def interrupt_first_job(sweep, first_job, *args):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    wait_for_metrics(sweep / first_job, proc)
+    wait_for_step(sweep / first_job, 1, proc, timeout=180)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     return proc.returncode, out
