@@ -761,6 +761,23 @@ MUTATIONS = [
         "dataset.subset_seed changes nothing: every subset is the one of seed 0",
         "test_limited_data.py::test_subset_is_class_balanced_and_fixed_by_its_own_seed",
     ),
+    # --- run dirs ------------------------------------------------------------------------------
+    m(
+        "run_dir_not_locked",
+        LOOP,
+        "    with rundir.held(run_dir) if ranks.is_main else contextlib.nullcontext():\n",
+        "    with contextlib.nullcontext():\n",
+        "a second process (the Python API, bench_quality) trains in a run dir a live run holds",
+        "test_run_dirs.py::test_a_run_dir_in_use_is_refused_before_anything_is_written",
+    ),
+    m(
+        "run_dir_in_use_checked_late",
+        "src/ganx/preflight.py",
+        "    rundir.check_not_in_use(run_dir, key)\n",
+        "",
+        "ganx-train records its invocation (or moves the live run aside) before it is refused",
+        "test_run_dirs.py::test_a_run_dir_in_use_is_refused_before_anything_is_written",
+    ),
 ]
 
 BROKEN_PROBE = Mutation(

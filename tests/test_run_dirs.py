@@ -1,17 +1,30 @@
 """Run directories and sweeps never lose or mix results: a previous run is refused before
-anything is written (resume=auto continues it, start_over=true moves it aside), a resume may
-change only the schedules, each invocation is recorded, sweeps check every job first."""
+anything is written (resume=auto continues it, start_over=true moves it aside), a run dir a live
+process trains in is refused to every other process, a resume may change only the schedules,
+each invocation is recorded, sweeps check every job first."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 
 import pytest
 import yaml
-from conftest import TINY
-from ganx_cli import TINY_ARGS, error_lines, ganx_train, ganx_train_here, snapshot
+from conftest import TINY, compose_cfg
+from ganx_cli import (
+    GANX_TRAIN,
+    TINY_ARGS,
+    error_lines,
+    ganx_train,
+    ganx_train_here,
+    snapshot,
+    wait_for_step,
+)
 
 import ganx.train
+from ganx import rundir
 from ganx.data import DataError
 from ganx.report import main as report_main
 
@@ -29,6 +42,64 @@ def test_second_run_in_a_run_dir_is_refused_and_changes_nothing(tmp_path):
     assert "holds a previous run" in lines[0]
     assert "resume=auto" in lines[0] and "start_over=true" in lines[0]
     assert snapshot(run_dir) == before  # .hydra/, the job log and every output untouched
+
+
+def test_a_run_dir_in_use_is_refused_before_anything_is_written(tmp_path):
+    """While a process trains in a run dir (it holds the dir's lock), the same command typed
+    again with resume=auto, or with start_over=true, is refused in one line and changes
+    nothing; so is the Python API's ganx.fit."""
+    import ganx
+
+    run_dir = tmp_path / "D"
+    assert ganx_train_here(*TINY_ARGS, "train.steps=2", f"hydra.run.dir={run_dir}")[0] == 0
+    with rundir.held(run_dir):  # the lock a live run holds (flock: per open file, any process)
+        before = snapshot(run_dir)
+        for extra in ("resume=auto", "start_over=true"):
+            code, stderr = ganx_train_here(
+                *TINY_ARGS, "train.steps=4", extra, f"hydra.run.dir={run_dir}"
+            )
+            lines = error_lines(stderr)
+            assert code == 1 and len(lines) == 1, stderr
+            assert f"hydra.run.dir={run_dir} is in use" in lines[0]
+            assert f"pid {os.getpid()}" in lines[0] and "resume=auto" in lines[0]
+        cfg = compose_cfg("train.steps=4", "resume=auto")
+        with pytest.raises(rundir.RunDirInUse, match="is in use"):
+            ganx.fit(cfg, run_dir)
+        assert snapshot(run_dir) == before
+    assert not list(tmp_path.glob("D.old-*"))
+    # the lock ends with its holder: the same command now continues the run
+    code, stderr = ganx_train_here(
+        *TINY_ARGS, "train.steps=4", "resume=auto", f"hydra.run.dir={run_dir}"
+    )
+    assert code == 0, stderr
+
+
+@pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
+def test_a_second_ganx_train_in_a_live_run_dir_is_refused(tmp_path):
+    """Two processes, as a user meets it: a run is training; the same command with
+    resume=auto in another terminal is refused and records nothing; after the first is stopped
+    (it checkpoints), the same command continues it."""
+    run_dir = tmp_path / "D"
+    args = [*TINY_ARGS, "train.steps=400", "log.every=1", "sample.every=100", "ckpt.every=100"]
+    args.append(f"hydra.run.dir={run_dir}")
+    first = subprocess.Popen(
+        [GANX_TRAIN, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for_step(run_dir, 1, first, timeout=180)
+        second = ganx_train(*args, "resume=auto", cwd=tmp_path)
+        lines = error_lines(second.stderr)
+        assert second.returncode == 1 and len(lines) == 1, second.stderr
+        assert "is in use" in lines[0] and f"pid {first.pid}" in lines[0]
+        invocations = (run_dir / ".hydra" / "invocations.jsonl").read_text().splitlines()
+        assert len(invocations) == 1  # the refused command recorded nothing
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert first.returncode == 0
+    resumed = ganx_train(*args, "resume=auto", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
 
 
 def test_start_over_moves_the_previous_run_aside(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from . import collectives, schedule
+from . import collectives, rundir, schedule
 from .build import select_device
 from .collectives import Ranks
 from .outputs import EvaluationInterrupted, Outputs
@@ -138,6 +138,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     (``status``: finished, paused, interrupted or diverged; ``best``; ``wall_time_s``)."""
     validate(cfg)
     device, ranks, run_dir = set_up_process(cfg, run_dir)
+    # rank 0 holds the run dir: a second process training in it is refused, not interleaved
+    with rundir.held(run_dir) if ranks.is_main else contextlib.nullcontext():
+        return train_in_run_dir(cfg, run_dir, device, ranks)
+
+
+def train_in_run_dir(cfg: DictConfig, run_dir: Path, device: torch.device, ranks: Ranks) -> dict:
+    """:func:`train` once the process is set up and holds the run dir."""
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
     settings = step_settings(cfg, state, ranks)
     status = "finished"

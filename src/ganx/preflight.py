@@ -87,6 +87,7 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
 
 def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
     rundir.check_location(run_dir, key)
+    rundir.check_not_in_use(run_dir, key)
     found = rundir.previous_run(run_dir)
     start_over = bool(cfg.get("start_over", False))
     if start_over and cfg.resume is not None:

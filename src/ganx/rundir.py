@@ -1,5 +1,5 @@
-"""A run directory: is a previous run in it, moving that run aside, and the record of every
-invocation that wrote into it.
+"""A run directory: is a previous run in it, is a process training in it now, moving a previous
+run aside, and the record of every invocation that wrote into it.
 
 Hydra's own ``.hydra/`` writing is switched off (``hydra.output_subdir: null``): ganx writes
 ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` once, when a run starts, and
@@ -9,14 +9,21 @@ so a resume never rewrites the record of how the run began.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from .build import ConfigError
+
+try:  # POSIX; elsewhere run dirs are not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 # what a run writes; any of them in a directory means a previous run is there
 RUN_OUTPUTS = (".hydra", "checkpoints", "metrics.jsonl", "status.json", "samples", "tb")
@@ -26,6 +33,69 @@ def previous_run(run_dir: Path) -> list[str]:
     """The run outputs already in ``run_dir`` (empty: no previous run)."""
     run_dir = Path(run_dir)
     return [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+
+
+# held (flock) by the process training in the run dir; the OS releases it when that process ends,
+# however it ends, so a crashed run never leaves the directory locked
+LOCK_FILE = ".ganx.lock"
+
+
+class RunDirInUse(ConfigError):
+    """Another live process is training in this run dir: a second writer would interleave its
+    metrics.jsonl and overwrite its checkpoints."""
+
+
+def _try_lock(handle) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def in_use_message(run_dir: Path, holder: str, key: str | None) -> str:
+    return (
+        f"{named(run_dir, key)} is in use: another ganx process is training in it ({holder}); "
+        "nothing was written. Wait for it to end, or stop it (it saves a checkpoint) and "
+        "continue with resume=auto"
+    )
+
+
+def check_not_in_use(run_dir: Path, key: str | None = "hydra.run.dir") -> None:
+    """Refuse a run dir a live process holds (a probe: the lock is released at once)."""
+    path = Path(run_dir) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return
+    with open(path) as handle:
+        if not _try_lock(handle):
+            holder = handle.read().strip() or "holder unknown"
+            raise RunDirInUse(in_use_message(Path(run_dir), holder, key))
+
+
+@contextlib.contextmanager
+def held(run_dir: Path, key: str | None = "hydra.run.dir"):
+    """Hold the run dir's lock while training in it; a second process is refused (RunDirInUse)
+    before it reads a checkpoint or writes anything. The lock file stays (removing it would let
+    a third process lock a different inode)."""
+    if fcntl is None:
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_FILE, "a+") as handle:
+        if not _try_lock(handle):
+            handle.seek(0)
+            holder = handle.read().strip() or "holder unknown"
+            raise RunDirInUse(in_use_message(run_dir, holder, key))
+        handle.seek(0)
+        handle.truncate()
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def named(run_dir: Path, key: str | None) -> str:
