@@ -27,6 +27,8 @@ import argparse
 import csv
 import json
 import os
+import shlex
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -89,8 +91,9 @@ def is_finished(run_dir: Path, steps: int) -> bool:
     return record.get("status") == "finished" and record.get("step") == steps
 
 
-def train_one(job: tuple) -> str:
-    """One run in a worker process (spawned: no state shared with the others)."""
+def train_one(job: tuple) -> tuple[str, str]:
+    """One run (in this process, or a spawned worker: no state shared with the others);
+    returns a line for the log and the run's status."""
     name, overrides, seed, args = job
     import torch
 
@@ -100,14 +103,58 @@ def train_one(job: tuple) -> str:
         torch.set_num_threads(args.threads)
     run_dir = run_dir_of(args.out, name, seed)
     if is_finished(run_dir, max(args.steps)):
-        return f"{name} seed={seed}: already finished"
+        return f"{name} seed={seed}: already finished", "finished"
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = compose_run(overrides, args, seed)
     try:
         result = train(cfg, run_dir)
     except Exception as err:  # one failed run must not end the study; the table shows the gap
-        return f"{name} seed={seed}: FAILED: {type(err).__name__}: {err}"
-    return f"{name} seed={seed}: {result['status']} at step {result['step']}"
+        return f"{name} seed={seed}: FAILED: {type(err).__name__}: {err}", "failed"
+    return f"{name} seed={seed}: {result['status']} at step {result['step']}", result["status"]
+
+
+class StopOnSignal:
+    """In the parent of worker processes: SIGINT/SIGTERM reach the workers too (one process
+    group), and each saves its checkpoint; the parent only notes the signal, so that no
+    queued run starts after it."""
+
+    def __enter__(self):
+        self.signal = None
+        self.previous = {s: signal.signal(s, self.note) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def note(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def train_all(jobs: list[tuple], processes: int, threads: int | None) -> bool:
+    """Train the jobs, ``processes`` at a time. A signal interrupts the runs in progress (each
+    saves its checkpoint) and starts no later run: returns False then."""
+    if processes == 1:
+        for job in jobs:
+            message, status = train_one(job)
+            print(message, flush=True)
+            if status == "interrupted":
+                return False
+        return True
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads or 1))
+    with StopOnSignal() as stop, ProcessPoolExecutor(processes, get_context("spawn")) as pool:
+        futures = [pool.submit(train_one, job) for job in jobs]
+        stopped = False
+        for future in futures:
+            if future.cancelled():
+                continue
+            message, status = future.result()
+            print(message, flush=True)
+            if status == "interrupted" or stop.signal:
+                stopped = True
+                for later in futures:
+                    later.cancel()  # queued runs never start; running ones checkpoint
+    return not stopped
 
 
 def metric_values(record: dict) -> dict:
@@ -177,7 +224,7 @@ def write_outputs(configs, args) -> Path:
     header = (
         f"Mean ± std over seeds {','.join(map(str, args.seeds))}; "
         f"{args.num_samples} generated images vs the same number of real ones; "
-        f"command: `python scripts/bench_quality.py {' '.join(sys.argv[1:])}`\n\n"
+        f"command: `python scripts/bench_quality.py {shlex.join(sys.argv[1:])}`\n\n"
     )
     lines = markdown_table(["config", "overrides", "step", "seeds", *keys], table)
     (out / "quality.md").write_text(header + "\n".join(lines) + "\n")
@@ -227,14 +274,14 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         jobs = [(name, overrides, seed, args) for name, overrides in configs for seed in args.seeds]
-        if args.jobs == 1:
-            for job in jobs:
-                print(train_one(job), flush=True)
-        else:
-            os.environ.setdefault("OMP_NUM_THREADS", str(args.threads or 1))
-            with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-                for message in pool.map(train_one, jobs):
-                    print(message, flush=True)
+        if not train_all(jobs, args.jobs, args.threads):
+            write_outputs(configs, args)
+            print(
+                "bench_quality: stopped by a signal: the interrupted runs saved their checkpoints "
+                "and no later run was started; the same command continues",
+                file=sys.stderr,
+            )
+            sys.exit(130)
     table = write_outputs(configs, args)
     print(table.read_text())
 

@@ -100,3 +100,28 @@ def test_eval_at_adds_evaluation_steps(tmp_path, tiny_cfg):
     assert [r["step"] for r in records if "fid32_mnist" in r] == [1, 3, 5]
     with pytest.raises(ConfigError, match=r"eval.at\[1\]=0: must be a positive integer"):
         validate(tiny_cfg("eval.at=[2,0]"))
+
+
+def test_bench_quality_stops_after_a_signal(tmp_path, monkeypatch, capsys):
+    """A signal interrupts the run in progress (it saves its checkpoint: ganx.loop.train returns
+    "interrupted"); no later run starts, exit 130, and the same command continues."""
+    import ganx.loop
+
+    quality = load_script("bench_quality")
+    started = []
+
+    def interrupted_first(cfg, run_dir):
+        started.append(run_dir.parent.name)
+        status = "interrupted" if len(started) == 1 else "finished"
+        return {"status": status, "step": 1}
+
+    monkeypatch.setattr(ganx.loop, "train", interrupted_first)
+    argv = ["--out", str(tmp_path), "--steps", "2", "--metrics", "fid_mnist"]
+    argv += ["--hardware", "cpu", "--configs", "a:reg=none", "b:reg=r1"]
+    with pytest.raises(SystemExit) as stop:
+        quality.main(argv)
+    assert stop.value.code == 130 and started == ["a"]
+    err = capsys.readouterr().err
+    assert "stopped by a signal" in err and "the same command continues" in err
+    quality.main(argv)  # the same command: both runs are trained (neither finished)
+    assert started == ["a", "a", "b"]
