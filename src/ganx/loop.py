@@ -139,13 +139,18 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     validate(cfg)
     device, ranks, run_dir = set_up_process(cfg, run_dir)
     # rank 0 holds the run dir: a second process training in it is refused, not interleaved
-    with rundir.held(run_dir) if ranks.is_main else contextlib.nullcontext():
-        return train_in_run_dir(cfg, run_dir, device, ranks)
+    lock = rundir.held(run_dir) if ranks.is_main else contextlib.nullcontext(lambda: None)
+    with lock as started:
+        return train_in_run_dir(cfg, run_dir, device, ranks, started)
 
 
-def train_in_run_dir(cfg: DictConfig, run_dir: Path, device: torch.device, ranks: Ranks) -> dict:
-    """:func:`train` once the process is set up and holds the run dir."""
+def train_in_run_dir(
+    cfg: DictConfig, run_dir: Path, device: torch.device, ranks: Ranks, started
+) -> dict:
+    """:func:`train` once the process is set up and holds the run dir; ``started()`` marks the
+    lock as this run's once its state is built (nothing is refused after that)."""
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
+    started()
     settings = step_settings(cfg, state, ranks)
     status = "finished"
     outputs = Outputs(cfg, run_dir, ranks, state.step, state.elapsed_s)

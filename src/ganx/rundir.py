@@ -75,25 +75,42 @@ def check_not_in_use(run_dir: Path, key: str | None = "hydra.run.dir") -> None:
 @contextlib.contextmanager
 def held(run_dir: Path, key: str | None = "hydra.run.dir"):
     """Hold the run dir's lock while training in it; a second process is refused (RunDirInUse)
-    before it reads a checkpoint or writes anything. The lock file stays (removing it would let
-    a third process lock a different inode)."""
+    before it reads a checkpoint or writes anything. Yields ``started()``: call it once the run
+    has begun (its checkpoint read, its data built) to write the holder's line. A run refused
+    before that leaves the directory as it found it: an existing lock file keeps its bytes, a
+    lock file (and empty run dir) this call created is removed. The lock file otherwise stays
+    (removing it would let a third process lock a different inode)."""
     if fcntl is None:
-        yield
+        yield lambda: None
         return
     run_dir = Path(run_dir)
+    path = run_dir / LOCK_FILE
+    made_dir, made_file = not run_dir.exists(), not path.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_FILE, "a+") as handle:
+    with open(path, "a+") as handle:
         if not _try_lock(handle):
             handle.seek(0)
             holder = handle.read().strip() or "holder unknown"
             raise RunDirInUse(in_use_message(run_dir, holder, key))
-        handle.seek(0)
-        handle.truncate()
-        started = time.strftime("%Y-%m-%d %H:%M:%S")
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
-        handle.flush()
+        begun = []
+
+        def started() -> None:
+            handle.seek(0)
+            handle.truncate()
+            since = time.strftime("%Y-%m-%d %H:%M:%S")
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {since}\n")
+            handle.flush()
+            begun.append(True)
+
         try:
-            yield
+            yield started
+        except BaseException:
+            if not begun and made_file:  # refused before it began: leave no trace
+                path.unlink(missing_ok=True)
+                if made_dir:
+                    with contextlib.suppress(OSError):  # only when empty
+                        run_dir.rmdir()
+            raise
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
