@@ -7,6 +7,7 @@
 #   bash scripts/gpu_checks.sh bench      # scripts/bench.py table + loss curves -> $OUT/bench.md
 #   bash scripts/gpu_checks.sh ddp        # hardware=ddp (NCCL) against one process, images/s
 #   bash scripts/gpu_checks.sh quality    # scripts/bench_quality.py, 20k steps, Inception-FID
+#                                         # (the default, MLP + R1, rpgan + R1 + R2 at gamma 1)
 set -euo pipefail
 stage=${1:?usage: gpu_checks.sh bench|ddp|quality}
 out=${OUT:-gpu_out}
@@ -39,7 +40,8 @@ PY
   quality)
     python3 scripts/bench_quality.py --out "$out/quality" --steps 1000 5000 10000 20000 \
       --inception-weights "$PWD/inception_fp16.pth" --num-samples 5000 \
-      --jobs 2 --configs "default:" "mlp_r1:model=mlp reg=r1" | tail -n 20
+      --jobs 3 --configs "default:" "mlp_r1:model=mlp reg=r1" \
+      "rpgan_r1r2_g1:loss=rpgan reg=[r1,r2] reg.r1.weight=1 reg.r2.weight=1" | tail -n 20
     ;;
   *)
     echo "unknown stage $stage; allowed: bench, ddp, quality" >&2

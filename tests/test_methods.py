@@ -48,3 +48,18 @@ def test_method_line_lists_every_setting():
     line = describe_method(cfg, build_nets(cfg)[1])
     for part in ("model=mlp", "loss=ns (d_scale 0.5)", "reg: none", "EMA off", "updates g_first"):
         assert part in line, (part, line)
+
+
+@pytest.mark.parametrize("loss", ["rsgan", "rpgan", "ragan"])
+def test_ada_with_a_relativistic_loss_is_named(loss):
+    """ADA's r_t = E[sign(D(real))] needs D's outputs centred; relativistic losses leave their
+    offset free (measured: r_t = 1 on every seed of the study, README Quality)."""
+    plain = ["model.discriminator.norm=none", "reg=[r1,r2]"]
+    assert any(
+        f"augment=ada with loss={loss}" in w
+        for w in warnings_for(f"loss={loss}", "augment=ada", *plain)
+    )
+    assert not any(
+        "augment=ada" in w for w in warnings_for(f"loss={loss}", "augment=diffaug", *plain)
+    )
+    assert not any("augment=ada" in w for w in warnings_for("augment=ada", *plain))

@@ -135,6 +135,15 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
             "with R1 and R2 together, the pair its local convergence argument covers "
             "(reg=[r1,r2])"
         )
+    augment = cfg.get("augment") or {}
+    if augment.get("name") == "ada" and loss in RELATIVISTIC_LOSSES:
+        out.append(
+            f"augment=ada with loss={loss}: ADA steers p by r_t = E[sign(D(real))] (Karras et al. "
+            "2020, sec. 3), which assumes D's outputs are centred on its decision boundary; a "
+            "relativistic loss sees only differences of D's outputs, so their offset, and with it "
+            "r_t, is arbitrary (r_t can sit at 1 and p rise at its fastest rate throughout); "
+            "augment=diffaug, or a fixed p (augment.kimg large, augment.p=P), does not depend on it"
+        )
     penalties = [n for n, kind in kinds.items() if kind in INPUT_GRADIENT_REGS]
     if penalties and discriminator is not None and d_normalisation(discriminator) == "BatchNorm":
         out.append(
