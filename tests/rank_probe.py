@@ -1,5 +1,5 @@
 """One data-parallel rank as ``ganx.launch`` starts it, plus two test-only probes (never part of
-ganx): every rank saves its final G, D and EMA (parameters and buffers) to
+ganx): every rank saves its final G, D and EMA (parameters and buffers; the augmentation's state) to
 ``PROBE_DIR/rank<r>.pt``; and with ``PROBE_NAN_RANK``/``PROBE_NAN_CALL`` that rank's D loss is
 NaN at that call, as if its batch had gone bad.
 
@@ -24,6 +24,8 @@ def save_final_state(finish):
         if state.ema is not None:
             modules["ema_generator"] = state.ema
         record = {name: m.state_dict() for name, m in modules.items()}
+        if state.parts.augment is not None:  # augment=diffaug|ada: its stream (and ADA's p)
+            record["augment"] = state.parts.augment.state_dict()
         record.update(step=state.step, status=status, skipped=state.skipped)
         torch.save(record, PROBE_DIR / f"rank{RANK}.pt")
         return finish(self, state, status)

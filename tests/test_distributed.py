@@ -300,3 +300,31 @@ def test_a_nan_on_one_rank_is_skipped_by_every_rank(tmp_path):
     assert all(
         torch.isfinite(v).all() for v in final["generator"].values() if v.is_floating_point()
     )
+
+
+@pytest.mark.slow
+def test_ada_moves_p_alike_on_every_rank(tmp_path):
+    """augment=ada on two ranks: the real-logit signs and image counts are all-reduced before p
+    moves, so p follows the global r_t (logged as augment/real_sign, averaged over ranks) with
+    the global image count, identically on both ranks, and the nets stay identical."""
+    procs, run_dir = start_ranks(
+        tmp_path,
+        "train.steps=8",
+        "log.every=1",
+        "train.batch_size=16",
+        "augment=ada",
+        "augment.interval=1",
+        "augment.kimg=1",  # p moves by 2 x 16 / 1000 per D step
+        "augment.target=0",
+    )
+    wait_all(procs)
+    assert_ranks_identical(tmp_path)
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    expected = 0.0
+    for record in records:
+        rise = 1.0 if record["augment/real_sign"] > 0 else -1.0  # torch.sign(0) = 0 aside
+        expected = min(1.0, max(0.0, expected + rise * 2 * 16 / 1000))
+    zero, one = (torch.load(tmp_path / f"rank{r}.pt")["augment"] for r in (0, 1))
+    assert expected > 0  # p moved: the check is not vacuous
+    assert float(zero["p"]) == pytest.approx(expected, abs=1e-6)
+    assert torch.equal(zero["p"], one["p"])
