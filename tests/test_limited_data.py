@@ -42,6 +42,19 @@ def test_training_reads_the_subset_whatever_the_seed_and_metrics_see_the_full_se
     assert all((rows == image).all(1).any() for image in seen.flatten(1))
 
 
+
+def test_the_start_of_a_run_names_its_subset():
+    from types import SimpleNamespace
+
+    from ganx.outputs import start_lines
+
+    cfg = compose_cfg("dataset.subset=64")
+    state = SimpleNamespace(parts=build_all(cfg, CPU), step=0)
+    record = {"device": "cpu", "ganx": "0", "versions": {"torch": "0"}}
+    lines = start_lines(cfg, state, "run", record)
+    assert "data: mnist5k, training on 64 of its 5,000 images" in lines
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

@@ -67,7 +67,8 @@ def test_every_output_goes_through_the_tracker_interface(tmp_path):
     assert not (run / "tb").exists()  # logger=none: tensorboard is a tracker like the others
 
     log = (run / "train.log").read_text()
-    for line in ("run directory:", "device: cpu", "parameters: G", "method: model=dcgan", "r1 ("):
+    said = ("run directory:", "device: cpu", "parameters: G", "method: model=dcgan", "r1 (")
+    for line in (*said, "data: mnist5k, training on 5,000 images"):
         assert line in log, line
     assert "step 2/4 (50%) loss/D" in log and "it/s" in log  # lines, not a bar, in a file
     assert "run finished at step 4" in log and "samples:" in log and "checkpoints:" in log

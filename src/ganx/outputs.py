@@ -378,10 +378,14 @@ def start_lines(cfg: DictConfig, state: TrainingState, run_dir: Path, record: di
         return f"{sum(p.numel() for p in module.parameters()):,}"
 
     metrics = ", ".join(cfg.eval.metrics) or "none"
+    trained_on, size = len(parts.stream.source), len(parts.source)
+    # a limited-data run says so: its metrics still compare with all of the data set
+    data = f"{size:,} images" if trained_on == size else f"{trained_on:,} of its {size:,} images"
     return [
         f"run directory: {run_dir}",
         f"device: {record['device']}; ganx {record['ganx']}, torch {record['versions']['torch']}",
         f"parameters: G {count(parts.generator)}, D {count(parts.discriminator)}",
+        f"data: {parts.source.name}, training on {data}",
         f"metrics every {cfg.eval.every} steps: {metrics}"
         + (f"; starting at step {state.step}" if state.step else ""),
     ]
