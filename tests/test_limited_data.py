@@ -42,7 +42,6 @@ def test_training_reads_the_subset_whatever_the_seed_and_metrics_see_the_full_se
     assert all((rows == image).all(1).any() for image in seen.flatten(1))
 
 
-
 def test_the_start_of_a_run_names_its_subset():
     from types import SimpleNamespace
 

@@ -76,3 +76,39 @@ def test_the_readme_smoke_run_prints_what_the_readme_says(tmp_path):
     for metric in ("fid2k_mnist", "kid2k_mnist", "is2k_mnist", "classes2k_mnist"):
         assert metric in final, final
     assert f"samples: {run_dir}" in log and "checkpoints:" in log
+
+
+def readme_bench_quality_commands() -> list[list[str]]:
+    """The arguments of every ``python scripts/bench_quality.py`` command in the README's code
+    blocks (backslash continuations joined)."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", README.read_text(), flags=re.S)
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith("python scripts/bench_quality.py "):
+                commands.append(shlex.split(line.split("  #")[0])[2:])
+    return commands
+
+
+BENCH_COMMANDS = readme_bench_quality_commands()
+
+
+def test_the_readme_has_benchmark_commands_to_check():
+    assert len(BENCH_COMMANDS) >= 6
+    assert any("dataset=stacked_mnist" in " ".join(c) for c in BENCH_COMMANDS)
+
+
+@pytest.mark.parametrize("argv", BENCH_COMMANDS, ids=lambda argv: argv[argv.index("--out") + 1])
+def test_readme_benchmark_configurations_compose_and_validate(argv, tmp_path):
+    """bench_quality composes and validates every configuration before it trains; with
+    --report-only it stops there (a refused one exits with the configuration's name)."""
+    import importlib.util
+
+    path = README.parent / "scripts" / "bench_quality.py"
+    spec = importlib.util.spec_from_file_location("bench_quality", path)
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    out = argv.index("--out") + 1
+    argv = [*argv[:out], str(tmp_path / argv[out]), *argv[out + 1 :], "--report-only"]
+    quality.main(argv)
+    assert not (tmp_path / argv[out]).joinpath("runs").exists()
