@@ -61,6 +61,17 @@ netblock.block_network()  # this process too, for the whole session
 NetworkBlocked = netblock.NetworkBlocked
 
 
+def load_script(name: str):
+    """A script of scripts/ (not a package) loaded as a module, for its functions and main()."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def group_choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 

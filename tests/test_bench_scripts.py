@@ -1,22 +1,11 @@
 """The benchmark scripts' own logic (their measurements run on the GPU machine, not here)."""
 
 import csv
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_WIDTHS
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import TINY_WIDTHS, load_script
 
 
 @pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it

@@ -6,7 +6,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from conftest import CONF_DIR, compose_cfg
+from conftest import CONF_DIR, compose_cfg, load_script
 
 from ganx.errors import ConfigError
 from ganx.overrides import GROUPS, OPTIONAL_GROUPS, check_overrides, command_line_overrides
@@ -14,11 +14,14 @@ from ganx.overrides import GROUPS, OPTIONAL_GROUPS, check_overrides, command_lin
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def readme_code_blocks() -> list[str]:
+    return re.findall(r"```[a-z]*\n(.*?)```", README.read_text(), flags=re.S)
+
+
 def readme_commands() -> list[str]:
     """The ganx-train command lines inside the README's fenced code blocks (not its outputs)."""
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", README.read_text(), flags=re.S)
     lines = []
-    for block in blocks:
+    for block in readme_code_blocks():
         for line in block.splitlines():
             line = re.sub(r"^\$ |^(make venv && )?\.venv/bin/", "", line.strip())
             if line.startswith("ganx-train") and not line.startswith("ganx-train:"):
@@ -81,9 +84,8 @@ def test_the_readme_smoke_run_prints_what_the_readme_says(tmp_path):
 def readme_bench_quality_commands() -> list[list[str]]:
     """The arguments of every ``python scripts/bench_quality.py`` command in the README's code
     blocks (backslash continuations joined)."""
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", README.read_text(), flags=re.S)
     commands = []
-    for block in blocks:
+    for block in readme_code_blocks():
         for line in block.replace("\\\n", " ").splitlines():
             if line.startswith("python scripts/bench_quality.py "):
                 commands.append(shlex.split(line.split("  #")[0])[2:])
@@ -102,13 +104,9 @@ def test_the_readme_has_benchmark_commands_to_check():
 def test_readme_benchmark_configurations_compose_and_validate(argv, tmp_path):
     """bench_quality composes and validates every configuration before it trains; with
     --report-only it stops there (a refused one exits with the configuration's name)."""
-    import importlib.util
-
-    path = README.parent / "scripts" / "bench_quality.py"
-    spec = importlib.util.spec_from_file_location("bench_quality", path)
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
     out = argv.index("--out") + 1
-    argv = [*argv[:out], str(tmp_path / argv[out]), *argv[out + 1 :], "--report-only"]
-    quality.main(argv)
-    assert not (tmp_path / argv[out]).joinpath("runs").exists()
+    report_dir = tmp_path / argv[out]
+    load_script("bench_quality").main(
+        [*argv[:out], str(report_dir), *argv[out + 1 :], "--report-only"]
+    )
+    assert not (report_dir / "runs").exists()
