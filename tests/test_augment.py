@@ -70,14 +70,22 @@ def test_ada_at_p_zero_is_the_identity_and_r1_differentiates_through_it_twice():
     assert D[0].weight.grad.abs().sum() > 0
 
 
-def test_diffaugment_distributions_match_the_authors():
-    """Translation by at most 1/8 of the side (3 px at 28) and a cutout of half the side: with
-    only ``translation`` a constant image keeps its value except in a zero border of <= 3 px;
-    with only ``cutout`` exactly a 14 x 14 square (or its part inside the image) is zeroed."""
-    ones = torch.ones(256, 1, 28, 28)
+@pytest.mark.parametrize(("side", "limit"), [(28, 4), (32, 4), (12, 2), (20, 3)])
+def test_diffaugment_translation_rounds_half_up_as_the_authors(side, limit):
+    """``rand_translation`` shifts by up to int(s * 0.125 + 0.5) px
+    (mit-han-lab/data-efficient-gans@0b63395:DiffAugment_pytorch.py:40): 4 px at 28 (3.5 rounded
+    up), 2 at 12 (1.5 up), 3 at 20 (2.5 up); every shift in [-limit, limit] occurs."""
+    ones = torch.ones(4096, 1, side, side)
     moved = bound(DiffAugment(policy=["translation"]))(ones)
-    zero_rows = (moved[:, 0].sum(2) == 0).sum(1)
-    assert zero_rows.max() == 3 and zero_rows.min() == 0
+    for axis in (2, 1):  # rows (a vertical shift), columns (a horizontal one)
+        empty = (moved[:, 0].sum(axis) == 0).sum(1)  # zero rows/columns = |shift|
+        assert sorted(empty.unique().tolist()) == list(range(limit + 1))
+
+
+def test_diffaugment_distributions_match_the_authors():
+    """A cutout of half the side: with only ``cutout`` exactly a 14 x 14 square (or its part
+    inside the image) is zeroed."""
+    ones = torch.ones(256, 1, 28, 28)
     cut = bound(DiffAugment(policy=["cutout"]))(ones)
     holes = (cut == 0).sum((1, 2, 3))
     assert holes.max() == 14 * 14 and holes.min() >= 7 * 7

@@ -148,9 +148,9 @@ PARAMETER_COUNTS = [
     # Roth et al.'s gan_64x64.py ResNet in regularized mode (tests/test_nets_reference.py)
     ("resnet64", ["dataset.resolution=64", "dataset.channels=3"], "8,540,483 / 7,491,841"),
     # mimicry's 48 px networks
-    ("sngan", ["dataset.resolution=48", "dataset.channels=3"], "4,878,083 / 19,542,721"),
-    ("ssgan", ["dataset.resolution=48", "dataset.channels=3"], "4,878,083 / 19,546,821"),
-    ("infomax", ["dataset.resolution=48", "dataset.channels=3"], "4,878,083 / 24,004,801"),
+    ("sngan", ["dataset.resolution=48", "dataset.channels=3"], "4,878,083 / 10,141,441"),
+    ("ssgan", ["dataset.resolution=48", "dataset.channels=3"], "4,878,083 / 10,145,541"),
+    ("infomax", ["dataset.resolution=48", "dataset.channels=3"], "4,878,083 / 14,603,521"),
     ("wgan_gp_mnist", [], "1,554,177 / 1,030,145"),
     ("toy3d", ["dataset=mog3d"], "17,283 / 17,153"),
     ("dirac", ["dataset=dirac"], "1 / 1"),

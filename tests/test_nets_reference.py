@@ -8,6 +8,7 @@ from ganx.nets.sngan import (
     SNGANDiscriminator,
     SNGANGenerator,
     SSGANDiscriminator,
+    upsampled,
 )
 
 
@@ -79,6 +80,51 @@ def test_sngan_48_is_mimicrys_48_px_network():
     assert info.local_a.in_channels == 512 and info.global_a.in_features == 1024
     local, global_ = info.projected_features(torch.randn(2, 3, 48, 48))
     assert local.shape == (2, 1024, 9) and global_.shape == (2, 1024)
+
+
+def mimicry_d_params(blocks, ndf):
+    """mimicry's D (kwotsin/mimicry@a7fda06:torch_mimicry/modules/resblocks.py): the optimised
+    first block (3x3 3->a, 3x3 a->a, 1x1 3->a, all with biases), then ``DBlock(a, b)`` whose
+    hidden width is its input width (l. 184): 3x3 a->a, 3x3 a->b, and a 1x1 a->b shortcut when
+    a != b or it down-samples; the final SNLinear(ndf, 1)."""
+    first = blocks[0][0]
+    total = 27 * first + first + 9 * first * first + first + 3 * first + first
+    for (a, _), (b, down) in zip(blocks, blocks[1:]):
+        total += 9 * a * a + a + 9 * a * b + b + ((a * b + b) if a != b or down else 0)
+    return total + ndf + 1
+
+
+def test_sngan_48_d_has_mimicrys_parameter_count():
+    """sngan_48.py:72-77: DBlockOptimized(3, 64), DBlock 64->128->256->512 down, 512->1024."""
+    plan = [(64, True), (128, True), (256, True), (512, True), (1024, False)]
+    assert count(SNGANDiscriminator(resolution=48)) == mimicry_d_params(plan, 1024) == 10_141_441
+    d = SNGANDiscriminator(resolution=48)
+    assert [b.conv1.out_channels for b in d.local_blocks] == [64, 64, 128, 256]
+    assert d.global_block.conv1.out_channels == 512
+    old = SNGANDiscriminator(resolution=48, hidden_width="output")
+    assert count(old) == 19_542_721 and old.global_block.conv1.out_channels == 1024
+    plan32 = [(128, True), (128, True), (128, False), (128, False)]
+    assert count(SNGANDiscriminator(resolution=32)) == mimicry_d_params(plan32, 128) == 1_053_825
+
+
+def test_sngan_generator_upsamples_bilinearly_as_mimicry():
+    """GBlock._upsample_conv (resblocks.py:104-112): bilinear, align_corners=False; nearest
+    is ``model.generator.upsample=nearest``. Same weights, different images."""
+    torch.manual_seed(0)
+    g = SNGANGenerator(resolution=32, ngf=8).eval()
+    x = torch.randn(1, 8, 4, 4)
+    block = g.blocks[0]
+    smooth = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear")
+    assert torch.equal(block.shortcut(smooth), block.shortcut(upsampled(x, "bilinear")))
+    z = torch.randn(2, 128)
+    bilinear = g(z)
+    for b in g.blocks:
+        b.upsample = "nearest"
+    assert not torch.allclose(bilinear, g(z))
+    nearest = SNGANGenerator(resolution=32, ngf=8, upsample="nearest").blocks[0]
+    assert nearest.upsample == "nearest"
+    blocky = upsampled(x, "nearest")
+    assert torch.equal(blocky[..., ::2, ::2], blocky[..., 1::2, 1::2])  # 2x2 copies
 
 
 def test_sngan_32_unchanged():

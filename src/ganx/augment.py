@@ -164,7 +164,8 @@ class DiffAugment(Augment):
     def _translation(self, x: Tensor) -> Tensor:
         n, dev = x.shape[0], x.device
         for dim in (2, 3):
-            limit = int(x.shape[dim] * self.translation)
+            # rounded half up as the authors' code: int(s * ratio + 0.5), 4 px at 28 px
+            limit = int(x.shape[dim] * self.translation + 0.5)
             x = shifted_rows(x, self.integers(-limit, limit, n, dev), dim, reflect=False)
         return x
 

@@ -45,6 +45,10 @@ ADDED_SETTINGS = {
     for key, value in (("schedule", "constant"), ("weight_end", None), ("schedule_steps", None))
 }
 ADDED_SETTINGS |= {"augment.name": "none", "dataset.subset_seed": 0}  # dataset.subset: null
+ADDED_SETTINGS |= {  # issue 28: the reference's behaviour became the default
+    "model.generator.upsample": "nearest",
+    "model.discriminator.hidden_width": "output",
+}
 
 
 def flatten(tree, prefix: str = "") -> dict:
@@ -72,6 +76,13 @@ def differences(saved: dict, cfg: DictConfig) -> dict[str, tuple]:
     }
 
 
+def before_setting(key: str, old: dict) -> str:
+    """For a setting the checkpoint predates: the value that resumes it as it ran."""
+    if key in ADDED_SETTINGS and key not in old:
+        return f" (the checkpoint predates it: {key}={ADDED_SETTINGS[key]} resumes it as it ran)"
+    return ""
+
+
 def allowed_changes(saved: dict, cfg: DictConfig, path: Path) -> dict[str, tuple]:
     """The changes this resume makes; raises :class:`CheckpointError` (the checkpoint does not
     fit this run) naming every change it may not make."""
@@ -87,7 +98,8 @@ def allowed_changes(saved: dict, cfg: DictConfig, path: Path) -> dict[str, tuple
     refused = [k for k in changed if not may_change(k)]
     if refused:
         listed = "; ".join(
-            f"{k}: checkpoint {changed[k][0]!r}, now {changed[k][1]!r}" for k in refused
+            f"{k}: checkpoint {changed[k][0]!r}, now {changed[k][1]!r}{before_setting(k, old)}"
+            for k in refused
         )
         raise CheckpointError(
             f"cannot resume from {path} with changed settings ({listed}); a resume may change "

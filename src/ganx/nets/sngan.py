@@ -3,17 +3,27 @@
 
 - 32 px (sngan_32.py): G linear z -> 4x4 x ngf, three up-sampling blocks ngf -> ngf (ngf 256);
   D an "optimised" first block, one down-sampling and two plain blocks, all ndf wide (ndf 128).
-- 48 px (sngan_48.py l. 22-31 and 68-77; STL-10): G linear z -> 6x6 x ngf, blocks
-  ngf -> ngf/2 -> ngf/4 -> ngf/8 (ngf 512); D one more block: optimised 3 -> ndf/16, down-sampling
-  ndf/16 -> ndf/8 -> ndf/4 -> ndf/2, plain ndf/2 -> ndf (ndf 1024). SSGAN and InfoMax-GAN use the
-  same backbones (infomax_gan_48.py: local features after the fourth block, ndf/2 wide).
+- 48 px (kwotsin/mimicry@a7fda06:torch_mimicry/nets/sngan/sngan_48.py:22-31 and :68-77; STL-10):
+  G linear z -> 6x6 x ngf, blocks ngf -> ngf/2 -> ngf/4 -> ngf/8 (ngf 512); D one more block:
+  optimised 3 -> ndf/16, down-sampling ndf/16 -> ndf/8 -> ndf/4 -> ndf/2, plain ndf/2 -> ndf
+  (ndf 1024). SSGAN and InfoMax-GAN use the same backbones (infomax_gan_48.py: local features
+  after the fourth block, ndf/2 wide). 4,878,083 / 10,141,441 parameters, as mimicry's.
 
 ``ngf``/``ndf`` null = mimicry's value for the resolution. G blocks: BN-ReLU-up-conv-BN-ReLU-conv,
 shortcut up + 1x1 conv; then BN-ReLU, 3x3 conv, tanh. D blocks: (ReLU)-conv-ReLU-conv(-avgpool),
 shortcut 1x1 conv (+ avgpool); then ReLU, global sum pooling, linear -> logit.
 Spectral norm on every D layer by default (``spectral_norm``). Residual convs use Xavier-uniform
 init with gain sqrt(2), shortcuts and the ends gain 1, as in the authors' Chainer code.
-Up-sampling is nearest-neighbour (as the original SNGAN code; mimicry uses bilinear).
+
+Two settings follow mimicry's blocks (kwotsin/mimicry@a7fda06:torch_mimicry/modules/resblocks.py):
+- ``upsample`` (G): ``bilinear`` (default; ``F.interpolate(..., mode='bilinear',
+  align_corners=False)`` in ``GBlock._upsample_conv``, resblocks.py:104-112) or ``nearest`` (the
+  original Chainer SNGAN code, and what ganx did before this setting existed).
+- ``hidden_width`` (D): the width of a D block's first conv. ``input`` (default): mimicry's
+  ``DBlock`` sets ``hidden_channels`` to ``in_channels`` (resblocks.py:184), so a widening block
+  widens in its second conv; ``output`` widens in the first (what ganx did before: 19,542,721
+  parameters at 48 px). The two differ only where a block widens, i.e. at 48 px; the optimised
+  first block's hidden width is its output width in both (``DBlockOptimized``, resblocks.py:265).
 """
 
 from __future__ import annotations
@@ -50,29 +60,49 @@ def xavier(layer: nn.Module, gain: float) -> nn.Module:
     return layer
 
 
+UPSAMPLING = ("bilinear", "nearest")
+HIDDEN_WIDTHS = ("input", "output")
+
+
+def upsampled(x, mode: str):
+    if mode == "bilinear":
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
 class GeneratorBlock(nn.Module):
-    def __init__(self, width_in: int, width_out: int):
+    def __init__(self, width_in: int, width_out: int, upsample: str = "bilinear"):
         super().__init__()
+        self.upsample = upsample
         self.bn1, self.bn2 = nn.BatchNorm2d(width_in), nn.BatchNorm2d(width_out)
         self.conv1 = xavier(nn.Conv2d(width_in, width_out, 3, 1, 1), math.sqrt(2))
         self.conv2 = xavier(nn.Conv2d(width_out, width_out, 3, 1, 1), math.sqrt(2))
         self.shortcut = xavier(nn.Conv2d(width_in, width_out, 1), 1.0)
 
     def forward(self, x):
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2)
+        h = upsampled(F.relu(self.bn1(x)), self.upsample)
         h = self.conv2(F.relu(self.bn2(self.conv1(h))))
-        return h + self.shortcut(F.interpolate(x, scale_factor=2))
+        return h + self.shortcut(upsampled(x, self.upsample))
 
 
 class DiscriminatorBlock(nn.Module):
-    def __init__(self, width_in: int, width_out: int, downsample: bool, first: bool, sn: bool):
+    def __init__(
+        self,
+        width_in: int,
+        width_out: int,
+        downsample: bool,
+        first: bool,
+        sn: bool,
+        hidden_width: str = "input",
+    ):
         super().__init__()
         self.first, self.downsample = first, downsample
+        hidden = width_in if hidden_width == "input" and not first else width_out
         self.conv1 = maybe_spectral_norm(
-            xavier(nn.Conv2d(width_in, width_out, 3, 1, 1), math.sqrt(2)), sn
+            xavier(nn.Conv2d(width_in, hidden, 3, 1, 1), math.sqrt(2)), sn
         )
         self.conv2 = maybe_spectral_norm(
-            xavier(nn.Conv2d(width_out, width_out, 3, 1, 1), math.sqrt(2)), sn
+            xavier(nn.Conv2d(hidden, width_out, 3, 1, 1), math.sqrt(2)), sn
         )
         learn_shortcut = first or downsample or width_in != width_out
         self.shortcut = (
@@ -103,14 +133,16 @@ class SNGANGenerator(nn.Module):
         resolution: int = 32,
         channels: int = 3,
         ngf: int | None = None,
+        upsample: str = "bilinear",
     ):
         super().__init__()
         check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
+        check_choice("model.generator.upsample", upsample, UPSAMPLING)
         ngf = ngf or MIMICRY_WIDTHS[resolution][0]
         widths = generator_widths(resolution, ngf)
         self.latent_dim, self.ngf, self.bottom = latent_dim, ngf, resolution // 8
         self.linear = xavier(nn.Linear(latent_dim, self.bottom**2 * ngf), 1.0)
-        self.blocks = nn.Sequential(*(GeneratorBlock(a, b) for a, b in pairwise(widths)))
+        self.blocks = nn.Sequential(*(GeneratorBlock(a, b, upsample) for a, b in pairwise(widths)))
         self.bn = nn.BatchNorm2d(widths[-1])
         self.to_rgb = xavier(nn.Conv2d(widths[-1], channels, 3, 1, 1), 1.0)
 
@@ -126,9 +158,11 @@ class SNGANDiscriminator(nn.Module):
         channels: int = 3,
         ndf: int | None = None,
         spectral_norm: bool = True,
+        hidden_width: str = "input",
     ):
         super().__init__()
         check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
+        check_choice("model.discriminator.hidden_width", hidden_width, HIDDEN_WIDTHS)
         sn = self.sn = spectral_norm
         ndf = self.ndf = ndf or MIMICRY_WIDTHS[resolution][1]
         local_plan, self.global_width = discriminator_plan(resolution, ndf)
@@ -137,11 +171,13 @@ class SNGANDiscriminator(nn.Module):
         # last block and the global sum pooling the "global" feature vector
         blocks, width_in = [], channels
         for i, (width, down) in enumerate(local_plan):
-            blocks.append(DiscriminatorBlock(width_in, width, down, first=i == 0, sn=sn))
+            blocks.append(
+                DiscriminatorBlock(width_in, width, down, i == 0, sn, hidden_width=hidden_width)
+            )
             width_in = width
         self.local_blocks = nn.Sequential(*blocks)
         self.global_block = DiscriminatorBlock(
-            width_in, self.global_width, downsample=False, first=False, sn=sn
+            width_in, self.global_width, False, False, sn, hidden_width=hidden_width
         )
         self.linear = maybe_spectral_norm(xavier(nn.Linear(self.global_width, 1), 1.0), sn)
 
@@ -164,8 +200,9 @@ class SSGANDiscriminator(SNGANDiscriminator):
         channels: int = 3,
         ndf: int | None = None,
         spectral_norm: bool = True,
+        hidden_width: str = "input",
     ):
-        super().__init__(resolution, channels, ndf, spectral_norm)
+        super().__init__(resolution, channels, ndf, spectral_norm, hidden_width)
         self.rotation_head = maybe_spectral_norm(
             xavier(nn.Linear(self.global_width, 4), 1.0), self.sn
         )
@@ -186,8 +223,9 @@ class InfoMaxDiscriminator(SNGANDiscriminator):
         ndf: int | None = None,
         spectral_norm: bool = True,
         nrkhs: int = 1024,
+        hidden_width: str = "input",
     ):
-        super().__init__(resolution, channels, ndf, spectral_norm)
+        super().__init__(resolution, channels, ndf, spectral_norm, hidden_width)
 
         def sn(layer):
             return maybe_spectral_norm(xavier(layer, 1.0), self.sn)
