@@ -1,5 +1,7 @@
 """The networks against their reference code's layer lists (parameter counts in closed form)."""
 
+import itertools
+
 import torch
 
 from ganx.nets.resnet64 import ResNet64Discriminator, ResNet64Generator
@@ -89,7 +91,7 @@ def mimicry_d_params(blocks, ndf):
     a != b or it down-samples; the final SNLinear(ndf, 1)."""
     first = blocks[0][0]
     total = 27 * first + first + 9 * first * first + first + 3 * first + first
-    for (a, _), (b, down) in zip(blocks, blocks[1:]):
+    for (a, _), (b, down) in itertools.pairwise(blocks):
         total += 9 * a * a + a + 9 * a * b + b + ((a * b + b) if a != b or down else 0)
     return total + ndf + 1
 
