@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -38,6 +39,7 @@ TINY_WIDTHS = {
         "model.discriminator.nrkhs=32",
     ],
     "mlp": ["model.generator.widths=[16,32]", "model.discriminator.widths=[32,16]"],
+    "dragan_mlp": ["model.generator.widths=[16]", "model.discriminator.widths=[16]"],
     "toy2d": ["model.generator.hidden=16", "model.discriminator.hidden=16"],
     "dirac": [],
     "r3gan": [
@@ -76,11 +78,20 @@ def group_choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+def preset_model(overrides) -> str:
+    """The model an ``experiment=`` preset selects (``override /model: X``), else dcgan."""
+    preset = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
+    path = CONF_DIR / "experiment" / f"{preset}.yaml"
+    found = re.search(r"override /model: (\w+)", path.read_text()) if preset else None
+    return found.group(1) if found else "dcgan"
+
+
 def compose_cfg(*overrides: str, tiny: bool = True):
     """The config ``ganx-train`` would see for these overrides (tiny widths unless told)."""
     overrides = list(overrides)
     if tiny:
-        model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "dcgan")
+        model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
+        model = model or preset_model(overrides)
         overrides = TINY + TINY_WIDTHS.get(model, []) + overrides
     with initialize_config_module("ganx.conf", version_base="1.3"):
         cfg = compose("config", overrides=overrides)

@@ -142,6 +142,7 @@ PARAMETER_COUNTS = [
         "1,068,928 / 663,297",
     ),
     ("mlp", [], "1,510,032 / 533,505"),
+    ("dragan_mlp", [], "114,064 / 100,609"),
     ("sngan", ["dataset.resolution=32", "dataset.channels=3"], "4,276,739 / 1,053,825"),
     ("ssgan", ["dataset.resolution=32", "dataset.channels=3"], "4,276,739 / 1,054,341"),
     ("infomax", ["dataset.resolution=32", "dataset.channels=3"], "4,276,739 / 1,615,233"),

@@ -65,7 +65,8 @@ class Generator:
     def latents(self, n: int, seed: int | None = None) -> torch.Tensor:
         if seed is None:
             seed = sampling.eval_noise_seed(int(self.config.seed), self.step)
-        return sampling.draw_noise(n, self.latent_dim, seed)
+        prior = sampling.latent_distribution(self.config)
+        return sampling.draw_noise(n, self.latent_dim, seed, prior)
 
 
 def load_generator(

@@ -12,6 +12,7 @@ from torch import nn
 
 from .metrics import EvalContext, compute_metrics
 from .rng import preserved_rng
+from .sampling import latent_distribution, latents
 
 
 @torch.no_grad()
@@ -39,7 +40,8 @@ def sample_for_eval(
     """``n`` (default ``eval.num_samples``) samples whose noise comes from a generator seeded by
     (seed, step): the same at that step on any resume or in ``ganx-eval``/``ganx-sample``."""
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    noise = torch.randn(n or cfg.eval.num_samples, cfg.model.latent_dim, generator=gen)
+    prior = latent_distribution(cfg)
+    noise = latents(n or cfg.eval.num_samples, cfg.model.latent_dim, prior, generator=gen)
     chunks = [
         generate(generator, z.to(device), cfg.sample.bn_stats).cpu()
         for z in noise.split(max(cfg.train.batch_size, 256))

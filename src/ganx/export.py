@@ -46,7 +46,7 @@ def export_generator(
     module = sampling.sampling_module(generator, choice)
     latent_dim = int(run_cfg.model.latent_dim)
     meta = {"latent_dim": latent_dim, "step": step, "bn_stats": choice, "checkpoint": checkpoint}
-    example = sampling.draw_noise(8, latent_dim, seed=0)
+    example = sampling.draw_noise(8, latent_dim, 0, sampling.latent_distribution(run_cfg))
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":
         import warnings

@@ -108,7 +108,13 @@ def step_settings(cfg: DictConfig, state: TrainingState, ranks: Ranks) -> StepSe
     # checking every step costs a host sync: free on CPU, and needed to skip a bad step
     check = state.parts.device.type == "cpu" or cfg.train.on_nonfinite == "skip"
     return StepSettings(
-        cfg.train.steps, cfg.model.latent_dim, cfg.hardware.amp, check, state.scaler, ranks.world
+        cfg.train.steps,
+        cfg.model.latent_dim,
+        cfg.hardware.amp,
+        check=check,
+        scaler=state.scaler,
+        world=ranks.world,
+        latent_distribution=cfg.model.latent_distribution,
     )
 
 

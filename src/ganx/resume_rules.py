@@ -48,6 +48,7 @@ ADDED_SETTINGS |= {"augment.name": "none", "dataset.subset_seed": 0}  # dataset.
 ADDED_SETTINGS |= {  # issue 28: the reference's behaviour became the default
     "model.generator.upsample": "nearest",
     "model.discriminator.hidden_width": "output",
+    "model.latent_distribution": "normal",
 }
 
 

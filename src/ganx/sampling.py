@@ -19,9 +19,34 @@ def eval_noise_seed(run_seed: int, step: int) -> int:
     return run_seed * 1_000_003 + step
 
 
-def draw_noise(n: int, latent_dim: int, seed: int) -> torch.Tensor:
-    """``n`` latents from N(0, I), on the CPU, from a generator seeded by ``seed`` alone."""
-    return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(int(seed)))
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
+
+
+def latent_distribution(cfg) -> str:
+    """``model.latent_distribution`` of a run's config (``normal`` for runs from before it)."""
+    return str(cfg.model.get("latent_distribution", "normal"))
+
+
+def latents(
+    n: int,
+    latent_dim: int,
+    distribution: str = "normal",
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """``n`` latents z from G's prior: ``normal`` N(0, I), or ``uniform`` U[-1, 1)^d, the prior
+    of carpedm20's DCGAN-tensorflow as Roth et al. ran it
+    (rothk/Stabilizing_GANs@023b84d:carpedm20_DCGAN/model.py:312-315, ``gaussian_prior`` off by
+    default, main.py:24) and of the DRAGAN notebook
+    (kodalinaveen3/DRAGAN@5cf95ab:DRAGAN.ipynb, cell 1 ``sample_z``: np.random.uniform(-1, 1))."""
+    if distribution == "uniform":
+        return 2 * torch.rand(n, latent_dim, generator=generator, device=device) - 1
+    return torch.randn(n, latent_dim, generator=generator, device=device)
+
+
+def draw_noise(n: int, latent_dim: int, seed: int, distribution: str = "normal") -> torch.Tensor:
+    """``n`` latents from G's prior, on the CPU, from a generator seeded by ``seed`` alone."""
+    return latents(n, latent_dim, distribution, torch.Generator().manual_seed(int(seed)))
 
 
 def batch_stats_copy(generator: nn.Module) -> nn.Module:

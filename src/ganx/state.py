@@ -26,6 +26,7 @@ from .collectives import Ranks, broadcast_state
 from .data import DataError
 from .resume_rules import allowed_changes
 from .rng import rng_state, seed_everything, set_rng_state
+from .sampling import latent_distribution, latents
 from .step import make_ema
 
 log = logging.getLogger("ganx")
@@ -59,9 +60,10 @@ class TrainingState:
                 for opt in (parts.opt_g, parts.opt_d)
             ]
         # the sample-grid noise comes from its own generator: it never touches the training RNG
-        self.fixed_noise = torch.randn(
+        self.fixed_noise = latents(
             cfg.sample.n,
             cfg.model.latent_dim,
+            latent_distribution(cfg),
             generator=torch.Generator().manual_seed(cfg.seed + 7919),
         )
         self.step = 0  # G steps done

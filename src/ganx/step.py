@@ -21,6 +21,7 @@ from .augment import augmented
 from .build import Parts
 from .collectives import any_rank, average_gradients
 from .regularizers import DiscriminatorPass
+from .sampling import latents
 
 
 class Diverged(RuntimeError):
@@ -37,10 +38,11 @@ class StepSettings:
     check: bool = True  # check losses for NaN/inf on every step (a host sync)
     scaler: torch.amp.GradScaler | None = None
     world: int = 1  # data-parallel ranks: gradients are averaged over them before each step
+    latent_distribution: str = "normal"  # G's prior: normal | uniform (model.latent_distribution)
 
 
-def draw_latents(n: int, latent_dim: int, device: torch.device) -> torch.Tensor:
-    return torch.randn(n, latent_dim, device=device)
+def draw_latents(n: int, settings: StepSettings, device: torch.device) -> torch.Tensor:
+    return latents(n, settings.latent_dim, settings.latent_distribution, device=device)
 
 
 def autocast(device: torch.device, amp: str):
@@ -174,7 +176,7 @@ def discriminator_step(
     """One D update on ``real`` and a fresh fake batch (or the given one: ``g_first``)."""
     if fake is None:
         with torch.no_grad(), autocast(parts.device, settings.amp):
-            latents = draw_latents(real.shape[0], settings.latent_dim, parts.device)
+            latents = draw_latents(real.shape[0], settings, parts.device)
             fake = parts.generator_fast(latents)
     with autocast(parts.device, settings.amp):
         total_loss, terms = discriminator_loss(
@@ -206,7 +208,7 @@ def generator_loss(
     (DiffAugment's and ADA's ``run_D`` in ``Gmain``)."""
     G, D = parts.generator_fast, augmented(parts.discriminator_fast, parts.augment)
     if fake is None:
-        fake = G(draw_latents(batch_size, settings.latent_dim, parts.device))
+        fake = G(draw_latents(batch_size, settings, parts.device))
     for reg in parts.regularizers.values():
         fake = reg.transform_g_input(fake, step, settings.total)
     if parts.loss.needs_real_in_g:
@@ -313,7 +315,7 @@ def g_first_iteration(
     (``gen_imgs.detach()``), drawn before G moved; G runs forward once per iteration."""
     batch_size = parts.stream.batch_size
     with autocast(parts.device, settings.amp):
-        fake = parts.generator_fast(draw_latents(batch_size, settings.latent_dim, parts.device))
+        fake = parts.generator_fast(draw_latents(batch_size, settings, parts.device))
     terms = []
     g_terms = run(
         generator_backward, parts, batch_size, step, settings, fake, g_real(parts, next_real)

@@ -90,7 +90,9 @@ def sample_checkpoint(cfg: DictConfig):
     seed = cfg.seed
     if seed is None:  # the noise training's evaluation drew at this step
         seed = sampling.eval_noise_seed(int(run_cfg.seed), step)
-    latents = sampling.draw_noise(cfg.n, int(run_cfg.model.latent_dim), seed)
+    latents = sampling.draw_noise(
+        cfg.n, int(run_cfg.model.latent_dim), seed, sampling.latent_distribution(run_cfg)
+    )
     bn_stats = cfg.get("bn_stats") or run_cfg.sample.get("bn_stats", "batch")
     chunk = max(int(run_cfg.train.batch_size), 256)  # as training's evaluation chunks it
     images = sampling.images_from(generator, latents, bn_stats, device, chunk)

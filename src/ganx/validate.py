@@ -20,6 +20,7 @@ from .nets import dcgan, r3gan, resnet64, sngan, wgan_gp_mnist
 MODEL_RESOLUTIONS = {
     "dcgan": tuple(dcgan.RESOLUTIONS),
     "mlp": None,
+    "dragan_mlp": None,
     "sngan": sngan.RESOLUTIONS,
     "resnet64": resnet64.RESOLUTIONS,
     "ssgan": sngan.RESOLUTIONS,
@@ -262,9 +263,32 @@ def validate_weight_schedule(name: str, node: DictConfig) -> None:
                 )
 
 
+# (player, key, allowed) of the models' word-valued settings
+MODEL_CHOICES = (
+    ("generator", "upsample", ("bilinear", "nearest")),
+    ("discriminator", "hidden_width", ("input", "output")),
+    ("generator", "activation", ("leaky_relu", "relu")),
+    ("discriminator", "activation", ("leaky_relu", "relu")),
+    ("generator", "init", ("pytorch", "he_normal")),
+    ("discriminator", "init", ("pytorch", "he_normal")),
+)
+
+
+def validate_model_choices(cfg: DictConfig) -> None:
+    _choice(
+        cfg.model.get("latent_distribution", "normal"),
+        "model.latent_distribution",
+        ("normal", "uniform"),
+    )
+    for player, key, allowed in MODEL_CHOICES:
+        if key in cfg.model[player]:
+            _choice(cfg.model[player][key], f"model.{player}.{key}", allowed)
+
+
 def validate_model(cfg: DictConfig) -> None:
     family = cfg.model.name
     _positive(cfg.model.latent_dim, "model.latent_dim", integer=True)
+    validate_model_choices(cfg)
     _flag(cfg.model.spectral_norm, "model.spectral_norm")
     for player in ("generator", "discriminator"):
         node = cfg.model[player]

@@ -8,6 +8,12 @@ gan.py writes ``nn.BatchNorm1d(out_feat, 0.8)`` (l. 50): the second positional a
 PyTorch's momentum 0.2). ``model=mlp`` uses the intended value: eps 1e-5, momentum
 ``bn_momentum`` = 0.2. ``experiment=vanilla_gan_original`` reproduces gan.py literally (eps 0.8,
 momentum 0.1).
+
+``activation`` (``leaky_relu`` 0.2, gan.py's, or ``relu``) and ``init`` (``pytorch``: PyTorch's
+default, as gan.py; ``he_normal``: weights ~ N(0, 2 / fan_in), biases 0, the DRAGAN notebook's
+``xavier_init``, whose std is 1 / sqrt(fan_in / 2): kodalinaveen3/DRAGAN@5cf95ab:DRAGAN.ipynb,
+cell 1) let ``model=dragan_mlp`` build the DRAGAN notebook's one-hidden-layer pair with the same
+classes.
 """
 
 from __future__ import annotations
@@ -16,7 +22,22 @@ import math
 
 from torch import nn
 
-from .common import maybe_spectral_norm
+from .common import check_choice, maybe_spectral_norm
+
+ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}
+INITS = ("pytorch", "he_normal")
+
+
+def initialised(layer: nn.Linear, init: str) -> nn.Linear:
+    if init == "he_normal":
+        nn.init.normal_(layer.weight, std=math.sqrt(2.0 / layer.in_features))
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def check_settings(player: str, activation: str, init: str) -> None:
+    check_choice(f"model.{player}.activation", activation, ACTIVATIONS)
+    check_choice(f"model.{player}.init", init, INITS)
 
 
 class MLPGenerator(nn.Module):
@@ -27,18 +48,21 @@ class MLPGenerator(nn.Module):
         widths=(128, 256, 512, 1024),
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.2,
+        activation: str = "leaky_relu",
+        init: str = "pytorch",
     ):
         super().__init__()
+        check_settings("generator", activation, init)
         self.latent_dim = latent_dim
         self.img_shape = tuple(img_shape)
         layers, width_in = [], latent_dim
         for i, width in enumerate(widths):
-            layers.append(nn.Linear(width_in, width))
+            layers.append(initialised(nn.Linear(width_in, width), init))
             if i > 0:  # gan.py's first block has no normalisation
                 layers.append(nn.BatchNorm1d(width, eps=bn_eps, momentum=bn_momentum))
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(ACTIVATIONS[activation]())
             width_in = width
-        layers += [nn.Linear(width_in, math.prod(self.img_shape)), nn.Tanh()]
+        layers += [initialised(nn.Linear(width_in, math.prod(self.img_shape)), init), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
@@ -46,16 +70,25 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, img_shape, widths=(512, 256), spectral_norm: bool = False):
+    def __init__(
+        self,
+        img_shape,
+        widths=(512, 256),
+        spectral_norm: bool = False,
+        activation: str = "leaky_relu",
+        init: str = "pytorch",
+    ):
         super().__init__()
+        check_settings("discriminator", activation, init)
         layers, width_in = [], math.prod(img_shape)
         for width in widths:
             layers += [
-                maybe_spectral_norm(nn.Linear(width_in, width), spectral_norm),
-                nn.LeakyReLU(0.2),
+                maybe_spectral_norm(initialised(nn.Linear(width_in, width), init), spectral_norm),
+                ACTIVATIONS[activation](),
             ]
             width_in = width
-        layers.append(maybe_spectral_norm(nn.Linear(width_in, 1), spectral_norm))
+        last = initialised(nn.Linear(width_in, 1), init)
+        layers.append(maybe_spectral_norm(last, spectral_norm))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):

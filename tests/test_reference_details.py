@@ -1,0 +1,129 @@
+"""Details checked against the reference code (issue 28): the DRAGAN notebook's protocol, G's
+prior (carpedm20's DCGAN and the DRAGAN notebook draw z from U[-1, 1)), and old checkpoints
+resuming with the settings that reproduce what they ran."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import compose_cfg
+from ganx_cli import TINY_ARGS, ganx_train_here
+from internals import StepSettings, step
+from omegaconf import OmegaConf
+
+from ganx.build import build_all, build_nets
+from ganx.evaluation import sample_for_eval
+from ganx.resume_rules import ADDED_SETTINGS, allowed_changes
+from ganx.sampling import draw_noise
+from ganx.state import TrainingState
+
+CPU = torch.device("cpu")
+NOTEBOOK = "kodalinaveen3/DRAGAN@5cf95ab:DRAGAN.ipynb"
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_dragan_preset_is_the_notebooks_protocol():
+    """DRAGAN.ipynb, cell 1: mb_size 128, z_dim 100 from U[-1, 1), h_dim 128, one ReLU layer in
+    G and D, weights N(0, 2 / fan_in) and zero biases, Adam 1e-4 (0.5, 0.9), lambda 10, one D
+    step per G step, the non-saturating GAN loss."""
+    cfg = compose_cfg("experiment=dragan", tiny=False)
+    assert cfg.model.name == "dragan_mlp" and cfg.model.latent_dim == 100
+    assert cfg.model.latent_distribution == "uniform"
+    assert cfg.train.batch_size == 128 and cfg.train.n_dis == 1 and cfg.train.ema is None
+    for player in ("g", "d"):
+        assert cfg.optim[player].lr == 1e-4 and list(cfg.optim[player].betas) == [0.5, 0.9]
+    assert list(cfg.reg) == ["dragan"] and cfg.reg.dragan.weight == 10.0
+    assert cfg.reg.dragan.noise_scale == 0.5 and cfg.loss._target_.endswith("NonSaturatingLoss")
+    torch.manual_seed(0)
+    g, d = build_nets(cfg)
+    assert count(g) == 100 * 128 + 128 + 128 * 784 + 784  # G_W1, G_b1, G_W2, G_b2
+    assert count(d) == 784 * 128 + 128 + 128 + 1  # D_W1, D_b1, D_W2, D_b2
+    assert [type(m).__name__ for m in g.net] == ["Linear", "ReLU", "Linear", "Tanh"]
+    assert [type(m).__name__ for m in d.net] == ["Linear", "ReLU", "Linear"]
+    first = d.net[0]
+    assert first.bias.abs().max() == 0
+    assert abs(first.weight.std().item() / math.sqrt(2 / 784) - 1) < 0.02
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan", "dragan_mlp"])
+def test_the_dragan_penalty_on_another_model_composes_and_builds(model):
+    """``experiment=dragan model=mlp`` failed on the preset's ``model.discriminator.norm``."""
+    cfg = compose_cfg("experiment=dragan", f"model={model}")
+    assert cfg.model.name == model and list(cfg.reg) == ["dragan"]
+    g, d = build_nets(cfg)
+    assert d(g(torch.randn(2, cfg.model.latent_dim))).shape == (2,)
+
+
+@pytest.mark.parametrize("extra", [[], ["model=mlp"]])
+def test_dragan_from_the_command_line(tmp_path, extra):
+    tiny = [a for a in TINY_ARGS if not a.startswith("model.")]
+    code, stderr = ganx_train_here(
+        "experiment=dragan", *extra, *tiny, "train.steps=2", f"hydra.run.dir={tmp_path}"
+    )
+    assert code == 0, stderr
+    assert (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+def assert_uniform(z):
+    assert z.min() >= -1 and z.max() < 1
+    assert abs(z.mean().item()) < 0.02 and abs(z.var().item() - 1 / 3) < 0.02
+
+
+def test_roth_js_draws_z_uniformly_as_carpedm20s_dcgan():
+    """rothk/Stabilizing_GANs@023b84d:carpedm20_DCGAN/model.py:312-315 (``gaussian_prior`` off
+    by default, main.py:24): U[-1, 1) for D's and G's batches; every draw of z follows it."""
+    cfg = compose_cfg("experiment=roth_js", tiny=False)
+    assert cfg.model.latent_distribution == "uniform"
+    assert compose_cfg().model.latent_distribution == "normal"
+    settings = StepSettings(4, 64, latent_distribution="uniform")
+    assert_uniform(step.draw_latents(20000, settings, CPU))
+    normal = step.draw_latents(20000, StepSettings(4, 64), CPU)
+    assert normal.min() < -1 and abs(normal.var().item() - 1) < 0.05
+    assert_uniform(draw_noise(20000, 8, seed=0, distribution="uniform"))
+
+
+def test_evaluation_and_sample_grids_draw_from_the_same_prior(tmp_path):
+    cfg = compose_cfg("model.latent_distribution=uniform", "eval.num_samples=4000")
+    seen = []
+
+    class Record(torch.nn.Module):
+        def forward(self, z):
+            seen.append(z)
+            return z
+
+    sample_for_eval(Record(), cfg, 0, CPU)
+    assert_uniform(torch.cat(seen))
+    grid = compose_cfg("model.latent_distribution=uniform", "sample.n=64")
+    state = TrainingState(grid, build_all(grid, CPU))
+    assert state.fixed_noise.min() >= -1 and state.fixed_noise.max() < 1
+
+
+NEW_SETTINGS = {
+    "model.generator.upsample": ("bilinear", "nearest"),
+    "model.discriminator.hidden_width": ("input", "output"),
+    "model.latent_distribution": ("uniform", "normal"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(NEW_SETTINGS))
+def test_a_checkpoint_from_before_the_setting_resumes_as_it_ran(key, tmp_path):
+    """A checkpoint whose config predates ``key`` resumes with the value that reproduces what
+    it ran (``ADDED_SETTINGS``); the reference's new default is refused, naming that value."""
+    other, neutral = NEW_SETTINGS[key]
+    assert ADDED_SETTINGS[key] == neutral
+    model = ["model=sngan", "dataset.resolution=32", "dataset.channels=3"]
+    cfg = compose_cfg(*model, f"{key}={neutral}")
+    saved = OmegaConf.to_container(compose_cfg(*model), resolve=True)
+    node = saved
+    *parents, leaf = key.split(".")
+    for name in parents:
+        node = node[name]
+    del node[leaf]
+    assert allowed_changes(saved, cfg, tmp_path) == {}
+    with pytest.raises(Exception, match=f"{key}={neutral} resumes it as it ran"):
+        allowed_changes(saved, compose_cfg(*model, f"{key}={other}"), tmp_path)
