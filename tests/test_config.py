@@ -39,7 +39,8 @@ def test_every_choice_composes(group):
         if group == "reg":
             regs = build_regularizers(cfg)
             # each file nests its node under the regularizer's name (js_annealed is "js")
-            expected = {"none": [], "js_annealed": ["js"], "js_3dgan": ["js"]}.get(choice, [choice])
+            renamed = {"none": [], "js_annealed": ["js"], "js_3dgan": ["js"], "gp0_2d": ["gp0"]}
+            expected = renamed.get(choice, [choice])
             assert list(regs) == expected
 
 

@@ -127,3 +127,26 @@ def test_a_checkpoint_from_before_the_setting_resumes_as_it_ran(key, tmp_path):
     assert allowed_changes(saved, cfg, tmp_path) == {}
     with pytest.raises(Exception, match=f"{key}={neutral} resumes it as it ran"):
         allowed_changes(saved, compose_cfg(*model, f"{key}={other}"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("choice", "dataset", "weight", "warned"),
+    [
+        ("gp0", "mnist5k", 500.0, False),  # GradientPenaltiesGANImage.py:376, LAMBDA 500
+        ("gp0_2d", "ring8", 10.0, False),  # GradientPenaltiesGAN.py:423, LAMBDA 10
+        ("gp0", "ring8", 500.0, True),
+        ("gp0_2d", "mnist5k", 10.0, True),
+    ],
+)
+def test_gp0_weight_is_the_authors_lambda_for_the_data(choice, dataset, weight, warned):
+    """Thanh-Tung et al.'s image script (MNIST / StackedMNIST) defaults to LAMBDA 500, their
+    2-D script to 10: ``reg=gp0`` is the first, ``reg=gp0_2d`` the second, and the start of a
+    run names the mismatch when one is used on the other kind of data."""
+    from ganx.methods import method_warnings
+
+    model = "model=toy2d" if dataset == "ring8" else "model=dcgan"
+    cfg = compose_cfg(f"reg={choice}", f"dataset={dataset}", model)
+    assert list(cfg.reg) == ["gp0"] and cfg.reg.gp0.weight == weight
+    assert cfg.reg.gp0.target == 0.0 and cfg.reg.gp0.output == "sigmoid"
+    warnings = [w for w in method_warnings(cfg) if "Thanh-Tung" in w and "LAMBDA" in w]
+    assert bool(warnings) == warned

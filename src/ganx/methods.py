@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from .build import ConfigError
 
+# the data sets of points rather than images
+TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")
 # losses whose D output is a logit of P(real): the sigmoid-weighted regularizers assume them
 SIGMOID_LOSSES = ("minimax", "ns")
 # losses that see only differences of logits: D's output alone is defined up to a shift
@@ -116,6 +118,28 @@ def refuse_unsupported(cfg: DictConfig) -> None:
             )
 
 
+# Thanh-Tung et al.'s LAMBDA for the zero-centred penalty: 500 in their image script, 10 in their
+# 2-D one (htt210/GeneralizationAndStabilityInGANs@ed969b4:GradientPenaltiesGANImage.py:376 and
+# GradientPenaltiesGAN.py:423)
+GP0_LAMBDA = {"images": (500.0, "reg=gp0"), "points": (10.0, "reg=gp0_2d")}
+
+
+def zero_centred_weight_warnings(cfg: DictConfig, regs: dict[str, DictConfig]) -> list[str]:
+    """A zero-centred GP weighted as the authors weight it on the *other* kind of data."""
+    data = "points" if cfg.dataset.name in TOY_DATA else "images"
+    other = "images" if data == "points" else "points"
+    (weight, choice), (other_weight, _) = GP0_LAMBDA[data], GP0_LAMBDA[other]
+    return [
+        f"reg.{name}.weight={node.weight} on dataset={cfg.dataset.name}: Thanh-Tung et al. use "
+        f"LAMBDA {other_weight:g} on {other} and {weight:g} on {data} ({choice}, or "
+        f"reg.{name}.weight={weight:g})"
+        for name, node in regs.items()
+        if _kind(node) == "GradientPenalty"
+        and node.get("target") == 0
+        and float(node.weight) == other_weight
+    ]
+
+
 def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
     """Combinations that run but follow no reference, each as one sentence."""
     regs = _regs(cfg)
@@ -152,6 +176,7 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
             "BatchNorm, which couples the samples of a batch (WGAN-GP's paper and code use no "
             "BatchNorm in the critic); model.discriminator.norm=none removes it"
         )
+    out += zero_centred_weight_warnings(cfg, regs)
     for name, kind in kinds.items():
         node = regs[name]
         if kind == "GradientPenalty" and node.get("output") == "sigmoid":

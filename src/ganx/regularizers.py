@@ -188,12 +188,15 @@ class GradientPenalty(Regularizer):
 
     ``target=0`` gives the zero-centred penalty of Thanh-Tung et al. 2019 (``reg=gp0``).
     ``output`` says whose gradient is penalised: ``logit`` (D's raw output, WGAN-GP's critic)
-    or ``sigmoid`` (sigmoid(D(x_hat)) = D's probability). Thanh-Tung et al.'s code
-    (htt210/GeneralizationAndStabilityInGANs, GradientPenaltiesGAN.py: ``Discriminator`` ends in
-    ``nn.Sigmoid`` at l. 59, ``cal_gradpen`` l. 99-117 differentiates that output, centre 0,
-    LAMBDA 10 in its argument parser) penalises the probability's gradient for the GAN loss,
-    grad sigmoid(l) = sigmoid'(l) grad l: a penalty that fades as D saturates. Its WGAN runs use
-    the ``Critic`` (no sigmoid): ``output=logit``.
+    or ``sigmoid`` (sigmoid(D(x_hat)) = D's probability). Thanh-Tung et al.'s code penalises the
+    probability's gradient for the GAN loss, grad sigmoid(l) = sigmoid'(l) grad l: a penalty that
+    fades as D saturates; its WGAN runs use the ``Critic`` (no sigmoid): ``output=logit``. Their
+    image script (MNIST / StackedMNIST): ``Discriminator`` ends in ``nn.Sigmoid``
+    (htt210/GeneralizationAndStabilityInGANs@ed969b4:GradientPenaltiesGANImage.py:45),
+    ``cal_gradpen`` differentiates that output with centre 0 (:79-97), LAMBDA 500 (:376,
+    ``reg=gp0``); their 2-D script the same (GradientPenaltiesGAN.py:59, :99-117) with LAMBDA 10
+    (:423, ``reg=gp0_2d``). WGAN-GP's lambda 10: igul222/improved_wgan_training@fa66c57:
+    gan_mnist.py:26.
     """
 
     OUTPUTS = ("logit", "sigmoid")

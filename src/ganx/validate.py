@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig
 
 from .build import ConfigError, requested_processes
-from .methods import refuse_unsupported
+from .methods import TOY_DATA, refuse_unsupported
 from .nets import dcgan, r3gan, resnet64, sngan, wgan_gp_mnist
 
 # which resolutions each model family supports (None: any), as the nets themselves check them
@@ -31,7 +31,6 @@ MODEL_RESOLUTIONS = {
     "wgan_gp_mnist": wgan_gp_mnist.RESOLUTIONS,
     "r3gan": tuple(r3gan.BASIS_SIZE),
 }
-TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")
 AMP_CHOICES = ("off", "bf16", "fp16")
 COMPILE_CHOICES = ("off", "default", "reduce-overhead")
 # regularizer settings that are non-negative numbers, and those that are true/false
