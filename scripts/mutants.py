@@ -457,7 +457,7 @@ MUTATIONS = [
     m(
         "lecam_decay_ignored",
         REGS,
-        "decay = self.decay if batch.step + 1 >= self.start_step else 0.0",
+        "decay = self.decay if warm else 0.0",
         "decay = 0.0",
         "LeCam's anchors track the batch only (no moving average)",
         f"{T_REG}::test_lecam_ema_anchors_and_state",

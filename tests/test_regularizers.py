@@ -102,7 +102,7 @@ def test_rlc_fixed_anchors():
 
 def test_lecam_ema_anchors_and_state():
     batch = make_pass(step=5)
-    reg = LeCamPenalty(decay=0.9, start_step=0)
+    reg = LeCamPenalty(decay=0.9, start_step=None)
     reg.anchor_real, reg.anchor_fake = 1.0, -1.0
     value = reg.penalty(batch)
     a_r = 0.9 * 1.0 + 0.1 * batch.real_logits.mean().item()
@@ -118,26 +118,51 @@ def test_lecam_ema_anchors_and_state():
 
 
 def test_lecam_defaults_follow_lecam_gan_biggan_code():
-    """google/lecam-gan: ema_losses(decay=0.9, start_itr=1000) (utils.py, train.py l. 28); the
-    anchors copy the batch means while itr < start_itr; the penalty only when itr > start_itr
-    (train_fns.py l. 59); itr counts from 1, our G step from 0."""
+    """google/lecam-gan@f9af948: ema_losses(decay=0.9, start_itr=1000) (third_party/utils.py:
+    637-651, biggan_cifar/train.py:28); the anchors copy the batch means while itr < start_itr;
+    the penalty only when itr > start_itr (third_party/train_fns.py:59); itr is 0 in the first
+    iteration (third_party/run_train.py:99, incremented after each at :232), as ganx's G step."""
     reg = LeCamPenalty()
     assert (reg.decay, reg.start_step, reg.weight, reg.zero_debias) == (0.9, 1000, 0.3, False)
-    early = make_pass(step=998)  # itr 999 < 1000: anchors = batch means, no penalty
+    early = make_pass(step=999)  # itr 999 < 1000: anchors = batch means, no penalty
     assert reg.penalty(early) is None
     assert reg.anchor_real == pytest.approx(early.real_logits.mean().item())
-    at_start = make_pass(step=999)  # itr 1000: the EMA decays, still no penalty
+    at_start = make_pass(step=1000)  # itr 1000: the EMA decays, still no penalty (not > 1000)
+    previous = reg.anchor_real
     assert reg.penalty(at_start) is None
-    after = make_pass(step=1000)  # itr 1001 > 1000: penalty on
+    assert reg.anchor_real == pytest.approx(
+        0.9 * previous + 0.1 * at_start.real_logits.mean().item()
+    )
+    after = make_pass(step=1001)  # itr 1001 > 1000: penalty on
     previous = reg.anchor_real
     assert reg.penalty(after) is not None
     assert reg.anchor_real == pytest.approx(0.9 * previous + 0.1 * after.real_logits.mean().item())
 
 
+def test_lecam_starts_when_lecam_gans_schedule_does():
+    """lecam-gan's loop, replayed: for itr = 0, 1, ... the EMA decays iff itr >= start_itr and
+    the penalty is on iff itr > start_itr; ganx's G step plays itr, for any start_itr."""
+    for start in (0, 1, 5):
+        reg = LeCamPenalty(start_step=start)
+        for itr in range(8):
+            batch = make_pass(step=itr)
+            batch.real_logits = batch.real_logits + itr + 1  # a new mean each iteration
+            before = reg.anchor_real
+            on = reg.penalty(batch) is not None
+            assert on == (itr > start), (start, itr)
+            copied = reg.anchor_real == pytest.approx(batch.real_logits.mean().item())
+            decayed = reg.anchor_real == pytest.approx(
+                0.9 * before + 0.1 * batch.real_logits.mean().item()
+            )
+            assert decayed if itr >= start else copied, (start, itr)
+    always = LeCamPenalty(start_step=None)  # their StyleGAN2 code: no warm-up
+    assert always.penalty(make_pass(step=0)) is not None
+
+
 def test_lecam_stylegan2_variant_is_zero_debiased():
     """stylegan2/lecam_loss.py: assign_moving_average(decay=0.99, zero_debias=True) from step 0:
     after one update the debiased anchor equals the first batch mean exactly."""
-    reg = LeCamPenalty(decay=0.99, start_step=0, zero_debias=True)
+    reg = LeCamPenalty(decay=0.99, start_step=None, zero_debias=True)
     batch = make_pass(step=0)
     reg.penalty(batch)
     a_r, a_f = reg.anchors()
@@ -146,7 +171,7 @@ def test_lecam_stylegan2_variant_is_zero_debiased():
     reg.penalty(second)
     biased = 0.99 * 0.01 * batch.real_logits.mean().item() + 0.01 * second.real_logits.mean().item()
     assert reg.anchors()[0] == pytest.approx(biased / (1 - 0.99**2), rel=1e-6)
-    restored = LeCamPenalty(decay=0.99, start_step=0, zero_debias=True)
+    restored = LeCamPenalty(decay=0.99, start_step=None, zero_debias=True)
     restored.load_state_dict(reg.state_dict())
     assert restored.anchors() == reg.anchors()
 

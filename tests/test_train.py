@@ -69,9 +69,12 @@ def test_every_loss_with_every_regularizer_steps(loss):
     D's terms, and both players' weights moved. One compose per loss holds every regularizer's
     node; each pair keeps one of them (js_annealed is js with anneal=true)."""
     names = [r for r in REGS if r not in ("none", "js_annealed", "js_3dgan")]
-    # LeCam adds its penalty from reg.lecam.start_step on (lecam-gan's schedule): from step 0 here
+    # LeCam adds its penalty after reg.lecam.start_step (lecam-gan's schedule): null = from step 0
     full = compose_cfg(
-        f"loss={loss}", f"reg=[{','.join(names)}]", "reg.js.anneal=true", "reg.lecam.start_step=0"
+        f"loss={loss}",
+        f"reg=[{','.join(names)}]",
+        "reg.js.anneal=true",
+        "reg.lecam.start_step=null",
     )
     for name in [None, *names]:
         cfg = full.copy()
@@ -109,7 +112,7 @@ def test_each_regularizer_changes_the_d_update(reg):
     if reg in ("rlc", "lecam"):
         extra += [f"reg.{reg}.weight=10"]
     if reg == "lecam":
-        extra += ["reg.lecam.start_step=0"]
+        extra += ["reg.lecam.start_step=null"]
     base = d_weights_after_step(["reg=none"])
     with_reg = d_weights_after_step(extra)
     assert not torch.equal(base, with_reg), reg

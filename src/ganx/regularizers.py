@@ -274,18 +274,20 @@ class LeCamPenalty(Regularizer):
     R = E_x relu(D(x) - a_F)^2 + E_z relu(a_R - D(G(z)))^2,
 
     a_R, a_F exponential moving averages of the mean real/fake logits, updated on every D step
-    before the penalty (biggan_cifar/losses.py l. 58-61, ``loss_hinge_dis``). Defaults = their
-    BigGAN code: ``third_party/utils.py`` ``ema_losses`` (decay 0.9; before ``start_itr`` the
-    averages just copy the batch means), ``biggan_cifar/train.py`` l. 28 (``start_itr=1000``),
-    and ``third_party/train_fns.py`` l. 59 (the penalty is added only when ``itr > start_itr``);
-    lambda 0.3 in ``scripts/lc-biggan-cifar10.sh``. Their ``itr`` counts from 1, ours (the G
-    step) from 0: the averages decay from G step ``start_step - 1`` on, the penalty applies
-    from G step ``start_step`` on.
+    before the penalty (google/lecam-gan@f9af948:biggan_cifar/losses.py:57-61,
+    ``loss_hinge_dis``). Defaults = their BigGAN code: ``ema_losses`` decay 0.9, and before
+    ``start_itr`` the averages just copy the batch means (third_party/utils.py:637-651);
+    ``start_itr=1000`` (biggan_cifar/train.py:28); the penalty is added only when
+    ``itr > start_itr`` (third_party/train_fns.py:59); lambda 0.3
+    (biggan_cifar/scripts/lc-biggan-cifar10.sh). Their ``itr`` starts at 0 for the first
+    iteration and grows by one after each (third_party/run_train.py:99, :232), as ganx's G step
+    does: with ``start_step`` = their ``start_itr``, the averages decay from G step
+    ``start_step`` on and the penalty applies from G step ``start_step + 1`` on, as theirs.
 
-    Their StyleGAN2 code (``stylegan2/lecam_loss.py``) differs: decay 0.99, zero-debiased
-    (``assign_moving_average(..., zero_debias=True)``), from the first step:
-    ``reg.lecam.decay=0.99 reg.lecam.start_step=0 reg.lecam.zero_debias=true``.
-    Anchors (and the debiasing count) are part of the checkpoint.
+    Their StyleGAN2 code (stylegan2/lecam_loss.py:51-60) differs: decay 0.99, zero-debiased
+    (``assign_moving_average(..., zero_debias=True)``), averages and penalty from the first step:
+    ``reg.lecam.decay=0.99 reg.lecam.start_step=null reg.lecam.zero_debias=true`` (``null``: no
+    warm-up). Anchors (and the debiasing count) are part of the checkpoint.
     """
 
     def __init__(
@@ -293,16 +295,16 @@ class LeCamPenalty(Regularizer):
         weight: float = 0.3,
         interval: int = 1,
         decay: float = 0.9,
-        start_step: int = 1000,
+        start_step: int | None = 1000,
         zero_debias: bool = False,
     ):
         super().__init__(weight, interval)
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
-        if int(start_step) != start_step or start_step < 0:
-            raise ValueError(f"start_step must be an integer >= 0, got {start_step}")
+        if start_step is not None and (int(start_step) != start_step or start_step < 0):
+            raise ValueError(f"start_step must be an integer >= 0 or null, got {start_step}")
         self.decay = float(decay)
-        self.start_step = int(start_step)
+        self.start_step = None if start_step is None else int(start_step)
         self.zero_debias = bool(zero_debias)
         self.anchor_real = 0.0
         self.anchor_fake = 0.0
@@ -320,14 +322,15 @@ class LeCamPenalty(Regularizer):
         return self.anchor_real / correction, self.anchor_fake / correction
 
     def penalty(self, batch):
-        decay = self.decay if batch.step + 1 >= self.start_step else 0.0
+        warm = self.start_step is None or batch.step >= self.start_step  # utils.py:648
+        decay = self.decay if warm else 0.0
         if self.zero_debias and decay > 0:
             self.updates += 1
         # .item() is a host sync; the anchors must be plain floats to checkpoint them exactly.
         self._update("anchor_real", batch.real_logits.detach().mean().item(), decay)
         self._update("anchor_fake", batch.fake_logits.detach().mean().item(), decay)
-        if batch.step < self.start_step:
-            return None  # train_fns.py l. 59: no penalty before the start iteration
+        if self.start_step is not None and batch.step <= self.start_step:
+            return None  # train_fns.py:59: the penalty only when itr > start_itr
         anchor_real, anchor_fake = self.anchors()
         return (F.relu(batch.real_logits - anchor_fake) ** 2).mean() + (
             F.relu(anchor_real - batch.fake_logits) ** 2
