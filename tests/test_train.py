@@ -67,8 +67,8 @@ def flat_parameters(module):
 def test_every_loss_with_every_regularizer_steps(loss):
     """One D and one G step (no I/O) for every loss x reg pair: finite terms, the penalty in
     D's terms, and both players' weights moved. One compose per loss holds every regularizer's
-    node; each pair keeps one of them (js_annealed is js with anneal=true)."""
-    names = [r for r in REGS if r not in ("none", "js_annealed", "js_3dgan")]
+    node; each pair keeps one of them (js_annealed is js with anneal=true, gp0_2d gp0 at 10)."""
+    names = [r for r in REGS if r not in ("none", "js_annealed", "js_3dgan", "gp0_2d")]
     # LeCam adds its penalty after reg.lecam.start_step (lecam-gan's schedule): null = from step 0
     full = compose_cfg(
         f"loss={loss}",
