@@ -129,6 +129,22 @@ MUTATIONS = [
         f"{T_TRAIN}::test_each_regularizer_changes_the_d_update",
     ),
     m(
+        "lazy_step_skipped",
+        STEP,
+        "        terms |= lazy_regularization_step(parts, real, fake, step, d_step, settings)\n",
+        "        pass\n",
+        "StyleGAN2's separate regularisation step never runs: a lazy penalty is dropped",
+        "test_reference_details.py::test_lazy_r1_takes_its_own_step_as_stylegan2",
+    ),
+    m(
+        "lazy_optimiser_unadjusted",
+        "src/ganx/build.py",
+        "        adjusted_for_lazy_steps(opt_d, lazy_interval(cfg))\n",
+        "        pass\n",
+        "D's lr and betas are not adjusted by k / (k + 1) for separate lazy steps",
+        "test_reference_details.py::test_lazy_r1_takes_its_own_step_as_stylegan2",
+    ),
+    m(
         "lazy_interval_ignored",
         REGS,
         "        return d_step % self.interval == 0\n",

@@ -101,16 +101,25 @@ def test_d_loss_uses_the_cosine_scheduled_weight(name):
         assert added == pytest.approx(gamma * terms[f"reg/{name}"].item(), rel=1e-4)
 
 
-def test_lazy_penalty_applies_every_kth_d_step_with_gain_k():
-    cfg, parts = built("reg=r1", "reg.r1.interval=4", "reg.r1.weight=3")
+@pytest.mark.parametrize("mode", ["folded", "separate"])
+def test_lazy_penalty_applies_every_kth_d_step_with_gain_k(mode):
+    """Folded: in D's loss on every k-th D step; separate (StyleGAN2): in a pass of its own
+    (``phase="lazy"``) on those steps, never in the main pass."""
+    cfg, parts = built(
+        "reg=r1", "reg.r1.interval=4", "reg.r1.weight=3", f"train.lazy_regularization={mode}"
+    )
     real, fake = parts.stream.next(), fake_batch(parts, cfg)
+    phase = "lazy" if mode == "separate" else "main"
     for d_step in range(5):
-        total, terms = discriminator_loss(parts, real, fake, 0, d_step, 4)
-        added = (total - terms["loss/D"]).item()
+        total, terms = discriminator_loss(parts, real, fake, 0, d_step, 4, phase=phase)
+        added = (total - terms.get("loss/D", 0.0)).item() if terms else 0.0
         if d_step % 4 == 0:
             assert added == pytest.approx(3 * 4 * terms["reg/r1"].item(), rel=1e-5)
         else:
             assert "reg/r1" not in terms and added == 0.0
+        if mode == "separate":
+            main = discriminator_loss(parts, real, fake, 0, d_step, 4)[1]
+            assert "reg/r1" not in main and "loss/D" in main
 
 
 def test_instance_noise_reaches_every_d_input_in_both_steps():

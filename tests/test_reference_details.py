@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import compose_cfg
 from ganx_cli import TINY_ARGS, ganx_train_here
-from internals import StepSettings, step
+from internals import StepSettings, seed_everything, step
 from omegaconf import OmegaConf
 
 from ganx.build import build_all, build_nets
@@ -107,7 +107,24 @@ NEW_SETTINGS = {
     "model.generator.upsample": ("bilinear", "nearest"),
     "model.discriminator.hidden_width": ("input", "output"),
     "model.latent_distribution": ("uniform", "normal"),
+    "train.lazy_regularization": ("separate", "folded"),
 }
+# where the new value would change what the checkpoint ran (48 px: D blocks widen; a lazy R1)
+WHERE_IT_MATTERS = {
+    "model.discriminator.hidden_width": ["dataset.resolution=48"],
+    "train.lazy_regularization": ["reg=r1", "reg.r1.interval=4"],
+}
+
+
+def predating(key: str, *overrides: str) -> dict:
+    """A checkpoint's config from before ``key`` existed."""
+    saved = OmegaConf.to_container(compose_cfg(*overrides), resolve=True)
+    node = saved
+    *parents, leaf = key.split(".")
+    for name in parents:
+        node = node[name]
+    del node[leaf]
+    return saved
 
 
 @pytest.mark.parametrize("key", sorted(NEW_SETTINGS))
@@ -116,17 +133,23 @@ def test_a_checkpoint_from_before_the_setting_resumes_as_it_ran(key, tmp_path):
     it ran (``ADDED_SETTINGS``); the reference's new default is refused, naming that value."""
     other, neutral = NEW_SETTINGS[key]
     assert ADDED_SETTINGS[key] == neutral
-    model = ["model=sngan", "dataset.resolution=32", "dataset.channels=3"]
-    cfg = compose_cfg(*model, f"{key}={neutral}")
-    saved = OmegaConf.to_container(compose_cfg(*model), resolve=True)
-    node = saved
-    *parents, leaf = key.split(".")
-    for name in parents:
-        node = node[name]
-    del node[leaf]
-    assert allowed_changes(saved, cfg, tmp_path) == {}
+    run = ["model=sngan", "dataset.resolution=32", "dataset.channels=3"]
+    run += WHERE_IT_MATTERS.get(key, [])
+    saved = predating(key, *run)
+    assert allowed_changes(saved, compose_cfg(*run, f"{key}={neutral}"), tmp_path) == {}
     with pytest.raises(Exception, match=f"{key}={neutral} resumes it as it ran"):
-        allowed_changes(saved, compose_cfg(*model, f"{key}={other}"), tmp_path)
+        allowed_changes(saved, compose_cfg(*run, f"{key}={other}"), tmp_path)
+
+
+@pytest.mark.parametrize("key", sorted(WHERE_IT_MATTERS))
+def test_where_the_setting_changes_nothing_the_old_checkpoint_resumes_with_the_default(
+    key, tmp_path
+):
+    """At 32 px no D block widens; with every interval 1 nothing is lazy: either value is the
+    same computation, so the default config resumes such checkpoints."""
+    run = ["model=sngan", "dataset.resolution=32", "dataset.channels=3"]
+    saved = predating(key, *run)
+    assert allowed_changes(saved, compose_cfg(*run), tmp_path) == {}
 
 
 @pytest.mark.parametrize(
@@ -150,3 +173,82 @@ def test_gp0_weight_is_the_authors_lambda_for_the_data(choice, dataset, weight, 
     assert cfg.reg.gp0.target == 0.0 and cfg.reg.gp0.output == "sigmoid"
     warnings = [w for w in method_warnings(cfg) if "Thanh-Tung" in w and "LAMBDA" in w]
     assert bool(warnings) == warned
+
+
+def lazy_parts(*overrides):
+    cfg = compose_cfg("reg=r1", "reg.r1.interval=4", "train.n_dis=1", *overrides)
+    return cfg, build_all(cfg, CPU)
+
+
+def adam_steps(optimizer) -> int:
+    return int(next(iter(optimizer.state.values()))["step"])
+
+
+def test_lazy_r1_takes_its_own_step_as_stylegan2():
+    """NVlabs/stylegan2-ada-pytorch@d72cc7d: with D_reg_interval k, phases Dmain (every
+    iteration) and Dreg (when batch_idx % k == 0, training_loop.py:271) each step D's optimiser;
+    Dreg's loss is the R1 term alone times k (loss.py:121-131, gain = interval at :283); D's
+    Adam runs at lr * k/(k+1) with betas ** (k/(k+1)) (training_loop.py:202-205)."""
+    cfg, parts = lazy_parts()
+    group = parts.opt_d.param_groups[0]
+    assert group["lr"] == pytest.approx(2e-4 * 4 / 5)
+    assert group["betas"] == pytest.approx((0.5**0.8, 0.999**0.8))
+    assert parts.opt_g.param_groups[0]["lr"] == 2e-4  # G has no lazy penalty: as set
+    settings = StepSettings(8, cfg.model.latent_dim)
+    logged = []
+    for d_step in range(8):
+        terms = step.discriminator_step(parts, parts.stream.next(), d_step, d_step, settings)
+        logged.append("reg/r1" in terms)
+    assert logged == [True, False, False, False, True, False, False, False]
+    assert adam_steps(parts.opt_d) == 8 + 2  # 8 main steps, 2 regularisation steps
+    real, fake = parts.stream.next(), torch.randn(16, 1, 28, 28)
+    main, main_terms = step.discriminator_loss(parts, real, fake, 0, 4, 8)
+    assert "reg/r1" not in main_terms and "loss/D" in main_terms  # R1 left the main pass
+    lazy, lazy_terms = step.discriminator_loss(parts, real, fake, 0, 4, 8, phase="lazy")
+    assert set(lazy_terms) == {"reg/r1"}  # no GAN loss in the regularisation pass
+    assert lazy.item() == pytest.approx(4 * 10.0 * lazy_terms["reg/r1"].item(), rel=1e-5)
+    assert step.discriminator_loss(parts, real, fake, 0, 5, 8, phase="lazy")[1] == {}
+
+
+def test_folded_lazy_regularisation_keeps_one_step_and_the_optimiser():
+    """``train.lazy_regularization=folded`` (ganx before issue 28): k x R1 inside every k-th D
+    step's loss, one optimiser step per D step, lr and betas as set."""
+    cfg, parts = lazy_parts("train.lazy_regularization=folded")
+    group = parts.opt_d.param_groups[0]
+    assert group["lr"] == 2e-4 and group["betas"] == (0.5, 0.999)
+    settings = StepSettings(8, cfg.model.latent_dim)
+    for d_step in range(8):
+        step.discriminator_step(parts, parts.stream.next(), d_step, d_step, settings)
+    assert adam_steps(parts.opt_d) == 8
+    real, fake = parts.stream.next(), torch.randn(16, 1, 28, 28)
+    total, terms = step.discriminator_loss(parts, real, fake, 0, 4, 8)
+    assert {"loss/D", "reg/r1"} <= set(terms)
+    expected = terms["loss/D"] + 4 * 10.0 * terms["reg/r1"]
+    assert total.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_every_interval_one_is_the_same_computation_in_both_modes():
+    results = []
+    for mode in ("separate", "folded"):
+        cfg = compose_cfg("reg=r1", f"train.lazy_regularization={mode}")
+        seed_everything(0)
+        parts = build_all(cfg, CPU)
+        settings = StepSettings(4, cfg.model.latent_dim)
+        for d_step in range(3):
+            step.discriminator_step(parts, parts.stream.next(), d_step, d_step, settings)
+        results.append(torch.cat([p.flatten() for p in parts.discriminator.parameters()]))
+    assert torch.equal(*results)
+
+
+def test_separate_lazy_steps_need_one_interval(tmp_path):
+    from ganx.build import ConfigError
+    from ganx.validate import validate
+
+    cfg = compose_cfg("reg=[r1,r2]", "reg.r1.interval=4", "reg.r2.interval=8")
+    with pytest.raises(ConfigError, match="reg.r1.interval=4, reg.r2.interval=8 with train"):
+        validate(cfg)
+    validate(compose_cfg("reg=[r1,r2]", "reg.r1.interval=4", "reg.r2.interval=4"))
+    folded = ["train.lazy_regularization=folded"]
+    validate(compose_cfg("reg=[r1,r2]", "reg.r1.interval=4", "reg.r2.interval=8", *folded))
+    with pytest.raises(ConfigError, match="train.lazy_regularization='sometimes'"):
+        validate(compose_cfg("train.lazy_regularization=sometimes"))

@@ -150,12 +150,45 @@ def build_regularizers(cfg: DictConfig) -> dict[str, Regularizer]:
     }
 
 
+LAZY_MODES = ("separate", "folded")
+
+
+def lazy_mode(cfg: DictConfig) -> str:
+    """``train.lazy_regularization`` (``folded`` for configs from before it, as they ran)."""
+    return str(cfg.train.get("lazy_regularization", "folded"))
+
+
+def lazy_interval(cfg: DictConfig) -> int:
+    """The interval k of D's lazy penalties (1: none is lazy); a separate regularisation step
+    needs one k, as StyleGAN2's ``D_reg_interval`` (validate refuses several)."""
+    intervals = {
+        int(node.interval)
+        for node in (cfg.reg or {}).values()
+        if node is not None and node.get("interval", 1) > 1
+    }
+    return max(intervals, default=1)
+
+
+def adjusted_for_lazy_steps(optimizer: torch.optim.Optimizer, interval: int) -> None:
+    """StyleGAN2's lazy regularisation: with a separate regularisation step every k D steps, D's
+    lr is multiplied by c = k / (k + 1) and each Adam beta raised to c, so that the k + 1
+    optimiser steps of k iterations move as far as k plain ones
+    (NVlabs/stylegan2-ada-pytorch@d72cc7d:training/training_loop.py:201-206)."""
+    ratio = interval / (interval + 1)
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * ratio
+        if "betas" in group:
+            group["betas"] = tuple(beta**ratio for beta in group["betas"])
+
+
 def build_optimizers(
     cfg: DictConfig, generator: nn.Module, discriminator: nn.Module, device: torch.device
 ):
     extra = {"fused": True} if device.type == "cuda" else {}
     opt_g = instantiate(cfg.optim.g, _convert_="all")(generator.parameters(), **extra)
     opt_d = instantiate(cfg.optim.d, _convert_="all")(discriminator.parameters(), **extra)
+    if lazy_mode(cfg) == "separate" and lazy_interval(cfg) > 1:
+        adjusted_for_lazy_steps(opt_d, lazy_interval(cfg))
     return opt_g, opt_d
 
 
@@ -184,6 +217,8 @@ class Parts:
     concat_real_fake: bool = False
     # what every image D sees goes through (augment=diffaug|ada); None: augment=none
     augment: Augment | None = None
+    # train.lazy_regularization: separate (StyleGAN2's own regularisation step) | folded
+    lazy_regularization: str = "separate"
 
     def __post_init__(self):
         self.generator_fast = self.generator_fast or self.generator
@@ -213,6 +248,7 @@ def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int =
         build_stream(cfg, training_data(cfg, source), device, rank, world),
     )
     parts.augment = build_augment(cfg, device, rank)
+    parts.lazy_regularization = lazy_mode(cfg)
     if cfg.model.get("aux") is not None:
         parts.aux = instantiate_named("model.aux", cfg.model.aux)
     for reg in parts.regularizers.values():  # what a regularizer leaves to the run (DAT's range)

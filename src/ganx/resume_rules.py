@@ -49,6 +49,22 @@ ADDED_SETTINGS |= {  # issue 28: the reference's behaviour became the default
     "model.generator.upsample": "nearest",
     "model.discriminator.hidden_width": "output",
     "model.latent_distribution": "normal",
+    "train.lazy_regularization": "folded",
+}
+
+
+def no_lazy_penalty(old: dict) -> bool:
+    return not any(
+        key.startswith("reg.") and key.endswith(".interval") and (value or 1) > 1
+        for key, value in old.items()
+    )
+
+
+# added settings that some checkpoints ran the same under any value: key -> whether this
+# checkpoint (its flattened config) is one of them
+SAME_UNDER_ANY_VALUE = {
+    "train.lazy_regularization": no_lazy_penalty,  # with every interval 1 both modes coincide
+    "model.discriminator.hidden_width": lambda old: old.get("dataset.resolution") != 48,
 }
 
 
@@ -92,7 +108,10 @@ def allowed_changes(saved: dict, cfg: DictConfig, path: Path) -> dict[str, tuple
     changed = differences(saved, cfg)
     old = flatten(saved)
     for key, neutral in ADDED_SETTINGS.items():
-        if key in changed and key not in old and changed[key][1] == neutral:
+        same = changed.get(key, (None, None))[1] == neutral or SAME_UNDER_ANY_VALUE.get(
+            key, lambda _: False
+        )(old)
+        if key in changed and key not in old and same:
             del changed[key]  # a checkpoint from before the setting, resumed as it ran
     if cfg.eval.objective is None and "eval.objective" not in changed:
         changed.pop("eval.mode", None)  # the direction of no objective (older runs: max)

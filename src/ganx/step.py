@@ -113,10 +113,32 @@ def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> 
     return norm.detach()
 
 
+def penalties_due(parts: Parts, d_step: int, phase: str = "main") -> dict:
+    """The regularizers whose penalty D pass ``phase`` adds on D step ``d_step``. A penalty with
+    ``interval`` k > 1 (lazy regularisation) is due on every k-th D step; with
+    ``train.lazy_regularization=separate`` (StyleGAN2's Dmain / Dreg phases,
+    NVlabs/stylegan2-ada-pytorch@d72cc7d:training/training_loop.py:197-208, 271) it leaves the
+    main pass for a ``lazy`` pass and optimiser step of its own, with ``folded`` it joins D's
+    main pass."""
+    separate = parts.lazy_regularization == "separate"
+    return {
+        name: reg
+        for name, reg in parts.regularizers.items()
+        if reg.applies_at(d_step) and (phase == "lazy") == (separate and reg.interval > 1)
+    }
+
+
 def discriminator_loss(
-    parts: Parts, real: torch.Tensor, fake: torch.Tensor, step: int, d_step: int, total: int
+    parts: Parts,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    step: int,
+    d_step: int,
+    total: int,
+    phase: str = "main",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """D's loss plus every active penalty (weighted), and the terms for logging.
+    """D's loss plus every penalty due (weighted), and the terms for logging; ``phase="lazy"``:
+    the separate lazy penalties alone (StyleGAN2's Dreg, no GAN loss).
 
     Input transforms (DAT, instance noise) change what D's GAN loss sees, and the penalties are
     taken at those same inputs (``reg=[r1,dat]``: R1 at DAT's perturbed reals). The model's
@@ -130,7 +152,7 @@ def discriminator_loss(
     clean_real = real
     for reg in parts.regularizers.values():  # DAT, instance noise: change what D sees
         real, fake = reg.transform_d_inputs(D, real, fake, step, total)
-    active = {n: r for n, r in parts.regularizers.items() if r.applies_at(d_step)}
+    active = penalties_due(parts, d_step, phase)
     need_real_grad = any(r.needs_real_grad for r in active.values())
     need_fake_grad = any(r.needs_fake_grad for r in active.values())
     real = real.detach().requires_grad_(need_real_grad)
@@ -144,16 +166,18 @@ def discriminator_loss(
         real_logits, fake_logits = logits.split([len(real), len(fake)])
     else:
         real_logits, fake_logits = forward(real).float(), forward(fake).float()
-    terms = {"loss/D": parts.loss.d_loss(real_logits, fake_logits)}
-    total_loss = terms["loss/D"]
+    terms = {"loss/D": parts.loss.d_loss(real_logits, fake_logits)} if phase == "main" else {}
+    total_loss = terms.get("loss/D", 0.0)
     batch = DiscriminatorPass(D, real, fake, real_logits, fake_logits, step, total)
     for name, reg in active.items():
         penalty = reg.penalty(batch)
         if penalty is None:
             continue
         terms[f"reg/{name}"] = penalty
-        # lazy regularisation: every `interval`-th D step, with gain `interval`
+        # lazy regularisation: every `interval`-th D step, gain `interval` (StyleGAN2 loss.py:131)
         total_loss = total_loss + reg.weight_at(step, total) * reg.interval * penalty
+    if phase == "lazy":
+        return total_loss, terms
     if parts.aux is not None:  # SSGAN's rotation or InfoMax-GAN's InfoNCE term
         # on the un-augmented images: the auxiliary task has its own transforms (rotations)
         terms["aux/D"] = parts.aux.d_term(parts.discriminator, clean_real.detach(), fake)
@@ -190,6 +214,34 @@ def discriminator_step(
     parts.loss.after_d_step(parts.discriminator)
     if parts.augment is not None:  # after the step: a dropped (non-finite) step tells ADA nothing
         parts.augment.observe(terms["augment/real_sign"], len(real))
+    if penalties_due(parts, d_step, "lazy"):
+        terms |= lazy_regularization_step(parts, real, fake, step, d_step, settings)
+    return terms
+
+
+def lazy_regularization_step(
+    parts: Parts,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    step: int,
+    d_step: int,
+    settings: StepSettings,
+) -> dict[str, torch.Tensor]:
+    """StyleGAN2's Dreg phase: the lazy penalties (times their interval) on the same batches, and
+    an optimiser step of their own, after D's main step
+    (NVlabs/stylegan2-ada-pytorch@d72cc7d:training/training_loop.py:270-292)."""
+    with autocast(parts.device, settings.amp):
+        total_loss, terms = discriminator_loss(
+            parts, real, fake.float(), step, d_step, settings.total, phase="lazy"
+        )
+    if not terms:  # every lazy penalty declined this step (LeCam before its start)
+        return terms
+    if settings.check:
+        require_finite(step, terms, settings.world)
+    parts.opt_d.zero_grad(set_to_none=True)
+    backward(total_loss, settings)
+    optimizer_step(parts.opt_d, settings)
+    parts.loss.after_d_step(parts.discriminator)
     return terms
 
 

@@ -92,6 +92,7 @@ def validate(cfg: DictConfig) -> None:
     validate_train(cfg)
     validate_eval(cfg)
     validate_regularizers(cfg)
+    validate_lazy_regularization(cfg)
     validate_model(cfg)
     validate_hardware(cfg)
     validate_augment(cfg)
@@ -217,6 +218,23 @@ def validate_objective(cfg: DictConfig, metrics: list[str]) -> None:
         resolve_objective(objective, metrics, cfg.eval.num_samples, cfg.dataset.name)
     except KeyError as err:
         raise ConfigError(f"eval.objective={objective}: {err.args[0]}") from None
+
+
+def validate_lazy_regularization(cfg: DictConfig) -> None:
+    """``separate`` lazy steps have one interval, as StyleGAN2's ``D_reg_interval``."""
+    mode = cfg.train.get("lazy_regularization", "folded")
+    _choice(mode, "train.lazy_regularization", ("separate", "folded"))
+    lazy = {
+        f"reg.{name}.interval={node.interval}"
+        for name, node in cfg.reg.items()
+        if node is not None and isinstance(node.get("interval"), int) and node.interval > 1
+    }
+    if mode == "separate" and len({item.rsplit("=", 1)[1] for item in lazy}) > 1:
+        raise ConfigError(
+            f"{', '.join(sorted(lazy))} with train.lazy_regularization=separate: StyleGAN2's "
+            "separate regularisation step has one interval; give the lazy penalties the same "
+            "interval, or train.lazy_regularization=folded"
+        )
 
 
 def validate_regularizers(cfg: DictConfig) -> None:
