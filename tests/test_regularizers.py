@@ -89,8 +89,10 @@ def test_js_annealing_schedule():
 
 
 def test_rlc_defaults_are_the_dirac_gan_codes():
-    reg = AnchoredLogitPenalty()  # Dirac-GAN config.py: rlc_af 1.0, rlc_ar 1.0, rlc_w 0.2
-    assert (reg.alpha_real, reg.alpha_fake, reg.weight) == (1.0, 1.0, 0.2)
+    reg = (
+        AnchoredLogitPenalty()
+    )  # Dirac-GAN@a41cebe config.py:12-14: rlc_af 1, rlc_ar 1, rlc_w 0.15
+    assert (reg.alpha_real, reg.alpha_fake, reg.weight) == (1.0, 1.0, 0.15)
 
 
 def test_rlc_fixed_anchors():

@@ -1,4 +1,4 @@
-"""The Python API behind ``import ganx`` (loaded on first use; see ``ganx/__init__.py``)."""
+"""The Python API behind ``import ganx`` (loaded on first use; see ``src/ganx/__init__.py``)."""
 
 from __future__ import annotations
 

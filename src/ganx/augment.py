@@ -4,23 +4,26 @@ D is trained and queried through ``x -> D(T(x))`` with ``T`` a random, different
 drawn afresh for every call: on the reals and fakes of each D step, on the fakes of each G step
 (G's gradient flows back through ``T``), and inside every penalty, which therefore sees the
 augmented inputs and differentiates through ``T`` as the authors' code does (R1 is taken w.r.t.
-the un-augmented reals fed through the augmenting ``run_D``: NVlabs/stylegan2-ada-pytorch,
-training/loss.py, ``run_D`` and the ``Dr1`` block; mit-han-lab/data-efficient-gans,
-DiffAugment-stylegan2-pytorch/training/loss.py, ``run_D``).
+the un-augmented reals fed through the augmenting ``run_D``:
+NVlabs/stylegan2-ada-pytorch@d72cc7d:training/loss.py:50-56 (``run_D``) and :107-131 (the ``Dr1``
+block);
+mit-han-lab/data-efficient-gans@0b63395:DiffAugment-stylegan2-pytorch/training/loss.py:53-55,
+``run_D``).
 
 Every random draw comes from the augmentation's own ``torch.Generator``, seeded from the run's
 seed and rank and saved in the checkpoint, so a seed fixes the augmentations and a resumed run
 draws exactly what the uninterrupted one would have drawn.
 
 - :class:`DiffAugment` (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN
-  Training"; mit-han-lab/data-efficient-gans, DiffAugment_pytorch.py): policy ``color``
-  (brightness +U[-0.5, 0.5), saturation x U[0, 2), contrast x U[0.5, 1.5), l. 21-35),
-  ``translation`` (integer shifts up to 1/8 of the side, zero padding, l. 38-51), ``cutout``
-  (a square of half the side zeroed, l. 54-68), applied to every image, every call.
+  Training"; mit-han-lab/data-efficient-gans@0b63395:DiffAugment_pytorch.py): policy ``color``
+  (brightness +U[-0.5, 0.5), saturation x U[0, 2), contrast x U[0.5, 1.5), :22-36),
+  ``translation`` (integer shifts up to int(s / 8 + 0.5) px, zero padding, :39-52), ``cutout``
+  (a square of half the side zeroed, :55-69), applied to every image, every call.
 - :class:`AdaptiveAugment` (Karras et al. 2020, "Training Generative Adversarial Networks with
-  Limited Data"; NVlabs/stylegan2-ada-pytorch): each transform applied to each image with
-  probability ``p`` (training/augment.py, ``AugmentPipe.forward``), ``p`` steered by the sign of
-  D's real logits (training/training_loop.py, the "Execute ADA heuristic" block).
+  Limited Data"): each transform applied to each image with probability ``p``
+  (NVlabs/stylegan2-ada-pytorch@d72cc7d:training/augment.py:181, ``AugmentPipe.forward``), ``p``
+  steered by the sign of D's real logits
+  (NVlabs/stylegan2-ada-pytorch@d72cc7d:training/training_loop.py:311-315, "Execute ADA heuristic").
 """
 
 from __future__ import annotations
@@ -135,7 +138,8 @@ def chosen_from(key: str, values, allowed: tuple[str, ...]) -> list[str]:
 
 class DiffAugment(Augment):
     """DiffAugment's three policies, each transform on every image (data-efficient-gans,
-    DiffAugment_pytorch.py; the CIFAR and few-shot runs use ``color,translation,cutout``).
+    DiffAugment_pytorch.py, pinned above; the CIFAR and few-shot runs use
+    ``color,translation,cutout``).
     Our own implementation of the same distributions; it draws from its own generator."""
 
     name = "diffaug"
@@ -212,13 +216,15 @@ class AdaptiveAugment(Augment):
     gathers, separable matrix products, affine colour maps), so gradients, and R1's double
     backward, pass through it exactly.
 
-    The controller (training_loop.py, "Execute ADA heuristic"; ``ada_target`` 0.6,
-    ``ada_interval`` 4, ``ada_kimg`` 500 in train.py): every ``interval`` D steps,
-    r_t = E[sign(D(augmented real))] over those steps, and
-    p <- clamp(p + sign(r_t - target) * images / (kimg * 1000), 0, 1), ``images`` the reals D saw
-    in them (ADA: batch * interval), so p can move by 1 in ``kimg`` thousand images. ADA clamps
-    at 0 only; at 1 every transform already applies to every image, and letting p grow past it
-    would only delay its descent. p, the running sums and the stream are checkpointed.
+    The controller (NVlabs/stylegan2-ada-pytorch@d72cc7d:training/training_loop.py:311-315,
+    "Execute ADA heuristic"; ``ada_target`` 0.6 at
+    NVlabs/stylegan2-ada-pytorch@d72cc7d:train.py:233, ``ada_interval`` 4 and ``ada_kimg`` 500 at
+    training_loop.py:110-111): every ``interval`` D steps, r_t = E[sign(D(augmented real))] over
+    those steps, and p <- clamp(p + sign(r_t - target) * images / (kimg * 1000), 0, 1), ``images``
+    the reals D saw in them (ADA: batch * interval), so p can move by 1 in ``kimg`` thousand
+    images. ADA clamps at 0 only; at 1 every transform already applies to every image, and letting
+    p grow past it would only delay its descent. p, the running sums and the stream are
+    checkpointed.
     """
 
     name = "ada"

@@ -43,9 +43,10 @@ class MinimaxLoss(GANLoss):
     D maximises  E[log D(x)] + E[log(1 - D(G(z)))]  ->  d_loss = softplus(-r) + softplus(f).
     G minimises  E[log(1 - D(G(z)))]                ->  g_loss = -softplus(f),
     whose gradient vanishes when D confidently rejects fakes (the reason for ``ns``).
-    ``d_scale`` multiplies D's loss: PyTorch-GAN's gan.py averages its two BCE terms,
-    ``d_loss = (real_loss + fake_loss) / 2`` (d_scale 0.5; with Adam it only matters through
-    epsilon and through the relative weight of any penalty).
+    ``d_scale`` multiplies D's loss: PyTorch-GAN averages its two BCE terms,
+    ``d_loss = (real_loss + fake_loss) / 2``
+    (eriklindernoren/PyTorch-GAN@36d3c77:implementations/gan/gan.py:158; d_scale 0.5; with Adam it
+    only matters through epsilon and through the relative weight of any penalty).
     """
 
     name = "minimax"
@@ -162,16 +163,16 @@ class RelativisticPairingLoss(GANLoss):
     g_loss = E[softplus(-(D(G(z_i)) - D(x_i)))], i.e. f(t) = -log sigmoid(t) = softplus(-t)
     applied by each player to "its" difference. G's step needs a real batch.
 
-    Checked against the authors' code: R3GAN/Trainer.py (brownvc/R3GAN, kept verbatim in
-    kyrdjan/sar3gan's commented copy, l. 14-42): G, l. 21-22 ``RelativisticLogits = FakeLogits -
-    RealLogits; softplus(-RelativisticLogits)``; D, l. 38-39 the same with ``RealLogits -
-    FakeLogits``; R1 and R2 are added as ``(Gamma / 2) * (R1Penalty + R2Penalty)`` (l. 41), which
-    is ganx's ``reg=[r1,r2]`` with weight = Gamma. Its training/training_loop.py (read in the fork
-    JTCaldeira/R3GAN-gap) draws G's phase a real batch of its own (``G_img, G_img_c =
-    next(training_set_iterator)`` beside D's ``D_img``), as ganx's G step does. The same loss
-    is RSGAN in AlexiaJM/RelativisticGAN, code/GAN_losses_iter.py (``loss_D == 5``):
-    ``BCE_stable(y_pred - y_pred_fake, y)`` for D and ``BCE_stable(y_pred_fake - y_pred, y)`` for
-    G on a freshly drawn real batch (``random_sample.__next__()`` in the G update); BCE with
+    Checked against the authors' code, brownvc/R3GAN@19a7ddf:R3GAN/Trainer.py:14-42: G, :21-22
+    ``RelativisticLogits = FakeLogits - RealLogits; softplus(-RelativisticLogits)``; D, :38-39 the
+    same with ``RealLogits - FakeLogits``; R1 and R2 are added as ``(Gamma / 2) * (R1Penalty +
+    R2Penalty)`` (:41), which is ganx's ``reg=[r1,r2]`` with weight = Gamma. Its training loop
+    (brownvc/R3GAN@19a7ddf:training/training_loop.py:287-290) draws G's phase a real batch of its
+    own (``G_img, G_img_c = next(training_set_iterator)`` beside D's ``D_img``), as ganx's G step
+    does. The same loss is RSGAN in
+    AlexiaJM/RelativisticGAN@2646c0b:code/GAN_losses_iter.py:634-635 (``loss_D == 5``):
+    ``BCE_stable(y_pred - y_pred_fake, y)`` for D and ``BCE_stable(y_pred_fake - y_pred, y)`` for G
+    on a freshly drawn real batch (``random_sample.__next__()`` in the G update, :679); BCE with
     target 1 on logit t is softplus(-t), the mean over the batch.
     """
 
@@ -213,10 +214,11 @@ class RelativisticAverageLoss(GANLoss):
     ls (RaLSGAN): h(t) = (t - 1)^2, l(t) = (t + 1)^2;  hinge (RaHingeGAN): h = relu(1 - t),
     l = relu(1 + t).  d_loss = scale * (E h(r~) + E l(f~)),  g_loss = scale * (E h(f~) + E l(r~)).
 
-    The paper writes the two terms as a sum (scale 1); AlexiaJM/RelativisticGAN,
-    code/GAN_losses_iter.py halves both players' losses (``/2`` in the ``loss_D == 6, 7, 8``
-    branches of the D and G updates, i.e. RaSGAN, RaLSGAN, RaHingeGAN): ``scale=0.5`` is that code.
-    G's step needs a real batch (the code draws one with ``random_sample.__next__()``).
+    The paper writes the two terms as a sum (scale 1);
+    AlexiaJM/RelativisticGAN@2646c0b:code/GAN_losses_iter.py halves both players' losses (``/2`` in
+    the ``loss_D == 6, 7, 8`` branches of the D update, :636-641, and the G update, :698-709, i.e.
+    RaSGAN, RaLSGAN, RaHingeGAN): ``scale=0.5`` is that code. G's step needs a real batch (the code
+    draws one with ``random_sample.__next__()``).
     """
 
     name = "ragan"

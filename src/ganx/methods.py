@@ -120,7 +120,7 @@ def refuse_unsupported(cfg: DictConfig) -> None:
 
 # Thanh-Tung et al.'s LAMBDA for the zero-centred penalty: 500 in their image script, 10 in their
 # 2-D one (htt210/GeneralizationAndStabilityInGANs@ed969b4:GradientPenaltiesGANImage.py:376 and
-# GradientPenaltiesGAN.py:423)
+# htt210/GeneralizationAndStabilityInGANs@ed969b4:GradientPenaltiesGAN.py:423)
 GP0_LAMBDA = {"images": (500.0, "reg=gp0"), "points": (10.0, "reg=gp0_2d")}
 
 

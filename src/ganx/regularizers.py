@@ -104,9 +104,10 @@ class Regularizer:
 
 def cosine_decay(start: float, end: float, step: int, steps: int) -> float:
     """start -> end along half a cosine over ``steps``, then ``end``: R3GAN's
-    ``cosine_decay_with_warmup`` without warm-up (training/training_loop.py of the authors' code,
-    brownvc/R3GAN: decay = 0.5 (1 + cos(pi n / N)), value = start + (1 - decay) (end - start),
-    ``end`` once n > N; they count n in images, ganx in G steps)."""
+    ``cosine_decay_with_warmup`` without warm-up
+    (brownvc/R3GAN@19a7ddf:training/training_loop.py:29-38: decay = 0.5 (1 + cos(pi n / N)), value
+    = start + (1 - decay) (end - start), ``end`` once n > N; they count n in images, ganx in G
+    steps)."""
     progress = min(step / steps, 1.0)
     return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -115,7 +116,8 @@ class ZeroCenteredPenalty(Regularizer):
     """R1/R2's weight and its schedule. ``schedule: constant`` (default) keeps ``weight``;
     ``cosine`` decays it to ``weight_end`` over ``schedule_steps`` G steps (null: the whole
     run, ``train.steps``) as R3GAN decays its gamma (Huang et al. 2024; their CIFAR-10 preset:
-    0.05 -> 0.005 over 2e7 images, train.py ``gamma_scheduler``), then keeps ``weight_end``.
+    0.05 -> 0.005 over 2e7 images, brownvc/R3GAN@19a7ddf:train.py:195, ``gamma_scheduler``), then
+    keeps ``weight_end``.
     The weight depends only on the step counter, which the checkpoint holds."""
 
     SCHEDULES = ("constant", "cosine")
@@ -157,9 +159,10 @@ class ZeroCenteredPenalty(Regularizer):
 class R1Penalty(ZeroCenteredPenalty):
     """R1 = 0.5 * E_{x~P_data} ||grad_x D(x)||^2 (Mescheder et al. 2018, eq. 9).
 
-    R3GAN adds (gamma / 2) * (R1 + R2) with R = E||grad||^2 (R3GAN/Trainer.py,
-    ``AccumulateDiscriminatorGradients``; ``ZeroCenteredGradientPenalty`` sums the squared
-    gradient over C, H, W): its gamma is this weight, for r1 and r2 alike."""
+    R3GAN adds (gamma / 2) * (R1 + R2) with R = E||grad||^2
+    (brownvc/R3GAN@19a7ddf:R3GAN/Trainer.py:41, ``AccumulateDiscriminatorGradients``;
+    ``ZeroCenteredGradientPenalty`` sums the squared gradient over C, H, W, :10-12): its gamma is
+    this weight, for r1 and r2 alike."""
 
     needs_real_grad = True
 
@@ -194,9 +197,10 @@ class GradientPenalty(Regularizer):
     image script (MNIST / StackedMNIST): ``Discriminator`` ends in ``nn.Sigmoid``
     (htt210/GeneralizationAndStabilityInGANs@ed969b4:GradientPenaltiesGANImage.py:45),
     ``cal_gradpen`` differentiates that output with centre 0 (:79-97), LAMBDA 500 (:376,
-    ``reg=gp0``); their 2-D script the same (GradientPenaltiesGAN.py:59, :99-117) with LAMBDA 10
-    (:423, ``reg=gp0_2d``). WGAN-GP's lambda 10: igul222/improved_wgan_training@fa66c57:
-    gan_mnist.py:26.
+    ``reg=gp0``); their 2-D script the same
+    (htt210/GeneralizationAndStabilityInGANs@ed969b4:GradientPenaltiesGAN.py:59, :99-117) with
+    LAMBDA 10 (:423, ``reg=gp0_2d``). WGAN-GP's lambda 10:
+    igul222/improved_wgan_training@fa66c57:gan_mnist.py:26.
     """
 
     OUTPUTS = ("logit", "sigmoid")
@@ -241,19 +245,20 @@ class DraganPenalty(Regularizer):
 
 
 class AnchoredLogitPenalty(Regularizer):
-    """R_LC with fixed anchors, as in the Dirac-GAN code (ChristophReich1996/Dirac-GAN, README
-    table "R_LC regularization"; dirac_gan/config.py l. 12-14: ``rlc_af`` 1.0, ``rlc_ar`` 1.0,
-    ``rlc_w`` 0.2), after Tseng et al. 2021, eq. 3:
+    """R_LC with fixed anchors, as in the Dirac-GAN code (its README table "R_LC regularization";
+    ChristophReich1996/Dirac-GAN@a41cebe:dirac_gan/config.py:12-14: ``rlc_af`` 1.0, ``rlc_ar``
+    1.0, ``rlc_w`` 0.15), after Tseng et al. 2021, eq. 3:
 
-    R = E_x (D(x) - alpha_fake)^2 + E_z (D(G(z)) - alpha_real)^2,   weight 0.2,
+    R = E_x (D(x) - alpha_fake)^2 + E_z (D(G(z)) - alpha_real)^2,   weight 0.15,
 
-    pulling real logits towards the fake anchor and fake logits towards the real one. LeCam's
-    moving anchors are ``reg=lecam``.
+    pulling real logits towards the fake anchor and fake logits towards the real one. The
+    Dirac-GAN seed's README is that of the commits decb828 to a41cebe, which all set 0.15; 0.2
+    is the value of the older 9fd4dcc and cd73b7c. LeCam's moving anchors are ``reg=lecam``.
     """
 
     def __init__(
         self,
-        weight: float = 0.2,
+        weight: float = 0.15,
         interval: int = 1,
         alpha_real: float = 1.0,
         alpha_fake: float = 1.0,
@@ -274,20 +279,22 @@ class LeCamPenalty(Regularizer):
     R = E_x relu(D(x) - a_F)^2 + E_z relu(a_R - D(G(z)))^2,
 
     a_R, a_F exponential moving averages of the mean real/fake logits, updated on every D step
-    before the penalty (google/lecam-gan@f9af948:biggan_cifar/losses.py:57-61,
-    ``loss_hinge_dis``). Defaults = their BigGAN code: ``ema_losses`` decay 0.9, and before
-    ``start_itr`` the averages just copy the batch means (third_party/utils.py:637-651);
-    ``start_itr=1000`` (biggan_cifar/train.py:28); the penalty is added only when
-    ``itr > start_itr`` (third_party/train_fns.py:59); lambda 0.3
-    (biggan_cifar/scripts/lc-biggan-cifar10.sh). Their ``itr`` starts at 0 for the first
-    iteration and grows by one after each (third_party/run_train.py:99, :232), as ganx's G step
-    does: with ``start_step`` = their ``start_itr``, the averages decay from G step
-    ``start_step`` on and the penalty applies from G step ``start_step + 1`` on, as theirs.
+    before the penalty (google/lecam-gan@f9af948:biggan_cifar/losses.py:57-61, ``loss_hinge_dis``).
+    Defaults = their BigGAN code: ``ema_losses`` decay 0.9, and before ``start_itr`` the
+    averages just copy the batch means (google/lecam-gan@f9af948:third_party/utils.py:637-661);
+    ``start_itr=1000`` (google/lecam-gan@f9af948:biggan_cifar/train.py:28); the penalty is added
+    only when ``itr > start_itr`` (google/lecam-gan@f9af948:third_party/train_fns.py:59); lambda 0.3
+    (google/lecam-gan@f9af948:biggan_cifar/scripts/lc-biggan-cifar10.sh:16, ``--LC 0.3``). Their
+    ``itr`` starts at 0 for the first iteration and grows by one after each
+    (google/lecam-gan@f9af948:third_party/run_train.py:99 and :232), as ganx's G step does: with
+    ``start_step`` = their ``start_itr``, the averages decay from G step ``start_step`` on and the
+    penalty applies from G step ``start_step + 1`` on, as theirs.
 
-    Their StyleGAN2 code (stylegan2/lecam_loss.py:51-60) differs: decay 0.99, zero-debiased
-    (``assign_moving_average(..., zero_debias=True)``), averages and penalty from the first step:
-    ``reg.lecam.decay=0.99 reg.lecam.start_step=null reg.lecam.zero_debias=true`` (``null``: no
-    warm-up). Anchors (and the debiasing count) are part of the checkpoint.
+    Their StyleGAN2 code (google/lecam-gan@f9af948:stylegan2/lecam_loss.py:51-60) differs: decay
+    0.99, zero-debiased (``assign_moving_average(..., zero_debias=True)``), averages and penalty
+    from the first step: ``reg.lecam.decay=0.99 reg.lecam.start_step=null
+    reg.lecam.zero_debias=true`` (``null``: no warm-up). Anchors (and the debiasing count) are part
+    of the checkpoint.
     """
 
     def __init__(

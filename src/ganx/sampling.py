@@ -37,7 +37,7 @@ def latents(
     """``n`` latents z from G's prior: ``normal`` N(0, I), or ``uniform`` U[-1, 1)^d, the prior
     of carpedm20's DCGAN-tensorflow as Roth et al. ran it
     (rothk/Stabilizing_GANs@023b84d:carpedm20_DCGAN/model.py:312-315, ``gaussian_prior`` off by
-    default, main.py:24) and of the DRAGAN notebook
+    default, rothk/Stabilizing_GANs@023b84d:carpedm20_DCGAN/main.py:24) and of the DRAGAN notebook
     (kodalinaveen3/DRAGAN@5cf95ab:DRAGAN.ipynb, cell 1 ``sample_z``: np.random.uniform(-1, 1))."""
     if distribution == "uniform":
         return 2 * torch.rand(n, latent_dim, generator=generator, device=device) - 1

@@ -174,7 +174,7 @@ def discriminator_loss(
         if penalty is None:
             continue
         terms[f"reg/{name}"] = penalty
-        # lazy regularisation: every `interval`-th D step, gain `interval` (StyleGAN2 loss.py:131)
+        # lazy regularisation: every `interval`-th D step, gain `interval` (as StyleGAN2's)
         total_loss = total_loss + reg.weight_at(step, total) * reg.interval * penalty
     if phase == "lazy":
         return total_loss, terms
@@ -362,8 +362,9 @@ def training_iteration(
 def g_first_iteration(
     parts: Parts, settings: StepSettings, step: int, d_steps: int, next_real, run
 ):
-    """PyTorch-GAN's order (implementations/gan/gan.py, l. 166-192 of the stored version): G's
-    step first on a fresh fake batch, then one D step on a real batch and that same fake batch
+    """PyTorch-GAN's order
+    (eriklindernoren/PyTorch-GAN@36d3c77:implementations/gan/gan.py:131-161): G's step first on a
+    fresh fake batch, then one D step on a real batch and that same fake batch
     (``gen_imgs.detach()``), drawn before G moved; G runs forward once per iteration."""
     batch_size = parts.stream.batch_size
     with autocast(parts.device, settings.amp):

@@ -119,7 +119,7 @@ def validate_train(cfg: DictConfig) -> None:
     if train.updates == "g_first" and train.n_dis != 1:
         raise ConfigError(
             f"train.n_dis={train.n_dis} with train.updates=g_first: G's one fake batch feeds "
-            "one D step (PyTorch-GAN's gan.py); allowed: train.n_dis=1"
+            "one D step (PyTorch-GAN's original-GAN training loop); allowed: train.n_dis=1"
         )
     _choice(train.on_nonfinite, "train.on_nonfinite", ("stop", "skip"))
     for player in ("g", "d"):

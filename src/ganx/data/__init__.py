@@ -323,11 +323,12 @@ def rodrigues(axis: torch.Tensor, angle: float) -> torch.Tensor:
 
 
 def mog3d_frame(radius: float = 1.0, components: int = 7) -> dict[str, torch.Tensor]:
-    """The geometry of Roth et al.'s 3-D experiment (rothk/Stabilizing_GANs, 3DGAN/3DGAN.py,
-    ``MixtureOfGaussians`` and ``RotateAndTranslate``): ``components`` centres
-    (radius sin t, radius cos t), t = 2 pi k / components, embedded as (x, y, 0), then
-    x -> x R + t with R the rotation by pi/4 about (1, -1, 0)/sqrt(2) and t = (1, 1, 1)/sqrt(3).
-    Returns the 3-D centres, the plane's unit normal and a point on it (t)."""
+    """The geometry of Roth et al.'s 3-D experiment
+    (rothk/Stabilizing_GANs@023b84d:3DGAN/3DGAN.py:120-139, ``MixtureOfGaussians``, and :111-118,
+    ``RotateAndTranslate``): ``components`` centres (radius sin t, radius cos t), t = 2 pi k /
+    components, embedded as (x, y, 0), then x -> x R + t with R the rotation by pi/4 about (1, -1,
+    0)/sqrt(2) and t = (1, 1, 1)/sqrt(3). Returns the 3-D centres, the plane's unit normal and a
+    point on it (t)."""
     angles = torch.arange(components, dtype=torch.float64) * (2 * math.pi / components)
     flat = torch.stack([radius * angles.sin(), radius * angles.cos(), 0 * angles], 1)
     axis = torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64) / math.sqrt(2)

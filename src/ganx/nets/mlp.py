@@ -1,9 +1,9 @@
 """The original GAN's MLP pair (Goodfellow et al. 2014) as in PyTorch-GAN's gan.py
-(implementations/gan/gan.py l. 43-80): G 128-256-512-1024 with BatchNorm and LeakyReLU(0.2), tanh
-output; D 512-256-1 with LeakyReLU(0.2). D returns a logit (gan.py's final Sigmoid moves into the
-loss).
+(eriklindernoren/PyTorch-GAN@36d3c77:implementations/gan/gan.py:38-81): G 128-256-512-1024 with
+BatchNorm and LeakyReLU(0.2), tanh output; D 512-256-1 with LeakyReLU(0.2). D returns a logit
+(gan.py's final Sigmoid moves into the loss).
 
-gan.py writes ``nn.BatchNorm1d(out_feat, 0.8)`` (l. 50): the second positional argument is
+gan.py writes ``nn.BatchNorm1d(out_feat, 0.8)`` (gan.py:45): the second positional argument is
 ``eps``, so it normalises with eps = 0.8, almost certainly meant as Keras' momentum 0.8 (which is
 PyTorch's momentum 0.2). ``model=mlp`` uses the intended value: eps 1e-5, momentum
 ``bn_momentum`` = 0.2. ``experiment=vanilla_gan_original`` reproduces gan.py literally (eps 0.8,

@@ -1,40 +1,40 @@
 """R3GAN's modernised ResNet (Huang, Gokaslan, Kuleshov & Tompkin, NeurIPS 2024, "The GAN is
 dead; long live the GAN! A Modern GAN Baseline", sec. 3-4), after the authors' code
-(brownvc/R3GAN, ``R3GAN/Networks.py``, ``R3GAN/Resamplers.py``, ``R3GAN/FusedOperators.py``;
-line numbers below are those of ``Networks.py`` in the fork Lemutisme/R3GAN @ 3b1496f; the forks
-Eissayou/ConditionalR3GAN @ f48a81f and hwansejong/R3GAN have the same classes, so they are
-taken as the original's; brownvc/R3GAN itself was not in the searchable index. The fork
+(brownvc/R3GAN@19a7ddf:R3GAN/Networks.py, brownvc/R3GAN@19a7ddf:R3GAN/Resamplers.py,
+brownvc/R3GAN@19a7ddf:R3GAN/FusedOperators.py; the line numbers below are Networks.py's. They were
+first read in the fork Lemutisme/R3GAN @ 3b1496f, whose Networks.py has the same lines; the fork
 JTCaldeira/R3GAN-gap turns gain 0 into 1 in ``MSRInitializer``: a later edit, not followed).
 
-- Residual block (``ResidualBlock``, l. 25-45): an inverted bottleneck of three bias-free
+- Residual block (``ResidualBlock``, Networks.py:25-45): an inverted bottleneck of three bias-free
   convs, 1x1 width -> width * expansion, kxk *grouped* (``cardinality`` groups) at the
   expanded width, 1x1 back to width; a bias and Leaky ReLU (slope 0.2) after each of the
-  first two (``BiasedActivation``, FusedOperators.py); identity shortcut; **no
+  first two (``BiasedActivation``, FusedOperators.py:6-7); identity shortcut; **no
   normalisation** anywhere.
-- Initialisation (``MSRInitializer``, l. 7-14): weights ~ N(0, gain / sqrt(fan_in)), biases 0.
-  In a residual branch the first two convs get gain = sqrt(2 / (1 + 0.2^2)) * L^(-1/(2m-2))
-  with m = 3 linear layers and L = the number of residual blocks of the whole network
-  (``VarianceScalingParameter = sum(BlocksPerStage)``, l. 31, 133, 155), and the last conv gain
-  0, i.e. zero (l. 35): every branch starts as the identity (fix-up style variance scaling).
-  Every other layer has gain 1.
-- Resampling (Resamplers.py, ``InterpolativeUpsamplerReference`` /
-  ``InterpolativeDownsamplerReference``, ``CreateLowpassKernel``): the filter [1, 2, 1]
+- Initialisation (``MSRInitializer``, Networks.py:7-14): weights ~ N(0, gain / sqrt(fan_in)),
+  biases 0. In a residual branch the first two convs get gain = sqrt(2 / (1 + 0.2^2)) *
+  L^(-1/(2m-2)) with m = 3 linear layers and L = the number of residual blocks of the whole network
+  (``VarianceScalingParameter = sum(BlocksPerStage)``, Networks.py:31, :133, :155), and the last
+  conv gain 0, i.e. zero (Networks.py:35): every branch starts as the identity (fix-up style
+  variance scaling). Every other layer has gain 1.
+- Resampling (Resamplers.py:11 ``InterpolativeUpsamplerReference`` /
+  :24 ``InterpolativeDownsamplerReference``, :6 ``CreateLowpassKernel``): the filter [1, 2, 1]
   convolved with [1, 1] gives the 4x4 separable low-pass kernel [1, 3, 3, 1]^T [1, 3, 3, 1] / 64;
   up-sampling is a stride-2 transposed depthwise conv with 4 x that kernel, down-sampling a
   stride-2 depthwise conv with it (padding 1). G changes width with a 1x1 conv *before*
-  up-sampling, D *after* down-sampling (``UpsampleLayer`` l. 47-60, ``DownsampleLayer``
-  l. 62-75).
-- G (``Generator`` l. 129-149): z -> a learned basis of shape (width, b, b) ~ N(0, 1) scaled
-  channel-wise by a bias-free linear map of z (``GenerativeBasis``, l. 77-85), residual blocks
-  at b x b, then per stage up-sampling + blocks; a 1x1 conv to the image (``AggregationLayer``),
-  no tanh.
-- D (``Discriminator`` l. 151-): 1x1 conv from the image (``ExtractionLayer``), per stage
-  blocks + down-sampling, the last stage's blocks, then a depthwise b x b conv over the
-  remaining map and a bias-free linear to the logit (``DiscriminativeBasis``, l. 87-95). D's
-  widths, cardinalities and blocks are G's reversed (train.py: ``[*reversed(WidthPerStage)]``).
+  up-sampling, D *after* down-sampling (``UpsampleLayer`` Networks.py:47-60,
+  ``DownsampleLayer`` Networks.py:62-75).
+- G (``Generator`` Networks.py:129-149): z -> a learned basis of shape (width, b, b) ~ N(0, 1)
+  scaled channel-wise by a bias-free linear map of z (``GenerativeBasis``, Networks.py:77-85),
+  residual blocks at b x b, then per stage up-sampling + blocks; a 1x1 conv to the image
+  (``AggregationLayer``), no tanh.
+- D (``Discriminator`` Networks.py:151-173): 1x1 conv from the image (``ExtractionLayer``), per
+  stage blocks + down-sampling, the last stage's blocks, then a depthwise b x b conv over the
+  remaining map and a bias-free linear to the logit (``DiscriminativeBasis``, Networks.py:87-95).
+  D's widths, cardinalities and blocks are G's reversed (brownvc/R3GAN@19a7ddf:train.py:275-277,
+  ``[*reversed(WidthPerStage)]``).
 
 The paper's basis is b = 4 (stages 4-8-16-32 at 32 px). At 28 px (MNIST) the stages are
-7-14-28 and the basis 7x7; the code has no 28 px preset. Its CIFAR-10 preset (train.py,
+7-14-28 and the basis 7x7; the code has no 28 px preset. Its CIFAR-10 preset (train.py:178-196,
 ``preset == 'CIFAR10'``): widths [768] * 4, cardinality [96] * 4, 2 blocks per stage,
 expansion 2, z of dimension 64. ``width`` and ``cardinality`` take one number (every stage) or a
 list (one per stage, from the bottom up).
@@ -53,7 +53,7 @@ from .common import check_choice
 
 BASIS_SIZE = {28: 7, 32: 4, 64: 4}  # resolution -> the basis map's side (4 in the paper)
 LEAKY_SLOPE = 0.2
-# the Leaky ReLU's variance gain (FusedOperators.py: BiasedActivation.Gain)
+# the Leaky ReLU's variance gain (FusedOperators.py:7, BiasedActivation.Gain)
 ACTIVATION_GAIN = math.sqrt(2 / (1 + LEAKY_SLOPE**2))
 LINEAR_LAYERS_PER_BLOCK = 3
 
@@ -64,7 +64,7 @@ def stage_count(resolution: int) -> int:
 
 def branch_gain(total_blocks: int) -> float:
     """Gain of the first two convs of a residual branch: the activation's gain times
-    L^(-1/(2m-2)) (Networks.py l. 31; m = 3 linear layers, L = residual blocks in the net)."""
+    L^(-1/(2m-2)) (Networks.py:31; m = 3 linear layers, L = residual blocks in the net)."""
     return ACTIVATION_GAIN * total_blocks ** (-1 / (2 * LINEAR_LAYERS_PER_BLOCK - 2))
 
 

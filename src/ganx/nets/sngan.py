@@ -1,12 +1,14 @@
 """The ResNet SNGAN of Miyato et al. 2018 (appendix B.4) with mimicry's networks
 (kwotsin/mimicry, torch_mimicry/nets/sngan/):
 
-- 32 px (sngan_32.py): G linear z -> 4x4 x ngf, three up-sampling blocks ngf -> ngf (ngf 256);
-  D an "optimised" first block, one down-sampling and two plain blocks, all ndf wide (ndf 128).
+- 32 px (kwotsin/mimicry@a7fda06:torch_mimicry/nets/sngan/sngan_32.py:22-36 and :68-80): G linear z
+  -> 4x4 x ngf, three up-sampling blocks ngf -> ngf (ngf 256); D an "optimised" first block, one
+  down-sampling and two plain blocks, all ndf wide (ndf 128).
 - 48 px (kwotsin/mimicry@a7fda06:torch_mimicry/nets/sngan/sngan_48.py:22-31 and :68-77; STL-10):
   G linear z -> 6x6 x ngf, blocks ngf -> ngf/2 -> ngf/4 -> ngf/8 (ngf 512); D one more block:
   optimised 3 -> ndf/16, down-sampling ndf/16 -> ndf/8 -> ndf/4 -> ndf/2, plain ndf/2 -> ndf
-  (ndf 1024). SSGAN and InfoMax-GAN use the same backbones (infomax_gan_48.py: local features
+  (ndf 1024). SSGAN and InfoMax-GAN use the same backbones
+  (kwotsin/mimicry@a7fda06:torch_mimicry/nets/infomax_gan/infomax_gan_48.py:80-87: local features
   after the fourth block, ndf/2 wide). 4,878,083 / 10,141,441 parameters, as mimicry's.
 
 ``ngf``/``ndf`` null = mimicry's value for the resolution. G blocks: BN-ReLU-up-conv-BN-ReLU-conv,

@@ -2,9 +2,10 @@
 
 - ``model=toy2d`` (2-D mixtures), in the spirit of the unrolled-GAN paper (Metz et al. 2017):
   fully connected ReLU layers of width ``hidden``, PyTorch's default initialisation.
-- ``model=toy3d`` (``dataset=mog3d``): Roth et al. NIPS'17's 3-D nets (3DGAN/3DGAN.py,
-  ``Generator`` / ``Discriminator``): two tanh layers of 128 units, z of dimension 2, weights
-  from a normal truncated at 2 std (std 0.1), zero biases.
+- ``model=toy3d`` (``dataset=mog3d``): Roth et al. NIPS'17's 3-D nets
+  (rothk/Stabilizing_GANs@023b84d:3DGAN/3DGAN.py:141-175, ``Generator`` / ``Discriminator``): two
+  tanh layers of 128 units, z of dimension 2, weights from a normal truncated at 2 std (std 0.1),
+  zero biases.
 """
 
 from __future__ import annotations

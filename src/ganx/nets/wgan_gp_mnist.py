@@ -1,6 +1,7 @@
-"""The MNIST generator and critic of Gulrajani et al. 2017 (igul222/improved_wgan_training,
-gan_mnist.py l. 55-101), in WGAN-GP mode: no BatchNorm anywhere (its Batchnorm layers run only
-for ``MODE == 'wgan'``, l. 60-61, 66-67, 73-74, 89-90, 94-95).
+"""The MNIST generator and critic of Gulrajani et al. 2017
+(igul222/improved_wgan_training@fa66c57:gan_mnist.py:55-101), in WGAN-GP mode: no BatchNorm
+anywhere (its Batchnorm layers run only for ``MODE == 'wgan'``, gan_mnist.py:60-61, :66-67, :73-74,
+:89-90, :94-95).
 
 G: linear z (128) -> 4x4 x 4d, ReLU, 5x5 transposed conv to 8x8 x 2d, ReLU, crop to 7x7,
 5x5 transposed conv to 14x14 x d, ReLU, 5x5 transposed conv to 28x28 x 1.
@@ -37,7 +38,7 @@ class WGANGPMnistGenerator(nn.Module):
 
     def forward(self, z):
         h = self.linear(z.flatten(1)).relu().view(z.shape[0], 4 * self.dim, 4, 4)
-        h = self.up1(h).relu()[:, :, :7, :7]  # gan_mnist.py l. 70: output[:, :, :7, :7]
+        h = self.up1(h).relu()[:, :, :7, :7]  # gan_mnist.py:70: output[:, :, :7, :7]
         return self.up3(self.up2(h).relu()).tanh()
 
 
