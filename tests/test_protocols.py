@@ -61,3 +61,27 @@ def test_preset_composes_to_its_documented_values(name, extra, rows):
         assert got == expected, (
             f"experiment={name}: {key} is {got!r}, docs/PROTOCOLS.md says {text}"
         )
+
+
+def default_rows():
+    """(overrides, key, ganx value text) of the rows of "Defaults outside the presets"."""
+    block = DOC.read_text().split("\n## Defaults outside the presets", 1)[1]
+    rows = []
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1].startswith("`") and cells[1] != "`key`":
+            choices = re.findall(r"`([a-z_.0-9]+=[^`]+)`", cells[0])
+            rows.append((choices, cells[1].strip("`"), cells[2]))
+    return rows
+
+
+@pytest.mark.parametrize(("choices", "key", "text"), default_rows())
+def test_defaults_outside_the_presets_compose_as_documented(choices, key, text):
+    cfg = compose_cfg(*choices, tiny=False)
+    assert OmegaConf.select(cfg, key, default="<missing>") == yaml.safe_load(text), (choices, key)
+
+
+def test_the_defaults_table_has_its_rows():
+    keys = {key for _, key, _ in default_rows()}
+    assert {"reg.gp0.weight", "reg.lecam.start_step", "augment.translation"} <= keys
+    assert {"train.lazy_regularization", "model.latent_distribution", "reg.rlc.weight"} <= keys
