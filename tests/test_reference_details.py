@@ -252,3 +252,12 @@ def test_separate_lazy_steps_need_one_interval(tmp_path):
     validate(compose_cfg("reg=[r1,r2]", "reg.r1.interval=4", "reg.r2.interval=8", *folded))
     with pytest.raises(ConfigError, match="train.lazy_regularization='sometimes'"):
         validate(compose_cfg("train.lazy_regularization=sometimes"))
+
+
+def test_the_start_of_a_run_names_the_prior_and_the_lazy_schedule():
+    from ganx.methods import describe_method
+
+    line = describe_method(compose_cfg("experiment=roth_js", "reg=r1", "reg.r1.interval=4"))
+    assert "z ~ U[-1, 1)" in line and "lazy: separate" in line
+    plain = describe_method(compose_cfg())
+    assert "z ~" not in plain and "lazy" not in plain

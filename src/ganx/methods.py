@@ -93,9 +93,13 @@ def describe_method(cfg: DictConfig, discriminator=None) -> str:
     loss_settings = f" ({', '.join(f'{k} {v}' for k, v in loss.items())})" if loss else ""
     regs = "; ".join(f"{n} ({_settings(node)})" for n, node in _regs(cfg).items()) or "none"
     ema = cfg.train.ema if cfg.train.ema else "off"
+    prior = cfg.model.get("latent_distribution", "normal")
+    prior = " | z ~ U[-1, 1)" if prior == "uniform" else ""
+    lazy = any((node.get("interval") or 1) > 1 for node in _regs(cfg).values())
+    lazy = f", lazy: {cfg.train.get('lazy_regularization', 'folded')}" if lazy else ""
     return (
-        f"method: model={cfg.model.name}{norm} | loss={name}{loss_settings}"
-        f" | reg: {regs} | augment: {_augmentation(cfg)} | EMA {ema}"
+        f"method: model={cfg.model.name}{norm}{prior} | loss={name}{loss_settings}"
+        f" | reg: {regs}{lazy} | augment: {_augmentation(cfg)} | EMA {ema}"
         f" | n_dis {cfg.train.n_dis}, updates {cfg.train.updates}"
         f" | G {_optimiser(cfg.optim.g)} | D {_optimiser(cfg.optim.d)}"
     )

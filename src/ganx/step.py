@@ -206,12 +206,7 @@ def discriminator_step(
         total_loss, terms = discriminator_loss(
             parts, real, fake.float(), step, d_step, settings.total
         )
-    if settings.check:
-        require_finite(step, terms, settings.world)
-    parts.opt_d.zero_grad(set_to_none=True)
-    backward(total_loss, settings)
-    terms["grad_norm/D"] = optimizer_step(parts.opt_d, settings)
-    parts.loss.after_d_step(parts.discriminator)
+    terms["grad_norm/D"] = d_update(parts, total_loss, terms, step, settings)
     if parts.augment is not None:  # after the step: a dropped (non-finite) step tells ADA nothing
         parts.augment.observe(terms["augment/real_sign"], len(real))
     if penalties_due(parts, d_step, "lazy"):
@@ -234,15 +229,27 @@ def lazy_regularization_step(
         total_loss, terms = discriminator_loss(
             parts, real, fake.float(), step, d_step, settings.total, phase="lazy"
         )
-    if not terms:  # every lazy penalty declined this step (LeCam before its start)
-        return terms
+    if terms:  # empty when every lazy penalty declined this step (LeCam before its start)
+        d_update(parts, total_loss, terms, step, settings)
+    return terms
+
+
+def d_update(
+    parts: Parts,
+    total_loss: torch.Tensor,
+    terms: dict[str, torch.Tensor],
+    step: int,
+    settings: StepSettings,
+) -> torch.Tensor:
+    """Check the terms, back-propagate and step D's optimiser (then the loss's own after-step,
+    WGAN's clipping); returns the gradient norm as applied."""
     if settings.check:
         require_finite(step, terms, settings.world)
     parts.opt_d.zero_grad(set_to_none=True)
     backward(total_loss, settings)
-    optimizer_step(parts.opt_d, settings)
+    norm = optimizer_step(parts.opt_d, settings)
     parts.loss.after_d_step(parts.discriminator)
-    return terms
+    return norm
 
 
 def generator_loss(
