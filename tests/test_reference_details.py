@@ -261,3 +261,15 @@ def test_the_start_of_a_run_names_the_prior_and_the_lazy_schedule():
     assert "z ~ U[-1, 1)" in line and "lazy: separate" in line
     plain = describe_method(compose_cfg())
     assert "z ~" not in plain and "lazy" not in plain
+
+
+def test_a_checkpoints_prior_reaches_the_python_api(tmp_path):
+    """``ganx.load_generator(...).latents`` (as ``ganx-sample`` and ``ganx-export``) draws from
+    the run's prior: the evaluation noise of a uniform-prior run is uniform."""
+    from ganx.api import load_generator
+    from ganx.loop import train
+
+    train(compose_cfg("model.latent_distribution=uniform", "train.steps=2"), tmp_path)
+    handle = load_generator(tmp_path / "checkpoints" / "last.pt")
+    assert_uniform(handle.latents(20000))
+    assert handle.sample(4).shape == (4, 1, 28, 28)
