@@ -12,7 +12,7 @@ from ganx.build import ConfigError, build_loss, build_nets, build_regularizers
 from ganx.loop import train
 from ganx.overrides import GROUPS
 
-IMAGE_MODELS = {"dcgan": 28, "mlp": 28, "sngan": 32}
+IMAGE_MODELS = {"dcgan": 28, "mlp": 28, "dragan_mlp": 28, "sngan": 32}
 
 
 def run_cli(*args, cwd):
