@@ -151,7 +151,7 @@ def study_config(loss: str, regs: list[str], cfg: DictConfig) -> DictConfig:
     return with_values(composed_structure(loss, tuple(regs)), cfg)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=128)
 def composed_structure(loss: str, regs: tuple[str, ...]) -> DictConfig:
     """The composed config of ``loss`` and ``regs`` before the study's values are set: read
     only (callers get a copy through :func:`with_values`)."""
@@ -298,6 +298,23 @@ def run_cell(loss: str, reg: str, cfg: DictConfig, base: DictConfig) -> Outcome:
     predicted = predicted_eigenvalues(loss, reg, weights)
     expected = expected_behaviour(loss, reg)
     return Outcome(loss, reg, trajectory, eig, final, final < cfg.tol, expected, predicted)
+
+
+def verdict(trajectory: torch.Tensor, tol: float) -> str:
+    """What a trajectory does: ``converges`` (final distance to (0, 0) below ``tol``, the
+    table's "converged"), ``diverges`` (non-finite, or ends more than twice as far as it
+    started), ``circles`` (turns at least once around (0, 0)) or ``stalls`` (none of these:
+    it stops short of the equilibrium)."""
+    path = trajectory.double()
+    distance = path.norm(dim=1)
+    final = float(distance[-1])
+    if final < tol:
+        return "converges"
+    if not math.isfinite(final) or final > 2 * max(float(distance[0]), tol):
+        return "diverges"
+    angle = torch.atan2(path[:, 1], path[:, 0])
+    turns = (torch.diff(angle) + math.pi) % (2 * math.pi) - math.pi  # each step's turn
+    return "circles" if abs(float(turns.sum())) >= 2 * math.pi else "stalls"
 
 
 def format_eigenvalues(eig: list[complex]) -> str:
