@@ -45,12 +45,11 @@ class Explorer:
     """What the handlers share: the study's defaults and the 2-D runs in progress."""
 
     def __init__(self):
-        from hydra import compose
-
         from .dirac_explore import LOCK
+        from .dirac_study import compose_ganx
 
         with LOCK:
-            self.defaults = compose("dirac_study")
+            self.defaults = compose_ganx("dirac_study", [])
         self.runs = {}
         self.runs_lock = threading.Lock()
 
@@ -185,8 +184,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(host: str, port: int) -> ThreadingHTTPServer:
-    """The explorer's server (not yet serving); ``port=0`` takes a free port. Needs Hydra
-    initialised with ``ganx.conf`` (``initialize_config_module``) while it serves."""
+    """The explorer's server (not yet serving); ``port=0`` takes a free port."""
     handler = type("ExplorerHandler", (Handler,), {"explorer": Explorer()})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True  # a stream in progress does not keep Ctrl-C waiting
@@ -208,23 +206,20 @@ def parse_keys(argv: list[str]) -> dict[str, str]:
 
 def serve_main(argv: list[str]) -> None:
     keys = parse_keys(argv)
-    from hydra import initialize_config_module
-
-    with initialize_config_module("ganx.conf", version_base="1.3"):
-        try:
-            server = make_server(keys["host"], int(keys["port"]))
-        except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                sys.exit(
-                    f"ganx-dirac serve: error: port {keys['port']} on {keys['host']} is in "
-                    "use; choose another with port=N"
-                )
-            sys.exit(f"ganx-dirac serve: error: {keys['host']}:{keys['port']}: {err.strerror}")
-        host, port = server.server_address[:2]
-        print(f"ganx-dirac serve: http://{host}:{port}/  (Ctrl-C stops)", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            print("ganx-dirac serve: stopped", flush=True)
-        finally:
-            server.server_close()
+    try:
+        server = make_server(keys["host"], int(keys["port"]))
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            sys.exit(
+                f"ganx-dirac serve: error: port {keys['port']} on {keys['host']} is in use; "
+                "choose another with port=N"
+            )
+        sys.exit(f"ganx-dirac serve: error: {keys['host']}:{keys['port']}: {err.strerror}")
+    host, port = server.server_address[:2]
+    print(f"ganx-dirac serve: http://{host}:{port}/  (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("ganx-dirac serve: stopped", flush=True)
+    finally:
+        server.server_close()

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import hydra
 import torch
-from hydra import compose
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError
 
@@ -173,7 +174,16 @@ def composed_structure(loss: str, regs: tuple[str, ...]) -> DictConfig:
         "+optim.g.foreach=false",
         "+optim.d.foreach=false",
     ]
-    return compose("config", overrides=overrides)
+    return compose_ganx("config", overrides)
+
+
+def compose_ganx(name: str, overrides: list[str]) -> DictConfig:
+    """Hydra's compose of ganx's config ``name``: in the caller's Hydra context (``ganx-dirac``,
+    tests) or, outside one (``ganx-dirac serve``'s request threads), in one of its own."""
+    if GlobalHydra.instance().is_initialized():
+        return compose(name, overrides=overrides)
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        return compose(name, overrides=overrides)
 
 
 def with_values(structure: DictConfig, cfg: DictConfig) -> DictConfig:

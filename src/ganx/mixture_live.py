@@ -14,13 +14,12 @@ import itertools
 import threading
 
 import torch
-from hydra import compose
 from omegaconf import DictConfig
 
 from .build import build_all
 from .data import mixture_centres
 from .dirac_explore import LOCK, WEIGHT_KEY, BadQuery, choice, number
-from .dirac_study import STUDY_LOSSES, cell_regs
+from .dirac_study import STUDY_LOSSES, cell_regs, compose_ganx
 from .metrics import EvalContext, mixture_modes
 from .rng import seed_everything
 from .step import StepSettings, training_iteration
@@ -75,7 +74,7 @@ def mixture_config(settings: dict) -> DictConfig:
             for r in cell_regs(settings["reg"])
         ]
     with LOCK:
-        return compose("config", overrides=overrides)
+        return compose_ganx("config", overrides)
 
 
 class MixtureRun:
