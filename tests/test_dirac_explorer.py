@@ -147,6 +147,8 @@ def test_verdicts_on_known_paths():
     assert verdict(circle * torch.linspace(1, 3, 200)[:, None], 0.05) == "diverges"
     assert verdict(torch.tensor([[1.0, 1.0], [float("nan"), 0.0]]), 0.05) == "diverges"
     assert verdict(torch.tensor([[1.0, 1.0], [1.0, 0.5], [1.0, 0.0]]), 0.05) == "stalls"
+    assert verdict(circle[:45], 0.05) == "stalls"  # under half a turn
+    assert verdict(circle[:55], 0.05) == "circles"
 
 
 def test_a_reg_setting_that_is_no_key_is_one_line():

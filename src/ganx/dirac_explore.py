@@ -15,7 +15,7 @@ import math
 import threading
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from .build import ConfigError
 from .dirac_study import (
@@ -24,6 +24,7 @@ from .dirac_study import (
     STUDY_REGS,
     cell_regs,
     check_study,
+    composed_structure,
     field_on_grid,
     loss_critical_gamma,
     plot_grid,
@@ -68,12 +69,17 @@ def choice(query: dict, key: str, default: str, allowed) -> str:
 
 
 def default_weight(defaults: DictConfig, reg: str) -> float:
-    """The study's weight of ``reg`` (``conf/dirac_study.yaml``; r1+r2: R1's), or nothing."""
+    """The study's weight of ``reg`` (``conf/dirac_study.yaml``'s ``reg_settings``, else the
+    regularizer's own default in ``conf/reg/``; r1+r2: R1's); 0 for ``none``."""
     names = cell_regs(reg)
     if not names:
         return 0.0
-    settings = defaults.reg_settings.get(names[0], {})
-    return float(settings.get(WEIGHT_KEY.get(names[0], "weight"), math.nan))
+    name, key = names[0], WEIGHT_KEY.get(names[0], "weight")
+    settings = defaults.reg_settings.get(name, {})
+    if key in settings:
+        return float(settings[key])
+    with LOCK:
+        return float(composed_structure("ns", (name,)).reg[name][key])
 
 
 def dirac_settings(query: dict, defaults: DictConfig) -> DictConfig:
@@ -99,10 +105,10 @@ def dirac_settings(query: dict, defaults: DictConfig) -> DictConfig:
         weight = number(query, "weight", default_weight(defaults, reg), 0.0)
         for name in cell_regs(reg):
             key = WEIGHT_KEY.get(name, "weight")
-            if name in cfg.reg_settings:
+            with open_dict(cfg):
+                if name not in cfg.reg_settings:
+                    cfg.reg_settings[name] = {}
                 cfg.reg_settings[name][key] = weight
-            else:
-                cfg.reg_settings[name] = {key: weight}
     try:
         check_study(cfg)
     except ConfigError as err:

@@ -141,7 +141,13 @@ class Handler(BaseHTTPRequestHandler):
         except BadQuery as err:
             self.send_json(400, {"error": str(err)})
             return
-        self.send_json(200, dirac_result(settings))
+        try:
+            result = dirac_result(settings)
+        except Exception as err:  # one line for the page, never a hung request
+            first = (str(err).splitlines() or [""])[0]
+            self.send_json(500, {"error": f"ganx-dirac serve: {type(err).__name__}: {first}"})
+            return
+        self.send_json(200, result)
 
     def status(self, query):
         with self.explorer.runs_lock:

@@ -313,8 +313,9 @@ def run_cell(loss: str, reg: str, cfg: DictConfig, base: DictConfig) -> Outcome:
 def verdict(trajectory: torch.Tensor, tol: float) -> str:
     """What a trajectory does: ``converges`` (final distance to (0, 0) below ``tol``, the
     table's "converged"), ``diverges`` (non-finite, or ends more than twice as far as it
-    started), ``circles`` (turns at least once around (0, 0)) or ``stalls`` (none of these:
-    it stops short of the equilibrium)."""
+    started), ``circles`` (turns at least half-way round (0, 0): a slow orbit, such as R_LC's,
+    makes half a turn in the study's 100 steps) or ``stalls`` (none of these: it comes to rest
+    short of the equilibrium, as WGAN-GP's and LSGAN's do)."""
     path = trajectory.double()
     distance = path.norm(dim=1)
     final = float(distance[-1])
@@ -324,7 +325,7 @@ def verdict(trajectory: torch.Tensor, tol: float) -> str:
         return "diverges"
     angle = torch.atan2(path[:, 1], path[:, 0])
     turns = (torch.diff(angle) + math.pi) % (2 * math.pi) - math.pi  # each step's turn
-    return "circles" if abs(float(turns.sum())) >= 2 * math.pi else "stalls"
+    return "circles" if abs(float(turns.sum())) >= math.pi else "stalls"
 
 
 def format_eigenvalues(eig: list[complex]) -> str:
