@@ -504,25 +504,23 @@ def cell_png(job: tuple[Outcome, DictConfig, Path]):
     return field
 
 
-def plot_outcomes(outcomes: list[Outcome], out: Path, cfg: DictConfig, progress=None) -> None:
-    """One PNG per cell, drawn by a pool of forked processes (one per core: the cells are
-    independent; the forks inherit the composed configs), then ``overview.png`` from the
-    fields they computed."""
-    import multiprocessing
-
+def plot_outcomes(
+    outcomes: list[Outcome], out: Path, cfg: DictConfig, progress=None, pool=None
+) -> None:
+    """One PNG per cell (in ``pool``'s processes when given: :func:`forked_pool`), then
+    ``overview.png`` from the fields they computed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     jobs = [(o, cfg, out) for o in outcomes]
-    workers = min(len(jobs), os.cpu_count() or 1)
     fields = {}
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for i, (o, field) in enumerate(zip(outcomes, pool.imap(cell_png, jobs), strict=True)):
-            fields[o.loss, o.reg] = field
-            if progress:
-                progress(f"plots: {i + 1}/{len(outcomes)}")
+    drawn = (pool.imap if pool else map)(cell_png, jobs)
+    for i, (o, field) in enumerate(zip(outcomes, drawn, strict=True)):
+        fields[o.loss, o.reg] = field
+        if progress:
+            progress(f"plots: {i + 1}/{len(outcomes)}")
     overview = overview_figure(outcomes, cfg, fields)
     overview.savefig(out / "overview.png", dpi=80)
     plt.close(overview)
@@ -558,23 +556,39 @@ def study_regs(cfg: DictConfig) -> list[str]:
     return list(cfg.regs) + ["r1"]
 
 
-def run_study(cfg: DictConfig, progress=None) -> tuple[list[Outcome], dict[str, float]]:
-    """Every loss x reg cell, and the measured critical R1 gamma of each GAN-form loss;
-    ``progress(line)`` hears of each loss as it is done."""
-    check_study(cfg)
+def study_loss(job: tuple[str, DictConfig]) -> tuple[list[Outcome], float | None]:
+    """One row of the table: every regularizer of ``loss``, and its critical R1 gamma."""
+    loss, cfg = job
     torch.set_num_threads(1)  # scalar work: threads only add overhead
+    base = study_config(loss, study_regs(cfg), cfg)  # one compose per loss
+    return [run_cell(loss, reg, cfg, base) for reg in cfg.regs], loss_critical_gamma(loss, base)
+
+
+def run_study(cfg: DictConfig, progress=None, pool=None) -> tuple[list[Outcome], dict[str, float]]:
+    """Every loss x reg cell, and the measured critical R1 gamma of each GAN-form loss;
+    ``progress(line)`` hears of each loss as it is done. With a (forked) ``pool`` the losses
+    run in its processes: every cell seeds itself, so the numbers do not change."""
+    check_study(cfg)
+    torch.set_num_threads(1)
     outcomes, gammas = [], {}
     started = time.time()
-    for loss in cfg.losses:
-        base = study_config(loss, study_regs(cfg), cfg)  # one compose per loss
-        outcomes += [run_cell(loss, reg, cfg, base) for reg in cfg.regs]
-        gamma = loss_critical_gamma(loss, base)
+    rows = (pool.imap if pool else map)(study_loss, [(loss, cfg) for loss in cfg.losses])
+    for loss, (cells, gamma) in zip(cfg.losses, rows, strict=True):
+        outcomes += cells
         if gamma is not None:
             gammas[loss] = gamma
         if progress:
             total = len(cfg.losses) * len(cfg.regs)
             progress(f"table: {len(outcomes)}/{total} runs ({loss}), {time.time() - started:.1f} s")
     return outcomes, gammas
+
+
+def forked_pool():
+    """A pool of one forked process per core: the forks inherit Hydra's state and the
+    composed configs, and the cells and plots are independent."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork").Pool(os.cpu_count() or 1)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="dirac_study")
@@ -585,22 +599,24 @@ def hydra_main(cfg: DictConfig) -> None:
         print(f"ganx-dirac: {line}", file=sys.stderr, flush=True)
 
     try:
-        outcomes, gammas = run_study(cfg, progress)
+        check_study(cfg)
     except ConfigError as err:
         sys.exit(f"ganx-dirac: error: {err}")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_tables(outcomes, gammas, out, cfg)
-    table_time = time.time() - started
-    if cfg.plot.enabled:
-        every = max(1, len(outcomes) // 6)
+    with forked_pool() as pool:
+        outcomes, gammas = run_study(cfg, progress, pool)
+        out.mkdir(parents=True, exist_ok=True)
+        write_tables(outcomes, gammas, out, cfg)
+        table_time = time.time() - started
+        if cfg.plot.enabled:
+            every = max(1, len(outcomes) // 6)
 
-        def plot_progress(line: str) -> None:  # a line per sixth of the plots
-            done = int(line.split()[1].split("/")[0])
-            if done % every == 0 or done == len(outcomes):
-                progress(f"{line}, {time.time() - started:.1f} s")
+            def plot_progress(line: str) -> None:  # a line per sixth of the plots
+                done = int(line.split()[1].split("/")[0])
+                if done % every == 0 or done == len(outcomes):
+                    progress(f"{line}, {time.time() - started:.1f} s")
 
-        plot_outcomes(outcomes, out, cfg, plot_progress)
+            plot_outcomes(outcomes, out, cfg, plot_progress, pool)
     print((out / "table.md").read_text())
     print(
         f"table: {len(outcomes)} runs in {table_time:.1f} s; all files: "
