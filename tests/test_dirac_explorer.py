@@ -216,3 +216,29 @@ def test_page_is_offline_and_served(explorer):
     urls = {word for word in html.replace('"', " ").split() if word.startswith("http")}
     assert urls == {"http://www.w3.org/2000/svg"}
     time.sleep(0)  # the page is one request: no assets to fetch
+
+
+@pytest.mark.slow  # subprocesses: make test (CI) runs it
+def test_the_command_dispatches_serve_and_the_study():
+    for args, first in ((["serve", "--help"], "ganx-dirac serve:"), (["--help"], "ganx-dirac:")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ganx.dirac_cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0 and proc.stdout.startswith(first), proc.stderr
+    assert "ganx-dirac serve" in proc.stdout  # the study's help names the explorer
+
+
+@pytest.mark.slow  # a server process: make test (CI) runs it
+def test_bench_dirac_times_the_endpoint_and_the_same_run_in_process(capsys):
+    from conftest import load_script
+
+    result = load_script("bench_dirac").main(["--steps", "20", "--repeats", "2"])
+    assert len(result["http_ms"]) == len(result["direct_ms"]) == 2
+    assert result["ratio"] == pytest.approx(
+        sorted(result["http_ms"])[0] / 200 + sorted(result["http_ms"])[1] / 200
+    )  # the median of two, over the 100 ms target
+    out = capsys.readouterr().out
+    assert "ns + r1, 20 steps" in out and "endpoint median / target 100 ms" in out
