@@ -5,7 +5,7 @@ skipped, naming the install command; ``.ci/run`` installs it, so CI runs them.""
 import csv
 import io
 import json
-import shutil
+import os
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +15,7 @@ from explorer_server import get_json, running_explorer
 
 pytest.importorskip("playwright", reason="pip install -e '.[dev]' (playwright is a dev extra)")
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("GANX_CHROMIUM", "/usr/bin/chromium")  # elsewhere: to test the skip
 INSTALL = "apt-get install -y chromium"
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow  # a browser and a server: make test (CI) runs the
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """pytest-playwright's launch arguments, pointed at the system's Chromium."""
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}; install it with: {INSTALL}")
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": LAUNCH_ARGS}
 
@@ -190,6 +190,8 @@ def test_mixture_view_streams_and_stops(page, explorer, errors):
     )
     assert page.locator("#mixture circle").count() > 100  # G's samples are drawn
     assert "modes covered" in page.locator("#m_status").inner_text()
+    run_with(page, Steps="50")  # the Dirac view answers while the 2-D run trains
+    assert "50 simultaneous steps" in page.locator("#setting_a").inner_text()
     page.get_by_role("button", name="Stop").click()
     page.wait_for_function("document.getElementById('m_status').textContent.startsWith('stopped')")
     count = page.locator("#m_count").inner_text()
@@ -205,3 +207,20 @@ def test_the_endpoint_json_is_strict(explorer):
     with urllib.request.urlopen(f"{explorer}/api/dirac?loss=wgan&steps=400", timeout=60) as r:
         body = json.loads(r.read(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     assert body["verdict"] == "diverges"
+
+
+def test_a_click_on_the_plane_starts_there(page, explorer):
+    page.goto(explorer)
+    settle(page)
+    box = page.locator("#plane").bounding_box()
+    # the plane maps [-2, 2] onto pixels 30..450 of 480: pixel (345, 345) is (1, -1)
+    page.mouse.click(box["x"] + 345 * box["width"] / 480, box["y"] + 345 * box["height"] / 480)
+    page.wait_for_function("document.getElementById('theta').value !== '1'")
+    settle(page)
+    theta = float(page.get_by_label("Start θ", exact=True).input_value())
+    psi = float(page.get_by_label("Start ψ", exact=True).input_value())
+    assert abs(theta - 1) < 0.02 and abs(psi + 1) < 0.02  # within a pixel or two
+    assert f"theta={theta:.3f}&psi={psi:.3f}" in page.url
+    _, body = get_json(f"{explorer}/api/dirac?{page.url.split('?')[1]}")
+    assert body["trajectory"][0] == [pytest.approx(theta), pytest.approx(psi)]
+    assert page.locator("#verdict_a").inner_text() == body["verdict"]
