@@ -5,12 +5,12 @@ server, offline (no CDN, no remote fonts: ``dirac_page.html`` is plain HTML, CSS
     ganx-dirac serve port=9000 host=0.0.0.0
 
 What it reproduces and extends: the Dirac-GAN code's GUI
-(ChristophReich1996/Dirac-GAN@cd73b7c65189c9eaac5a0f96506c9db1e83d2fb3:main.py:87-140: a box
+(ChristophReich1996/Dirac-GAN@cd73b7c65189c9eaac5a0f96506c9db1e83d2fb3:main.py:98-128: a box
 of seven GAN losses, a regularizer box None/R1/RLC/R2, an instance-noise check box, "Run
-training"; lines 61-73: the field of negative gradients over [-2, 2]^2 with the trajectory's
+training"; lines 58-75: the field of negative gradients over [-2, 2]^2 with the trajectory's
 points and the start (1, 1)) and the animated trajectories of the paper's own Dirac-GAN code
 (LMescheder/GAN_stability@d9bd7a99002851b0bde84fde57074e401ff0ddf1:notebooks/diracgan/
-plotting.py:23-48: the trajectory drawn a step more per frame over the field). The page adds
+plotting.py:23-43: the trajectory drawn a step more per frame over the field). The page adds
 the other losses and penalties, lr, steps, updates and start, the distance per step, the
 eigenvalues, the critical gamma, a verdict, a second setting, the URL, downloads and the 2-D
 view.
