@@ -183,6 +183,9 @@ def test_cli_writes_table_and_plots(tmp_path):
         env={**os.environ},
     )
     assert proc.returncode == 0, proc.stderr
+    # progress on the console while it studies and plots
+    assert "ganx-dirac: table: 2/2 runs (rpgan)" in proc.stderr
+    assert "ganx-dirac: plots: 2/2" in proc.stderr
     rows = list(csv.DictReader(open(out / "table.csv")))
     assert [(r["loss"], r["reg"], r["converged"]) for r in rows] == [
         ("rpgan", "none", "false"),

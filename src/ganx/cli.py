@@ -15,7 +15,7 @@ TOOLS = {
     "ganx-eval": "metrics of a checkpoint, with training's evaluation code",
     "ganx-export": "a checkpoint's generator as TorchScript (or ONNX)",
     "ganx-report": "the table and plots of a sweep directory",
-    "ganx-dirac": "the Dirac-GAN convergence study",
+    "ganx-dirac": "the Dirac-GAN convergence study; `ganx-dirac serve`: its explorer page",
     "ganx-weights": "the FID Inception weights, converted offline",
 }
 

@@ -15,8 +15,11 @@ behaviour the paper predicts), one PNG per combination (trajectory over the vect
 
 from __future__ import annotations
 
+import copy
 import csv
+import functools
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -24,8 +27,10 @@ from pathlib import Path
 
 import hydra
 import torch
-from hydra import compose
-from omegaconf import DictConfig, open_dict
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigAttributeError
 
 from .build import ConfigError, Parts, build_all
 from .report import markdown_table
@@ -140,38 +145,71 @@ class Outcome:
 
 def study_config(loss: str, regs: list[str], cfg: DictConfig) -> DictConfig:
     """The ``ganx-train`` config for ``loss`` with every regularizer in ``regs`` selected
-    (Hydra compose, the same groups as training); :func:`cell_config` narrows it to one cell."""
+    (Hydra compose, the same groups as training) and the study's values (:func:`with_values`);
+    :func:`cell_config` narrows it to one cell. The compose depends on the loss and the
+    regularizers alone, so it is done once per pair (``ganx-dirac serve`` answers a changed lr
+    or start without composing again)."""
+    return with_values(composed_structure(loss, tuple(regs)), cfg)
+
+
+@functools.lru_cache(maxsize=128)
+def composed_structure(loss: str, regs: tuple[str, ...]) -> DictConfig:
+    """The composed config of ``loss`` and ``regs`` before the study's values are set: read
+    only (callers get a copy through :func:`with_values`)."""
     loss_choice, loss_regs = STUDY_LOSSES[loss]
     named = dict.fromkeys(name for r in regs for name in cell_regs(r))
-    regs = loss_regs + [r for r in named if r not in loss_regs]
+    selected = loss_regs + [r for r in named if r not in loss_regs]
     overrides = [
         "model=dirac",
         "dataset=dirac",
         f"loss={loss_choice}",
-        f"reg=[{','.join(regs)}]",
+        f"reg=[{','.join(selected)}]",
         "hardware=cpu",
         "train.ema=null",
-        f"train.steps={cfg.steps}",
-        f"train.batch_size={cfg.batch_size}",
-        f"train.n_dis={cfg.n_dis}",
-        f"train.updates={cfg.updates}",
         "optim.g._target_=torch.optim.SGD",
         "optim.d._target_=torch.optim.SGD",
-        f"optim.g.lr={cfg.lr}",
-        f"optim.d.lr={cfg.lr}",
         "~optim.g.betas",
         "~optim.d.betas",
         # two scalar parameters: the per-tensor loop beats the multi-tensor (foreach) kernels
         "+optim.g.foreach=false",
         "+optim.d.foreach=false",
-        f"model.generator.theta0={cfg.start[0]}",
-        f"model.discriminator.psi0={cfg.start[1]}",
-        f"seed={cfg.seed}",
     ]
-    for name, values in (cfg.reg_settings or {}).items():
-        if name in regs:
-            overrides += [f"reg.{name}.{key}={value}" for key, value in values.items()]
-    return compose("config", overrides=overrides)
+    return compose_ganx("config", overrides)
+
+
+def compose_ganx(name: str, overrides: list[str]) -> DictConfig:
+    """Hydra's compose of ganx's config ``name``: in the caller's Hydra context (``ganx-dirac``,
+    tests) or, outside one (``ganx-dirac serve``'s request threads), in one of its own."""
+    if GlobalHydra.instance().is_initialized():
+        return compose(name, overrides=overrides)
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+def with_values(structure: DictConfig, cfg: DictConfig) -> DictConfig:
+    """A copy of ``structure`` with the study's values from ``cfg`` (steps, batch, n_dis,
+    updates, lr, start, seed and ``reg_settings`` of the selected regularizers)."""
+    values = {
+        "train.steps": cfg.steps,
+        "train.batch_size": cfg.batch_size,
+        "train.n_dis": cfg.n_dis,
+        "train.updates": cfg.updates,
+        "optim.g.lr": cfg.lr,
+        "optim.d.lr": cfg.lr,
+        "model.generator.theta0": cfg.start[0],
+        "model.discriminator.psi0": cfg.start[1],
+        "seed": cfg.seed,
+    }
+    for name, settings in (cfg.reg_settings or {}).items():
+        if name in structure.reg:
+            values.update({f"reg.{name}.{key}": value for key, value in settings.items()})
+    out = copy.deepcopy(structure)  # nested nodes too: the cached structure stays as composed
+    for key, value in values.items():
+        try:
+            OmegaConf.update(out, key, value, merge=False)
+        except ConfigAttributeError as err:
+            raise ConfigError(f"{key}={value}: not a key of that config") from err
+    return out
 
 
 def cell_config(base: DictConfig, loss: str, reg: str) -> DictConfig:
@@ -200,7 +238,9 @@ def vector_field(
     seed is fixed so that stochastic terms (instance noise, GP's interpolation) use common
     random numbers across evaluations (smooth finite differences)."""
     set_parameters(parts, theta, psi)
-    torch.manual_seed(seed)
+    # the CPU generator alone: torch.manual_seed also queues the CUDA seeds, recording a stack
+    # trace each time (two thirds of a field's cost); every draw here is on the CPU
+    torch.default_generator.manual_seed(seed)
     real = torch.zeros(parts.stream.batch_size, 1)
     fake = parts.generator(torch.zeros(len(real), 1)).detach()
     d_total, _ = discriminator_loss(parts, real, fake, 0, 0, settings.total)
@@ -268,6 +308,24 @@ def run_cell(loss: str, reg: str, cfg: DictConfig, base: DictConfig) -> Outcome:
     predicted = predicted_eigenvalues(loss, reg, weights)
     expected = expected_behaviour(loss, reg)
     return Outcome(loss, reg, trajectory, eig, final, final < cfg.tol, expected, predicted)
+
+
+def verdict(trajectory: torch.Tensor, tol: float) -> str:
+    """What a trajectory does: ``converges`` (final distance to (0, 0) below ``tol``, the
+    table's "converged"), ``diverges`` (non-finite, or ends more than twice as far as it
+    started), ``circles`` (turns at least half-way round (0, 0): a slow orbit, such as R_LC's,
+    makes half a turn in the study's 100 steps) or ``stalls`` (none of these: it comes to rest
+    short of the equilibrium, as WGAN-GP's and LSGAN's do)."""
+    path = trajectory.double()
+    distance = path.norm(dim=1)
+    final = float(distance[-1])
+    if final < tol:
+        return "converges"
+    if not math.isfinite(final) or final > 2 * max(float(distance[0]), tol):
+        return "diverges"
+    angle = torch.atan2(path[:, 1], path[:, 0])
+    turns = (torch.diff(angle) + math.pi) % (2 * math.pi) - math.pi  # each step's turn
+    return "circles" if abs(float(turns.sum())) >= math.pi else "stalls"
 
 
 def format_eigenvalues(eig: list[complex]) -> str:
@@ -355,15 +413,22 @@ def in_frame(path: torch.Tensor, extent: float) -> tuple[torch.Tensor, int | Non
     return torch.cat([path[:first], crossing[None]]), first
 
 
-def draw_cell(ax, outcome: Outcome, cfg: DictConfig, grid: torch.Tensor) -> None:
-    """The gradient field, the trajectory (cut where it leaves the frame, marked with an x)
-    and a two-line title that fits its panel."""
-    run_cfg = cell_config(study_config(outcome.loss, [outcome.reg], cfg), outcome.loss, outcome.reg)
+def field_on_grid(loss: str, reg: str, cfg: DictConfig, grid: torch.Tensor):
+    """The gradient vector field (u, v) of one cell at every (theta, psi) of ``grid`` x
+    ``grid`` (rows: psi, columns: theta), as :func:`vector_field` gives it."""
+    run_cfg = cell_config(study_config(loss, study_regs(cfg), cfg), loss, reg)
     parts = build_all(run_cfg, torch.device("cpu"))
     settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
     field = [[vector_field(parts, settings, t.item(), p.item()) for t in grid] for p in grid]
     u = torch.tensor([[v[0] for v in row] for row in field])
     v = torch.tensor([[v[1] for v in row] for row in field])
+    return u, v
+
+
+def draw_cell(ax, outcome: Outcome, cfg: DictConfig, grid: torch.Tensor, field=None) -> None:
+    """The gradient field, the trajectory (cut where it leaves the frame, marked with an x)
+    and a two-line title that fits its panel."""
+    u, v = field if field is not None else field_on_grid(outcome.loss, outcome.reg, cfg, grid)
     extent = float(cfg.plot.extent)
     ax.quiver(grid, grid, u, v, color="0.6", angles="xy", clip_on=True)
     path, left_at = in_frame(outcome.trajectory, extent)
@@ -383,44 +448,86 @@ def draw_cell(ax, outcome: Outcome, cfg: DictConfig, grid: torch.Tensor) -> None
     ax.tick_params(labelsize=6)
 
 
-def overview_figure(outcomes: list[Outcome], cfg: DictConfig):
-    """All cells in one figure, losses as rows and regularizers as columns."""
+def plot_grid(cfg: DictConfig) -> torch.Tensor:
+    return torch.linspace(-cfg.plot.extent, cfg.plot.extent, cfg.plot.arrows)
+
+
+def overview_figure(outcomes: list[Outcome], cfg: DictConfig, fields: dict | None = None):
+    """All cells in one figure, losses as rows and regularizers as columns; ``fields``:
+    each cell's (u, v) by (loss, reg), computed here where missing."""
     import matplotlib.pyplot as plt
 
-    grid = torch.linspace(-cfg.plot.extent, cfg.plot.extent, cfg.plot.arrows)
+    grid = plot_grid(cfg)
+    fields = fields or {}
     losses = list(dict.fromkeys(o.loss for o in outcomes))
     regs = list(dict.fromkeys(o.reg for o in outcomes))
-    figure, axes = plt.subplots(
-        len(losses),
-        len(regs),
-        figsize=(2.9 * len(regs), 3.0 * len(losses)),
-        squeeze=False,
-        layout="constrained",
+    width, height = 2.9 * len(regs), 3.0 * len(losses)
+    figure, axes = plt.subplots(len(losses), len(regs), figsize=(width, height), squeeze=False)
+    # fixed margins in inches (a layout engine measured every tick label: most of the save);
+    # a panel is 2.9 x 3.0 in: 0.55 in between columns for the labels, 0.75 in between rows
+    # for the two-line title and the x label
+    figure.subplots_adjust(
+        left=0.5 / width,
+        right=1 - 0.1 / width,
+        bottom=0.45 / height,
+        top=1 - 0.4 / height,
+        wspace=0.55 / (2.9 - 0.55),
+        hspace=0.75 / (3.0 - 0.75),
     )
     for o in outcomes:
-        draw_cell(axes[losses.index(o.loss)][regs.index(o.reg)], o, cfg, grid)
+        ax = axes[losses.index(o.loss)][regs.index(o.reg)]
+        draw_cell(ax, o, cfg, grid, fields.get((o.loss, o.reg)))
     return figure
 
 
-def plot_outcomes(outcomes: list[Outcome], out: Path, cfg: DictConfig) -> None:
+@functools.cache
+def cell_figure():
+    """The one figure a process draws its cell PNGs on (a figure per cell cost more than
+    drawing it), with fixed margins that fit the two-line title and the labels (a layout
+    engine would measure every tick label of every save)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.11, top=0.9)
+    return fig, ax
+
+
+def cell_png(job: tuple[Outcome, DictConfig, Path]):
+    """Draw one cell's PNG; returns its field for the overview."""
+    outcome, cfg, out = job
+    grid = plot_grid(cfg)
+    field = field_on_grid(outcome.loss, outcome.reg, cfg, grid)
+    fig, ax = cell_figure()
+    ax.clear()
+    draw_cell(ax, outcome, cfg, grid, field)
+    fig.savefig(out / f"{outcome.loss}__{outcome.reg}.png", dpi=100)
+    return field
+
+
+def plot_outcomes(
+    outcomes: list[Outcome], out: Path, cfg: DictConfig, progress=None, pool=None
+) -> None:
+    """One PNG per cell (in ``pool``'s processes when given: :func:`forked_pool`), then
+    ``overview.png`` from the fields they computed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = torch.linspace(-cfg.plot.extent, cfg.plot.extent, cfg.plot.arrows)
-    for o in outcomes:
-        fig, ax = plt.subplots(figsize=(4, 4), layout="constrained")
-        draw_cell(ax, o, cfg, grid)
-        fig.savefig(out / f"{o.loss}__{o.reg}.png", dpi=100)
-        plt.close(fig)
-    overview = overview_figure(outcomes, cfg)
+    jobs = [(o, cfg, out) for o in outcomes]
+    fields = {}
+    drawn = (pool.imap if pool else map)(cell_png, jobs)
+    for i, (o, field) in enumerate(zip(outcomes, drawn, strict=True)):
+        fields[o.loss, o.reg] = field
+        if progress:
+            progress(f"plots: {i + 1}/{len(outcomes)}")
+    overview = overview_figure(outcomes, cfg, fields)
     overview.savefig(out / "overview.png", dpi=80)
     plt.close(overview)
 
 
-def run_study(cfg: DictConfig) -> tuple[list[Outcome], dict[str, float]]:
-    """Every loss x reg cell, and the measured critical R1 gamma of each GAN-form loss."""
+def check_study(cfg: DictConfig) -> None:
+    """One line naming the bad key, its value and what is allowed (before anything runs)."""
     unknown = [x for x in cfg.losses if x not in STUDY_LOSSES]
     if unknown:
         raise ConfigError(f"losses={unknown}: unknown; allowed: {list(STUDY_LOSSES)}")
@@ -431,32 +538,85 @@ def run_study(cfg: DictConfig) -> tuple[list[Outcome], dict[str, float]]:
         raise ConfigError(f"updates={cfg.updates!r}; allowed: simultaneous, alternating")
     if cfg.lr <= 0 or cfg.steps <= 0:
         raise ConfigError(f"lr={cfg.lr}, steps={cfg.steps}: both must be positive")
+
+
+def loss_critical_gamma(loss: str, base: DictConfig) -> float | None:
+    """The measured critical R1 gamma of ``loss`` (``base`` selects r1); None for WGAN-GP and
+    DRAGAN, whose penalties put a kink in the field at (0, 0)."""
+    if STUDY_LOSSES[loss][1]:
+        return None
+    run_cfg = cell_config(base, loss, "r1")
+    parts = build_all(run_cfg, torch.device("cpu"))
+    settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
+    return critical_gamma(parts, settings)
+
+
+def study_regs(cfg: DictConfig) -> list[str]:
+    """The regularizers one compose per loss selects: the study's and R1 (critical gamma)."""
+    return list(cfg.regs) + ["r1"]
+
+
+def study_loss(job: tuple[str, DictConfig]) -> tuple[list[Outcome], float | None]:
+    """One row of the table: every regularizer of ``loss``, and its critical R1 gamma."""
+    loss, cfg = job
     torch.set_num_threads(1)  # scalar work: threads only add overhead
+    base = study_config(loss, study_regs(cfg), cfg)  # one compose per loss
+    return [run_cell(loss, reg, cfg, base) for reg in cfg.regs], loss_critical_gamma(loss, base)
+
+
+def run_study(cfg: DictConfig, progress=None, pool=None) -> tuple[list[Outcome], dict[str, float]]:
+    """Every loss x reg cell, and the measured critical R1 gamma of each GAN-form loss;
+    ``progress(line)`` hears of each loss as it is done. With a (forked) ``pool`` the losses
+    run in its processes: every cell seeds itself, so the numbers do not change."""
+    check_study(cfg)
+    torch.set_num_threads(1)
     outcomes, gammas = [], {}
-    for loss in cfg.losses:
-        base = study_config(loss, list(cfg.regs) + ["r1"], cfg)  # one compose per loss
-        outcomes += [run_cell(loss, reg, cfg, base) for reg in cfg.regs]
-        if not STUDY_LOSSES[loss][1]:  # WGAN-GP/DRAGAN: the field has a kink at (0, 0)
-            run_cfg = cell_config(base, loss, "r1")
-            parts = build_all(run_cfg, torch.device("cpu"))
-            settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
-            gammas[loss] = critical_gamma(parts, settings)
+    started = time.time()
+    rows = (pool.imap if pool else map)(study_loss, [(loss, cfg) for loss in cfg.losses])
+    for loss, (cells, gamma) in zip(cfg.losses, rows, strict=True):
+        outcomes += cells
+        if gamma is not None:
+            gammas[loss] = gamma
+        if progress:
+            total = len(cfg.losses) * len(cfg.regs)
+            progress(f"table: {len(outcomes)}/{total} runs ({loss}), {time.time() - started:.1f} s")
     return outcomes, gammas
+
+
+def forked_pool():
+    """A pool of one forked process per core: the forks inherit Hydra's state and the
+    composed configs, and the cells and plots are independent."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork").Pool(os.cpu_count() or 1)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="dirac_study")
 def hydra_main(cfg: DictConfig) -> None:
     started = time.time()
+
+    def progress(line: str) -> None:
+        print(f"ganx-dirac: {line}", file=sys.stderr, flush=True)
+
     try:
-        outcomes, gammas = run_study(cfg)
+        check_study(cfg)
     except ConfigError as err:
         sys.exit(f"ganx-dirac: error: {err}")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_tables(outcomes, gammas, out, cfg)
-    table_time = time.time() - started
-    if cfg.plot.enabled:
-        plot_outcomes(outcomes, out, cfg)
+    with forked_pool() as pool:
+        outcomes, gammas = run_study(cfg, progress, pool)
+        out.mkdir(parents=True, exist_ok=True)
+        write_tables(outcomes, gammas, out, cfg)
+        table_time = time.time() - started
+        if cfg.plot.enabled:
+            every = max(1, len(outcomes) // 6)
+
+            def plot_progress(line: str) -> None:  # a line per sixth of the plots
+                done = int(line.split()[1].split("/")[0])
+                if done % every == 0 or done == len(outcomes):
+                    progress(f"{line}, {time.time() - started:.1f} s")
+
+            plot_outcomes(outcomes, out, cfg, plot_progress, pool)
     print((out / "table.md").read_text())
     print(
         f"table: {len(outcomes)} runs in {table_time:.1f} s; all files: "

@@ -1,0 +1,103 @@
+"""Benchmark: the response time of ``ganx-dirac serve``'s endpoint for a Dirac-GAN run of
+``--steps`` steps (500 by default), through HTTP from a separate server process as the page
+asks it, side by side with the same run called in this process (no HTTP, no JSON). Each
+request moves the start point, as a click on the plane does, so the run itself is never a
+cached answer (the composed config, the field and the critical gamma are, after the first).
+
+    python scripts/bench_dirac.py                       # ns + R1, 500 steps, 20 requests
+    python scripts/bench_dirac.py --loss wgan --reg none --steps 500 --repeats 50
+
+Issue target: a 500-step run answers within 100 ms on the 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+TARGET_MS = 100.0
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ganx.dirac_cli", "serve", "port=0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    if not line.startswith("ganx-dirac serve: http"):
+        proc.kill()
+        sys.exit(f"bench_dirac: the server did not start: {line!r}")
+    return proc, line.split()[2]
+
+
+def timed_get(url: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=300) as response:
+        body = json.loads(response.read())
+    return (time.perf_counter() - started) * 1000, body
+
+
+def in_process_ms(args, starts) -> list[float]:
+    """The same runs through :func:`ganx.dirac_explore.dirac_result` in this process."""
+    from hydra import compose, initialize_config_module
+
+    from ganx.dirac_explore import dirac_result, dirac_settings
+
+    times = []
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        defaults = compose("dirac_study")
+        query = {"loss": args.loss, "reg": args.reg, "steps": str(args.steps)}
+        dirac_result(dirac_settings({**query, "theta": "1", "psi": "1"}, defaults))  # warm up
+        for theta, psi in starts:
+            started = time.perf_counter()
+            dirac_result(dirac_settings({**query, "theta": theta, "psi": psi}, defaults))
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def summary(name: str, times: list[float]) -> str:
+    p90 = sorted(times)[max(0, int(0.9 * len(times)) - 1)]
+    return (
+        f"{name:<24} median {statistics.median(times):7.1f} ms   min {min(times):7.1f} ms   "
+        f"p90 {p90:7.1f} ms   (n={len(times)})"
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loss", default="ns")
+    parser.add_argument("--reg", default="r1")
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args(argv)
+    starts = [(f"{1 + 0.01 * i:.2f}", f"{1 - 0.01 * i:.2f}") for i in range(args.repeats)]
+    proc, url = start_server()
+    try:
+        base = f"{url}api/dirac?loss={args.loss}&reg={args.reg}&steps={args.steps}"
+        first, body = timed_get(f"{base}&theta=1&psi=1")
+        http = [timed_get(f"{base}&theta={t}&psi={p}")[0] for t, p in starts]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    direct = in_process_ms(args, starts)
+    load = os.getloadavg()[0]
+    print(f"Dirac-GAN {args.loss} + {args.reg}, {args.steps} steps ({body['verdict']}); "
+          f"load average {load:.2f} on {os.cpu_count()} cores")  # fmt: skip
+    print(f"{'first request':<24} {first:7.1f} ms (composes, field, critical gamma)")
+    print(summary("HTTP endpoint", http))
+    print(summary("in process (no HTTP)", direct))
+    ratio = statistics.median(http) / TARGET_MS
+    verdict = "meets" if ratio <= 1 else "misses"
+    print(f"endpoint median / target {TARGET_MS:.0f} ms = {ratio:.2f} ({verdict} the target)")
+    return {"first_ms": first, "http_ms": http, "direct_ms": direct, "ratio": ratio}
+
+
+if __name__ == "__main__":
+    main()
