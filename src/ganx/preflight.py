@@ -37,6 +37,25 @@ def resume_source(cfg: DictConfig, run_dir: Path) -> Path | None:
     return resolve_resume(cfg.resume, Path(run_dir))
 
 
+def own_config(
+    cfg: DictConfig, run_dir: Path, overrides: list[str], config_name: str
+) -> DictConfig:
+    """On a resume, the run's own recorded config with this command line's overrides as
+    changes (:mod:`ganx.resume_config`); otherwise ``cfg`` itself."""
+    from .resume_config import continued_config, overridden_paths, preset_keys_by_compose
+
+    source = resume_source(cfg, run_dir)
+    if source is None:
+        return cfg
+    try:
+        saved = ckpt.read_config(source)
+    except ckpt.CheckpointError as err:
+        raise ckpt.CheckpointError(f"resume={cfg.resume}: {err}") from None
+    current = OmegaConf.to_container(cfg, resolve=True)
+    given = overridden_paths(overrides, current, preset_keys_by_compose(config_name))
+    return continued_config(saved, cfg, given)
+
+
 def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
     """Build every part once, as training will: nets on the meta device (no memory), then the
     loss, regularizers, optimisers and the data set; a refusal names the section."""
@@ -109,20 +128,30 @@ def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
 
 
 def check_job(
-    cfg: DictConfig, run_dir: Path, key: str | None, data_cache: dict | None = None
-) -> None:
-    """Everything that can be known about a job before it writes anything."""
+    cfg: DictConfig,
+    run_dir: Path,
+    key: str | None,
+    data_cache: dict | None = None,
+    overrides: tuple[list[str], str] | None = None,
+) -> DictConfig:
+    """Everything that can be known about a job before it writes anything; returns the config
+    it runs with (on a resume, the run's own with the ``overrides`` given: (overrides, config
+    name))."""
     from .build import select_device
     from .metric_plan import plan_metrics
     from .trackers import check_installed
     from .validate import validate
 
+    rundir.check_location(run_dir, key)
+    if overrides is not None:
+        cfg = own_config(cfg, run_dir, *overrides)
     check_installed(cfg.get("logger"))
     plan_metrics(cfg, announce=False)  # the job itself says what it leaves out, once
     validate(cfg)
     select_device(cfg.hardware)
     check_run_dir(cfg, run_dir, key)
     dry_build(cfg, data_cache)
+    return cfg
 
 
 def job_config(config: DictConfig) -> DictConfig:
@@ -234,7 +263,8 @@ class Preflight(Callback):
     def _check_run(self, config: DictConfig) -> None:
         run_dir = Path(str(config.hydra.run.dir))
         cfg = job_config(config)
-        check_job(cfg, run_dir, "hydra.run.dir")
+        overrides = (list(config.hydra.overrides.task), str(config.hydra.job.config_name))
+        cfg = check_job(cfg, run_dir, "hydra.run.dir", overrides=overrides)
         if cfg.get("start_over") and rundir.previous_run(run_dir):
             moved = rundir.move_aside(run_dir)
             print(
@@ -246,9 +276,9 @@ class Preflight(Callback):
         jobs, problems = sweep_jobs(config, config_name, swept)
         total = len(jobs) + len(problems)
         data_cache: dict = {}
-        for label, _, cfg, run_dir in jobs:
+        for label, overrides, cfg, run_dir in jobs:
             try:
-                check_job(cfg, run_dir, None, data_cache)
+                check_job(cfg, run_dir, None, data_cache, (overrides, config_name))
             except BAD_INPUT as err:
                 problems.append(f"job {label}: {err}")
         if problems:

@@ -65,22 +65,41 @@ def train_in(cfg: DictConfig, run_dir: Path) -> dict:
     return train(cfg, run_dir)
 
 
+def own_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """On a resume, the run's own recorded config with this command line's overrides as
+    changes (ganx.resume_config); a fresh run: ``cfg``."""
+    from .preflight import own_config as resumed
+
+    hydra_cfg = HydraConfig.get()
+    return resumed(cfg, run_dir, list(hydra_cfg.overrides.task), str(hydra_cfg.job.config_name))
+
+
 def record(cfg: DictConfig, run_dir: Path) -> None:
-    """This invocation's config and overrides, and what a resume changed (ganx.rundir)."""
+    """This invocation's config and overrides, and what a resume changed (ganx.rundir); the
+    start line saying which run continues, or that resume=auto found none to continue."""
     from . import rundir
     from .preflight import resume_source
+    from .resume_config import resume_line
     from .resume_rules import differences
 
     source = resume_source(cfg, run_dir)
     changes = {}
     if source is not None:
-        from .checkpoint import read_config
+        from .checkpoint import load
 
+        saved = load(source, mmap=True)
         changes = {
             k: v
-            for k, v in differences(read_config(source), cfg).items()
-            if k not in ("resume", "start_over")
+            for k, v in differences(saved["config"], cfg).items()
+            if k not in ("resume", "start_over", "train.stop_at")
         }
+        log.info(resume_line(run_dir, saved["step"], saved["config"]["train"]["steps"], changes))
+    elif cfg.resume == "auto":
+        log.warning(
+            "resume=auto: no checkpoint to continue in %s (no checkpoints/last.pt); "
+            "starting a new run there",
+            run_dir,
+        )
     rundir.record_invocation(run_dir, cfg, HydraConfig.get(), changes)
 
 
@@ -91,6 +110,7 @@ def run(cfg: DictConfig) -> dict:
     from .launch import launch
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    cfg = own_config(cfg, run_dir)
     prepare(cfg)  # before record: the recorded config holds the metrics this run computes
     record(cfg, run_dir)
     processes = requested_processes(cfg.hardware)
