@@ -13,6 +13,7 @@ callback, before Hydra creates the run directory).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -119,16 +120,32 @@ def run(cfg: DictConfig) -> dict:
     return train_in(cfg, run_dir)
 
 
-def fail(message: str) -> None:
-    """One line and a non-zero exit; in a sweep, the job's status.json records the failure and
-    the sweep goes on (ganx-train exits non-zero at its end, naming the failed jobs)."""
+def fail(message: str, code: int = 1) -> None:
+    """One line and exit status ``code`` (ganx.errors: 1 refused, 2 failed); in a sweep, the
+    job's status.json records the failure and the sweep goes on (ganx-train exits non-zero at
+    its end, naming the failed jobs)."""
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         log.error(message)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        status = {"status": "failed", "error": message}
-        (run_dir / "status.json").write_text(json.dumps(status) + "\n")
+        status_file = Path(HydraConfig.get().runtime.output_dir) / "status.json"
+        try:  # a run that failed after it started has written its own record (its step)
+            recorded = json.loads(status_file.read_text()).get("status")
+        except (OSError, ValueError):
+            recorded = None
+        if recorded != "failed":
+            with contextlib.suppress(OSError):
+                status_file.write_text(json.dumps({"status": "failed", "error": message}) + "\n")
         return
-    sys.exit(f"ganx-train: error: {message}")
+    print(f"ganx-train: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def exit_code(result: dict) -> int:
+    """The exit status a run's end means (README, Exit codes)."""
+    from .errors import EXIT_DIVERGED, signal_exit_code
+
+    if result.get("status") == "interrupted":
+        return signal_exit_code(result.get("signal"))
+    return EXIT_DIVERGED if result.get("status") == "diverged" else 0
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="config")
@@ -136,36 +153,41 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from .build import ConfigError
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .errors import EXIT_FAILED, TrainingFailed
     from .launch import TrainingProcessError
 
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         result = run(cfg)
-    except (
-        ConfigError,
-        DataError,
-        CheckpointError,
-        TrainingProcessError,
-    ) as err:  # bad input: one clear message, no stack trace, non-zero exit
+    except (TrainingFailed, TrainingProcessError) as err:  # saved what it could, said so
+        return fail(str(err), EXIT_FAILED)
+    except (ConfigError, DataError, CheckpointError) as err:  # bad input: one line, no trace
         return fail(str(err))
     except OSError as err:  # an unwritable run dir, a full disk
         return fail(f"cannot write the run's outputs: {err}")
-    if result.get("status") == "interrupted" and HydraConfig.get().mode == RunMode.MULTIRUN:
+    except Exception as err:  # in a sweep, one job's error must not stop the others
+        if not multirun:
+            raise
+        return fail(f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}", EXIT_FAILED)
+    if result.get("status") == "interrupted" and multirun:
         from .errors import SweepStopped
 
-        raise SweepStopped(HydraConfig.get().runtime.output_dir)
+        raise SweepStopped(HydraConfig.get().runtime.output_dir, result.get("signal"))
     log.info(
         "run %s at step %s: %s",
         result.get("status"),
         result.get("step"),
         {k: v for k, v in result.items() if k.startswith(("loss/", "reg/"))},
     )
+    if not multirun and exit_code(result):
+        sys.exit(exit_code(result))
     # the value a Hydra sweeper optimises: the best eval.objective seen (None without one)
     return result.get("best")
 
 
 def main() -> None:
     """The console entry point: ``--version``; check the command line, then hand it to Hydra."""
-    from .errors import ConfigError, SweepStopped
+    from .errors import ConfigError, SweepStopped, signal_exit_code
     from .overrides import check_overrides, command_line_overrides, quote_paths
 
     handle_version("ganx-train")
@@ -199,7 +221,7 @@ def main() -> None:
         print(
             "ganx-train: aborted; resume=auto continues from the last checkpoint", file=sys.stderr
         )
-        sys.exit(130)
+        sys.exit(signal_exit_code(err.args[0] if err.args else None))
 
 
 if __name__ == "__main__":
