@@ -106,6 +106,7 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
 
 def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
     rundir.check_location(run_dir, key)
+    rundir.check_writable(run_dir, key)
     rundir.check_not_in_use(run_dir, key)
     found = rundir.previous_run(run_dir)
     start_over = bool(cfg.get("start_over", False))
@@ -249,16 +250,25 @@ class Preflight(Callback):
             self._check_sweep(config, config_name or "config")
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        failed = []
+        """A summary of the sweep's jobs (ganx-report shows the same); exit status 2 when a
+        job failed or never ran."""
+        from .errors import EXIT_FAILED
+        from .report import jobs_summary
+
+        entries = []
         for label, run_dir in self.planned:
             status_file = run_dir / "status.json"
             status = json.loads(status_file.read_text()) if status_file.exists() else {}
-            if status.get("status") in (None, "failed", "running"):
-                state = status.get("status") or "never ran"
-                error = status.get("error", "")
-                failed.append(f"job {label} ({run_dir}): {state}{': ' if error else ''}{error}")
+            state = status.get("status") or "never ran"
+            state = "running or crashed" if state == "running" else state
+            entries.append((f"job {label} ({run_dir})", state, status.get("error")))
+        if not entries:
+            return
+        lines, failed = jobs_summary(entries)
+        for line in lines:
+            print(f"ganx-train: {line}", file=sys.stderr)
         if failed:
-            refuse([f"{len(failed)} of {len(self.planned)} jobs did not finish", *failed])
+            sys.exit(EXIT_FAILED)
 
     def _check_run(self, config: DictConfig) -> None:
         run_dir = Path(str(config.hydra.run.dir))
