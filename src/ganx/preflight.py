@@ -74,6 +74,7 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
 
     with torch.device("meta"):
         nets = {p: build(f"model.{p}", cfg.model[p]) for p in ("generator", "discriminator")}
+    refuse_one_sample_batchnorm(cfg, nets)
     count = sum(p.numel() for net in nets.values() for p in net.parameters())
     if count > MAX_PARAMETERS:
         raise ConfigError(
@@ -101,6 +102,25 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} exceeds the {cache[key]} samples of "
             f"dataset={cfg.dataset.name}"
+        )
+
+
+def refuse_one_sample_batchnorm(cfg: DictConfig, nets: dict) -> None:
+    """train.batch_size=1 with a BatchNorm net: each training batch would be normalised by the
+    statistics of one image (BatchNorm1d cannot train on it at all)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    if cfg.train.batch_size != 1:
+        return
+    with_bn = [
+        p for p, net in nets.items() if any(isinstance(m, _BatchNorm) for m in net.modules())
+    ]
+    if with_bn:
+        raise ConfigError(
+            f"train.batch_size=1: model.{' and model.'.join(with_bn)} "
+            f"{'has' if len(with_bn) == 1 else 'have'} BatchNorm, which would normalise every "
+            "batch by the statistics of one image; use train.batch_size of 2 or more, or a "
+            "model without BatchNorm"
         )
 
 
