@@ -158,6 +158,7 @@ class Outputs:
         self.last_values: dict = {"step": start_step}
         self.saved_step = start_step if start_step else None  # the step last.pt holds
         self.stage = "the start"  # what runs now, for the line of a failure
+        self.step_ended = time.time()
         self.evaluations: list[dict] = []  # every evaluation of this invocation, for HParams
         self.record: dict | None = None  # run.json's record, also stored in checkpoints
         # throughput between flushes, evaluation time left out
@@ -223,6 +224,8 @@ class Outputs:
         the best. ``interruptible()`` wraps the evaluation: a signal during it abandons it
         (:class:`EvaluationInterrupted`)."""
         main = self.ranks.is_main
+        # the record's time_s: when the step ended, so last.pt's elapsed_s is never behind it
+        self.step_ended = time.time()
         self.stage = "the log means"  # what was running, for the line of a failure
         means = self.reduced_means(state.step) if due.flush else None
         if due.checkpoint:
@@ -233,10 +236,14 @@ class Outputs:
             if due.evaluate and main:
                 self.stage = "the evaluation"
                 evaluated = self.evaluate(state, interruptible)
-        finally:
-            if means is not None:
-                self.stage = "the log record"
-                self.last_values = self.flush(state, means, evaluated)
+        except Exception:
+            if means is not None:  # the step's losses are still logged, then the error reported
+                with contextlib.suppress(Exception):
+                    self.flush(state, means, None)
+            raise
+        if means is not None:
+            self.stage = "the log record"
+            self.last_values = self.flush(state, means, evaluated)
         if due.sample and main:
             self.stage = "the sample grid"
             self.save_grid(state)
@@ -299,7 +306,7 @@ class Outputs:
                 scalars[f"metrics/{name}"] = value
         for name, value in scalars.items():
             self.writer.add_scalar(name, value, step)
-        record = {"step": step, "time_s": round(time.time() - self.started, 3), **means}
+        record = {"step": step, "time_s": round(self.step_ended - self.started, 3), **means}
         record.update(speed)
         record.update(evaluated or {})
         if state.skipped:
