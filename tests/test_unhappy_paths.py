@@ -449,3 +449,41 @@ def test_the_optuna_preset_objective_follows_eval_num_samples():
     cfg = compose_cfg("hparams_search=r1_mnist", "eval.num_samples=200", tiny=False)
     validate(cfg)
     assert objective_and_mode(cfg) == ("fid200_mnist", "min")
+
+
+# --- the config a resume runs with --------------------------------------------------------------
+
+
+def test_a_resume_takes_from_the_command_line_only_what_it_names():
+    from hydra import initialize_config_module
+    from omegaconf import OmegaConf
+
+    from ganx.resume_config import continued_config, overridden_paths, preset_keys_by_compose
+
+    overrides = ["train.steps=400", "loss=hinge", "reg=[r1,r2]", "hydra.run.dir=x", "resume=auto"]
+    cfg = compose_cfg(*overrides, "experiment=toy_ring8", tiny=False)
+    current = OmegaConf.to_container(cfg, resolve=True)
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        paths = overridden_paths(
+            [*overrides, "experiment=toy_ring8"], current, preset_keys_by_compose("config")
+        )
+    assert {"train.steps", "loss", "reg", "resume"} <= set(paths)
+    assert "dataset.name" in paths  # the preset's own keys (dataset=ring8)
+    assert not any(p.startswith("hydra") for p in paths)
+    saved = OmegaConf.to_container(compose_cfg("seed=3", "train.steps=6"), resolve=True)
+    resumed = continued_config(saved, compose_cfg("train.steps=8", "resume=auto"), ["train.steps"])
+    assert (resumed.seed, resumed.train.steps, resumed.resume) == (3, 8, "auto")
+
+
+def test_settings_added_since_a_checkpoint_get_their_neutral_value_only():
+    from omegaconf import OmegaConf
+
+    from ganx.resume_config import filled
+
+    current = OmegaConf.to_container(compose_cfg(), resolve=True)  # loss=ns, reg=[r1]
+    saved = OmegaConf.to_container(compose_cfg("loss=hinge", "reg=[r2]"), resolve=True)
+    del saved["augment"], saved["reg"]["r2"]["schedule"], saved["dataset"]["subset_seed"]
+    out = filled(saved, current)
+    assert out["augment"] == current["augment"]  # a section it lacks: this version's
+    assert out["reg"]["r2"]["schedule"] == "constant" and out["dataset"]["subset_seed"] == 0
+    assert "r1" not in out["reg"] and out["loss"] == saved["loss"]  # no default group's keys

@@ -211,7 +211,7 @@ def main() -> None:
             "was started; the same command with resume=auto continues it",
             file=sys.stderr,
         )
-        sys.exit(130)
+        sys.exit(signal_exit_code(err.signal))
     except BaseException as err:
         # ganx.loop (torch) is imported only by training, so only then can Aborted be raised
         loop = sys.modules.get("ganx.loop")
