@@ -173,8 +173,10 @@ FAILING_GAMMA = 10.0
 
 
 def relativistic_gamma_warning(cfg: DictConfig, loss: str, regs: dict, kinds: dict) -> list[str]:
-    """rpgan/rsgan with R1 or R2 at a gamma the README's study measured not to train."""
-    if loss not in ("rpgan", "rsgan") or cfg.dataset.get("resolution", 0) > 64:
+    """rpgan/rsgan with R1 and R2 (the pair the README's study measured) at a gamma it found
+    not to train."""
+    pair = {"R1Penalty", "R2Penalty"} <= set(kinds.values())
+    if loss not in ("rpgan", "rsgan") or not pair or cfg.dataset.get("resolution", 0) > 64:
         return []
     high = [
         f"reg.{name}.weight={regs[name].weight:g}"
