@@ -487,3 +487,20 @@ def test_settings_added_since_a_checkpoint_get_their_neutral_value_only():
     assert out["augment"] == current["augment"]  # a section it lacks: this version's
     assert out["reg"]["r2"]["schedule"] == "constant" and out["dataset"]["subset_seed"] == 0
     assert "r1" not in out["reg"] and out["loss"] == saved["loss"]  # no default group's keys
+
+
+def test_an_added_net_setting_reaches_only_the_nets_that_take_it(monkeypatch):
+    from omegaconf import OmegaConf
+
+    from ganx import resume_config
+
+    # as if ganx had added a generator key after this checkpoint: only a net that takes it
+    # gets the neutral value (a DCGAN generator has no upsample argument)
+    monkeypatch.setitem(resume_config.ADDED_SETTINGS, "model.generator.upsample", "nearest")
+    monkeypatch.setitem(resume_config.ADDED_SETTINGS, "model.generator.ngf", 7)
+    current = OmegaConf.to_container(compose_cfg(), resolve=True)
+    saved = OmegaConf.to_container(compose_cfg(), resolve=True)
+    del saved["model"]["generator"]["ngf"]
+    out = resume_config.filled(saved, current)
+    assert "upsample" not in out["model"]["generator"]
+    assert out["model"]["generator"]["ngf"] == 7

@@ -168,7 +168,8 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
 # README, "Relativistic pairing on MNIST-5k": rpgan + R1 + R2 at gamma 10 each did not train
 # (FID 443, 1 class, 3 of 3 seeds), at gamma 1 it did (FID 11.2). R3GAN's own presets at 32-64 px
 # use gamma 0.05 to 2 (brownvc/R3GAN@19a7ddf463fbac2bd39b4c1c73d63f1c441c7403:train.py:195-265;
-# its D loss adds (Gamma / 2) * (R1 + R2), R3GAN/Trainer.py:41, ganx's reg.r1.weight = Gamma)
+# its D loss adds (Gamma / 2) * (R1 + R2), brownvc/R3GAN@19a7ddf:R3GAN/Trainer.py:41, so
+# ganx's reg.r1.weight = reg.r2.weight = Gamma)
 FAILING_GAMMA = 10.0
 
 
