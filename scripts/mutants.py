@@ -548,7 +548,13 @@ MUTATIONS = [
         "save_not_atomic",
         "src/ganx/checkpoint.py",
         '        with os.fdopen(fd, "wb") as f:\n'
-        "            torch.save(state, f)\n"
+        "            writer = _RecordingWriter(f)\n"
+        "            try:\n"
+        "                torch.save(state, writer)\n"
+        "            except RuntimeError as err:\n"
+        "                if writer.error is None:\n"
+        "                    raise\n"
+        "                raise writer.error from err\n"
         "            f.flush()\n"
         "            os.fsync(f.fileno())\n"
         "        os.replace(tmp, path)\n",

@@ -19,7 +19,7 @@ PROBE_DIR = Path(os.environ["PROBE_DIR"])
 
 
 def save_final_state(finish):
-    def wrapped(self, state, status):
+    def wrapped(self, state, status, *args):  # args: the signal of an interrupted run
         modules = {"generator": state.parts.generator, "discriminator": state.parts.discriminator}
         if state.ema is not None:
             modules["ema_generator"] = state.ema
@@ -28,7 +28,7 @@ def save_final_state(finish):
             record["augment"] = state.parts.augment.state_dict()
         record.update(step=state.step, status=status, skipped=state.skipped)
         torch.save(record, PROBE_DIR / f"rank{RANK}.pt")
-        return finish(self, state, status)
+        return finish(self, state, status, *args)
 
     return wrapped
 

@@ -37,7 +37,13 @@ def test_rpgan_without_r1_and_r2_is_named_and_the_method_line_shows_ragan_settin
         assert any(
             "loss=rpgan without both" in w for w in warnings_for("loss=rpgan", regs, plain_d)
         )
-    assert not warnings_for("loss=rpgan", "reg=[r1,r2]", plain_d)
+    gamma_1 = ("reg.r1.weight=1", "reg.r2.weight=1")
+    assert not warnings_for("loss=rpgan", "reg=[r1,r2]", *gamma_1, plain_d)
+    # at ganx's default gamma 10 the README's study found the pair not to train: said at start
+    (warning,) = warnings_for("loss=rpgan", "reg=[r1,r2]", plain_d)
+    assert "reg.r1.weight=10, reg.r2.weight=10: at gamma 10" in warning
+    large = compose_cfg("loss=rpgan", "reg=[r1,r2]", plain_d, "dataset.resolution=128")
+    assert not method_warnings(large)  # R3GAN's 256 px preset uses gamma 150
     assert not warnings_for("loss=rsgan", "reg=r1", plain_d)  # RSGAN's paper: no R1+R2 rule
     cfg = compose_cfg("loss=ragan", "loss.variant=ls", "loss.scale=0.5")
     assert "loss=ragan (variant ls, scale 0.5)" in describe_method(cfg)

@@ -80,7 +80,8 @@ def test_a_second_ganx_train_in_a_live_run_dir_is_refused(tmp_path):
     resume=auto in another terminal is refused and records nothing; after the first is stopped
     (it checkpoints), the same command continues it."""
     run_dir = tmp_path / "D"
-    args = [*TINY_ARGS, "train.steps=400", "log.every=1", "sample.every=100", "ckpt.every=100"]
+    # long enough that it still trains when the second command has started (about 10 s)
+    args = [*TINY_ARGS, "train.steps=20000", "log.every=1", "sample.every=1000", "ckpt.every=1000"]
     args.append(f"hydra.run.dir={run_dir}")
     first = subprocess.Popen(
         [GANX_TRAIN, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -96,8 +97,10 @@ def test_a_second_ganx_train_in_a_live_run_dir_is_refused(tmp_path):
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=120)
-    assert first.returncode == 0
-    resumed = ganx_train(*args, "resume=auto", cwd=tmp_path)
+    assert first.returncode == 143  # stopped by SIGTERM after its checkpoint
+    stopped_at = json.loads((run_dir / "status.json").read_text())["step"]
+    # the bare resume, as a requeue script types it, with a shorter run to finish
+    resumed = ganx_train(f"hydra.run.dir={run_dir}", "resume=auto", f"train.steps={stopped_at + 2}")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
 

@@ -20,6 +20,33 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be written or does not fit the run that tries to load it."""
 
 
+class _RecordingWriter:
+    """The file torch.save writes through, keeping the OSError of a failed write: torch's zip
+    writer reports it only as ``RuntimeError: [enforce fail at inline_container.cc]``."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def write_error(path: Path, err: OSError) -> CheckpointError:
+    """One line naming the file and the system's reason (``no space left on device``)."""
+    reason = (err.strerror or str(err)).lower()
+    previous = (
+        f"the previous {path.name} is intact" if path.is_file() else "no partial file is left"
+    )
+    return CheckpointError(f"could not write checkpoint {path}: {reason}; {previous}")
+
+
 def atomic_save(state: dict, path: Path) -> None:
     path = Path(path)
     tmp = None
@@ -27,7 +54,13 @@ def atomic_save(state: dict, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            writer = _RecordingWriter(f)
+            try:
+                torch.save(state, writer)
+            except RuntimeError as err:
+                if writer.error is None:
+                    raise
+                raise writer.error from err
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -35,10 +68,7 @@ def atomic_save(state: dict, path: Path) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError):  # disk full, read-only, permissions
-            raise CheckpointError(
-                f"could not write checkpoint {path} ({err}); the previous "
-                f"{path.name}, if any, is intact"
-            ) from err
+            raise write_error(path, err) from err
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:  # make the rename itself durable

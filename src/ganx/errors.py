@@ -11,6 +11,24 @@ class SweepStopped(BaseException):
     it (or the sweeper's later trials) must not start. A BaseException, so that neither Hydra's
     per-job ``except Exception`` nor a sweeper counting failed trials carries on."""
 
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: str, signum: int | None = None):
         super().__init__(run_dir)
-        self.run_dir = run_dir
+        self.run_dir, self.signal = run_dir, signum
+
+
+class TrainingFailed(RuntimeError):
+    """An error stopped a run after its state was built: the run saved its last complete step
+    if it could and set status.json to ``failed``; the message is the one line that says so."""
+
+
+# ganx-train's exit status (README, Exit codes): what a script or a requeue wrapper reads
+EXIT_FINISHED = 0  # finished, or paused at train.stop_at
+EXIT_REFUSED = 1  # bad input refused before anything was written (or an unexpected error)
+EXIT_FAILED = 2  # an error stopped a started run; its last complete step is saved
+EXIT_DIVERGED = 3  # non-finite losses stopped the run; the last good checkpoint is kept
+
+
+def signal_exit_code(signum: int | None) -> int:
+    """128 + the signal's number (the shell's convention): 130 for SIGINT, 143 for SIGTERM; a
+    stop agreed from another rank, whose signal this rank did not see, counts as SIGTERM."""
+    return 128 + (signum or 15)

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from .build import ConfigError
 from .checkpoint import CheckpointError
 from .data import DataError
+from .errors import TrainingFailed
 from .loop import train
 from .validate import validate
 
@@ -118,7 +119,7 @@ def rank_main(config_file: str, run_dir: str) -> None:
         logging.getLogger().addHandler(handler)
     try:
         train(OmegaConf.load(config_file), Path(run_dir))
-    except (ConfigError, DataError, CheckpointError) as err:
+    except (ConfigError, DataError, CheckpointError, TrainingFailed) as err:
         (Path(run_dir) / f".rank{rank}.error").write_text(str(err))
         sys.exit(2)
     finally:

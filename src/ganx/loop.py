@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from . import collectives, rundir, schedule
 from .build import select_device
 from .collectives import Ranks
+from .errors import TrainingFailed
 from .outputs import EvaluationInterrupted, Outputs
 from .state import TrainingState, resolve_resume
 from .step import (
@@ -154,17 +155,22 @@ def train_in_run_dir(
     cfg: DictConfig, run_dir: Path, device: torch.device, ranks: Ranks, started
 ) -> dict:
     """:func:`train` once the process is set up and holds the run dir; ``started()`` marks the
-    lock as this run's once its state is built (nothing is refused after that)."""
+    lock as this run's once its state is built (nothing is refused after that). From then on
+    any exception saves the last complete step (if it can), marks the run failed and raises
+    :class:`~ganx.errors.TrainingFailed` with one line."""
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
     started()
     settings = step_settings(cfg, state, ranks)
     status = "finished"
     outputs = Outputs(cfg, run_dir, ranks, state.step, state.elapsed_s)
+    complete = True  # False while an iteration is half done: that state is never saved
     with StopRequest() as stop, outputs:
-        outputs.announce(state)  # rank 0: start lines, the method, run.json, the config
         try:
+            outputs.announce(state)  # rank 0: start lines, the method, run.json, the config
             while state.step < cfg.train.steps:
+                complete, outputs.stage = False, f"training step {state.step + 1}"
                 outputs.add(iterate(state, settings, cfg, ranks))
+                complete = True
                 # a signal reaches one rank or several: all stop at the same step
                 stop_requested = collectives.any_rank(stop.signal is not None, device)
                 due = schedule.due(state.step, cfg, stop_requested)
@@ -180,10 +186,12 @@ def train_in_run_dir(
                         state.step,
                     )
                     break
+            return outputs.finish(state, status, stop.signal)
         except Diverged as err:
-            status = "diverged"
             outputs.diverged(state, err)
+            return outputs.finish(state, "diverged")
         except Aborted:
             outputs.finish(state, "aborted")
             raise
-        return outputs.finish(state, status)
+        except Exception as err:
+            raise TrainingFailed(outputs.failed(state, err, complete)) from err

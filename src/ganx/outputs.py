@@ -17,6 +17,7 @@ import logging
 import math
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -155,6 +156,9 @@ class Outputs:
         self.started = time.time() - elapsed_s  # time_s and wall_time_s span every invocation
         self.objective, self.mode = objective_and_mode(cfg)
         self.last_values: dict = {"step": start_step}
+        self.saved_step = start_step if start_step else None  # the step last.pt holds
+        self.stage = "the start"  # what runs now, for the line of a failure
+        self.step_ended = time.time()
         self.evaluations: list[dict] = []  # every evaluation of this invocation, for HParams
         self.record: dict | None = None  # run.json's record, also stored in checkpoints
         # throughput between flushes, evaluation time left out
@@ -210,51 +214,81 @@ class Outputs:
         self.bar.update(1)
 
     def after_step(self, state: TrainingState, due: Due, interruptible=contextlib.nullcontext):
-        """One step's outputs, in this order: (1) evaluate (rank 0; no collective, no training
-        RNG); (2) flush the log means, all-reduced on every rank and checked for NaN/inf, so a
-        diverged run raises here, before (5) could save a non-finite state; (3) the sample grid;
-        (4) the best value, which (5) ``last.pt`` records, so a resume knows it; (6) ``best.pt``
-        after ``last.pt``: a crash between them leaves a last.pt that already names the best.
-        ``interruptible()`` wraps the evaluation: a signal during it abandons it
-        (:class:`EvaluationInterrupted`), so the checkpoint the signal asks for comes next."""
+        """One step's outputs, in this order: (1) the log means, all-reduced on every rank and
+        checked for NaN/inf, so a diverged run raises here, before (2) could save a non-finite
+        state; (2) ``last.pt`` (and a ``step_*.pt`` copy): the step is saved before anything
+        that may fail or take long; (3) evaluate (rank 0; no collective, no training RNG);
+        (4) the log record with the metrics (also when (3) raised); (5) the sample grid;
+        (6) the best value: when it improved, ``last.pt`` again (so a resume knows it), then
+        ``best.pt``, after ``last.pt``: a crash between them leaves a last.pt that already names
+        the best. ``interruptible()`` wraps the evaluation: a signal during it abandons it
+        (:class:`EvaluationInterrupted`)."""
         main = self.ranks.is_main
-        evaluated = None
-        if due.evaluate and main:
-            eval_started = time.time()
-            try:
-                with interruptible():
-                    evaluated = evaluate(
-                        state.eval_generator,
-                        self.cfg,
-                        state.parts.source,
-                        state.step,
-                        state.parts.device,
-                        self.banks,
-                    )
-            except EvaluationInterrupted:
-                log.warning("the evaluation at step %d was abandoned for the signal", state.step)
-            self.eval_seconds += time.time() - eval_started
-            if evaluated is not None:
-                self.evaluations.append(dict(evaluated, step=state.step))
-        if due.flush:
-            self.last_values = self.flush(state, evaluated)
-        if due.sample and main:
-            self.save_grid(state)
-        new_best = self.update_best(state, evaluated)
+        # the record's time_s: when the step ended, so last.pt's elapsed_s is never behind it
+        self.step_ended = time.time()
+        self.stage = "the log means"  # what was running, for the line of a failure
+        means = self.reduced_means(state.step) if due.flush else None
         if due.checkpoint:
+            self.stage = "the checkpoint"
             self.save_checkpoint(state, "last.pt", keep_copy=due.keep_copy)
-        if new_best:
+        evaluated = None
+        try:
+            if due.evaluate and main:
+                self.stage = "the evaluation"
+                evaluated = self.evaluate(state, interruptible)
+        except Exception:
+            if means is not None:  # the step's losses are still logged, then the error reported
+                with contextlib.suppress(Exception):
+                    self.flush(state, means, None)
+            raise
+        if means is not None:
+            self.stage = "the log record"
+            self.last_values = self.flush(state, means, evaluated)
+        if due.sample and main:
+            self.stage = "the sample grid"
+            self.save_grid(state)
+        self.stage = "the best checkpoint"
+        if self.update_best(state, evaluated):
+            if due.checkpoint:
+                self.save_checkpoint(state, "last.pt", keep_copy=due.keep_copy)
             self.save_checkpoint(state, "best.pt")
 
-    def flush(self, state: TrainingState, evaluated: dict | None) -> dict:
-        """The means since the last flush (every rank: an all-reduce), to tensorboard and
-        ``metrics.jsonl`` (rank 0). Raises :class:`Diverged` on a non-finite mean."""
-        step, parts = state.step, state.parts
+    def evaluate(self, state: TrainingState, interruptible) -> dict | None:
+        """eval.metrics of the generator now (rank 0); None when a signal abandoned it."""
+        eval_started = time.time()
+        evaluated = None
+        try:
+            with interruptible():
+                evaluated = evaluate(
+                    state.eval_generator,
+                    self.cfg,
+                    state.parts.source,
+                    state.step,
+                    state.parts.device,
+                    self.banks,
+                )
+        except EvaluationInterrupted:
+            log.warning("the evaluation at step %d was abandoned for the signal", state.step)
+        finally:
+            self.eval_seconds += time.time() - eval_started
+        if evaluated is not None:
+            self.evaluations.append(dict(evaluated, step=state.step))
+        return evaluated
+
+    def reduced_means(self, step: int) -> dict[str, float]:
+        """The log means since the last flush (every rank: an all-reduce); raises
+        :class:`Diverged` on a non-finite one."""
         means = self.acc.means(self.ranks.world)
         # a gradient norm may be inf where fp16's GradScaler skips an overflowing step
         bad = [n for n, v in means.items() if not math.isfinite(v) and "grad_norm/" not in n]
         if bad:
             raise Diverged(f"steps up to {step}: non-finite {', '.join(bad)}")
+        return means
+
+    def flush(self, state: TrainingState, means: dict, evaluated: dict | None) -> dict:
+        """The log means (:meth:`reduced_means`) and metrics to the trackers and
+        ``metrics.jsonl`` (rank 0)."""
+        step, parts = state.step, state.parts
         scalars = dict(means)
         for name, reg in parts.regularizers.items():
             if reg.weight:
@@ -272,7 +306,7 @@ class Outputs:
                 scalars[f"metrics/{name}"] = value
         for name, value in scalars.items():
             self.writer.add_scalar(name, value, step)
-        record = {"step": step, "time_s": round(time.time() - self.started, 3), **means}
+        record = {"step": step, "time_s": round(self.step_ended - self.started, 3), **means}
         record.update(speed)
         record.update(evaluated or {})
         if state.skipped:
@@ -308,6 +342,8 @@ class Outputs:
         if self.record is not None:
             saved["record"] = self.record  # what produced these weights (as run.json)
         ckpt.atomic_save(saved, self.ckpt_dir / name)
+        if name == "last.pt":
+            self.saved_step = state.step
         if keep_copy and self.cfg.ckpt.keep > 0:
             ckpt.atomic_save(saved, self.ckpt_dir / f"step_{state.step:07d}.pt")
             ckpt.keep_latest(self.ckpt_dir, self.cfg.ckpt.keep)
@@ -320,9 +356,44 @@ class Outputs:
         )
         self.last_values = {"step": state.step, "error": str(err)}
 
-    def finish(self, state: TrainingState, status: str) -> dict:
-        """``status.json`` (rank 0) and the values ``train`` returns."""
+    def failed(self, state: TrainingState, err: BaseException, complete: bool) -> str:
+        """An exception stopped the run (rank 0 writes): save the last complete step if it is
+        not saved yet and can be, ``status.json`` = failed with the error's one line, the full
+        traceback in ``train.log``. Returns the line for the console, which also says what could
+        not be saved."""
+        where = self.stage  # "training step 5" names its step; the outputs of step 4 do not
+        where = where if "step" in where else f"{where} at step {state.step}"
+        summary = failure_summary(err, where)
+        if not self.ranks.is_main:
+            return summary
+        notes = []
+        # a checkpoint that could not be written is not tried again
+        retry = not isinstance(err, ckpt.CheckpointError)
+        if complete and retry and self.saved_step != state.step:
+            try:
+                self.save_checkpoint(state, "last.pt")
+            except Exception as save_err:  # noqa: BLE001 - the first error is the one to report
+                notes.append(f"the checkpoint of step {state.step} was not saved ({save_err})")
+        held = self.saved_step
+        notes.append(f"last.pt holds step {held}" if held else "no checkpoint was saved")
+        values = {"status": "failed", "step": held or 0, "error": summary, "best": state.best}
+        try:
+            write_status(self.run_dir, values)
+        except OSError as status_err:
+            notes.append(f"status.json could not be written either ({os_reason(status_err)})")
+        with contextlib.suppress(OSError):  # the console line stands on its own
+            with open(self.run_dir / "train.log", "a") as f:
+                f.write("".join(traceback.format_exception(err)))
+        self.last_values = values
+        return f"{summary}; {'; '.join(notes)}"
+
+    def finish(self, state: TrainingState, status: str, signal: int | None = None) -> dict:
+        """``status.json`` (rank 0) and the values ``train`` returns (``signal``: the number of
+        the signal that stopped an interrupted run)."""
+        self.stage = "the end of the run"
         values = dict(self.last_values, status=status, best=state.best)
+        if status == "interrupted":
+            values["signal"] = signal
         values["wall_time_s"] = round(time.time() - self.started, 3)
         if self.ranks.active:
             G = state.parts.generator
@@ -352,6 +423,22 @@ class Outputs:
         its = (step - last_step) / seconds
         images = its * self.cfg.train.batch_size * self.cfg.train.n_dis * self.ranks.world
         return {"speed/it_per_s": its, "speed/img_per_s": images}
+
+
+def os_reason(err: OSError) -> str:
+    """``no space left on device`` for ENOSPC: the system's reason, lower case."""
+    return (err.strerror or str(err)).lower()
+
+
+def failure_summary(err: BaseException, where: str) -> str:
+    """The one line that names an error and ``where`` it happened (the traceback goes to
+    ``train.log``)."""
+    if isinstance(err, ckpt.CheckpointError):
+        return str(err)
+    if isinstance(err, OSError) and err.filename:
+        return f"{where} failed: could not write {err.filename}: {os_reason(err)}"
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{where} failed: {type(err).__name__}{': ' if first else ''}{first}"
 
 
 def attach_log_file(path: Path):

@@ -64,6 +64,14 @@ def check_choice(override: Override) -> None:
     options = group_options(group)
     for value in override_values(override):
         chosen = value if isinstance(value, list) else [value]
+        repeated = sorted({str(c) for c in chosen if chosen.count(c) > 1})
+        if repeated:  # Hydra would keep one silently: the user meant something else
+            raise ConfigError(
+                f"{group}={format_choice(value)}: {', '.join(repeated)} chosen more than once; "
+                f"name each {group} once (its weight is reg.<name>.weight)"
+                if group == "reg"
+                else f"{group}={format_choice(value)}: {', '.join(repeated)} chosen more than once"
+            )
         for choice in chosen:
             if choice is None and group in OPTIONAL_GROUPS:
                 continue
@@ -73,6 +81,10 @@ def check_choice(override: Override) -> None:
                 raise ConfigError(
                     f"{group}={choice}: no such {group}{hint}; choose one of: {', '.join(options)}"
                 )
+
+
+def format_choice(value) -> str:
+    return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
 
 
 def all_keys(node, prefix: str = "") -> list[str]:

@@ -37,6 +37,25 @@ def resume_source(cfg: DictConfig, run_dir: Path) -> Path | None:
     return resolve_resume(cfg.resume, Path(run_dir))
 
 
+def own_config(
+    cfg: DictConfig, run_dir: Path, overrides: list[str], config_name: str
+) -> DictConfig:
+    """On a resume, the run's own recorded config with this command line's overrides as
+    changes (:mod:`ganx.resume_config`); otherwise ``cfg`` itself."""
+    from .resume_config import continued_config, overridden_paths, preset_keys_by_compose
+
+    source = resume_source(cfg, run_dir)
+    if source is None:
+        return cfg
+    try:
+        saved = ckpt.read_config(source)
+    except ckpt.CheckpointError as err:
+        raise ckpt.CheckpointError(f"resume={cfg.resume}: {err}") from None
+    current = OmegaConf.to_container(cfg, resolve=True)
+    given = overridden_paths(overrides, current, preset_keys_by_compose(config_name))
+    return continued_config(saved, cfg, given)
+
+
 def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
     """Build every part once, as training will: nets on the meta device (no memory), then the
     loss, regularizers, optimisers and the data set; a refusal names the section."""
@@ -55,6 +74,7 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
 
     with torch.device("meta"):
         nets = {p: build(f"model.{p}", cfg.model[p]) for p in ("generator", "discriminator")}
+    refuse_one_sample_batchnorm(cfg, nets)
     count = sum(p.numel() for net in nets.values() for p in net.parameters())
     if count > MAX_PARAMETERS:
         raise ConfigError(
@@ -85,8 +105,28 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
         )
 
 
+def refuse_one_sample_batchnorm(cfg: DictConfig, nets: dict) -> None:
+    """train.batch_size=1 with a BatchNorm net: each training batch would be normalised by the
+    statistics of one image (BatchNorm1d cannot train on it at all)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    if cfg.train.batch_size != 1:
+        return
+    with_bn = [
+        p for p, net in nets.items() if any(isinstance(m, _BatchNorm) for m in net.modules())
+    ]
+    if with_bn:
+        raise ConfigError(
+            f"train.batch_size=1: model.{' and model.'.join(with_bn)} "
+            f"{'has' if len(with_bn) == 1 else 'have'} BatchNorm, which would normalise every "
+            "batch by the statistics of one image; use train.batch_size of 2 or more, or a "
+            "model without BatchNorm"
+        )
+
+
 def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
     rundir.check_location(run_dir, key)
+    rundir.check_writable(run_dir, key)
     rundir.check_not_in_use(run_dir, key)
     found = rundir.previous_run(run_dir)
     start_over = bool(cfg.get("start_over", False))
@@ -109,20 +149,30 @@ def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
 
 
 def check_job(
-    cfg: DictConfig, run_dir: Path, key: str | None, data_cache: dict | None = None
-) -> None:
-    """Everything that can be known about a job before it writes anything."""
+    cfg: DictConfig,
+    run_dir: Path,
+    key: str | None,
+    data_cache: dict | None = None,
+    overrides: tuple[list[str], str] | None = None,
+) -> DictConfig:
+    """Everything that can be known about a job before it writes anything; returns the config
+    it runs with (on a resume, the run's own with the ``overrides`` given: (overrides, config
+    name))."""
     from .build import select_device
     from .metric_plan import plan_metrics
     from .trackers import check_installed
     from .validate import validate
 
+    rundir.check_location(run_dir, key)
+    if overrides is not None:
+        cfg = own_config(cfg, run_dir, *overrides)
     check_installed(cfg.get("logger"))
     plan_metrics(cfg, announce=False)  # the job itself says what it leaves out, once
     validate(cfg)
     select_device(cfg.hardware)
     check_run_dir(cfg, run_dir, key)
     dry_build(cfg, data_cache)
+    return cfg
 
 
 def job_config(config: DictConfig) -> DictConfig:
@@ -220,21 +270,31 @@ class Preflight(Callback):
             self._check_sweep(config, config_name or "config")
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        failed = []
+        """A summary of the sweep's jobs (ganx-report shows the same); exit status 2 when a
+        job failed or never ran."""
+        from .errors import EXIT_FAILED
+        from .report import jobs_summary
+
+        entries = []
         for label, run_dir in self.planned:
             status_file = run_dir / "status.json"
             status = json.loads(status_file.read_text()) if status_file.exists() else {}
-            if status.get("status") in (None, "failed", "running"):
-                state = status.get("status") or "never ran"
-                error = status.get("error", "")
-                failed.append(f"job {label} ({run_dir}): {state}{': ' if error else ''}{error}")
+            state = status.get("status") or "never ran"
+            state = "running or crashed" if state == "running" else state
+            entries.append((f"job {label} ({run_dir})", state, status.get("error")))
+        if not entries:
+            return
+        lines, failed = jobs_summary(entries)
+        for line in lines:
+            print(f"ganx-train: {line}", file=sys.stderr)
         if failed:
-            refuse([f"{len(failed)} of {len(self.planned)} jobs did not finish", *failed])
+            sys.exit(EXIT_FAILED)
 
     def _check_run(self, config: DictConfig) -> None:
         run_dir = Path(str(config.hydra.run.dir))
         cfg = job_config(config)
-        check_job(cfg, run_dir, "hydra.run.dir")
+        overrides = (list(config.hydra.overrides.task), str(config.hydra.job.config_name))
+        cfg = check_job(cfg, run_dir, "hydra.run.dir", overrides=overrides)
         if cfg.get("start_over") and rundir.previous_run(run_dir):
             moved = rundir.move_aside(run_dir)
             print(
@@ -246,9 +306,9 @@ class Preflight(Callback):
         jobs, problems = sweep_jobs(config, config_name, swept)
         total = len(jobs) + len(problems)
         data_cache: dict = {}
-        for label, _, cfg, run_dir in jobs:
+        for label, overrides, cfg, run_dir in jobs:
             try:
-                check_job(cfg, run_dir, None, data_cache)
+                check_job(cfg, run_dir, None, data_cache, (overrides, config_name))
             except BAD_INPUT as err:
                 problems.append(f"job {label}: {err}")
         if problems:

@@ -164,6 +164,28 @@ def loss_keys(jobs: list[Job]) -> list[str]:
     return keys
 
 
+# a job that ended in one of these ran as configured (a diverged run is a result of the study)
+RAN = ("finished", "paused", "diverged", "interrupted")
+
+
+def jobs_summary(entries: list[tuple[str, str, str | None]]) -> tuple[list[str], int]:
+    """The end of a sweep, as ganx-train prints it and ganx-report shows it: one line counting
+    the jobs by status, then one line per job (label, status, the one-line reason of a
+    failure). ``entries``: (label, status, error). Returns the lines and how many jobs failed
+    or never ran."""
+    counts: dict[str, int] = {}
+    for _, status, _ in entries:
+        counts[status] = counts.get(status, 0) + 1
+    failed = sum(n for status, n in counts.items() if status not in RAN)
+    head = ", ".join(f"{n} {status}" for status, n in counts.items())
+    lines = [f"{len(entries)} jobs: {head}"]
+    if failed:
+        lines[0] += f"; {failed} of {len(entries)} jobs did not finish"
+    for label, status, error in entries:
+        lines.append(f"  {label}: {status}{': ' + error if error else ''}")
+    return lines, failed
+
+
 def summarize(jobs: list[Job]) -> tuple[list[dict], list[str]]:
     """One row per setting; returns the rows and the metric keys seen."""
     keys: list[str] = []
@@ -326,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     plots = plot(jobs, loss_keys(jobs) + keys, out)
     write_tables(rows, out)
     print((out / "report.md").read_text())
+    lines, _ = jobs_summary([(f"{j.path}", j.status, j.error) for j in jobs])
+    print("\n".join(lines))
     print(
         f"{len(jobs)} jobs, {len(rows)} settings -> {out / 'report.md'}, {out / 'report.csv'}, "
         f"{len(plots)} plots"

@@ -129,6 +129,26 @@ def check_location(run_dir: Path, key: str | None = "hydra.run.dir") -> None:
             raise ConfigError(f"{named(run_dir, key)}: {what} a file, not a directory")
 
 
+def writable(path: Path) -> bool:
+    """``access(2)``: it answers EROFS on a read-only mount even for root."""
+    return os.access(path, os.W_OK)
+
+
+def check_writable(run_dir: Path, key: str | None = "hydra.run.dir") -> None:
+    """The run dir, or the nearest existing folder above it, must be writable: a read-only
+    mount is refused before Hydra tries to create anything in it."""
+    run_dir = Path(run_dir)
+    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
+    if existing is None or writable(existing):
+        return
+    read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    why = "is on a read-only file system" if read_only else "is not writable by this user"
+    where = "" if existing == run_dir else f" (the nearest existing folder, {existing}, {why})"
+    raise ConfigError(
+        f"{named(run_dir, key)}: cannot write there{where or ': it ' + why}; nothing was written"
+    )
+
+
 def aside_path(run_dir: Path) -> Path:
     """Where ``start_over=true`` moves a previous run: ``<name>.old-<date>-<time>`` beside it."""
     run_dir = Path(run_dir)

@@ -13,6 +13,7 @@ callback, before Hydra creates the run directory).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -65,22 +66,41 @@ def train_in(cfg: DictConfig, run_dir: Path) -> dict:
     return train(cfg, run_dir)
 
 
+def own_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """On a resume, the run's own recorded config with this command line's overrides as
+    changes (ganx.resume_config); a fresh run: ``cfg``."""
+    from .preflight import own_config as resumed
+
+    hydra_cfg = HydraConfig.get()
+    return resumed(cfg, run_dir, list(hydra_cfg.overrides.task), str(hydra_cfg.job.config_name))
+
+
 def record(cfg: DictConfig, run_dir: Path) -> None:
-    """This invocation's config and overrides, and what a resume changed (ganx.rundir)."""
+    """This invocation's config and overrides, and what a resume changed (ganx.rundir); the
+    start line saying which run continues, or that resume=auto found none to continue."""
     from . import rundir
     from .preflight import resume_source
+    from .resume_config import resume_line
     from .resume_rules import differences
 
     source = resume_source(cfg, run_dir)
     changes = {}
     if source is not None:
-        from .checkpoint import read_config
+        from .checkpoint import load
 
+        saved = load(source, mmap=True)
         changes = {
             k: v
-            for k, v in differences(read_config(source), cfg).items()
-            if k not in ("resume", "start_over")
+            for k, v in differences(saved["config"], cfg).items()
+            if k not in ("resume", "start_over", "train.stop_at")
         }
+        log.info(resume_line(run_dir, saved["step"], saved["config"]["train"]["steps"], changes))
+    elif cfg.resume == "auto":
+        log.warning(
+            "resume=auto: no checkpoint to continue in %s (no checkpoints/last.pt); "
+            "starting a new run there",
+            run_dir,
+        )
     rundir.record_invocation(run_dir, cfg, HydraConfig.get(), changes)
 
 
@@ -91,6 +111,7 @@ def run(cfg: DictConfig) -> dict:
     from .launch import launch
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    cfg = own_config(cfg, run_dir)
     prepare(cfg)  # before record: the recorded config holds the metrics this run computes
     record(cfg, run_dir)
     processes = requested_processes(cfg.hardware)
@@ -99,16 +120,32 @@ def run(cfg: DictConfig) -> dict:
     return train_in(cfg, run_dir)
 
 
-def fail(message: str) -> None:
-    """One line and a non-zero exit; in a sweep, the job's status.json records the failure and
-    the sweep goes on (ganx-train exits non-zero at its end, naming the failed jobs)."""
+def fail(message: str, code: int = 1) -> None:
+    """One line and exit status ``code`` (ganx.errors: 1 refused, 2 failed); in a sweep, the
+    job's status.json records the failure and the sweep goes on (ganx-train exits non-zero at
+    its end, naming the failed jobs)."""
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         log.error(message)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        status = {"status": "failed", "error": message}
-        (run_dir / "status.json").write_text(json.dumps(status) + "\n")
+        status_file = Path(HydraConfig.get().runtime.output_dir) / "status.json"
+        try:  # a run that failed after it started has written its own record (its step)
+            recorded = json.loads(status_file.read_text()).get("status")
+        except (OSError, ValueError):
+            recorded = None
+        if recorded != "failed":
+            with contextlib.suppress(OSError):
+                status_file.write_text(json.dumps({"status": "failed", "error": message}) + "\n")
         return
-    sys.exit(f"ganx-train: error: {message}")
+    print(f"ganx-train: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def exit_code(result: dict) -> int:
+    """The exit status a run's end means (README, Exit codes)."""
+    from .errors import EXIT_DIVERGED, signal_exit_code
+
+    if result.get("status") == "interrupted":
+        return signal_exit_code(result.get("signal"))
+    return EXIT_DIVERGED if result.get("status") == "diverged" else 0
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="config")
@@ -116,36 +153,41 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from .build import ConfigError
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .errors import EXIT_FAILED, TrainingFailed
     from .launch import TrainingProcessError
 
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         result = run(cfg)
-    except (
-        ConfigError,
-        DataError,
-        CheckpointError,
-        TrainingProcessError,
-    ) as err:  # bad input: one clear message, no stack trace, non-zero exit
+    except (TrainingFailed, TrainingProcessError) as err:  # saved what it could, said so
+        return fail(str(err), EXIT_FAILED)
+    except (ConfigError, DataError, CheckpointError) as err:  # bad input: one line, no trace
         return fail(str(err))
     except OSError as err:  # an unwritable run dir, a full disk
         return fail(f"cannot write the run's outputs: {err}")
-    if result.get("status") == "interrupted" and HydraConfig.get().mode == RunMode.MULTIRUN:
+    except Exception as err:  # in a sweep, one job's error must not stop the others
+        if not multirun:
+            raise
+        return fail(f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}", EXIT_FAILED)
+    if result.get("status") == "interrupted" and multirun:
         from .errors import SweepStopped
 
-        raise SweepStopped(HydraConfig.get().runtime.output_dir)
+        raise SweepStopped(HydraConfig.get().runtime.output_dir, result.get("signal"))
     log.info(
         "run %s at step %s: %s",
         result.get("status"),
         result.get("step"),
         {k: v for k, v in result.items() if k.startswith(("loss/", "reg/"))},
     )
+    if not multirun and exit_code(result):
+        sys.exit(exit_code(result))
     # the value a Hydra sweeper optimises: the best eval.objective seen (None without one)
     return result.get("best")
 
 
 def main() -> None:
     """The console entry point: ``--version``; check the command line, then hand it to Hydra."""
-    from .errors import ConfigError, SweepStopped
+    from .errors import ConfigError, SweepStopped, signal_exit_code
     from .overrides import check_overrides, command_line_overrides, quote_paths
 
     handle_version("ganx-train")
@@ -169,7 +211,7 @@ def main() -> None:
             "was started; the same command with resume=auto continues it",
             file=sys.stderr,
         )
-        sys.exit(130)
+        sys.exit(signal_exit_code(err.signal))
     except BaseException as err:
         # ganx.loop (torch) is imported only by training, so only then can Aborted be raised
         loop = sys.modules.get("ganx.loop")
@@ -179,7 +221,7 @@ def main() -> None:
         print(
             "ganx-train: aborted; resume=auto continues from the last checkpoint", file=sys.stderr
         )
-        sys.exit(130)
+        sys.exit(signal_exit_code(err.args[0] if err.args else None))
 
 
 if __name__ == "__main__":

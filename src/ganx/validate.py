@@ -169,6 +169,7 @@ def validate_eval(cfg: DictConfig) -> None:
     for key in ("cache_dir", "inception_weights"):
         if m[key] is not None and not isinstance(m[key], str):
             raise ConfigError(f"metrics.{key}={m[key]!r}: must be null or a path")
+    check_sample_counts(cfg, metrics)
     if any(name.endswith("_inception") for name in metrics):
         check_inception_weights(cfg, metrics)
     if "modes" in metrics and cfg.dataset.name not in ("ring8", "grid25", "mog3d"):
@@ -182,6 +183,38 @@ def validate_eval(cfg: DictConfig) -> None:
             f"dataset=stacked_mnist, not dataset={cfg.dataset.name}"
         )
     validate_objective(cfg, metrics)
+
+
+# the fewest samples each torch-fidelity metric is defined for, with why (torch-fidelity 0.4.0,
+# as ganx.fidelity calls it; fewer gives NaN or raises at the first evaluation)
+MIN_SAMPLES = {
+    "fid": (2, "a covariance of one sample is undefined"),
+    "kid": (2, "its unbiased MMD divides by n(n-1)"),
+    "pr": (4, "each sample's 3rd nearest neighbour among the others"),
+    "is": (10, "its 10 splits"),
+}
+
+
+def check_sample_counts(cfg: DictConfig, metrics: list[str]) -> None:
+    """eval.num_samples (and metrics.real_count, metrics.kid_subset_size) below what a
+    configured metric needs: refused before training, naming the metric and the minimum."""
+    counts = [("eval.num_samples", cfg.eval.num_samples)]
+    if cfg.metrics.real_count is not None:
+        counts.append(("metrics.real_count", cfg.metrics.real_count))
+    if any(m.startswith("kid_") for m in metrics):
+        counts.append(("metrics.kid_subset_size", cfg.metrics.kid_subset_size))
+    for metric in metrics:
+        kind = metric.rpartition("_")[0]
+        if kind not in MIN_SAMPLES:
+            continue
+        least, why = MIN_SAMPLES[kind]
+        for key, value in counts:
+            if key == "metrics.kid_subset_size" and kind != "kid":
+                continue
+            if value < least:
+                raise ConfigError(
+                    f"{key}={value}: eval.metrics {metric} needs at least {least} samples ({why})"
+                )
 
 
 def check_inception_weights(cfg: DictConfig, metrics: list[str]) -> None:
