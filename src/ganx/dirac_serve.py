@@ -9,8 +9,8 @@ What it reproduces and extends: the Dirac-GAN code's GUI
 of seven GAN losses, a regularizer box None/R1/RLC/R2, an instance-noise check box, "Run
 training"; lines 58-75: the field of negative gradients over [-2, 2]^2 with the trajectory's
 points and the start (1, 1)) and the animated trajectories of the paper's own Dirac-GAN code
-(LMescheder/GAN_stability@d9bd7a99002851b0bde84fde57074e401ff0ddf1:notebooks/diracgan/
-plotting.py:23-43: the trajectory drawn a step more per frame over the field). The page adds
+(LMescheder/GAN_stability@d9bd7a9:notebooks/diracgan/plotting.py:23-43: the trajectory
+drawn a step more per frame over the field). The page adds
 the other losses and penalties, lr, steps, updates and start, the distance per step, the
 eigenvalues, the critical gamma, a verdict, a second setting, the URL, downloads and the 2-D
 view.
