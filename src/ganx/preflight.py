@@ -20,12 +20,12 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from . import checkpoint as ckpt
 from . import rundir
-from .build import ConfigError
-from .data import DataError
+from .errors import CheckpointError, ConfigError, DataError
 
-BAD_INPUT = (ConfigError, ckpt.CheckpointError, DataError)
+# torch and everything that imports it are imported inside the functions below: a missing data
+# set is refused (check_data_present) before that second-long import
+BAD_INPUT = (ConfigError, CheckpointError, DataError)
 MAX_PARAMETERS = 2**31  # 8 GiB per copy in fp32; G, D, EMA and Adam hold five copies
 PLAN_FILE = "jobs.jsonl"  # the jobs a sweep planned, for ganx-report's "never ran"
 
@@ -85,6 +85,15 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
         )
 
 
+def check_data_present(cfg: DictConfig) -> None:
+    """The data set's files (or the package its loader needs), before anything imports torch."""
+    from .datafiles import missing_data
+
+    problem = missing_data(cfg.dataset)
+    if problem:
+        raise DataError(problem)
+
+
 def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
     rundir.check_location(run_dir, key)
     rundir.check_not_in_use(run_dir, key)
@@ -99,19 +108,22 @@ def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
     if found and not start_over and not (cfg.resume == "auto" or inside):
         raise ConfigError(rundir.occupied_message(Path(run_dir), found, key))
     if source is not None:
+        from .checkpoint import read_config
         from .resume_rules import allowed_changes
 
         try:
-            saved = ckpt.read_config(source)
-        except ckpt.CheckpointError as err:
-            raise ckpt.CheckpointError(f"resume={cfg.resume}: {err}") from None
+            saved = read_config(source)
+        except CheckpointError as err:
+            raise CheckpointError(f"resume={cfg.resume}: {err}") from None
         allowed_changes(saved, cfg, source)
 
 
 def check_job(
     cfg: DictConfig, run_dir: Path, key: str | None, data_cache: dict | None = None
 ) -> None:
-    """Everything that can be known about a job before it writes anything."""
+    """Everything that can be known about a job before it writes anything (the data's presence
+    first: it needs no torch)."""
+    check_data_present(cfg)
     from .build import select_device
     from .metric_plan import plan_metrics
     from .trackers import check_installed

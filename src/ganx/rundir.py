@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .build import ConfigError
+from .errors import ConfigError
 
 try:  # POSIX; elsewhere run dirs are not locked
     import fcntl
