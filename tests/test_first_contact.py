@@ -136,3 +136,20 @@ def test_missing_data_is_refused_before_torch_is_imported(tmp_path):
     )
     assert "not found under" in out.stderr, out.stderr
     assert out.stdout.strip().endswith("torch imported: False")
+
+
+def test_design_card_without_inception_weights_is_refused_before_training(tmp_path, monkeypatch):
+    """CIFAR-10 present, no Inception weights, no network: one line naming the command that
+    converts them and eval.metrics=[]; no run directory. With eval.metrics=[] it trains."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    write_cifar10(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    args = [*DESIGN_CARD, f"dataset.root={tmp_path / 'data'}", f"hydra.run.dir={run_dir}"]
+    line = one_line(*ganx_train_here(*args))
+    assert "`ganx-weights inception`" in line and "eval.metrics=[]" in line
+    assert not run_dir.exists()
+    from ganx_cli import TINY_ARGS
+
+    code, stderr = ganx_train_here(*args, *TINY_ARGS, "train.steps=1", "eval.metrics=[]")
+    assert code == 0, stderr
+    assert (run_dir / "checkpoints" / "last.pt").is_file()

@@ -200,8 +200,8 @@ def check_inception_weights(cfg: DictConfig, metrics: list[str]) -> None:
     if not weights.is_file():
         raise ConfigError(
             f"eval.metrics asks for Inception metrics but no weights are at "
-            f"{weights}; run `ganx-weights inception` (offline conversion) or "
-            "set metrics.inception_weights"
+            f"{weights}; run `ganx-weights inception` (offline conversion), set "
+            "metrics.inception_weights, or train without metrics with eval.metrics=[]"
         )
     if "is_inception" in metrics and not inception_has_head(weights):
         raise ConfigError(
