@@ -72,8 +72,12 @@ def missing_weights_message(cfg: DictConfig, inception: list[str], weights: Path
     names the command that converts them offline and how to train without metrics on purpose."""
     from .fidelity import converted_inception_weights
 
-    where = f"{weights}" if cfg.metrics.inception_weights else (
-        f"{weights} (torch-fidelity's) or {converted_inception_weights()} (ganx's conversion)"
+    where = (
+        f"{weights}"
+        if cfg.metrics.inception_weights
+        else (
+            f"{weights} (torch-fidelity's) or {converted_inception_weights()} (ganx's conversion)"
+        )
     )
     return (
         f"eval.metrics ({', '.join(inception)}, dataset={cfg.dataset.name}'s default) need "

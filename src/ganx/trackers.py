@@ -132,12 +132,11 @@ class MlflowTracker:
         self.uri, artifacts = mlflow_store(tracking_uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         found = self.client.get_experiment_by_name(experiment)
+        location = (artifacts / experiment).as_uri() if artifacts else None
         exp_id = (
             found.experiment_id
             if found
-            else self.client.create_experiment(
-                experiment, artifact_location=(artifacts / experiment).as_uri() if artifacts else None
-            )
+            else self.client.create_experiment(experiment, artifact_location=location)
         )
         id_file = Path(run_dir) / "mlflow_run_id"
         if resume_step and id_file.exists():
