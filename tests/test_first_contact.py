@@ -153,3 +153,63 @@ def test_design_card_without_inception_weights_is_refused_before_training(tmp_pa
     code, stderr = ganx_train_here(*args, *TINY_ARGS, "train.steps=1", "eval.metrics=[]")
     assert code == 0, stderr
     assert (run_dir / "checkpoints" / "last.pt").is_file()
+
+
+@pytest.mark.slow  # subprocesses: a user's script, ganx-report, ganx-eval, a resume
+def test_a_run_started_from_python_is_a_run_like_any_other(tmp_path):
+    """``ganx.fit`` in a user's script prints ganx-train's progress, writes .hydra/ and a
+    run.json whose command trains the same config; ganx-report, ganx-eval and resume read it;
+    ``progress=False`` prints nothing."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    from conftest import TINY, TINY_WIDTHS
+
+    overrides = [*TINY, *TINY_WIDTHS["dcgan"], "log.progress=true", "loss=hinge"]
+    script = (
+        "import sys, ganx\n"
+        "cfg = ganx.compose(*sys.argv[2:])\n"
+        "cfg.train.stop_at = 2  # changed in Python: recorded as an override too\n"
+        "ganx.fit(cfg, sys.argv[1], progress=sys.argv[1] == 'run')\n"
+    )
+    bin_dir = Path(sys.executable).parent
+
+    def run(*args, cwd=tmp_path):
+        return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+    proc = run(sys.executable, "-c", script, "run", *overrides)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stderr
+    for line in ("run directory:", "method: model=dcgan", "step 2/4 (50%)", "run paused at step 2"):
+        assert line in said, said
+    run_dir = tmp_path / "run"
+    recorded = json.loads((run_dir / "run.json").read_text())[-1]
+    expected = ["ganx-train", *overrides, "train.stop_at=2", "hydra.run.dir=run"]
+    assert recorded["command"] == shlex.join(expected)  # a shell line: quoted where needed
+    assert recorded["python"].startswith("-c run ")
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    # ganx-report reads the folder
+    report = run(str(bin_dir / "ganx-report"), "run")
+    assert report.returncode == 0, report.stderr
+    assert "loss=hinge" in report.stdout
+    # ganx-eval scores its checkpoint
+    scored = run(
+        str(bin_dir / "ganx-eval"),
+        "checkpoint=run/checkpoints/last.pt",
+        "metrics=[fid_mnist]",
+        "num_samples=32",
+    )
+    assert scored.returncode == 0 and "fid32_mnist" in scored.stdout, scored.stderr
+    # the recorded command, with resume=auto and the stop lifted, continues it to the end
+    resumed = run(str(bin_dir / "ganx-train"), *expected[1:], "resume=auto", "train.stop_at=null")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    # progress=False: nothing on the console, the same records
+    quiet = run(sys.executable, "-c", script, "quiet", *overrides)
+    assert quiet.returncode == 0 and error_lines(quiet.stderr) == [], quiet.stderr
+    assert (tmp_path / "quiet" / ".hydra" / "overrides.yaml").is_file()
+    assert (
+        "log.progress=false"
+        in json.loads((tmp_path / "quiet" / "run.json").read_text())[-1]["command"]
+    )

@@ -26,15 +26,105 @@ def compose(*overrides: str, config_name: str = "config") -> DictConfig:
         cfg = hydra_compose(config_name, overrides=list(overrides))
     with open_dict(cfg):
         cfg.pop("hydra", None)
+    if config_name == "config":  # what fit records as the run's command line
+        COMPOSED[id(cfg)] = (cfg, list(overrides))
     return cfg
 
 
-def fit(cfg: DictConfig, run_dir: str | Path) -> dict:
-    """Train as ``ganx-train`` does, writing everything under ``run_dir``; returns the last
-    logged values (``status``, ``step``, losses, metrics, ``best``)."""
-    from .train import prepare, train_in
+# configs made by compose (kept alive, so an id is never reused) and their overrides
+COMPOSED: dict[int, tuple[DictConfig, list[str]]] = {}
 
-    return train_in(prepare(cfg), Path(run_dir))
+
+def override_value(value) -> str:
+    """A value in Hydra's override syntax (quoted where it holds Hydra's special characters)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    text = str(value)
+    if isinstance(value, str) and (not text or any(c in SPECIAL for c in text)):
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return text
+
+
+SPECIAL = set(" ,[]{}()'\"=:$*")
+
+
+def overrides_of(cfg: DictConfig) -> list[str]:
+    """The ``ganx-train`` overrides that compose ``cfg``: those ``compose`` was given, then
+    ``key=value`` for every value changed in Python since (``+key=`` added, ``~key`` removed)."""
+    from .resume_rules import flatten
+
+    known = COMPOSED.get(id(cfg))
+    overrides = list(known[1]) if known and known[0] is cfg else []
+    old = flatten(OmegaConf.to_container(compose(*overrides), resolve=True))
+    new = flatten(OmegaConf.to_container(cfg, resolve=True))
+    for key in sorted(set(old) | set(new)):
+        if key not in new:
+            overrides.append(f"~{key}")
+        elif key not in old:
+            overrides.append(f"+{key}={override_value(new[key])}")
+        elif old[key] != new[key]:
+            overrides.append(f"{key}={override_value(new[key])}")
+    return overrides
+
+
+def console_lines(enabled: bool):
+    """ganx-train's console output (Hydra's job logging) for a run started from Python: ganx's
+    INFO lines on stderr while it trains, in Hydra's format; nothing when not ``enabled``."""
+    import contextlib
+    import logging
+    import sys
+
+    if not enabled:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def attached():
+        logger = logging.getLogger("ganx")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+        )
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(min(level or logging.INFO, logging.INFO))
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+    return attached()
+
+
+def fit(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dict:
+    """Train as ``ganx-train`` does, writing everything under ``run_dir``, and leave the same
+    run: the progress on stderr (``progress=False``: none, and ``log.progress=false``), the
+    same records (``.hydra/`` with the config and the overrides, ``run.json`` whose command is
+    the ``ganx-train`` line that trains this config), so ``ganx-report``, ``ganx-eval`` and
+    ``resume=auto`` read it like any run. Returns the last logged values (``status``,
+    ``step``, losses, metrics, ``best``)."""
+    from omegaconf import open_dict
+
+    from .records import API_COMMAND
+    from .train import prepare, record, train_in
+
+    run_dir = Path(run_dir)
+    if not progress and cfg.log.progress:
+        with open_dict(cfg):
+            cfg.log.progress = False
+    overrides = overrides_of(cfg)  # before prepare, which settles the metrics as ganx-train does
+    prepare(cfg)
+    record(cfg, run_dir, overrides)
+    token = API_COMMAND.set(["ganx-train", *overrides, f"hydra.run.dir={run_dir}"])
+    try:
+        with console_lines(progress):
+            return train_in(cfg, run_dir)
+    finally:
+        API_COMMAND.reset(token)
 
 
 @dataclass

@@ -65,8 +65,9 @@ def train_in(cfg: DictConfig, run_dir: Path) -> dict:
     return train(cfg, run_dir)
 
 
-def record(cfg: DictConfig, run_dir: Path) -> None:
-    """This invocation's config and overrides, and what a resume changed (ganx.rundir)."""
+def record(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> None:
+    """This invocation's config and overrides, and what a resume changed (ganx.rundir);
+    ``overrides`` given: a run started from Python (``ganx.fit``), outside Hydra."""
     from . import rundir
     from .preflight import resume_source
     from .resume_rules import differences
@@ -81,7 +82,8 @@ def record(cfg: DictConfig, run_dir: Path) -> None:
             for k, v in differences(read_config(source), cfg).items()
             if k not in ("resume", "start_over")
         }
-    rundir.record_invocation(run_dir, cfg, HydraConfig.get(), changes)
+    hydra_cfg = HydraConfig.get() if overrides is None else None
+    rundir.record_invocation(run_dir, cfg, hydra_cfg, changes, overrides)
 
 
 def run(cfg: DictConfig) -> dict:
