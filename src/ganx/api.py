@@ -169,8 +169,8 @@ def load_generator(
     dev = device_from(device)
     cfg, module, step = load(str(checkpoint), ema, dev)
     choice = bn_stats or cfg.sample.get("bn_stats", "batch")
-    if choice not in ("batch", "running"):
-        raise ValueError(f"bn_stats={choice!r}; allowed: batch, running")
+    if choice not in sampling.BN_CHOICES:
+        raise ValueError(f"bn_stats={choice!r}; allowed: {', '.join(sampling.BN_CHOICES)}")
     return Generator(cfg, module, step, dev, choice)
 
 

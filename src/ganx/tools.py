@@ -80,8 +80,10 @@ def sample_checkpoint(cfg: DictConfig):
         raise ConfigError(f"n={cfg.n}: must be a positive integer")
     if cfg.seed is not None and not isinstance(cfg.seed, int):
         raise ConfigError(f"seed={cfg.seed!r}: must be an integer or null")
-    if cfg.get("bn_stats") not in (None, "batch", "running"):
-        raise ConfigError(f"bn_stats={cfg.bn_stats!r}; allowed: null, batch, running")
+    if cfg.get("bn_stats") not in (None, *sampling.BN_CHOICES):
+        raise ConfigError(
+            f"bn_stats={cfg.bn_stats!r}; allowed: null, {', '.join(sampling.BN_CHOICES)}"
+        )
     for key, suffixes in (("out", (".png", ".npz")), ("latents", (".npy",))):
         if cfg.get(key) is not None and Path(cfg[key]).suffix not in suffixes:
             raise ConfigError(f"{key}={cfg[key]}: the file must end in {' or '.join(suffixes)}")
@@ -93,6 +95,13 @@ def sample_checkpoint(cfg: DictConfig):
     latents = sampling.draw_noise(cfg.n, int(run_cfg.model.latent_dim), seed)
     bn_stats = cfg.get("bn_stats") or run_cfg.sample.get("bn_stats", "batch")
     chunk = max(int(run_cfg.train.batch_size), 256)  # as training's evaluation chunks it
+    if bn_stats == "batch" and sampling.has_batch_norm(generator):
+        print(
+            f"ganx-sample: bn_stats=batch (the run's, as its evaluation sampled): each image "
+            f"depends on the others of its batch of up to {chunk}; bn_stats=frozen gives each "
+            "latent its own image",
+            file=sys.stderr,
+        )
     images = sampling.images_from(generator, latents, bn_stats, device, chunk)
     return images, latents, step
 
