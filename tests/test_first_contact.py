@@ -213,3 +213,113 @@ def test_a_run_started_from_python_is_a_run_like_any_other(tmp_path):
         "log.progress=false"
         in json.loads((tmp_path / "quiet" / "run.json").read_text())[-1]["command"]
     )
+
+
+def write_pngs(folder, n=24, size=28, seed=0, channels=1, high=256):
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    shape = (size, size) if channels == 1 else (size, size, channels)
+    arrays = rng.integers(0, high, (n, *shape), dtype=np.uint8)
+    for i, array in enumerate(arrays):
+        Image.fromarray(array).save(folder / f"{i:03d}.png")
+    return arrays
+
+
+def ganx_eval_here(*args: str) -> tuple[int, str, str]:
+    """``ganx-eval`` in this process: (exit code, stdout, stderr)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    import ganx.tools
+
+    out, err = io.StringIO(), io.StringIO()
+    saved, sys.argv = sys.argv, ["ganx-eval", *args]
+    code = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            ganx.tools.eval_main()
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            err.write(exit_.code + "\n")
+        code = 1 if isinstance(exit_.code, str) else (exit_.code or 0)
+    finally:
+        sys.argv = saved
+    return code, out.getvalue(), err.getvalue()
+
+
+def parse_results(stdout: str) -> dict[str, float]:
+    return {k: float(v) for k, v in (line.split() for line in stdout.splitlines()[1:])}
+
+
+def test_ganx_eval_compares_any_two_image_sets(tmp_path, monkeypatch):
+    """Folders of PNGs, an .npz, a data set; the same numbers from Python."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    import ganx
+
+    monkeypatch.chdir(tmp_path)
+    a = write_pngs(tmp_path / "a", seed=0)
+    write_pngs(tmp_path / "b", seed=1, high=64)  # darker: another distribution
+    np.savez(tmp_path / "a.npz", images=a[..., None])  # ganx-sample's layout: N x H x W x C
+    cache = f"settings.cache_dir={tmp_path / 'cache'}"
+    wanted = "metrics=[fid_mnist,kid_mnist,pr_mnist]"
+    code, out, err = ganx_eval_here(
+        f"samples={tmp_path / 'a'}", f"real={tmp_path / 'b'}", wanted, cache, "out=r.json"
+    )
+    assert code == 0, err
+    assert out.startswith(f"samples={tmp_path / 'a'} (24 images) vs real={tmp_path / 'b'}")
+    results = parse_results(out)
+    assert set(results) == {"fid24_mnist", "kid24_mnist", "precision24_mnist", "recall24_mnist"}
+    assert results["fid24_mnist"] > 1
+    # the same set against itself; an .npz is the same set as its folder
+    _, same, _ = ganx_eval_here(
+        f"samples={tmp_path / 'a.npz'}", f"real={tmp_path / 'a'}", wanted, cache
+    )
+    assert abs(parse_results(same)["fid24_mnist"]) < 1e-3
+    # from Python: the same numbers
+    python = ganx.evaluate(
+        tmp_path / "a",
+        ["fid_mnist", "kid_mnist", "pr_mnist"],
+        real=tmp_path / "b",
+        cache_dir=str(tmp_path / "cache"),
+    )
+    assert python == pytest.approx(results, rel=1e-5)
+    assert python == json.loads(Path("r.json").read_text())  # out=: the full values
+    # against a data set's images (the embedded digits), features cached once
+    code, out, err = ganx_eval_here(f"samples={tmp_path / 'a'}", "dataset=mnist5k", wanted, cache)
+    assert code == 0 and "vs dataset=mnist5k" in out, err
+    assert len(list((tmp_path / "cache").glob("real_mnist5k_mnist_24_*.pt"))) == 1
+    assert len(list((tmp_path / "cache").glob("real_b-*_mnist_24_*.pt"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["samples={t}/nowhere", "real={t}/a"], "samples={t}/nowhere: no such folder or file"),
+        (["samples={t}/empty", "real={t}/a"], "samples={t}/empty: no .png/.jpg/.jpeg/.bmp images"),
+        (["samples={t}/a", "real={t}/a", "dataset=mnist5k"], "compare them with real=DIR"),
+        (["samples={t}/a"], "compare them with real=DIR"),
+        (["samples={t}/a", "real={t}/mixed"], "real={t}/mixed: images of different sizes"),
+        (["samples={t}/a", "real={t}/a", "metrics=[modes]"], "comparing two image sets takes"),
+        (["samples={t}/a", "real={t}/x.txt"], "real={t}/x.txt: a folder of"),
+    ],
+)
+def test_ganx_eval_image_set_errors_are_one_line(tmp_path, args, says):
+    write_pngs(tmp_path / "a", n=4)
+    (tmp_path / "empty").mkdir()
+    write_pngs(tmp_path / "mixed", n=2)
+    write_pngs(tmp_path / "mixed2", n=1, size=32)
+    (tmp_path / "mixed2" / "000.png").replace(tmp_path / "mixed" / "zzz.png")
+    (tmp_path / "x.txt").write_text("x")
+    args = [a.format(t=tmp_path) for a in args]
+    if not any(a.startswith("metrics=") for a in args):
+        args.append("metrics=[fid_mnist]")
+    code, _, err = ganx_eval_here(*args)
+    line = one_line(code, err)
+    assert line.startswith("ganx-eval: error: ") and says.format(t=tmp_path) in line

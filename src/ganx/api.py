@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -175,52 +174,33 @@ def load_generator(
 
 
 def as_images(images) -> torch.Tensor:
-    """Float NCHW in [-1, 1] from a folder of image files, a uint8 NHWC/NCHW array, or a float
-    tensor already in [-1, 1]."""
+    """Float NCHW in [-1, 1] from a folder of image files or an ``.npz`` (``ganx-sample``'s),
+    a uint8 NHWC/NCHW array, or a float tensor already in [-1, 1]."""
+    from .imagesets import as_float, read_set
+
     if isinstance(images, (str, Path)):
-        return read_folder(Path(images))
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
-    if images.dtype == torch.uint8:
-        if images.dim() == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
-            images = images.permute(0, 3, 1, 2)
-        return images.float() / 127.5 - 1
-    return images.float()
-
-
-def read_folder(folder: Path) -> torch.Tensor:
-    from PIL import Image
-
-    files = sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
-    )
-    if not files:
-        raise ValueError(f"{folder}: no .png/.jpg/.bmp images")
-    arrays = [np.asarray(Image.open(p)) for p in files]
-    stacked = np.stack([a[..., None] if a.ndim == 2 else a[..., :3] for a in arrays])
-    return as_images(stacked)
+        return read_set(images, "images")
+    return as_float(images)
 
 
 def evaluate(
-    images, metrics: list[str], dataset: str = "mnist5k", device: str = "cpu", **settings
+    images,
+    metrics: list[str],
+    dataset: str = "mnist5k",
+    device: str = "cpu",
+    real: str | Path | None = None,
+    root: str | Path | None = None,
+    **settings,
 ) -> dict[str, float]:
-    """``metrics`` (names as in ``eval.metrics``) of ``images`` against ``dataset``'s real
-    images: ``ganx.evaluate("samples/", ["fid_mnist", "kid_mnist"])``. ``settings`` override
-    the ``metrics`` config block (cache_dir, inception_weights, kid_subset_size, ...)."""
-    from .build import build_data
-    from .metrics import EvalContext, compute_metrics
+    """``metrics`` (names as in ``eval.metrics``) of ``images`` (a tensor, an array, a folder of
+    PNG/JPG or an ``.npz``) against ``dataset``'s real images (``root``: its ``dataset.root``)
+    or against the images at ``real`` (a folder or an ``.npz``), as ``ganx-eval samples=...``
+    computes them: ``ganx.evaluate("samples/", ["fid_inception"], real="other/")``.
+    ``settings`` override the ``metrics`` config block (cache_dir, inception_weights,
+    kid_subset_size, ...)."""
+    from .imagesets import score_sets
     from .tools import device_from
 
-    cfg = compose(f"dataset={dataset}")
-    m = OmegaConf.merge(cfg.metrics, settings)
-    ctx = EvalContext(
-        as_images(images),
-        build_data(cfg),
-        device_from(device),
-        cache_dir=Path(m.cache_dir).expanduser() if m.cache_dir else None,
-        inception_weights=m.inception_weights,
-        kid_subset_size=m.kid_subset_size,
-        batch_size=m.batch_size,
-        real_count=m.real_count,
-    )
-    return compute_metrics(list(metrics), ctx)
+    cfg = compose(f"dataset={dataset}", *([f"dataset.root={root}"] if root else []))
+    cfg.metrics = OmegaConf.merge(cfg.metrics, settings)
+    return score_sets(as_images(images), list(metrics), cfg, real, device_from(device))
