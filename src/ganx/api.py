@@ -109,9 +109,11 @@ def fit(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dict:
     from omegaconf import open_dict
 
     from .records import API_COMMAND
+    from .rundir import check_not_in_use
     from .train import prepare, record, train_in
 
     run_dir = Path(run_dir)
+    check_not_in_use(run_dir, None)  # a live run in it: refused before anything is written
     if not progress and cfg.log.progress:
         with open_dict(cfg):
             cfg.log.progress = False
