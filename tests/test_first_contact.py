@@ -466,3 +466,49 @@ def test_readme_cifar10_walkthrough_command_by_command(tmp_path):
     for line in log_lines:
         assert re.search(log_pattern(line), log), line
     shutil.rmtree(tmp_path / "torch")
+
+
+def test_ganx_sample_frozen_statistics_give_each_latent_its_own_image(tmp_path, capsys):
+    """bn_stats=frozen (ganx-sample, as ganx-export's default): the first images of n=4 are the
+    first of n=16; the run's batch statistics (said in one line) make them differ."""
+    import torch
+    from ganx_cli import TINY_ARGS
+    from omegaconf import OmegaConf
+
+    from ganx.tools import sample_checkpoint
+
+    run_dir = tmp_path / "run"
+    assert ganx_train_here(*TINY_ARGS, "train.steps=2", f"hydra.run.dir={run_dir}")[0] == 0
+    last = str(run_dir / "checkpoints" / "last.pt")
+
+    def images(n, bn_stats):
+        cfg = OmegaConf.create(
+            {"checkpoint": last, "n": n, "seed": 3, "bn_stats": bn_stats, "ema": True}
+            | {"device": "cpu", "out": None, "latents": None}
+        )
+        return sample_checkpoint(cfg)[0]
+
+    capsys.readouterr()
+    # 4 and 16 latents of 100: the first 4 are the same (torch draws normals in blocks of 16)
+    torch.testing.assert_close(images(4, "frozen"), images(16, "frozen")[:4], rtol=0, atol=1e-5)
+    assert capsys.readouterr().err == ""
+    assert (images(4, None) - images(16, None)[:4]).abs().max() > 1e-3
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said and said[0].startswith("ganx-sample: bn_stats=batch (the run's")
+
+
+def test_evaluate_from_python_reads_a_data_set_under_root(tmp_path):
+    from test_data import write_mnist_idx
+
+    import ganx
+
+    write_mnist_idx(tmp_path / "mnist_copy")
+    images = write_pngs(tmp_path / "a", n=16)
+    settings = {"cache_dir": str(tmp_path / "cache"), "kid_subset_size": 8}
+    got = ganx.evaluate(
+        tmp_path / "a", ["fid_mnist"], dataset="mnist", root=tmp_path / "mnist_copy", **settings
+    )
+    assert set(got) == {"fid16_mnist"} and got["fid16_mnist"] > 0
+    assert list((tmp_path / "cache").glob("real_mnist_mnist_16_*.pt"))
+    with pytest.raises(ValueError, match="not found under"):
+        ganx.evaluate(images, ["fid_mnist"], dataset="mnist", root=tmp_path / "nowhere")
