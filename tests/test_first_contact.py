@@ -512,3 +512,15 @@ def test_evaluate_from_python_reads_a_data_set_under_root(tmp_path):
     assert list((tmp_path / "cache").glob("real_mnist_mnist_16_*.pt"))
     with pytest.raises(ValueError, match="not found under"):
         ganx.evaluate(images, ["fid_mnist"], dataset="mnist", root=tmp_path / "nowhere")
+
+
+def test_compose_and_fit_work_inside_a_users_own_hydra_app():
+    """ganx.fit composes (for the run's recorded command) even where a user's own Hydra app
+    holds Hydra's global state; that state is back afterwards."""
+    from hydra import compose, initialize_config_module
+
+    import ganx
+
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        assert ganx.compose("loss=hinge").loss._target_ == "ganx.losses.HingeLoss"
+        assert compose("config", overrides=["loss=wgan"]).loss._target_.endswith("WassersteinLoss")

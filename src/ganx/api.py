@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +22,32 @@ def compose(*overrides: str, config_name: str = "config") -> DictConfig:
     from .train import register_resolvers
 
     register_resolvers()
-    with initialize_config_module("ganx.conf", version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=list(overrides))
+    with outside_any_hydra_app():
+        with initialize_config_module("ganx.conf", version_base="1.3"):
+            cfg = hydra_compose(config_name, overrides=list(overrides))
     with open_dict(cfg):
         cfg.pop("hydra", None)
     if config_name == "config":  # what fit records as the run's command line
         COMPOSED[id(cfg)] = (cfg, list(overrides))
     return cfg
+
+
+@contextlib.contextmanager
+def outside_any_hydra_app():
+    """Inside a user's own Hydra app (``@hydra.main``), Hydra's global state is taken: set it
+    aside while ganx composes its own config, and put it back afterwards."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    if not GlobalHydra.instance().is_initialized():
+        yield
+        return
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        restore_gh_from_backup(backup)
 
 
 # configs made by compose (kept alive, so an id is never reused) and their overrides
