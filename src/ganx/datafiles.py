@@ -95,10 +95,11 @@ def missing_data(dataset) -> str | None:
     if not missing:
         return None
     where = "GANX_DATA" if os.environ.get("GANX_DATA") else "dataset.root"
+    first = "the folder itself" if missing[0] == "." else missing[0]
     layout = LAYOUT[dataset.name].replace("ROOT", str(root))
     return (
         f"dataset={dataset.name}: not found under {root} ({where}={root_setting}; missing "
-        f"{missing[0]}{' and more' if len(missing) > 1 else ''}). Point ganx at a copy with "
+        f"{first}{' and more' if len(missing) > 1 else ''}). Point ganx at a copy with "
         f"dataset.root=DIR or the environment variable GANX_DATA=DIR; expected {layout}. "
         f"To get it: {how_to_download(dataset.name, root)}"
     )
