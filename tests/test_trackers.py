@@ -184,6 +184,7 @@ def test_mlflow_viewer_command_finds_the_run(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its workers in one process group, ended together below
     )
     url = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={run_id}"
     try:
@@ -201,8 +202,15 @@ def test_mlflow_viewer_command_finds_the_run(tmp_path):
         keys = {m["key"] for m in answer["run"]["data"]["metrics"]}
         assert {"loss/D", "metrics/fid64_mnist"} <= keys
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        import os
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)  # the group this test started (server, workers)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
 
 
 @pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it

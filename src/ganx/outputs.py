@@ -272,6 +272,7 @@ class Outputs:
                 scalars[f"metrics/{name}"] = value
         for name, value in scalars.items():
             self.writer.add_scalar(name, value, step)
+        self.writer.flush()
         record = {"step": step, "time_s": round(time.time() - self.started, 3), **means}
         record.update(speed)
         record.update(evaluated or {})

@@ -12,6 +12,7 @@ Each ``conf/logger/<name>.yaml`` names its class with ``_target_``; the class is
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -147,28 +148,48 @@ class MlflowTracker:
             )
             self.run_id = run.info.run_id
             id_file.write_text(self.run_id + "\n")
+        self.pending: list = []  # this step's scalars, sent in one batch
 
     def add_scalar(self, tag, value, step):
-        self.client.log_metric(self.run_id, tag, float(value), step=int(step))
+        """Collected and sent as one batch per step (``flush``): a SQLite store commits each
+        call on its own (~25 ms here against 0.4 ms for the file store); 15 scalars as one
+        batch took 28 ms instead of 361-375 ms one by one (2026-12-03, loaded 2-core CPU)."""
+        from mlflow.entities import Metric
+
+        if self.pending and self.pending[-1].step != int(step):
+            self.flush()
+        now = int(time.time() * 1000)
+        self.pending.append(Metric(tag, float(value), now, int(step)))
+
+    def flush(self):
+        for start in range(0, len(self.pending), 1000):  # MLflow's limit per batch
+            self.client.log_batch(self.run_id, metrics=self.pending[start : start + 1000])
+        self.pending = []
 
     def add_image(self, tag, image, step):
+        self.flush()
         self.client.log_image(
             self.run_id, image_hwc_uint8(image), key=tag.replace("/", "_"), step=step
         )
 
     def add_hparams(self, hparams, metrics):
-        for key, value in hparams.items():
-            self.client.log_param(self.run_id, key, value)
-        for key, value in metrics.items():
-            self.client.log_metric(self.run_id, f"hparams/{key}", float(value))
+        from mlflow.entities import Metric, Param
+
+        self.flush()
+        now = int(time.time() * 1000)
+        params = [Param(key, str(value)) for key, value in hparams.items()]
+        finals = [Metric(f"hparams/{k}", float(v), now, 0) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=finals, params=params)
 
     def log_text(self, tag, text, step):
+        self.flush()
         self.client.log_text(self.run_id, text, f"{tag.replace('/', '_')}.txt")
 
     def where(self):
         return f"MLflow run {self.run_id} in {self.uri}: mlflow ui --backend-store-uri {self.uri}"
 
     def close(self):
+        self.flush()
         self.client.set_terminated(self.run_id)
 
 
@@ -249,6 +270,12 @@ class Trackers:
     def log_text(self, tag, text, step):
         for t in self.trackers:
             t.log_text(tag, text, step)
+
+    def flush(self):
+        """The end of a step's scalars: trackers that batch them send them now."""
+        for t in self.trackers:
+            if hasattr(t, "flush"):
+                t.flush()
 
     def where(self) -> list[str]:
         """A line per tracker that can say where its record is (a user's own may not)."""
