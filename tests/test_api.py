@@ -161,11 +161,28 @@ def test_ganx_export_torchscript_gives_ganx_samples(trained, tmp_path):
     extra = {"ganx.json": ""}
     exported = torch.jit.load(str(out), _extra_files=extra)
     meta = json.loads(extra["ganx.json"])
-    assert meta["latent_dim"] == 100 and meta["bn_stats"] == "batch" and meta["step"] == 2
-    G = ganx.load_generator(last)
+    # the run samples with batch statistics: exported per-sample, with frozen ones
+    assert meta["latent_dim"] == 100 and meta["bn_stats"] == "frozen" and meta["step"] == 2
+    assert "ganx-export: warning" not in proc.stderr
+    G = ganx.load_generator(last, bn_stats="frozen")
     for n, seed in ((16, 3), (5, 4)):  # another batch size than the traced one
         z = G.latents(n, seed=seed)
         torch.testing.assert_close(exported(z), G.sample(latents=z), rtol=0, atol=1e-5)
+        # one latent alone gives the image it gives in a batch of 16
+        torch.testing.assert_close(exported(z[:1]), exported(z)[:1], rtol=0, atol=1e-5)
+    # frozen statistics stay close to the batch statistics the run's evaluation sampled with
+    z = G.latents(256, seed=5)
+    batch = ganx.load_generator(last).sample(latents=z)
+    assert (exported(z) - batch).abs().mean() < 0.05
+    # bn_stats=batch on purpose: the batch-dependent function, with a warning
+    dependent = tmp_path / "batch.pt"
+    proc = run_module(
+        [f"checkpoint={last}", f"out={dependent}", "bn_stats=batch"], tmp_path, module="ganx.export"
+    )
+    assert proc.returncode == 0 and "warning: bn_stats=batch" in proc.stderr
+    z = G.latents(16, seed=3)
+    alone = torch.jit.load(str(dependent))(z[:1])
+    assert (alone - torch.jit.load(str(dependent))(z)[:1]).abs().max() > 1e-3
     running = tmp_path / "running.pt"
     from ganx.export import export_generator
 
@@ -184,7 +201,7 @@ def test_ganx_export_onnx_gives_ganx_samples(trained, tmp_path):
 
     out = tmp_path / "g.onnx"
     export_generator(str(trained / "checkpoints" / "last.pt"), out, fmt="onnx")
-    G = ganx.load_generator(trained / "checkpoints" / "last.pt")
+    G = ganx.load_generator(trained / "checkpoints" / "last.pt", bn_stats="frozen")
     session = ort.InferenceSession(str(out))
     for n in (16, 3):
         z = G.latents(n, seed=n)

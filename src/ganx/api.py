@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,19 +22,130 @@ def compose(*overrides: str, config_name: str = "config") -> DictConfig:
     from .train import register_resolvers
 
     register_resolvers()
-    with initialize_config_module("ganx.conf", version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=list(overrides))
+    with outside_any_hydra_app():
+        with initialize_config_module("ganx.conf", version_base="1.3"):
+            cfg = hydra_compose(config_name, overrides=list(overrides))
     with open_dict(cfg):
         cfg.pop("hydra", None)
+    if config_name == "config":  # what fit records as the run's command line
+        COMPOSED[id(cfg)] = (cfg, list(overrides))
     return cfg
 
 
-def fit(cfg: DictConfig, run_dir: str | Path) -> dict:
-    """Train as ``ganx-train`` does, writing everything under ``run_dir``; returns the last
-    logged values (``status``, ``step``, losses, metrics, ``best``)."""
-    from .train import prepare, train_in
+@contextlib.contextmanager
+def outside_any_hydra_app():
+    """Inside a user's own Hydra app (``@hydra.main``), Hydra's global state is taken: set it
+    aside while ganx composes its own config, and put it back afterwards."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
-    return train_in(prepare(cfg), Path(run_dir))
+    if not GlobalHydra.instance().is_initialized():
+        yield
+        return
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        restore_gh_from_backup(backup)
+
+
+# configs made by compose (kept alive, so an id is never reused) and their overrides
+COMPOSED: dict[int, tuple[DictConfig, list[str]]] = {}
+
+
+def override_value(value) -> str:
+    """A value in Hydra's override syntax (quoted where it holds Hydra's special characters)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    text = str(value)
+    if isinstance(value, str) and (not text or any(c in SPECIAL for c in text)):
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return text
+
+
+SPECIAL = set(" ,[]{}()'\"=:$*")
+
+
+def overrides_of(cfg: DictConfig) -> list[str]:
+    """The ``ganx-train`` overrides that compose ``cfg``: those ``compose`` was given, then
+    ``key=value`` for every value changed in Python since (``+key=`` added, ``~key`` removed)."""
+    from .resume_rules import flatten
+
+    known = COMPOSED.get(id(cfg))
+    overrides = list(known[1]) if known and known[0] is cfg else []
+    old = flatten(OmegaConf.to_container(compose(*overrides), resolve=True))
+    new = flatten(OmegaConf.to_container(cfg, resolve=True))
+    for key in sorted(set(old) | set(new)):
+        if key not in new:
+            overrides.append(f"~{key}")
+        elif key not in old:
+            overrides.append(f"+{key}={override_value(new[key])}")
+        elif old[key] != new[key]:
+            overrides.append(f"{key}={override_value(new[key])}")
+    return overrides
+
+
+def console_lines(enabled: bool):
+    """ganx-train's console output (Hydra's job logging) for a run started from Python: ganx's
+    INFO lines on stderr while it trains, in Hydra's format; nothing when not ``enabled``."""
+    import contextlib
+    import logging
+    import sys
+
+    if not enabled:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def attached():
+        logger = logging.getLogger("ganx")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+        )
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(min(level or logging.INFO, logging.INFO))
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+    return attached()
+
+
+def fit(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dict:
+    """Train as ``ganx-train`` does, writing everything under ``run_dir``, and leave the same
+    run: the progress on stderr (``progress=False``: none, and ``log.progress=false``), the
+    same records (``.hydra/`` with the config and the overrides, ``run.json`` whose command is
+    the ``ganx-train`` line that trains this config), so ``ganx-report``, ``ganx-eval`` and
+    ``resume=auto`` read it like any run. Returns the last logged values (``status``,
+    ``step``, losses, metrics, ``best``)."""
+    from omegaconf import open_dict
+
+    from .records import API_COMMAND
+    from .rundir import check_not_in_use
+    from .train import prepare, record, train_in
+
+    run_dir = Path(run_dir)
+    check_not_in_use(run_dir, None)  # a live run in it: refused before anything is written
+    if not progress and cfg.log.progress:
+        with open_dict(cfg):
+            cfg.log.progress = False
+    overrides = overrides_of(cfg)  # before prepare, which settles the metrics as ganx-train does
+    prepare(cfg)
+    record(cfg, run_dir, overrides)
+    token = API_COMMAND.set(["ganx-train", *overrides, f"hydra.run.dir={run_dir}"])
+    try:
+        with console_lines(progress):
+            return train_in(cfg, run_dir)
+    finally:
+        API_COMMAND.reset(token)
 
 
 @dataclass
@@ -80,58 +191,39 @@ def load_generator(
     dev = device_from(device)
     cfg, module, step = load(str(checkpoint), ema, dev)
     choice = bn_stats or cfg.sample.get("bn_stats", "batch")
-    if choice not in ("batch", "running"):
-        raise ValueError(f"bn_stats={choice!r}; allowed: batch, running")
+    if choice not in sampling.BN_CHOICES:
+        raise ValueError(f"bn_stats={choice!r}; allowed: {', '.join(sampling.BN_CHOICES)}")
     return Generator(cfg, module, step, dev, choice)
 
 
 def as_images(images) -> torch.Tensor:
-    """Float NCHW in [-1, 1] from a folder of image files, a uint8 NHWC/NCHW array, or a float
-    tensor already in [-1, 1]."""
+    """Float NCHW in [-1, 1] from a folder of image files or an ``.npz`` (``ganx-sample``'s),
+    a uint8 NHWC/NCHW array, or a float tensor already in [-1, 1]."""
+    from .imagesets import as_float, read_set
+
     if isinstance(images, (str, Path)):
-        return read_folder(Path(images))
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
-    if images.dtype == torch.uint8:
-        if images.dim() == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
-            images = images.permute(0, 3, 1, 2)
-        return images.float() / 127.5 - 1
-    return images.float()
-
-
-def read_folder(folder: Path) -> torch.Tensor:
-    from PIL import Image
-
-    files = sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
-    )
-    if not files:
-        raise ValueError(f"{folder}: no .png/.jpg/.bmp images")
-    arrays = [np.asarray(Image.open(p)) for p in files]
-    stacked = np.stack([a[..., None] if a.ndim == 2 else a[..., :3] for a in arrays])
-    return as_images(stacked)
+        return read_set(images, "images")
+    return as_float(images)
 
 
 def evaluate(
-    images, metrics: list[str], dataset: str = "mnist5k", device: str = "cpu", **settings
+    images,
+    metrics: list[str],
+    dataset: str = "mnist5k",
+    device: str = "cpu",
+    real: str | Path | None = None,
+    root: str | Path | None = None,
+    **settings,
 ) -> dict[str, float]:
-    """``metrics`` (names as in ``eval.metrics``) of ``images`` against ``dataset``'s real
-    images: ``ganx.evaluate("samples/", ["fid_mnist", "kid_mnist"])``. ``settings`` override
-    the ``metrics`` config block (cache_dir, inception_weights, kid_subset_size, ...)."""
-    from .build import build_data
-    from .metrics import EvalContext, compute_metrics
+    """``metrics`` (names as in ``eval.metrics``) of ``images`` (a tensor, an array, a folder of
+    PNG/JPG or an ``.npz``) against ``dataset``'s real images (``root``: its ``dataset.root``)
+    or against the images at ``real`` (a folder or an ``.npz``), as ``ganx-eval samples=...``
+    computes them: ``ganx.evaluate("samples/", ["fid_inception"], real="other/")``.
+    ``settings`` override the ``metrics`` config block (cache_dir, inception_weights,
+    kid_subset_size, ...)."""
+    from .imagesets import score_sets
     from .tools import device_from
 
-    cfg = compose(f"dataset={dataset}")
-    m = OmegaConf.merge(cfg.metrics, settings)
-    ctx = EvalContext(
-        as_images(images),
-        build_data(cfg),
-        device_from(device),
-        cache_dir=Path(m.cache_dir).expanduser() if m.cache_dir else None,
-        inception_weights=m.inception_weights,
-        kid_subset_size=m.kid_subset_size,
-        batch_size=m.batch_size,
-        real_count=m.real_count,
-    )
-    return compute_metrics(list(metrics), ctx)
+    cfg = compose(f"dataset={dataset}", *([f"dataset.root={root}"] if root else []))
+    cfg.metrics = OmegaConf.merge(cfg.metrics, settings)
+    return score_sets(as_images(images), list(metrics), cfg, real, device_from(device))

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import torch
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be written or does not fit the run that tries to load it."""
+from .errors import CheckpointError  # noqa: F401  (re-exported: ganx.checkpoint)
 
 
 class _RecordingWriter:

@@ -1,10 +1,15 @@
 """``ganx-export``: a checkpoint's generator as a file other programs can run without ganx.
 
 ``format=torchscript`` (default) traces the generator as ganx samples with it (EMA weights when
-present, the run's BatchNorm statistics choice, ``sampling.sampling_module``) into a TorchScript
-file: ``torch.jit.load(path)(z)`` maps latents (N x latent_dim) to images (N x C x H x W in
-[-1, 1]). ``format=onnx`` writes the same function as ONNX (needs the ``onnx`` package:
-``pip install 'ganx[onnx]'``). The file carries ``ganx.json``: latent size, step, bn_stats.
+present, ``sampling.sampling_module``) into a TorchScript file: ``torch.jit.load(path)(z)``
+maps latents (N x latent_dim) to images (N x C x H x W in [-1, 1]). ``format=onnx`` writes the
+same function as ONNX (needs the ``onnx`` package: ``pip install 'ganx[onnx]'``). The file
+carries ``ganx.json``: latent size, step, bn_stats.
+
+The exported function is per-sample by default: a BatchNorm generator whose run samples with
+``batch`` statistics is exported with ``frozen`` ones (``sampling.frozen_stats_copy``), so a
+latent gives the same image alone as in a batch of 16. ``bn_stats=batch`` exports the
+batch-dependent function anyway, with a warning.
 
     ganx-export checkpoint=outputs/.../checkpoints/last.pt out=generator.pt
     ganx-export checkpoint=... format=onnx out=generator.onnx
@@ -40,12 +45,24 @@ def export_generator(
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
         raise ConfigError("format=onnx needs the onnx package: pip install 'ganx[onnx]'")
     run_cfg, generator, step = load_generator(checkpoint, ema, torch.device("cpu"))
+    if bn_stats is not None and bn_stats not in sampling.BN_CHOICES:
+        raise ConfigError(f"bn_stats={bn_stats!r}; allowed: null, {', '.join(sampling.BN_CHOICES)}")
+    batch_norm = sampling.has_batch_norm(generator)
     choice = bn_stats or run_cfg.sample.get("bn_stats", "batch")
-    if choice not in ("batch", "running"):
-        raise ConfigError(f"bn_stats={choice!r}; allowed: batch, running")
-    module = sampling.sampling_module(generator, choice)
+    if bn_stats is None and choice == "batch" and batch_norm:
+        choice = "frozen"  # per-sample by default: the same latent, the same image
+    if choice == "batch" and batch_norm:
+        print(
+            "ganx-export: warning: bn_stats=batch: this generator's BatchNorm layers normalise "
+            "with each batch's statistics, so a latent gives a different image alone than in a "
+            "batch; bn_stats=frozen (the default) exports a per-sample generator",
+            file=sys.stderr,
+        )
     latent_dim = int(run_cfg.model.latent_dim)
+    module = sampling.sampling_module(generator, choice, latent_dim)
     meta = {"latent_dim": latent_dim, "step": step, "bn_stats": choice, "checkpoint": checkpoint}
+    if choice == "frozen":
+        meta["frozen_from"] = {"latents": sampling.FREEZE_SAMPLES, "seed": sampling.FREEZE_SEED}
     example = sampling.draw_noise(8, latent_dim, 0, sampling.latent_distribution(run_cfg))
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":

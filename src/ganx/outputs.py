@@ -306,6 +306,7 @@ class Outputs:
                 scalars[f"metrics/{name}"] = value
         for name, value in scalars.items():
             self.writer.add_scalar(name, value, step)
+        self.writer.flush()
         record = {"step": step, "time_s": round(self.step_ended - self.started, 3), **means}
         record.update(speed)
         record.update(evaluated or {})
@@ -408,7 +409,9 @@ class Outputs:
             write_status(self.run_dir, values)
             summary = final_and_best(self.evaluations, values)
             self.writer.add_hparams(method_hparams(self.cfg), summary)
-            for line in end_lines(values, summary, self.run_dir, self.sample_dir, self.ckpt_dir):
+            for line in end_lines(values, summary, self.sample_dir, self.ckpt_dir):
+                log.info(line)
+            for line in self.writer.where():
                 log.info(line)
         return values
 
@@ -503,13 +506,14 @@ def final_and_best(evaluations: list[dict], values: dict) -> dict[str, float]:
     return out
 
 
-def end_lines(values, summary, run_dir: Path, sample_dir: Path, ckpt_dir: Path) -> list[str]:
+def end_lines(values, summary, sample_dir: Path, ckpt_dir: Path) -> list[str]:
+    """The run's status and final values, its samples and checkpoints (each tracker adds a line
+    of its own: where its record is and how to look at it)."""
     finals = {k[len("final/") :]: v for k, v in summary.items() if k.startswith("final/")}
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in finals.items()) or "none"
     grids = sorted(sample_dir.glob("step_*.png"))
     return [
         f"run {values['status']} at step {values.get('step')} in {values['wall_time_s']:.0f} s; "
         f"final values: {metrics}",
-        f"samples: {grids[-1] if grids else 'none'}; checkpoints: {ckpt_dir}; "
-        f"tensorboard --logdir {run_dir}",
+        f"samples: {grids[-1] if grids else 'none'}; checkpoints: {ckpt_dir}",
     ]

@@ -295,6 +295,8 @@ def command_line_overrides(argv: list[str]) -> list[str] | None:
 # keys whose values are paths: a sweep's job dirs contain `=`, which Hydra's override grammar
 # reads as a second assignment unless the value is quoted
 PATH_KEYS = ("checkpoint", "resume", "out", "hydra.run.dir", "hydra.sweep.dir", "dataset.root")
+# ganx-eval's image sets: folders whose names may hold "=" as sweep job dirs do
+PATH_KEYS += ("samples", "real")
 
 
 def quote_paths(argv: list[str], keys=PATH_KEYS) -> list[str]:

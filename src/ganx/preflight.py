@@ -20,12 +20,12 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from . import checkpoint as ckpt
 from . import rundir
-from .build import ConfigError
-from .data import DataError
+from .errors import CheckpointError, ConfigError, DataError
 
-BAD_INPUT = (ConfigError, ckpt.CheckpointError, DataError)
+# torch and everything that imports it are imported inside the functions below: a missing data
+# set is refused (check_data_present) before that second-long import
+BAD_INPUT = (ConfigError, CheckpointError, DataError)
 MAX_PARAMETERS = 2**31  # 8 GiB per copy in fp32; G, D, EMA and Adam hold five copies
 PLAN_FILE = "jobs.jsonl"  # the jobs a sweep planned, for ganx-report's "never ran"
 
@@ -42,15 +42,16 @@ def own_config(
 ) -> DictConfig:
     """On a resume, the run's own recorded config with this command line's overrides as
     changes (:mod:`ganx.resume_config`); otherwise ``cfg`` itself."""
+    from .checkpoint import read_config
     from .resume_config import continued_config, overridden_paths, preset_keys_by_compose
 
     source = resume_source(cfg, run_dir)
     if source is None:
         return cfg
     try:
-        saved = ckpt.read_config(source)
-    except ckpt.CheckpointError as err:
-        raise ckpt.CheckpointError(f"resume={cfg.resume}: {err}") from None
+        saved = read_config(source)
+    except CheckpointError as err:
+        raise CheckpointError(f"resume={cfg.resume}: {err}") from None
     current = OmegaConf.to_container(cfg, resolve=True)
     given = overridden_paths(overrides, current, preset_keys_by_compose(config_name))
     return continued_config(saved, cfg, given)
@@ -124,6 +125,15 @@ def refuse_one_sample_batchnorm(cfg: DictConfig, nets: dict) -> None:
         )
 
 
+def check_data_present(cfg: DictConfig) -> None:
+    """The data set's files (or the package its loader needs), before anything imports torch."""
+    from .datafiles import missing_data
+
+    problem = missing_data(cfg.dataset)
+    if problem:
+        raise DataError(problem)
+
+
 def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
     rundir.check_location(run_dir, key)
     rundir.check_writable(run_dir, key)
@@ -139,12 +149,13 @@ def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
     if found and not start_over and not (cfg.resume == "auto" or inside):
         raise ConfigError(rundir.occupied_message(Path(run_dir), found, key))
     if source is not None:
+        from .checkpoint import read_config
         from .resume_rules import allowed_changes
 
         try:
-            saved = ckpt.read_config(source)
-        except ckpt.CheckpointError as err:
-            raise ckpt.CheckpointError(f"resume={cfg.resume}: {err}") from None
+            saved = read_config(source)
+        except CheckpointError as err:
+            raise CheckpointError(f"resume={cfg.resume}: {err}") from None
         allowed_changes(saved, cfg, source)
 
 
@@ -157,15 +168,16 @@ def check_job(
 ) -> DictConfig:
     """Everything that can be known about a job before it writes anything; returns the config
     it runs with (on a resume, the run's own with the ``overrides`` given: (overrides, config
-    name))."""
+    name)). A fresh run's data is checked first: that check needs no torch."""
+    rundir.check_location(run_dir, key)
+    if cfg.get("resume") and overrides is not None:
+        cfg = own_config(cfg, run_dir, *overrides)  # reads the checkpoint (imports torch)
+    check_data_present(cfg)
     from .build import select_device
     from .metric_plan import plan_metrics
     from .trackers import check_installed
     from .validate import validate
 
-    rundir.check_location(run_dir, key)
-    if overrides is not None:
-        cfg = own_config(cfg, run_dir, *overrides)
     check_installed(cfg.get("logger"))
     plan_metrics(cfg, announce=False)  # the job itself says what it leaves out, once
     validate(cfg)

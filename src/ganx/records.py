@@ -8,6 +8,7 @@ completion use it.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import platform
 import shlex
@@ -80,9 +81,18 @@ def version_line() -> str:
     return line
 
 
+# a run started from Python (ganx.fit): the ganx-train command that trains the same config,
+# recorded instead of the Python process's own argv (which is kept as "python")
+API_COMMAND: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "ganx_api_command", default=None
+)
+
+
 def run_record(device=None, argv: list[str] | None = None) -> dict:
     """Everything that identifies how a run was produced, as plain JSON types."""
-    argv = list(sys.argv if argv is None else argv)
+    api = API_COMMAND.get() if argv is None else None
+    argv = list(api or (sys.argv if argv is None else argv))
+    extra = {"python": shlex.join(sys.argv)} if api else {}
     return {
         "ganx": ganx_version(),
         "git": git_state(),
@@ -93,6 +103,7 @@ def run_record(device=None, argv: list[str] | None = None) -> dict:
         "command": shlex.join([Path(argv[0]).name, *argv[1:]]) if argv else "",
         "cwd": str(Path.cwd()),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
     }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .build import ConfigError
+from .errors import ConfigError
 
 try:  # POSIX; elsewhere run dirs are not locked
     import fcntl
@@ -177,13 +177,19 @@ def occupied_message(run_dir: Path, found: list[str], key: str | None = "hydra.r
 
 
 def record_invocation(
-    run_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig | None, changes: dict
+    run_dir: Path,
+    cfg: DictConfig,
+    hydra_cfg: DictConfig | None,
+    changes: dict,
+    overrides: list[str] | None = None,
 ) -> None:
     """``.hydra/`` for the first invocation; one line in ``.hydra/invocations.jsonl`` for
-    every invocation (its overrides, its resume source and what it changed)."""
+    every invocation (its overrides, its resume source and what it changed). ``overrides``:
+    those of a run started from Python (``ganx.fit``), which has no Hydra config."""
     hydra_dir = Path(run_dir) / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)
-    overrides = list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
+    if overrides is None:
+        overrides = list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
     if not (hydra_dir / "config.yaml").exists():
         OmegaConf.save(cfg, hydra_dir / "config.yaml")
         if hydra_cfg is not None:

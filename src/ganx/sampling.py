@@ -4,6 +4,12 @@ API draw them.
 Without a seed the noise is the one training's evaluation used at that checkpoint (seeded by
 the run's seed and the step, :func:`ganx.evaluation.sample_for_eval`), so samples match
 ``metrics.jsonl``; with ``seed`` it comes from a generator seeded by that value alone.
+
+BatchNorm generators sample with one of three statistics choices: ``batch`` (training's
+evaluation default: each batch's own statistics, so an image depends on the other latents of
+its batch), ``running`` (the running averages training kept) and ``frozen`` (the statistics of
+a fixed set of latents, computed once as ``batch`` would, then fixed: each latent gets its own
+image, whatever the batch; what ``ganx-export`` writes by default for a ``batch`` run).
 """
 
 from __future__ import annotations
@@ -63,10 +69,44 @@ def batch_stats_copy(generator: nn.Module) -> nn.Module:
     return probe
 
 
-def sampling_module(generator: nn.Module, bn_stats: str) -> nn.Module:
-    """The generator as ganx samples with it: ``batch`` or ``running`` BatchNorm statistics."""
+BN_CHOICES = ("batch", "running", "frozen")
+FREEZE_SAMPLES, FREEZE_SEED, FREEZE_CHUNK = 2048, 0, 256
+
+
+def has_batch_norm(generator: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in generator.modules())
+
+
+@torch.no_grad()
+def frozen_stats_copy(
+    generator: nn.Module, latent_dim: int, n: int = FREEZE_SAMPLES, seed: int = FREEZE_SEED
+) -> nn.Module:
+    """An eval-mode copy whose BatchNorm layers normalise with fixed statistics: those that
+    ``batch`` sampling computes, averaged over ``n`` latents from ``seed`` (chunks of 256, as
+    evaluation draws them; cumulative averages, ``momentum=None``). Each latent then maps to
+    one image whatever batch it is in, and the images stay close to ``batch`` sampling's."""
+    module = copy.deepcopy(generator).eval()
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.track_running_stats = True
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    device = next(module.parameters()).device
+    for z in draw_noise(n, latent_dim, seed).split(FREEZE_CHUNK):
+        module(z.to(device))
+    return module.eval()
+
+
+def sampling_module(
+    generator: nn.Module, bn_stats: str, latent_dim: int | None = None
+) -> nn.Module:
+    """The generator as ganx samples with it: ``batch``, ``running`` or ``frozen`` BatchNorm
+    statistics (``frozen`` needs ``latent_dim``)."""
     if bn_stats == "batch":
         return batch_stats_copy(generator)
+    if bn_stats == "frozen":
+        return frozen_stats_copy(generator, int(latent_dim))
     return copy.deepcopy(generator).eval()
 
 
@@ -76,5 +116,5 @@ def images_from(
 ) -> torch.Tensor:
     """Images of ``noise`` in chunks (the chunk is one BatchNorm batch when ``bn_stats=batch``),
     float on the CPU in [-1, 1]."""
-    module = sampling_module(generator, bn_stats).to(device)
+    module = sampling_module(generator, bn_stats, noise.shape[1]).to(device)
     return torch.cat([module(z.to(device)).float().cpu() for z in noise.split(chunk)])

@@ -80,8 +80,10 @@ def sample_checkpoint(cfg: DictConfig):
         raise ConfigError(f"n={cfg.n}: must be a positive integer")
     if cfg.seed is not None and not isinstance(cfg.seed, int):
         raise ConfigError(f"seed={cfg.seed!r}: must be an integer or null")
-    if cfg.get("bn_stats") not in (None, "batch", "running"):
-        raise ConfigError(f"bn_stats={cfg.bn_stats!r}; allowed: null, batch, running")
+    if cfg.get("bn_stats") not in (None, *sampling.BN_CHOICES):
+        raise ConfigError(
+            f"bn_stats={cfg.bn_stats!r}; allowed: null, {', '.join(sampling.BN_CHOICES)}"
+        )
     for key, suffixes in (("out", (".png", ".npz")), ("latents", (".npy",))):
         if cfg.get(key) is not None and Path(cfg[key]).suffix not in suffixes:
             raise ConfigError(f"{key}={cfg[key]}: the file must end in {' or '.join(suffixes)}")
@@ -95,6 +97,13 @@ def sample_checkpoint(cfg: DictConfig):
     )
     bn_stats = cfg.get("bn_stats") or run_cfg.sample.get("bn_stats", "batch")
     chunk = max(int(run_cfg.train.batch_size), 256)  # as training's evaluation chunks it
+    if bn_stats == "batch" and sampling.has_batch_norm(generator):
+        print(
+            f"ganx-sample: bn_stats=batch (the run's, as its evaluation sampled): each image "
+            f"depends on the others of its batch of up to {chunk}; bn_stats=frozen gives each "
+            "latent its own image",
+            file=sys.stderr,
+        )
     images = sampling.images_from(generator, latents, bn_stats, device, chunk)
     return images, latents, step
 
@@ -134,14 +143,53 @@ def sample_hydra(cfg: DictConfig) -> None:
     print(f"wrote {len(images)} samples of {cfg.checkpoint} (step {step}) to {out}{extra}")
 
 
+def score_folder(cfg: DictConfig) -> tuple[dict[str, float], int]:
+    """``ganx-eval samples=DIR real=DIR2|dataset=NAME``: (results, number of samples)."""
+    from hydra import compose
+
+    from .build import ConfigError
+    from .imagesets import read_set, score_sets
+
+    dataset = cfg.get("dataset")
+    if (cfg.real is None) == (dataset is None):
+        named = dataset.name if dataset is not None else None
+        raise ConfigError(
+            f"samples={cfg.samples}: compare them with real=DIR|FILE.npz or dataset=NAME "
+            f"(one of them; got real={cfg.real}, dataset={named})"
+        )
+    if cfg.checkpoint is not None:
+        raise ConfigError("checkpoint= and samples= cannot be combined: score one or the other")
+    # the data set (as given, dataset.root included) and the metrics block as training has them
+    run_cfg = compose("config", overrides=[f"dataset={dataset.name if dataset else 'mnist5k'}"])
+    with open_dict(run_cfg):
+        if dataset is not None:
+            run_cfg.dataset = OmegaConf.merge(run_cfg.dataset, dataset)
+        for key, value in cfg.settings.items():
+            if value is not None:
+                run_cfg.metrics[key] = value
+    samples = read_set(cfg.samples, "samples")
+    metrics = list(cfg.metrics) if cfg.metrics is not None else None
+    return score_sets(samples, metrics, run_cfg, cfg.real, device_from(cfg.device)), len(samples)
+
+
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="eval_tool")
 def eval_hydra(cfg: DictConfig) -> None:
     from . import checkpoint as ckpt
     from .build import ConfigError, build_data
+    from .data import DataError
     from .evaluation import evaluate
     from .fidelity import MetricError
     from .validate import validate
 
+    if cfg.get("samples") is not None:
+        try:
+            results, n = score_folder(cfg)
+        except (ConfigError, DataError, MetricError) as err:
+            sys.exit(f"ganx-eval: error: {err}")
+        against = f"real={cfg.real}" if cfg.real is not None else f"dataset={cfg.dataset.name}"
+        return report(results, f"samples={cfg.samples} ({n} images) vs {against}", cfg.out, {})
+    if cfg.checkpoint is None or cfg.get("dataset") is not None:
+        sys.exit("ganx-eval: error: give checkpoint=FILE.pt, or samples=DIR with real= or dataset=")
     try:
         device = device_from(cfg.device)
         run_cfg, generator, step = load_generator(cfg.checkpoint, cfg.ema, device)
@@ -157,16 +205,21 @@ def eval_hydra(cfg: DictConfig) -> None:
                     run_cfg.metrics[key] = value
         validate(run_cfg)
         results = evaluate(generator, run_cfg, build_data(run_cfg), step, device, banks={})
-    except (ConfigError, ckpt.CheckpointError, MetricError) as err:
+    except (ConfigError, ckpt.CheckpointError, MetricError, DataError) as err:
         sys.exit(f"ganx-eval: error: {err}")
+    title = f"{cfg.checkpoint} (step {step}, {run_cfg.eval.num_samples} samples)"
+    report(results, title, cfg.out, {"checkpoint": str(cfg.checkpoint), "step": step})
+
+
+def report(results: dict[str, float], title: str, out, record: dict) -> None:
+    """The results on stdout, one per line, and in the JSON file ``out`` when given."""
     width = max(len(k) for k in results) if results else 0
-    print(f"{cfg.checkpoint} (step {step}, {run_cfg.eval.num_samples} samples)")
+    print(title)
     for key, value in results.items():
         print(f"  {key:<{width}}  {value:.6g}")
-    if cfg.out:
-        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        record = {"checkpoint": str(cfg.checkpoint), "step": step, **results}
-        Path(cfg.out).write_text(json.dumps(record, indent=2) + "\n")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps({**record, **results}, indent=2) + "\n")
 
 
 def sample_main() -> None:

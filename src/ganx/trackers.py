@@ -1,8 +1,10 @@
 """Experiment trackers behind one interface: everything a run logs goes through :class:`Tracker`.
 
 ``logger`` is a multi-select config group (as in lightning-hydra-template): ``tensorboard``
-(default), ``mlflow`` (a local file store, ``./mlruns``, works offline) and ``wandb`` (offline
-by default; ``wandb sync`` uploads later), several at once: ``logger=[tensorboard,mlflow]``.
+(default), ``mlflow`` (a local SQLite store, ``./mlflow.db``, the backend MLflow 3 recommends;
+works offline) and ``wandb`` (offline by default; ``wandb sync`` uploads later), several at
+once: ``logger=[tensorboard,mlflow]``. Each tracker says at the end of a run where its record
+is and the command that shows it (``where``).
 Each ``conf/logger/<name>.yaml`` names its class with ``_target_``; the class is built with
 ``(run_dir, resume_step, **options)``. A new tracker is one class here plus one YAML file.
 """
@@ -10,6 +12,7 @@ Each ``conf/logger/<name>.yaml`` names its class with ``_target_``; the class is
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -31,6 +34,9 @@ class Tracker(Protocol):
 
     def log_text(self, tag: str, text: str, step: int) -> None: ...
 
+    def where(self) -> str:
+        """One line for the end of the run: where the record is, how to look at it."""
+
     def close(self) -> None: ...
 
 
@@ -50,7 +56,8 @@ def figure_to_image(figure) -> torch.Tensor:
 
 class TensorboardTracker:
     """``tb/`` in the run directory. HParams go into the same event files as the scalars, so
-    ``tensorboard --logdir SWEEP_DIR`` compares the runs of a sweep in its HParams tab."""
+    ``tensorboard --logdir SWEEP_DIR`` lists each run once and compares the runs of a sweep in
+    its HParams tab."""
 
     def __init__(self, run_dir: Path, resume_step: int = 0, subdir: str = "tb"):
         from torch.utils.tensorboard import SummaryWriter
@@ -67,20 +74,20 @@ class TensorboardTracker:
         self.writer.add_image(tag, image, step)
 
     def add_hparams(self, hparams, metrics):
-        """One HParams session in ``tb/hparams``: the session's start and end and its metric
-        scalars, and no experiment summary, so tensorboard builds the experiment from every
-        session under its logdir and lists the hyperparameters that differ between the runs
-        of a sweep first; the metric columns are this run's final/best values only."""
-        from torch.utils.tensorboard import SummaryWriter
+        """One HParams session in the run's own event files (``tb/``, so tensorboard lists the
+        run once): the session's start and end, and no experiment summary, so tensorboard builds
+        the experiment from every session under its logdir and lists the hyperparameters that
+        differ between the runs of a sweep first. Its metric columns are the run's own scalars
+        (``metrics/<key>``, ``loss/D``, ...), each at its last, i.e. final, value: no extra
+        one-point charts. (``metrics``, the final/best summary, is what other trackers store.)"""
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-        tags = {f"hparams/{k}": v for k, v in metrics.items()}
-        _, start, end = hparams_summary(hparams, tags)
-        with SummaryWriter(str(Path(self.writer.log_dir) / "hparams")) as session:
-            session.file_writer.add_summary(start)
-            session.file_writer.add_summary(end)
-            for tag, value in tags.items():
-                session.add_scalar(tag, value, 0)
+        _, start, end = hparams_summary(hparams, {})
+        self.writer.file_writer.add_summary(start)
+        self.writer.file_writer.add_summary(end)
+
+    def where(self):
+        return f"tensorboard --logdir {Path(self.writer.log_dir).parent}"
 
     def log_text(self, tag, text, step):
         # markdown: indent by 4 spaces so YAML keeps its layout
@@ -90,15 +97,30 @@ class TensorboardTracker:
         self.writer.close()
 
 
+def mlflow_store(tracking_uri: str) -> tuple[str, Path | None]:
+    """(the absolute tracking URI, the folder for artifacts or None): ``sqlite:///mlflow.db``
+    (relative to where ganx-train starts) keeps its artifacts beside the database in
+    ``mlartifacts/``; a plain folder is MLflow's file store; any other URI (a server) is
+    passed on as it is."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///") :]).expanduser().absolute()
+        return f"sqlite:///{db}", db.parent / "mlartifacts"
+    if "://" not in tracking_uri:
+        return Path(tracking_uri).expanduser().resolve().as_uri(), None
+    return tracking_uri, None
+
+
 class MlflowTracker:
-    """An MLflow run in a local file store (``tracking_uri``, default ``./mlruns``); resuming
-    the same run directory continues its MLflow run (the run id is kept in ``mlflow_run_id``)."""
+    """An MLflow run in a local SQLite store (``tracking_uri``, default ``sqlite:///mlflow.db``,
+    the backend MLflow 3 recommends; ``mlflow ui --backend-store-uri sqlite:///mlflow.db``
+    shows it); resuming the same run directory continues its MLflow run (the run id is kept in
+    ``mlflow_run_id``). A folder still selects MLflow's older file store."""
 
     def __init__(
         self,
         run_dir: Path,
         resume_step: int = 0,
-        tracking_uri: str = "mlruns",
+        tracking_uri: str = "sqlite:///mlflow.db",
         experiment: str = "ganx",
     ):
         import os
@@ -108,10 +130,15 @@ class MlflowTracker:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         from mlflow.tracking import MlflowClient
 
-        uri = tracking_uri if "://" in tracking_uri else Path(tracking_uri).resolve().as_uri()
-        self.client = MlflowClient(tracking_uri=uri)
+        self.uri, artifacts = mlflow_store(tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
         found = self.client.get_experiment_by_name(experiment)
-        exp_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        location = (artifacts / experiment).as_uri() if artifacts else None
+        exp_id = (
+            found.experiment_id
+            if found
+            else self.client.create_experiment(experiment, artifact_location=location)
+        )
         id_file = Path(run_dir) / "mlflow_run_id"
         if resume_step and id_file.exists():
             self.run_id = id_file.read_text().strip()
@@ -121,25 +148,48 @@ class MlflowTracker:
             )
             self.run_id = run.info.run_id
             id_file.write_text(self.run_id + "\n")
+        self.pending: list = []  # this step's scalars, sent in one batch
 
     def add_scalar(self, tag, value, step):
-        self.client.log_metric(self.run_id, tag, float(value), step=int(step))
+        """Collected and sent as one batch per step (``flush``): a SQLite store commits each
+        call on its own (~25 ms here against 0.4 ms for the file store); 15 scalars as one
+        batch took 28 ms instead of 361-375 ms one by one (2026-12-03, loaded 2-core CPU)."""
+        from mlflow.entities import Metric
+
+        if self.pending and self.pending[-1].step != int(step):
+            self.flush()
+        now = int(time.time() * 1000)
+        self.pending.append(Metric(tag, float(value), now, int(step)))
+
+    def flush(self):
+        for start in range(0, len(self.pending), 1000):  # MLflow's limit per batch
+            self.client.log_batch(self.run_id, metrics=self.pending[start : start + 1000])
+        self.pending = []
 
     def add_image(self, tag, image, step):
+        self.flush()
         self.client.log_image(
             self.run_id, image_hwc_uint8(image), key=tag.replace("/", "_"), step=step
         )
 
     def add_hparams(self, hparams, metrics):
-        for key, value in hparams.items():
-            self.client.log_param(self.run_id, key, value)
-        for key, value in metrics.items():
-            self.client.log_metric(self.run_id, f"hparams/{key}", float(value))
+        from mlflow.entities import Metric, Param
+
+        self.flush()
+        now = int(time.time() * 1000)
+        params = [Param(key, str(value)) for key, value in hparams.items()]
+        finals = [Metric(f"hparams/{k}", float(v), now, 0) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=finals, params=params)
 
     def log_text(self, tag, text, step):
+        self.flush()
         self.client.log_text(self.run_id, text, f"{tag.replace('/', '_')}.txt")
 
+    def where(self):
+        return f"MLflow run {self.run_id} in {self.uri}: mlflow ui --backend-store-uri {self.uri}"
+
     def close(self):
+        self.flush()
         self.client.set_terminated(self.run_id)
 
 
@@ -170,6 +220,12 @@ class WandbTracker:
             reinit="create_new",
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
         )
+        self.mode, self.folder = mode, Path(self.run.dir).parent  # .../offline-run-*/files
+
+    def where(self):
+        if self.mode == "offline":
+            return f"W&B offline run in {self.folder}: wandb sync {self.folder}"
+        return f"W&B run {self.run.id} ({self.mode}): {self.run.url or 'no URL'}"
 
     def add_scalar(self, tag, value, step):
         self.run.log({tag: float(value)}, step=int(step))
@@ -214,6 +270,16 @@ class Trackers:
     def log_text(self, tag, text, step):
         for t in self.trackers:
             t.log_text(tag, text, step)
+
+    def flush(self):
+        """The end of a step's scalars: trackers that batch them send them now."""
+        for t in self.trackers:
+            if hasattr(t, "flush"):
+                t.flush()
+
+    def where(self) -> list[str]:
+        """A line per tracker that can say where its record is (a user's own may not)."""
+        return [t.where() for t in self.trackers if hasattr(t, "where")]
 
     def close(self):
         for t in self.trackers:

@@ -75,9 +75,10 @@ def own_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     return resumed(cfg, run_dir, list(hydra_cfg.overrides.task), str(hydra_cfg.job.config_name))
 
 
-def record(cfg: DictConfig, run_dir: Path) -> None:
+def record(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> None:
     """This invocation's config and overrides, and what a resume changed (ganx.rundir); the
-    start line saying which run continues, or that resume=auto found none to continue."""
+    start line saying which run continues, or that resume=auto found none to continue.
+    ``overrides`` given: a run started from Python (``ganx.fit``), outside Hydra."""
     from . import rundir
     from .preflight import resume_source
     from .resume_config import resume_line
@@ -101,7 +102,8 @@ def record(cfg: DictConfig, run_dir: Path) -> None:
             "starting a new run there",
             run_dir,
         )
-    rundir.record_invocation(run_dir, cfg, HydraConfig.get(), changes)
+    hydra_cfg = HydraConfig.get() if overrides is None else None
+    rundir.record_invocation(run_dir, cfg, hydra_cfg, changes, overrides)
 
 
 def run(cfg: DictConfig) -> dict:

@@ -31,6 +31,14 @@ MODEL_RESOLUTIONS = {
     "wgan_gp_mnist": wgan_gp_mnist.RESOLUTIONS,
     "r3gan": tuple(r3gan.BASIS_SIZE),
 }
+# the override that works, named by the refusal of an image model on a toy data set (and back)
+TOY_WAY_FORWARD = {
+    "ring8": "use model=toy2d (or the whole study: experiment=toy_ring8)",
+    "grid25": "use model=toy2d (or the whole study: experiment=toy_grid25)",
+    "mog3d": "use model=toy3d (or Roth et al.'s study: experiment=roth_3dgan)",
+    "dirac": "use model=dirac (or the Dirac-GAN explorer: ganx-dirac)",
+}
+IMAGE_WAY_FORWARD = "use an image model, e.g. model=dcgan (the default)"
 AMP_CHOICES = ("off", "bf16", "fp16")
 COMPILE_CHOICES = ("off", "default", "reduce-overhead")
 # regularizer settings that are non-negative numbers, and those that are true/false
@@ -226,8 +234,8 @@ def check_inception_weights(cfg: DictConfig, metrics: list[str]) -> None:
     if not weights.is_file():
         raise ConfigError(
             f"eval.metrics asks for Inception metrics but no weights are at "
-            f"{weights}; run `ganx-weights inception` (offline conversion) or "
-            "set metrics.inception_weights"
+            f"{weights}; run `ganx-weights inception` (offline conversion), set "
+            "metrics.inception_weights, or train without metrics with eval.metrics=[]"
         )
     if "is_inception" in metrics and not inception_has_head(weights):
         raise ConfigError(
@@ -362,14 +370,23 @@ def validate_model(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model={family} cannot train on dataset={cfg.dataset.name}: "
             "dirac pairs with dirac, toy2d with ring8/grid25, toy3d with mog3d, image models "
-            "with image data sets"
+            f"with image data sets; {TOY_WAY_FORWARD.get(cfg.dataset.name, IMAGE_WAY_FORWARD)}"
         )
     validate_dataset(cfg)
     allowed = MODEL_RESOLUTIONS.get(family, None)
-    if allowed is not None and cfg.dataset.resolution not in allowed:
+    resolution = cfg.dataset.resolution
+    if allowed is not None and resolution not in allowed:
+        nearest = min(allowed, key=lambda r: (abs(r - resolution), r))
+        others = [
+            name
+            for name, sizes in MODEL_RESOLUTIONS.items()
+            if name not in ("dirac", "toy2d", "toy3d") and (sizes is None or resolution in sizes)
+        ]
         raise ConfigError(
-            f"model={family} does not support dataset.resolution={cfg.dataset.resolution} "
-            f"(dataset={cfg.dataset.name}); allowed resolutions: {list(allowed)}"
+            f"model={family} does not support dataset.resolution={resolution} "
+            f"(dataset={cfg.dataset.name}); allowed resolutions: {list(allowed)}. Add "
+            f"dataset.resolution={nearest} (the images are resized), or choose a model "
+            f"that takes {resolution} px: {', '.join(f'model={m}' for m in others)}"
         )
 
 

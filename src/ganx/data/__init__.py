@@ -9,6 +9,7 @@ continues with exactly the batches the uninterrupted run would have drawn.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,10 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-
-class DataError(ValueError):
-    """A data set is missing or malformed; the message says where it was expected and how to
-    get it."""
+from ..errors import DataError  # noqa: F401  (re-exported: ganx.data.DataError)
 
 
 @dataclass
@@ -138,16 +136,50 @@ def subset_of(source: DataSource, index: torch.Tensor) -> DataSource:
 
 # --- torchvision data sets -------------------------------------------------------------------
 
-HOW_TO_GET = {
-    "mnist": "torchvision MNIST layout: ROOT/MNIST/raw/train-images-idx3-ubyte (+ labels)",
-    "fashion_mnist": "torchvision FashionMNIST layout: ROOT/FashionMNIST/raw/*-idx3-ubyte",
-    "cifar10": "the CIFAR-10 python version: ROOT/cifar-10-batches-py/data_batch_1..5",
-    "cifar100": "the CIFAR-100 python version: ROOT/cifar-100-python/train",
-    "stl10": "the STL-10 binary version: ROOT/stl10_binary/unlabeled_X.bin",
-    "celeba": "ROOT/celeba/img_align_celeba/*.jpg and ROOT/celeba/list_eval_partition.txt",
-    "lsun": "ROOT/<category>_train_lmdb (LSUN lmdb export; needs the lmdb package)",
-    "imagefolder": "ROOT/<any class folder>/*.png|jpg (torchvision ImageFolder)",
-}
+PRETTY = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST", "stl10": "STL-10"}
+
+
+def failure_reason(err: BaseException) -> str:
+    """Why a download failed, in words: no network (no DNS, no route, blocked) or the error."""
+    import socket
+    import urllib.error
+
+    cause = getattr(err, "reason", err)
+    offline = isinstance(cause, (socket.gaierror, ConnectionError, TimeoutError, socket.timeout))
+    offline = offline or type(cause).__name__ == "NetworkBlocked"  # the tests' network block
+    detail = f"{type(cause).__name__}: {cause}"
+    if offline or isinstance(err, urllib.error.URLError):
+        return f"no network ({detail})"
+    return detail
+
+
+@contextlib.contextmanager
+def downloading(name: str, root: Path):
+    """``dataset.download=true``: a failed download is one line (what failed and why) and
+    leaves nothing behind: folders it created are removed, and so are new files in old ones."""
+    import shutil
+
+    root = Path(root).expanduser()
+    created = [p for p in [root, *root.parents] if not p.exists()]
+    before = set(root.rglob("*")) if root.exists() else set()
+    try:
+        yield
+    except (OSError, RuntimeError) as err:  # urllib's URLError is an OSError
+        if created:
+            shutil.rmtree(created[-1], ignore_errors=True)
+        else:
+            for path in sorted(set(root.rglob("*")) - before, reverse=True):
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        raise DataError(
+            f"dataset.download=true: the download of {PRETTY.get(name, name)} failed: "
+            f"{failure_reason(err)}; nothing was left in {root}"
+        ) from None
+
+
+def layout(name: str, root: Path) -> str:
+    from ..datafiles import LAYOUT
+
+    return LAYOUT[name].replace("ROOT", str(root))
 
 
 def _transform(resolution: int, channels: int, center_crop: int | None = None):
@@ -207,16 +239,15 @@ def torchvision_dataset(
     if name not in builders:
         raise DataError(f"unknown data set {name!r}; allowed: {sorted(builders)}")
     try:
-        dataset = builders[name]()
+        with downloading(name, root_path) if download else contextlib.nullcontext():
+            dataset = builders[name]()
     except (RuntimeError, FileNotFoundError, OSError, ImportError) as err:
-        hint = (
-            ""
-            if download or name in ("lsun", "imagefolder")
-            else " Set dataset.download=true to fetch it (needs a network)."
-        )
+        from ..datafiles import how_to_download
+
         raise DataError(
-            f"data set {name!r} not found under {root_path} ({err}). Expected "
-            f"{HOW_TO_GET[name].replace('ROOT', str(root_path))}.{hint}"
+            f"data set {name!r} not found under {root_path.absolute()} ({err}). Expected "
+            f"{layout(name, root_path.absolute())}. Set dataset.root=DIR or GANX_DATA=DIR; to "
+            f"get it: {how_to_download(name, root_path.absolute())}"
         ) from err
     if len(dataset) == 0:
         raise DataError(f"data set {name!r} under {root_path} holds no images")
@@ -250,17 +281,21 @@ def cifar(
     import pickle
 
     folder, files, label_key = CIFAR_FILES[name]
-    base = Path(root).expanduser() / folder
+    from ..datafiles import how_to_download
+
+    root_path = Path(root).expanduser().absolute()
+    base = root_path / folder
     if download and not base.exists():
         import torchvision.datasets as tvd
 
-        (tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100)(Path(root).expanduser(), download=True)
+        with downloading(name, root_path):
+            (tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100)(root_path, download=True)
     missing = [f for f in files if not (base / f).is_file()]
     if missing:
         raise DataError(
-            f"data set {name!r} not found: missing {', '.join(missing)} in {base}. "
-            f"Expected {HOW_TO_GET[name].replace('ROOT', str(Path(root)))}. Set "
-            "dataset.download=true to fetch it (needs a network)."
+            f"dataset={name}: not found under {root_path} (missing {', '.join(missing)} in "
+            f"{base}). Set dataset.root=DIR or GANX_DATA=DIR; expected "
+            f"{layout(name, root_path)}. To get it: {how_to_download(name, root_path)}"
         )
     arrays, labels = [], []
     for f in files:
