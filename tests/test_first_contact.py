@@ -83,7 +83,7 @@ def test_offline_download_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
         (
             ["dataset=stl10"],
             "dataset.resolution=32 (the images are resized), or choose a model "
-            "that takes 48 px: model=mlp, model=sngan",
+            "that takes 48 px: model=mlp, model=dragan_mlp, model=sngan",
         ),
         (["dataset=ring8"], "use model=toy2d (or the whole study: experiment=toy_ring8)"),
         (["dataset=grid25"], "use model=toy2d (or the whole study: experiment=toy_grid25)"),
