@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,7 +55,12 @@ def require_finite(step: int, terms: dict[str, torch.Tensor], world: int = 1) ->
     a check is wanted every step, i.e. on CPU or with ``on_nonfinite=skip``). With several ranks
     the verdict is agreed first, so every rank raises (and skips or stops) together: a rank that
     skipped alone would also skip the gradient all-reduce the others wait in."""
-    bad = next((name for name, value in terms.items() if not torch.isfinite(value).all()), None)
+    values = [v if v.dtype == torch.float32 else v.float() for v in terms.values()]
+    # one check for all terms (a NaN/inf anywhere makes the sum so); names looked up if it fails
+    bad = None
+    if not math.isfinite(torch.stack(values).sum().item()):
+        non_finite = (name for name, value in terms.items() if not torch.isfinite(value).all())
+        bad = next(non_finite, None)  # None: finite terms whose sum overflowed
     if world > 1:
         device = next(iter(terms.values())).device
         if any_rank(bad is not None, device) and bad is None:
@@ -108,7 +114,7 @@ def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> 
     else:
         norm = gradient_norm(optimizer)
         optimizer.step()
-    return norm.detach()
+    return norm  # of .grad tensors: no autograd history to detach
 
 
 def discriminator_loss(
@@ -131,8 +137,10 @@ def discriminator_loss(
     active = {n: r for n, r in parts.regularizers.items() if r.applies_at(d_step)}
     need_real_grad = any(r.needs_real_grad for r in active.values())
     need_fake_grad = any(r.needs_fake_grad for r in active.values())
-    real = real.detach().requires_grad_(need_real_grad)
-    fake = fake.detach().requires_grad_(need_fake_grad)
+    if need_real_grad or real.requires_grad:  # a fresh leaf (a plain batch already is one)
+        real = real.detach().requires_grad_(need_real_grad)
+    if need_fake_grad or fake.requires_grad:
+        fake = fake.detach().requires_grad_(need_fake_grad)
     # penalties on D's input gradient need a double backward, which compiled graphs do not
     # support: on those steps D runs eagerly (same weights), elsewhere the compiled wrapper
     fast = augmented(parts.discriminator_fast, parts.augment)
@@ -156,7 +164,8 @@ def discriminator_loss(
         # on the un-augmented images: the auxiliary task has its own transforms (rotations)
         terms["aux/D"] = parts.aux.d_term(parts.discriminator, clean_real.detach(), fake)
         total_loss = total_loss + terms["aux/D"]
-    terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+    with torch.no_grad():  # logged only
+        terms["D/real"], terms["D/fake"] = real_logits.mean(), fake_logits.mean()
     if parts.augment is not None:  # ADA's r_t: the sign of D on the augmented reals
         terms["augment/real_sign"] = real_logits.detach().sign().mean()
         terms.update(parts.augment.logged())
