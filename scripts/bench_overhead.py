@@ -41,9 +41,9 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve()
 NOT_TIMED = ["'eval.metrics=[]'", "eval.objective=null"]
 NETS = {  # ganx-train overrides, G steps of a timed run
-    "toy": (["experiment=toy_ring8", "'reg=[]'", *NOT_TIMED], 1500),
-    "mlp": (["experiment=vanilla_gan_original", *NOT_TIMED], 500),
-    "dcgan": (NOT_TIMED, 150),
+    "toy": (["experiment=toy_ring8", "'reg=[]'", *NOT_TIMED], 1501),
+    "mlp": (["experiment=vanilla_gan_original", *NOT_TIMED], 501),
+    "dcgan": (NOT_TIMED, 151),
 }
 COMMON = ["hardware=cpu", "hardware.threads=1", "log.progress=false"]
 DEFAULT_JOB: list[str] = []  # ganx-train as it comes (plus COMMON)
@@ -264,10 +264,9 @@ def run_child(kind: str, net: str, steps: int, extra: list[str], first_only=Fals
 
 
 def step_time(starts: list[float], steps: int) -> float:
-    """The median over blocks of BLOCK steps (the first block is warm-up) of a step's time."""
-    blocks = [
-        (starts[b + BLOCK] - starts[b]) / BLOCK for b in range(BLOCK, steps - BLOCK + 1, BLOCK)
-    ]
+    """The median over blocks of BLOCK steps of a step's time; the first block (warm-up) and
+    the last step (the run's final outputs) are left out."""
+    blocks = [(starts[b + BLOCK] - starts[b]) / BLOCK for b in range(BLOCK, steps - BLOCK, BLOCK)]
     return statistics.median(blocks)
 
 
@@ -362,8 +361,11 @@ def measure_sweep(jobs: int, steps: int, before: bool) -> None:
         )
 
 
-def check_curves(net: str, steps: int, overrides: list[str] = ()) -> tuple[list, list]:
-    """ganx's per-step losses (log.every=1) and the hand loop's, from the same seed."""
+def check_curves(
+    net: str, steps: int, overrides: list[str] = (), hand_overrides: list[str] = ()
+) -> tuple[list, list]:
+    """ganx's per-step losses (log.every=1) and the hand loop's, from the same seed (unless
+    ``hand_overrides`` changes it)."""
     with tempfile.TemporaryDirectory() as tmp:
         over = [*NETS[net][0], *COMMON, *overrides, "log.every=1", f"train.steps={steps}"]
         from ganx.loop import train
@@ -372,7 +374,8 @@ def check_curves(net: str, steps: int, overrides: list[str] = ()) -> tuple[list,
         lines = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
         ganx_curve = [(r["loss/D"], r["loss/G"]) for r in lines if "loss/D" in r]
     clock = Clock(keep_losses=True)
-    child_hand(net, [*NETS[net][0], *COMMON, *overrides, f"train.steps={steps}"], steps, clock)
+    hand = [*NETS[net][0], *COMMON, *overrides, *hand_overrides, f"train.steps={steps}"]
+    child_hand(net, hand, steps, clock)
     return ganx_curve, clock.curve
 
 
