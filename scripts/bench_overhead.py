@@ -1,17 +1,19 @@
 """What ganx's loop and start-up cost: ganx against minimal hand-written loops of the same nets,
-losses, optimisers, data and batch, run side by side in one invocation (paired runs alternating,
-each in a fresh process, one thread), with the medians of the rounds and their ratios.
+losses, optimisers, data and batch, side by side in one invocation, one thread, with the medians
+of the rounds and their ratios (``--before SRC`` times an older ganx source tree alongside).
 
     python scripts/bench_overhead.py                        # everything, 3 rounds
     python scripts/bench_overhead.py --parts steps --nets toy mlp --rounds 3
-    python scripts/bench_overhead.py --parts startup sweep
+    python scripts/bench_overhead.py --parts startup sweep --before /tmp/old/src
 
-- ``steps``: per-step time of ganx-train (the console command, run in a child process) and of
-  the hand loop, for the ring8 toy MLP (``experiment=toy_ring8 'reg=[]' 'eval.metrics=[]'
-  eval.objective=null``), the MLP GAN (``experiment=vanilla_gan_original``) and the default
-  DCGAN + R1 (+ EMA). A step's time is the median over blocks of ``log.every`` steps (every block
-  holds one log flush; the first block is warm-up), so the rare checkpoint and sample-grid
-  steps are left out and counted in the whole-run wall time, printed too.
+- ``steps``: ganx-train itself (its console entry point, in a fresh process per run) on the
+  ring8 toy MLP (``experiment=toy_ring8 'reg=[]' 'eval.metrics=[]' eval.objective=null``), the
+  MLP GAN (``experiment=vanilla_gan_original``) and the default DCGAN + R1 (+ EMA); inside the
+  same process the hand loop runs, on its own copy of the state, in blocks of ``log.every`` =
+  50 steps that alternate with ganx's blocks, so both see the machine at the same moment (the
+  2-core machine these numbers come from is shared). Per-step CPU time of the thread (robust
+  under load) per block; per run, the median over the block pairs (every ganx block holds one
+  log flush; a block with a checkpoint or sample grid is an outlier the median leaves out).
 - ``startup``: a 1-step toy run (the whole process: Hydra, pre-flight, building, one step, the
   sample plot, the checkpoint) against a process that only imports torch, and against one that
   imports torch and builds an Adam optimiser (torch imports torch._dynamo there: every training
@@ -53,12 +55,12 @@ BLOCK = 50  # log.every: one flush per block
 # --- the hand-written loops ----------------------------------------------------------------------
 
 
-def hand_toy(G, D, opt_g, opt_d, next_real, latent_dim, batch, steps, clock, ema=None):
+def hand_toy(G, D, opt_g, opt_d, next_real, latent_dim, batch, steps, clock, ema=None, first=0):
     """ring8: alternating D then G steps, non-saturating loss, Adam; no penalty, no EMA."""
     import torch
     import torch.nn.functional as F
 
-    for step in range(steps):
+    for step in range(first, first + steps):
         clock(step)
         real = next_real()
         with torch.no_grad():
@@ -74,16 +76,16 @@ def hand_toy(G, D, opt_g, opt_d, next_real, latent_dim, batch, steps, clock, ema
         g_loss.backward()
         opt_g.step()
         clock.losses(d_loss, g_loss)
-    clock(steps)
+    clock(first + steps)
 
 
-def hand_mlp(G, D, opt_g, opt_d, next_real, latent_dim, batch, steps, clock, ema=None):
+def hand_mlp(G, D, opt_g, opt_d, next_real, latent_dim, batch, steps, clock, ema=None, first=0):
     """PyTorch-GAN's gan.py order: G's step first on a fake batch, then D on a real batch and
     that same fake batch; D's loss halved."""
     import torch
     import torch.nn.functional as F
 
-    for step in range(steps):
+    for step in range(first, first + steps):
         clock(step)
         fake = G(torch.randn(batch, latent_dim))
         D.requires_grad_(False)
@@ -98,16 +100,16 @@ def hand_mlp(G, D, opt_g, opt_d, next_real, latent_dim, batch, steps, clock, ema
         d_loss.backward()
         opt_d.step()
         clock.losses(d_loss, g_loss)
-    clock(steps)
+    clock(first + steps)
 
 
-def hand_dcgan(G, D, opt_g, opt_d, next_real, latent_dim, batch, steps, clock, ema=None):
+def hand_dcgan(G, D, opt_g, opt_d, next_real, latent_dim, batch, steps, clock, ema=None, first=0):
     """The default: alternating steps, non-saturating loss, R1 (weight 10) on every D step,
     the EMA of G (0.999, warmed up as min(0.999, (1 + t) / (10 + t)))."""
     import torch
     import torch.nn.functional as F
 
-    for step in range(steps):
+    for step in range(first, first + steps):
         clock(step)
         real = next_real().requires_grad_(True)
         with torch.no_grad():
@@ -132,7 +134,7 @@ def hand_dcgan(G, D, opt_g, opt_d, next_real, latent_dim, batch, steps, clock, e
             for b_ema, b in zip(ema.buffers(), G.buffers(), strict=True):
                 b_ema.copy_(b)
         clock.losses(d_loss, g_loss)
-    clock(steps)
+    clock(first + steps)
 
 
 HAND_LOOPS = {"toy": hand_toy, "mlp": hand_mlp, "dcgan": hand_dcgan}
@@ -163,6 +165,7 @@ class Clock:
         self.starts: list[float] = []
         self.cpu: list[float] = []  # this thread's CPU time at each start: robust under load
         self.ends: list[float] = []  # ganx's steps: the end of the training step itself
+        self.pairs: list = []  # with --interleave: (ganx, hand) CPU s per step, per block pair
         self.curve: list[tuple[float, float]] | None = [] if keep_losses else None
 
     def __call__(self, step: int) -> None:
@@ -182,32 +185,81 @@ def compose(overrides: list[str]):
         return hydra_compose("config", overrides=[o.strip("'") for o in overrides])
 
 
-def child_hand(net: str, overrides: list[str], steps: int, clock: Clock) -> None:
-    """The hand loop on the state ganx builds from the same config and seed."""
+def hand_runner(net: str, cfg):
+    """``run(steps, first, clock)``: the hand loop on its own copy of the state ganx builds from
+    the same config and seed, continuing where the last call stopped."""
     import torch
 
     from ganx.collectives import Ranks
     from ganx.state import TrainingState
 
-    torch.set_num_threads(1)
-    cfg = compose(overrides)
     state = TrainingState.create(cfg, Ranks(), torch.device("cpu"), None)
     parts = state.parts
     ema = copy.deepcopy(parts.generator).eval().requires_grad_(False) if state.ema else None
     next_real = real_batches(parts.stream.images, cfg.train.batch_size, cfg.seed)
-    loop = HAND_LOOPS[net]
     args = (parts.generator, parts.discriminator, parts.opt_g, parts.opt_d, next_real)
-    loop(*args, cfg.model.latent_dim, cfg.train.batch_size, steps, clock, ema)
+
+    def run(steps: int, first: int, clock) -> None:
+        size = (cfg.model.latent_dim, cfg.train.batch_size)
+        HAND_LOOPS[net](*args, *size, steps, clock, ema, first)
+
+    return run
 
 
-def child_ganx(overrides: list[str], clock: Clock, stop_after_first: bool) -> None:
-    """ganx-train itself (its console entry point), with a clock on each training step."""
+def child_hand(net: str, overrides: list[str], steps: int, clock: Clock) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    hand_runner(net, compose(overrides))(steps, 0, clock)
+
+
+class Interleaved:
+    """Blocks of BLOCK hand-loop steps run inside ganx-train's process between ganx's blocks
+    (before ganx's steps 50, 100, ...), on the hand loop's own copy of the state: both see the
+    same machine at nearly the same moment. Records each block's CPU time, ganx's without the
+    hand block inside it. (The hand loop draws from the same global RNG, so ganx's run is not
+    the one it would be alone; its cost is.)"""
+
+    def __init__(self, net: str):
+        self.net, self.run = net, None
+        self.hand_cpu = 0.0
+        self.marks: list[float] = []  # ganx's CPU time at each block boundary
+        self.hand: list[float] = []
+
+    def at(self, state) -> None:
+        if self.run is None:
+            self.run = hand_runner(self.net, state.cfg)
+        if state.step % BLOCK or not state.step:
+            return
+        started = time.thread_time()
+        self.marks.append(started - self.hand_cpu)
+        self.run(BLOCK, state.step - BLOCK, Clock())  # a clock, as ganx's steps have
+        spent = time.thread_time() - started
+        self.hand.append(spent)
+        self.hand_cpu += spent
+
+    def pairs(self) -> list[tuple[float, float]]:
+        """(ganx, hand) CPU seconds per step of each pair of blocks (ganx's first block, steps
+        0-49, and the hand loop's first are warm-up; ganx's last step, with the run's final
+        outputs, comes after the last boundary)."""
+        ganx = [(b - a) / BLOCK for a, b in zip(self.marks, self.marks[1:], strict=False)]
+        # ganx's block j, then the hand block run right after it (the hand's first: warm-up)
+        return list(zip(ganx, [h / BLOCK for h in self.hand[1:]], strict=False))
+
+
+def child_ganx(
+    overrides: list[str], clock: Clock, stop_after_first: bool, paired: Interleaved | None = None
+) -> None:
+    """ganx-train itself (its console entry point), with a clock on each training step (and
+    the hand loop's blocks in between, with ``paired``)."""
     import ganx.loop
     from ganx.train import main
 
     iterate = ganx.loop.iterate
 
     def timed_iterate(state, *args):
+        if paired is not None:
+            paired.at(state)
         clock(state.step)
         if stop_after_first:
             write_child_result(clock)
@@ -228,6 +280,7 @@ def child_ganx(overrides: list[str], clock: Clock, stop_after_first: bool) -> No
 def write_child_result(clock: Clock) -> None:
     record = {"starts": clock.starts, "cpu": clock.cpu, "ends": clock.ends, "curve": clock.curve}
     record["cpu_process"] = time.process_time()  # this process's CPU time so far
+    record["pairs"] = clock.pairs
     Path(os.environ["BENCH_RESULT"]).write_text(json.dumps(record))
 
 
@@ -239,19 +292,27 @@ def child(args) -> None:
         if args.kind == "hand":
             child_hand(args.net, overrides, args.steps, clock)
         else:
-            child_ganx([*overrides, f"train.steps={args.steps}"], clock, args.first_step_only)
+            paired = Interleaved(args.net) if args.interleave else None
+            steps = [*overrides, f"train.steps={args.steps}"]
+            try:
+                child_ganx(steps, clock, args.first_step_only, paired)
+            finally:
+                clock.pairs = paired.pairs() if paired else []
     finally:
         write_child_result(clock)
 
 
-def run_child(kind: str, net: str, steps: int, extra: list[str], first_only=False) -> dict:
+def run_child(
+    kind: str, net: str, steps: int, extra: list[str], first_only=False, interleave=False
+) -> dict:
     """A fresh process; returns its wall and CPU time (user + system, of the process and its
     children: robust on a loaded machine) and its clock, times relative to its start. ``kind``
     ``before`` is ganx from the ``--before`` source tree (``BENCH_BEFORE``)."""
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         cmd = ["--child", "hand" if kind == "hand" else "ganx", "--net", net, "--steps", str(steps)]
-        cmd += ["--first-step-only"] * first_only + ["--overrides", *extra]
+        cmd += ["--first-step-only"] * first_only + ["--interleave"] * interleave
+        cmd += ["--overrides", *extra]
         if "-m" not in extra:
             cmd.append(f"hydra.run.dir={tmp}/run")
         env = dict(os.environ, BENCH_RESULT=str(result))
@@ -261,13 +322,6 @@ def run_child(kind: str, net: str, steps: int, extra: list[str], first_only=Fals
         wall, cpu = process_time([sys.executable, str(SCRIPT), *cmd], env, cwd=tmp)
         clock = json.loads(result.read_text())
     return dict(clock, wall=wall, cpu_total=cpu, launched=launched)
-
-
-def step_time(starts: list[float], steps: int) -> float:
-    """The median over blocks of BLOCK steps of a step's time; the first block (warm-up) and
-    the last step (the run's final outputs) are left out."""
-    blocks = [(starts[b + BLOCK] - starts[b]) / BLOCK for b in range(BLOCK, steps - BLOCK, BLOCK)]
-    return statistics.median(blocks)
 
 
 def process_time(cmd: list[str], env=None, cwd=None) -> tuple[float, float]:
@@ -282,40 +336,36 @@ def kinds(before: bool) -> list[str]:
     return ["ganx", "before", "hand"] if before else ["ganx", "hand"]
 
 
-def summary(rows: dict, key: str, unit: float = 1000.0) -> str:
-    """Medians of ``key`` per kind, and each ganx's median ratio to the hand loop's."""
-    med = {k: statistics.median(r[key] for r in v) for k, v in rows.items()}
-    text = ", ".join(f"{k} {unit * m:.3f}" for k, m in med.items())
-    for kind in rows:
-        if kind != "hand":
-            pairs = zip(rows[kind], rows["hand"], strict=True)
-            ratios = [a[key] / b[key] for a, b in pairs]
-            text += f"; {kind}/hand {statistics.median(ratios):.3f} ("
-            text += ", ".join(f"{r:.3f}" for r in ratios) + ")"
-    return text
-
-
 # --- the measurements ----------------------------------------------------------------------------
 
 
 def measure_steps(nets: list[str], rounds: int, before: bool) -> None:
     print(
-        "per-step time in ms (median over blocks of 50 steps; one thread; paired runs "
-        "alternating; each ratio is the median of the rounds' ratios, the rounds in brackets)"
+        "per-step CPU time in ms, ganx-train against the hand loop run in blocks of 50 steps "
+        "inside the same process, alternating with ganx's blocks (one thread); per run the "
+        "median over block pairs; ratios: the median of the runs' ratios, the runs in brackets"
     )
     for net in nets:
         steps = NETS[net][1]
-        rows = {kind: [] for kind in kinds(before)}
+        rows = {kind: [] for kind in kinds(before)[:-1]}
         for _ in range(rounds):
             for kind in rows:
-                run = run_child(kind, net, steps, [])
-                run["step"] = step_time(run["starts"], steps)
-                run["step_cpu"] = step_time(run["cpu"], steps)
+                run = run_child(kind, net, steps, [], interleave=True)
+                run["ganx_step"] = statistics.median(g for g, _ in run["pairs"])
+                run["hand_step"] = statistics.median(h for _, h in run["pairs"])
+                run["ratio"] = statistics.median(g / h for g, h in run["pairs"])
                 rows[kind].append(run)
-        print(f"  {net} ({steps} steps)")
-        print(f"    CPU time : {summary(rows, 'step_cpu')}")
-        print(f"    wall time: {summary(rows, 'step')}")
-        print(f"    whole process, wall s: {summary(rows, 'wall', 1.0)}", flush=True)
+        print(f"  {net} ({steps} steps, {len(run['pairs'])} block pairs per run)")
+        for kind, runs in rows.items():
+            ratios = [r["ratio"] for r in runs]
+            g = statistics.median(r["ganx_step"] for r in runs)
+            h = statistics.median(r["hand_step"] for r in runs)
+            print(
+                f"    {kind:6s}: {1000 * g:8.3f} ms/step, hand loop {1000 * h:8.3f}: ratio "
+                f"{statistics.median(ratios):.3f} ({', '.join(f'{r:.3f}' for r in ratios)}); "
+                f"whole process {statistics.median(r['wall'] for r in runs):.1f} s wall",
+                flush=True,
+            )
 
 
 def measure_startup(rounds: int, before: bool) -> None:
@@ -393,6 +443,7 @@ def main(argv=None) -> None:
     parser.add_argument("--net", choices=[*NETS, "default"])
     parser.add_argument("--steps", type=int)
     parser.add_argument("--first-step-only", action="store_true")
+    parser.add_argument("--interleave", action="store_true")
     parser.add_argument("--curve", action="store_true")
     parser.add_argument("--overrides", nargs=argparse.REMAINDER, default=[])
     args = parser.parse_args(argv)

@@ -133,11 +133,3 @@ def test_bench_overhead_hand_loops_train_what_ganx_trains(net):
     assert len(ganx_curve) == 3 and ganx_curve == hand_curve
     _, other_seed = bench.check_curves(net, 3, hand_overrides=["seed=1"])
     assert other_seed != ganx_curve
-
-
-def test_bench_overhead_step_time_is_the_median_block_after_the_first():
-    bench = load_script("bench_overhead")
-    # a slow warm-up block, blocks of 50 steps of 1 s, 3 s and 2 s, and a slow last step
-    per_step = [9.0] * 50 + [1.0] * 50 + [3.0] * 50 + [2.0] * 50 + [30.0]
-    starts = [sum(per_step[:i]) for i in range(202)]
-    assert bench.step_time(starts, 201) == pytest.approx(2.0)

@@ -127,6 +127,7 @@ class Iteration:
     next_real: Callable[[], torch.Tensor]
     guard: Callable
     ranks: Ranks
+    plan: schedule.Plan
 
 
 def iteration(cfg: DictConfig, state: TrainingState, ranks: Ranks) -> Iteration:
@@ -140,6 +141,7 @@ def iteration(cfg: DictConfig, state: TrainingState, ranks: Ranks) -> Iteration:
         real_batches(state.parts, cfg.hardware.channels_last),
         skipping(train.on_nonfinite == "skip", state.count_skipped),
         ranks,
+        schedule.plan(cfg),
     )
 
 
@@ -148,6 +150,8 @@ def iterate(state: TrainingState, it: Iteration) -> list:
     BatchNorm statistics; then the EMA and the learning rates follow G. Returns the logged
     terms."""
     parts = state.parts
+    # gradient norms are logged as taken on log steps; a stop request's extra flush has none
+    it.settings.log_step = schedule.due(state.step + 1, it.plan).flush
     terms, state.d_steps = training_iteration(
         parts, it.settings, state.step, state.d_steps, it.n_dis, it.updates, it.next_real, it.guard
     )
@@ -180,7 +184,8 @@ def train_in_run_dir(
     lock as this run's once its state is built (nothing is refused after that)."""
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
     started()
-    it, plan = iteration(cfg, state, ranks), schedule.plan(cfg)
+    it = iteration(cfg, state, ranks)
+    plan = it.plan
     status = "finished"
     outputs = Outputs(cfg, run_dir, ranks, state.step, state.elapsed_s)
     with StopRequest() as stop, outputs:

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
@@ -129,12 +130,22 @@ def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_nam
         save_figure(scatter_3d(images.numpy(), centres), path, writer, step)
 
 
+def drawn(figure) -> torch.Tensor:
+    """The figure as float CHW in [0, 1], closed; pyplot is imported only if it made the figure
+    (2-D scatters are bare Figures: :func:`ganx.plots.scatter_2d`)."""
+    if getattr(figure, "number", None) is not None:  # made by pyplot, which must close it
+        return figure_to_image(figure)
+    figure.canvas.draw()
+    rgba = np.asarray(figure.canvas.buffer_rgba())
+    return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float() / 255
+
+
 def save_figure(figure, path: Path, writer, step: int) -> None:
     """The figure drawn once, for both the PNG file and tensorboard (matplotlib's ``savefig``
     would draw it a second time: a tenth of a second, in every run of a sweep of toy runs)."""
     from PIL import Image
 
-    image = figure_to_image(figure)  # draws and closes the figure
+    image = drawn(figure)
     Image.fromarray(image_hwc_uint8(image)).save(path)
     writer.add_image("samples", image, step)
 

@@ -38,6 +38,9 @@ class StepSettings:
     check: bool = True  # check losses for NaN/inf on every step (a host sync)
     scaler: torch.amp.GradScaler | None = None
     world: int = 1  # data-parallel ranks: gradients are averaged over them before each step
+    # this iteration ends at a log flush: only then are the gradient norms taken (set by the
+    # loop from the schedule before each iteration, so every rank logs the same names)
+    log_step: bool = True
 
 
 def draw_latents(n: int, latent_dim: int, device: torch.device) -> torch.Tensor:
@@ -99,22 +102,23 @@ def gradient_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> torch.Tensor:
-    """Average the gradients over ranks, step, and return the gradient norm as applied
-    (unscaled under fp16's GradScaler, whose ``step`` then skips its own unscaling; inf when
-    the scaler skips an overflowing step)."""
+def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> torch.Tensor | None:
+    """Average the gradients over ranks, step, and return the gradient norm as applied on log
+    steps (unscaled under fp16's GradScaler, whose ``step`` then skips its own unscaling; inf
+    when the scaler skips an overflowing step), None on the others."""
     if settings.world > 1:
         params = [p for group in optimizer.param_groups for p in group["params"]]
         average_gradients(params, settings.world)
     if settings.scaler is not None:
         settings.scaler.unscale_(optimizer)
-        norm = gradient_norm(optimizer)
+    # of .grad tensors: no autograd history to detach
+    norm = gradient_norm(optimizer) if settings.log_step else None
+    if settings.scaler is not None:
         settings.scaler.step(optimizer)
         settings.scaler.update()
     else:
-        norm = gradient_norm(optimizer)
         optimizer.step()
-    return norm  # of .grad tensors: no autograd history to detach
+    return norm
 
 
 def discriminator_loss(
@@ -193,7 +197,9 @@ def discriminator_step(
         require_finite(step, terms, settings.world)
     parts.opt_d.zero_grad(set_to_none=True)
     backward(total_loss, settings)
-    terms["grad_norm/D"] = optimizer_step(parts.opt_d, settings)
+    norm = optimizer_step(parts.opt_d, settings)
+    if norm is not None:
+        terms["grad_norm/D"] = norm
     parts.loss.after_d_step(parts.discriminator)
     if parts.augment is not None:  # after the step: a dropped (non-finite) step tells ADA nothing
         parts.augment.observe(terms["augment/real_sign"], len(real))
@@ -309,7 +315,9 @@ def training_iteration(
             generator_backward, parts, batch_size, step, settings, None, g_real(parts, next_real)
         )
     if g_terms:  # empty when a non-finite G step was skipped (on every rank alike)
-        g_terms["grad_norm/G"] = optimizer_step(parts.opt_g, settings)
+        norm = optimizer_step(parts.opt_g, settings)
+        if norm is not None:
+            g_terms["grad_norm/G"] = norm
         terms.append(g_terms)
     return terms, d_steps
 
