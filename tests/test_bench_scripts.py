@@ -114,3 +114,22 @@ def test_bench_quality_stops_after_a_signal(tmp_path, monkeypatch, capsys):
     assert "stopped by a signal" in err and "the same command continues" in err
     quality.main(argv)  # the same command: both runs are trained (neither finished)
     assert started == ["a", "a", "b"]
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        "toy",
+        pytest.param("mlp", marks=pytest.mark.slow),
+        pytest.param("dcgan", marks=pytest.mark.slow),
+    ],
+)
+def test_bench_overhead_hand_loops_train_what_ganx_trains(net):
+    """Each hand-written loop of scripts/bench_overhead.py trains the same thing as ganx-train
+    (same nets, losses, optimisers, data order, penalty and EMA): the same losses, step by step,
+    from the same seed; and a different seed is told apart."""
+    bench = load_script("bench_overhead")
+    ganx_curve, hand_curve = bench.check_curves(net, 3)
+    assert len(ganx_curve) == 3 and ganx_curve == hand_curve
+    _, other_seed = bench.check_curves(net, 3, hand_overrides=["seed=1"])
+    assert other_seed != ganx_curve

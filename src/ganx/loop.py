@@ -8,6 +8,8 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -119,21 +121,52 @@ def step_settings(cfg: DictConfig, state: TrainingState, ranks: Ranks) -> StepSe
     )
 
 
-def iterate(state: TrainingState, settings: StepSettings, cfg: DictConfig, ranks: Ranks) -> list:
+@dataclass(frozen=True)
+class Iteration:
+    """What :func:`iterate` needs besides the state, read from the config once per run (a
+    DictConfig lookup costs microseconds; a small net's step, a few milliseconds)."""
+
+    settings: StepSettings
+    n_dis: int
+    updates: str | bool
+    ema: float | None
+    ema_start: int
+    next_real: Callable[[], torch.Tensor]
+    guard: Callable
+    ranks: Ranks
+    plan: schedule.Plan
+
+
+def iteration(cfg: DictConfig, state: TrainingState, ranks: Ranks) -> Iteration:
+    train = cfg.train
+    return Iteration(
+        step_settings(cfg, state, ranks),
+        int(train.n_dis),
+        train.updates,
+        train.ema,
+        int(train.ema_start),
+        real_batches(state.parts, cfg.hardware.channels_last),
+        skipping(train.on_nonfinite == "skip", state.count_skipped),
+        ranks,
+        schedule.plan(cfg),
+    )
+
+
+def iterate(state: TrainingState, it: Iteration) -> list:
     """One G step of training: n_dis D steps and one G step; every rank takes rank 0's
     BatchNorm statistics; then the EMA and the learning rates follow G. Returns the logged
     terms."""
-    parts, train = state.parts, cfg.train
-    next_real = real_batches(parts, cfg.hardware.channels_last)
-    guard = skipping(train.on_nonfinite == "skip", state.count_skipped)
+    parts = state.parts
+    # gradient norms are logged as taken on log steps; a stop request's extra flush has none
+    it.settings.log_step = schedule.due(state.step + 1, it.plan).flush
     terms, state.d_steps = training_iteration(
-        parts, settings, state.step, state.d_steps, train.n_dis, train.updates, next_real, guard
+        parts, it.settings, state.step, state.d_steps, it.n_dis, it.updates, it.next_real, it.guard
     )
-    if ranks.active:  # BatchNorm statistics are per rank: take rank 0's (before the EMA copies G's)
+    if it.ranks.active:  # BatchNorm statistics are per rank: rank 0's (before the EMA copies G's)
         collectives.broadcast_buffers(parts.generator)
         collectives.broadcast_buffers(parts.discriminator)
     if state.ema is not None:
-        update_ema(state.ema, parts.generator, ema_decay(train.ema, state.step, train.ema_start))
+        update_ema(state.ema, parts.generator, ema_decay(it.ema, state.step, it.ema_start))
     for sched in state.schedulers:
         sched.step()
     state.step += 1
@@ -160,20 +193,21 @@ def train_in_run_dir(
     :class:`~ganx.errors.TrainingFailed` with one line."""
     state = TrainingState.create(cfg, ranks, device, resolve_resume(cfg.resume, run_dir))
     started()
-    settings = step_settings(cfg, state, ranks)
+    it = iteration(cfg, state, ranks)
+    plan = it.plan
     status = "finished"
     outputs = Outputs(cfg, run_dir, ranks, state.step, state.elapsed_s)
     complete = True  # False while an iteration is half done: that state is never saved
     with StopRequest() as stop, outputs:
         try:
             outputs.announce(state)  # rank 0: start lines, the method, run.json, the config
-            while state.step < cfg.train.steps:
+            while state.step < plan.total:
                 complete, outputs.stage = False, f"training step {state.step + 1}"
-                outputs.add(iterate(state, settings, cfg, ranks))
+                outputs.add(iterate(state, it))
                 complete = True
                 # a signal reaches one rank or several: all stop at the same step
                 stop_requested = collectives.any_rank(stop.signal is not None, device)
-                due = schedule.due(state.step, cfg, stop_requested)
+                due = schedule.due(state.step, plan, stop_requested)
                 outputs.after_step(state, due, stop.interruptible)
                 if due.pause:
                     status = "paused"

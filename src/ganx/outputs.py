@@ -20,6 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
@@ -33,7 +34,7 @@ from .rng import preserved_rng
 from .schedule import Due
 from .state import TrainingState
 from .step import Diverged
-from .trackers import Trackers, build_trackers, method_hparams
+from .trackers import Trackers, build_trackers, figure_to_image, image_hwc_uint8, method_hparams
 
 log = logging.getLogger("ganx")
 
@@ -41,30 +42,33 @@ LOWER_IS_BETTER = ("fid", "kid", "class_kl", "mode_kl")  # as ganx-report ranks 
 
 
 class Accumulator:
-    """Sums scalars on the device; read once per flush (one host sync)."""
+    """Keeps the logged scalars on the device; sums and reads them once per flush (one host
+    sync, and no tensor work on the steps between flushes)."""
 
     def __init__(self):
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
+        self.values: dict[str, list[torch.Tensor]] = {}
 
     def add(self, values: dict[str, torch.Tensor]) -> None:
         for name, value in values.items():
-            value = value.detach().float()
-            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
-            self.counts[name] = self.counts.get(name, 0) + 1
+            kept = self.values.get(name)
+            if kept is None:
+                kept = self.values[name] = []
+            # detached (when attached): the step's graph is freed now
+            kept.append(value.detach() if value.requires_grad else value)
 
     def means(self, world: int = 1) -> dict[str, float]:
         """Means since the last call; with several ranks, averaged over them (every rank calls
         this at the same steps)."""
-        if not self.sums:
+        if not self.values:
             return {}
-        names = list(self.sums)
-        stacked = torch.stack([self.sums[n] for n in names])
+        names = list(self.values)
+        sums = [torch.stack(self.values[n]).float().sum() for n in names]
+        stacked = torch.stack(sums)
         if world > 1:
             stacked = average_values(stacked, world)
         totals = stacked.tolist()
-        out = {n: t / self.counts[n] for n, t in zip(names, totals, strict=True)}
-        self.sums, self.counts = {}, {}
+        out = {n: t / len(self.values[n]) for n, t in zip(names, totals, strict=True)}
+        self.values = {}
         return out
 
 
@@ -118,15 +122,33 @@ def save_samples(images: torch.Tensor, path: Path, writer, step: int, source_nam
     elif images.shape[-1] == 2:  # 2-D toy data: a scatter plot
         from .plots import scatter_2d
 
-        figure = scatter_2d(images.numpy(), source_name, path)
-        writer.add_figure("samples", figure, step)
+        save_figure(scatter_2d(images.numpy(), source_name), path, writer, step)
     elif images.shape[-1] == 3:  # 3-D toy data (mog3d): a 3-D scatter plot over its centres
         from .data import mog3d_frame
         from .plots import scatter_3d
 
         centres = mog3d_frame()["centres"].numpy() if source_name == "mog3d" else None
-        figure = scatter_3d(images.numpy(), centres, path)
-        writer.add_figure("samples", figure, step)
+        save_figure(scatter_3d(images.numpy(), centres), path, writer, step)
+
+
+def drawn(figure) -> torch.Tensor:
+    """The figure as float CHW in [0, 1], closed; pyplot is imported only if it made the figure
+    (2-D scatters are bare Figures: :func:`ganx.plots.scatter_2d`)."""
+    if getattr(figure, "number", None) is not None:  # made by pyplot, which must close it
+        return figure_to_image(figure)
+    figure.canvas.draw()
+    rgba = np.asarray(figure.canvas.buffer_rgba())
+    return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float() / 255
+
+
+def save_figure(figure, path: Path, writer, step: int) -> None:
+    """The figure drawn once, for both the PNG file and tensorboard (matplotlib's ``savefig``
+    would draw it a second time: a tenth of a second, in every run of a sweep of toy runs)."""
+    from PIL import Image
+
+    image = drawn(figure)
+    Image.fromarray(image_hwc_uint8(image)).save(path)
+    writer.add_image("samples", image, step)
 
 
 class Outputs:

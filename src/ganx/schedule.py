@@ -20,32 +20,60 @@ class Due:
     final: bool  # the last step of this invocation (end, stop_at, or a stop request)
 
 
-def due(step: int, cfg: DictConfig, stop_requested: bool = False) -> Due:
-    """The schedule after G step ``step`` (counted from 1). ``stop_requested`` must be the
-    same on every rank (agreed with :func:`ganx.collectives.any_rank`)."""
+@dataclass(frozen=True)
+class Plan:
+    """The config's schedule as plain values, read once per run: ``due`` runs after every step,
+    and each DictConfig lookup costs microseconds."""
+
+    total: int
+    stop_at: int
+    eval_at: frozenset[int]
+    evaluates: bool  # eval.metrics is not empty
+    eval_every: int
+    ckpt_every: int
+    log_every: int
+    sample_every: int
+
+
+def plan(cfg: DictConfig) -> Plan:
     total = cfg.train.steps
-    # stop_at ends this invocation early (a time-sliced cluster job); schedules still span total
-    stop_at = cfg.train.get("stop_at") or total
-    eval_at = set(cfg.eval.get("at") or ())
-    final = step in (total, stop_at) or stop_requested
+    return Plan(
+        total=total,
+        # stop_at ends this invocation early (a time-sliced cluster job); schedules span total
+        stop_at=cfg.train.get("stop_at") or total,
+        eval_at=frozenset(cfg.eval.get("at") or ()),
+        evaluates=bool(cfg.eval.metrics),
+        eval_every=cfg.eval.every,
+        ckpt_every=cfg.ckpt.every,
+        log_every=cfg.log.every,
+        sample_every=cfg.sample.every,
+    )
+
+
+def due(step: int, cfg: DictConfig | Plan, stop_requested: bool = False) -> Due:
+    """The schedule after G step ``step`` (counted from 1), from the config or its
+    :func:`plan`. ``stop_requested`` must be the same on every rank (agreed with
+    :func:`ganx.collectives.any_rank`)."""
+    p = cfg if isinstance(cfg, Plan) else plan(cfg)
+    final = step in (p.total, p.stop_at) or stop_requested
     # eval.at steps keep a checkpoint copy too: the weights behind those metrics
-    keep_copy = step % cfg.ckpt.every == 0 or step in eval_at
+    keep_copy = step % p.ckpt_every == 0 or step in p.eval_at
     checkpoint = keep_copy or final
     # on a signal the checkpoint comes first and no evaluation delays it: a cluster's grace
     # period (SLURM's --signal lead time) is shorter than an evaluation with many samples
     evaluate = (
-        bool(cfg.eval.metrics)
+        p.evaluates
         and not stop_requested
-        and (step % cfg.eval.every == 0 or step in eval_at or final)
+        and (step % p.eval_every == 0 or step in p.eval_at or final)
     )
     # logs are flushed (and checked for NaN/inf) before any checkpoint is written
-    flush = step % cfg.log.every == 0 or checkpoint or evaluate
+    flush = step % p.log_every == 0 or checkpoint or evaluate
     return Due(
         evaluate=evaluate,
         flush=flush,
-        sample=step % cfg.sample.every == 0 or final,
+        sample=step % p.sample_every == 0 or final,
         checkpoint=checkpoint,
         keep_copy=keep_copy,
-        pause=step == stop_at and stop_at < total,
+        pause=step == p.stop_at and p.stop_at < p.total,
         final=final,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +40,9 @@ class StepSettings:
     scaler: torch.amp.GradScaler | None = None
     world: int = 1  # data-parallel ranks: gradients are averaged over them before each step
     latent_distribution: str = "normal"  # G's prior: normal | uniform (model.latent_distribution)
+    # this iteration ends at a log flush: only then are the gradient norms taken (set by the
+    # loop from the schedule before each iteration, so every rank logs the same names)
+    log_step: bool = True
 
 
 def draw_latents(n: int, settings: StepSettings, device: torch.device) -> torch.Tensor:
@@ -56,7 +60,12 @@ def require_finite(step: int, terms: dict[str, torch.Tensor], world: int = 1) ->
     a check is wanted every step, i.e. on CPU or with ``on_nonfinite=skip``). With several ranks
     the verdict is agreed first, so every rank raises (and skips or stops) together: a rank that
     skipped alone would also skip the gradient all-reduce the others wait in."""
-    bad = next((name for name, value in terms.items() if not torch.isfinite(value).all()), None)
+    values = [v if v.dtype == torch.float32 else v.float() for v in terms.values()]
+    # one check for all terms (a NaN/inf anywhere makes the sum so); names looked up if it fails
+    bad = None
+    if not math.isfinite(torch.stack(values).sum().item()):
+        non_finite = (name for name, value in terms.items() if not torch.isfinite(value).all())
+        bad = next(non_finite, None)  # None: finite terms whose sum overflowed
     if world > 1:
         device = next(iter(terms.values())).device
         if any_rank(bad is not None, device) and bad is None:
@@ -95,22 +104,23 @@ def gradient_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> torch.Tensor:
-    """Average the gradients over ranks, step, and return the gradient norm as applied
-    (unscaled under fp16's GradScaler, whose ``step`` then skips its own unscaling; inf when
-    the scaler skips an overflowing step)."""
+def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> torch.Tensor | None:
+    """Average the gradients over ranks, step, and return the gradient norm as applied on log
+    steps (unscaled under fp16's GradScaler, whose ``step`` then skips its own unscaling; inf
+    when the scaler skips an overflowing step), None on the others."""
     if settings.world > 1:
         params = [p for group in optimizer.param_groups for p in group["params"]]
         average_gradients(params, settings.world)
     if settings.scaler is not None:
         settings.scaler.unscale_(optimizer)
-        norm = gradient_norm(optimizer)
+    # of .grad tensors: no autograd history to detach
+    norm = gradient_norm(optimizer) if settings.log_step else None
+    if settings.scaler is not None:
         settings.scaler.step(optimizer)
         settings.scaler.update()
     else:
-        norm = gradient_norm(optimizer)
         optimizer.step()
-    return norm.detach()
+    return norm
 
 
 def penalties_due(parts: Parts, d_step: int, phase: str = "main") -> dict:
@@ -155,8 +165,10 @@ def discriminator_loss(
     active = penalties_due(parts, d_step, phase)
     need_real_grad = any(r.needs_real_grad for r in active.values())
     need_fake_grad = any(r.needs_fake_grad for r in active.values())
-    real = real.detach().requires_grad_(need_real_grad)
-    fake = fake.detach().requires_grad_(need_fake_grad)
+    if need_real_grad or real.requires_grad:  # a fresh leaf (a plain batch already is one)
+        real = real.detach().requires_grad_(need_real_grad)
+    if need_fake_grad or fake.requires_grad:
+        fake = fake.detach().requires_grad_(need_fake_grad)
     # penalties on D's input gradient need a double backward, which compiled graphs do not
     # support: on those steps D runs eagerly (same weights), elsewhere the compiled wrapper
     fast = augmented(parts.discriminator_fast, parts.augment)
@@ -182,7 +194,8 @@ def discriminator_loss(
         # on the un-augmented images: the auxiliary task has its own transforms (rotations)
         terms["aux/D"] = parts.aux.d_term(parts.discriminator, clean_real.detach(), fake)
         total_loss = total_loss + terms["aux/D"]
-    terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+    with torch.no_grad():  # logged only
+        terms["D/real"], terms["D/fake"] = real_logits.mean(), fake_logits.mean()
     if parts.augment is not None:  # ADA's r_t: the sign of D on the augmented reals
         terms["augment/real_sign"] = real_logits.detach().sign().mean()
         terms.update(parts.augment.logged())
@@ -206,7 +219,9 @@ def discriminator_step(
         total_loss, terms = discriminator_loss(
             parts, real, fake.float(), step, d_step, settings.total
         )
-    terms["grad_norm/D"] = d_update(parts, total_loss, terms, step, settings)
+    norm = d_update(parts, total_loss, terms, step, settings)
+    if norm is not None:
+        terms["grad_norm/D"] = norm
     if parts.augment is not None:  # after the step: a dropped (non-finite) step tells ADA nothing
         parts.augment.observe(terms["augment/real_sign"], len(real))
     if penalties_due(parts, d_step, "lazy"):
@@ -240,9 +255,9 @@ def d_update(
     terms: dict[str, torch.Tensor],
     step: int,
     settings: StepSettings,
-) -> torch.Tensor:
+) -> torch.Tensor | None:
     """Check the terms, back-propagate and step D's optimiser (then the loss's own after-step,
-    WGAN's clipping); returns the gradient norm as applied."""
+    WGAN's clipping); returns the gradient norm as applied (None: not a log step)."""
     if settings.check:
         require_finite(step, terms, settings.world)
     parts.opt_d.zero_grad(set_to_none=True)
@@ -361,7 +376,9 @@ def training_iteration(
             generator_backward, parts, batch_size, step, settings, None, g_real(parts, next_real)
         )
     if g_terms:  # empty when a non-finite G step was skipped (on every rank alike)
-        g_terms["grad_norm/G"] = optimizer_step(parts.opt_g, settings)
+        norm = optimizer_step(parts.opt_g, settings)
+        if norm is not None:
+            g_terms["grad_norm/G"] = norm
         terms.append(g_terms)
     return terms, d_steps
 
