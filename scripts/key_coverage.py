@@ -154,6 +154,7 @@ class Claim:
     key: str
     value: object
     problem: str | None
+    option: str | None = None  # "reg/js": compare with that option's default only
 
 
 def is_slow(decorators) -> bool:
@@ -211,6 +212,8 @@ def judge_claim(path: Path, call: ast.Call, parents, module_slow: bool) -> Claim
     try:
         key = ast.literal_eval(call.args[0])
         value = ast.literal_eval(call.args[1])
+        options = [k.value for k in call.keywords if k.arg == "option"] + call.args[2:]
+        option = ast.literal_eval(options[0]) if options else None
     except (ValueError, IndexError, TypeError, SyntaxError):
         return Claim(where, ast.unparse(call), None, "key and value must be literals")
     problem = None
@@ -222,7 +225,7 @@ def judge_claim(path: Path, call: ast.Call, parents, module_slow: bool) -> Claim
         problem = "the call's result is not used (the key is named, not set)"
     elif not asserts(test):
         problem = "the test has no assert"
-    return Claim(where, key, value, problem)
+    return Claim(where, key, value, problem, option)
 
 
 def check(keys: dict[str, Key], claims: list[Claim]) -> list[str]:
@@ -235,8 +238,16 @@ def check(keys: dict[str, Key], claims: list[Claim]) -> list[str]:
             value = claim.value
             if isinstance(value, str) and not isinstance(keys[claim.key].defaults[0], str):
                 value = parse_override_value(value)
-            if normalised(value) in {normalised(d) for d in keys[claim.key].defaults}:
-                claim.problem = f"{value!r} is a default of {claim.key} in {keys[claim.key].files}"
+            key = keys[claim.key]
+            files = [
+                (f, d)
+                for f, d in zip(key.files, key.defaults, strict=True)
+                if claim.option is None or f in ("config.yaml", f"{claim.option}.yaml")
+            ]
+            if claim.option is not None and not files:
+                claim.problem = f"{claim.option}.yaml does not define {claim.key}"
+            elif normalised(value) in {normalised(d) for _, d in files}:
+                claim.problem = f"{value!r} is a default of {claim.key} in {[f for f, _ in files]}"
         if claim.problem:
             problems.append(
                 f"NOT COUNTED {claim.test}: {claim.key} = {claim.value!r}: {claim.problem}"

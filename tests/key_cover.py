@@ -7,6 +7,8 @@ test asserts something and is not marked slow).
     cfg = compose_cfg(override("train.lr_decay", True))       # -> "train.lr_decay=true"
     penalty = LeCamPenalty(decay=setting("reg.lecam.decay", 0.5))   # -> 0.5
 
+``option="reg/js"`` (a group option the test composes) compares the value with that option's
+default (and config.yaml's) only, for a key whose options disagree on the default.
 Both return what the test uses, so the key named is the key set: a claim that is not used is
 reported by the script, not counted.
 """
@@ -16,12 +18,12 @@ from __future__ import annotations
 import json
 
 
-def setting(key: str, value):
+def setting(key: str, value, option: str | None = None):
     """``value`` itself: the value a test passes for ``key`` (a function argument, a field)."""
     return value
 
 
-def override(key: str, value) -> str:
+def override(key: str, value, option: str | None = None) -> str:
     """The Hydra override ``key=value`` (bools lower case, lists and None as Hydra spells them)."""
     if value is None:
         text = "null"

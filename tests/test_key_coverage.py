@@ -125,3 +125,23 @@ def test_override_spells_values_as_hydra_reads_them():
     assert override("optim.g.betas", [0.0, 0.9]) == "optim.g.betas=[0.0,0.9]"
     assert override("loss.variant", "mean") == "loss.variant=mean"
     assert setting("loss.c", 0.5) == 0.5
+
+
+def test_an_option_narrows_the_defaults_a_value_is_compared_with(tmp_path):
+    keys, problems = claims_of(
+        tmp_path,
+        """
+        def test_union():
+            assert compose_cfg(override("reg.js.anneal", True))
+
+        def test_option():
+            assert compose_cfg(override("reg.js.anneal", True, option="reg/js"))
+
+        def test_wrong_option():
+            assert compose_cfg(override("reg.js.anneal", False, option="reg/r1"))
+        """,
+    )
+    assert len(problems) == 2
+    assert "True is a default of reg.js.anneal" in problems[0]
+    assert "reg/r1.yaml does not define reg.js.anneal" in problems[1]
+    assert keys["reg.js.anneal"].claims == ["test_example.py::test_option:6"]

@@ -1,0 +1,208 @@
+"""Settings tried away from their defaults, where the default coincides with another value (both
+learning rates equal, LSGAN's targets the usual ones, a penalty's target the one the code would
+use anyway): code that ignored the key would pass every test run at the default. Each test
+builds the piece from a composed config, as a run does, and checks the key's effect on what it
+computes (closed forms on the linear D of test_regularizers, where every input gradient is
+w = (3, -4), ||w|| = 5)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import compose_cfg
+from key_cover import override
+from test_regularizers import make_pass
+
+from ganx.build import build_all, build_loss, build_regularizers
+from ganx.sampling import latent_distribution, latents
+
+CPU = torch.device("cpu")
+REAL = torch.tensor([0.3, -1.2, 2.0])
+FAKE = torch.tensor([-0.7, 0.4, 1.5])
+
+
+def test_g_and_d_get_their_own_learning_rates_and_betas():
+    cfg = compose_cfg(
+        "reg=none",
+        override("optim.g.lr", 0.0001),
+        override("optim.d.lr", 0.0003),
+        override("optim.g.betas", [0.0, 0.9]),
+        override("optim.d.betas", [0.3, 0.99]),
+    )
+    parts = build_all(cfg, CPU)
+    g, d = parts.opt_g.param_groups[0], parts.opt_d.param_groups[0]
+    assert (g["lr"], d["lr"]) == (0.0001, 0.0003)
+    assert (tuple(g["betas"]), tuple(d["betas"])) == ((0.0, 0.9), (0.3, 0.99))
+    assert {id(p) for p in g["params"]} == {id(p) for p in parts.generator.parameters()}
+
+
+def test_lsgan_targets_a_b_c_each_reach_their_term():
+    loss = build_loss(
+        compose_cfg(
+            "loss=lsgan", override("loss.a", -1.0), override("loss.b", 2.0), override("loss.c", 0.0)
+        )
+    )
+    d = 0.5 * ((REAL - 2.0) ** 2).mean() + 0.5 * ((FAKE + 1.0) ** 2).mean()
+    assert loss.d_loss(REAL, FAKE).item() == pytest.approx(d.item())
+    assert loss.g_loss(FAKE).item() == pytest.approx((0.5 * FAKE**2).mean().item())
+
+
+@pytest.mark.parametrize("name", ["ns", "minimax"])
+def test_d_scale_multiplies_d_loss_only(name):
+    plain = build_loss(compose_cfg(f"loss={name}"))
+    halved = build_loss(compose_cfg(f"loss={name}", override("loss.d_scale", 0.5)))
+    assert halved.d_loss(REAL, FAKE).item() == pytest.approx(0.5 * plain.d_loss(REAL, FAKE).item())
+    assert torch.equal(halved.g_loss(FAKE), plain.g_loss(FAKE))
+
+
+def test_ragan_scale_and_variant():
+    standard = build_loss(compose_cfg("loss=ragan"))
+    halved = build_loss(compose_cfg("loss=ragan", override("loss.scale", 0.5)))
+    least_squares = build_loss(compose_cfg("loss=ragan", override("loss.variant", "ls")))
+    d = standard.d_loss(REAL, FAKE).item()
+    assert halved.d_loss(REAL, FAKE).item() == pytest.approx(0.5 * d)
+    assert halved.g_loss(FAKE, REAL).item() == pytest.approx(
+        0.5 * standard.g_loss(FAKE, REAL).item()
+    )
+    # RaLSGAN: E (D(x) - E D(G(z)) - 1)^2 + E (D(G(z)) - E D(x) + 1)^2
+    ls = ((REAL - FAKE.mean() - 1) ** 2).mean() + ((FAKE - REAL.mean() + 1) ** 2).mean()
+    assert least_squares.d_loss(REAL, FAKE).item() == pytest.approx(ls.item())
+
+
+def one_reg(group: str, *overrides: str):
+    return build_regularizers(compose_cfg(f"reg={group}", *overrides))[group]
+
+
+def test_gradient_penalty_target_output_weight_interval():
+    gp = one_reg(
+        "gp",
+        override("reg.gp.target", 2.0),
+        override("reg.gp.weight", 3.0),
+        override("reg.gp.interval", 3),
+    )
+    assert gp.penalty(make_pass()).item() == pytest.approx((5 - 2.0) ** 2)
+    assert gp.weight == 3.0
+    assert [gp.applies_at(s) for s in range(6)] == [s % 3 == 0 for s in range(6)]
+    sig = one_reg("gp", override("reg.gp.output", "sigmoid"))
+    assert sig.penalty(make_pass()).item() < 1.0  # |sigmoid'| <= 1/4: norms <= 5/4, (n - 1)^2 < 1
+
+
+def test_zero_centred_penalty_target_output_weight_interval():
+    gp0 = one_reg(
+        "gp0",
+        override("reg.gp0.target", 1.0),
+        override("reg.gp0.output", "logit"),
+        override("reg.gp0.weight", 7.0),
+        override("reg.gp0.interval", 2),
+    )
+    assert gp0.penalty(make_pass()).item() == pytest.approx((5 - 1.0) ** 2)
+    assert gp0.weight == 7.0 and gp0.interval == 2
+
+
+def test_dragan_noise_scale_weight_interval():
+    dragan = one_reg(
+        "dragan",
+        override("reg.dragan.noise_scale", 2.0),
+        override("reg.dragan.weight", 1.0),
+        override("reg.dragan.interval", 4),
+    )
+    assert dragan.noise_scale == 2.0 and dragan.weight == 1.0
+    assert [dragan.applies_at(s) for s in range(5)] == [True, False, False, False, True]
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.detach())
+            return (x * torch.tensor([3.0, -4.0])).sum(1)
+
+    batch = make_pass()
+    torch.manual_seed(1)
+    real = batch.real.detach()
+    dragan.penalty(type(batch)(Recording(), real, batch.fake, None, None, 0, 10))
+    # x_hat lies between x and x + 2.0 * std(x) * U[0, 1): up to twice the default's reach
+    reach = (seen[0] - real).abs().max().item()
+    assert 0.5 * real.std().item() < reach <= 2.0 * real.std().item()
+
+
+def test_anchored_logit_penalty_anchors_and_weight():
+    rlc = one_reg(
+        "rlc",
+        override("reg.rlc.alpha_real", 2.0),
+        override("reg.rlc.alpha_fake", -1.0),
+        override("reg.rlc.weight", 0.5),
+        override("reg.rlc.interval", 2),
+    )
+    batch = make_pass()
+    expected = ((batch.real_logits + 1.0) ** 2).mean() + ((batch.fake_logits - 2.0) ** 2).mean()
+    assert rlc.penalty(batch).item() == pytest.approx(expected.item())
+    assert rlc.weight == 0.5 and rlc.interval == 2
+
+
+def test_js_anneal_decay_interval():
+    js = one_reg(
+        "js",
+        override("reg.js.anneal", True, option="reg/js"),
+        override("reg.js.decay", 0.5),
+        override("reg.js.interval", 3),
+    )
+    assert js.weight_at(0, 10) == pytest.approx(2.0)
+    assert js.weight_at(10, 10) == pytest.approx(2.0 * 0.5)
+    assert js.interval == 3
+
+
+def test_lecam_interval_and_zero_debias():
+    lecam = one_reg(
+        "lecam",
+        override("reg.lecam.zero_debias", True),
+        override("reg.lecam.interval", 2),
+        "reg.lecam.start_step=null",
+    )
+    lecam.anchor_real, lecam.anchor_fake, lecam.updates = 0.19, -0.1, 2
+    a_r, a_f = lecam.anchors()
+    assert (a_r, a_f) == pytest.approx((0.19 / (1 - 0.9**2), -0.1 / (1 - 0.9**2)))
+    assert lecam.interval == 2
+
+
+def test_r2_weight_and_its_schedule():
+    r2 = one_reg(
+        "r2",
+        override("reg.r2.weight", 4.0),
+        override("reg.r2.schedule", "cosine"),
+        override("reg.r2.weight_end", 1.0),
+        override("reg.r2.interval", 2),
+    )
+    assert r2.weight_at(0, 10) == pytest.approx(4.0)
+    assert r2.weight_at(5, 10) == pytest.approx(2.5)  # cosine half way: (4 + 1) / 2
+    assert r2.weight_at(10, 10) == pytest.approx(1.0)
+    assert r2.interval == 2
+
+
+def test_instance_noise_without_annealing_keeps_its_std():
+    noise = one_reg("instance_noise", override("reg.instance_noise.anneal", "none"))
+    assert noise.std_at(0, 10) == noise.std_at(9, 10) == pytest.approx(0.1)
+
+
+def test_dat_step_size_clamp_side_and_range():
+    dat = one_reg(
+        "dat",
+        override("reg.dat.step_size", 0.01),
+        override("reg.dat.clamp", 0.005),
+        override("reg.dat.perturb", "real"),
+        override("reg.dat.clamp_real", True),
+        override("reg.dat.clamp_range", [-0.5, 0.5]),
+    )
+    dat.configure((-1.0, 1.0), has_aux=False)
+    batch = make_pass()
+    real, fake = batch.real.detach() * 0.1, batch.fake.detach()
+    new_real, new_fake = dat.transform_d_inputs(batch.discriminator, real, fake, 0, 10)
+    assert torch.equal(new_fake, fake)  # perturb=real: the fakes stay
+    step = (new_real - real.clamp(-0.5, 0.5)).abs()
+    assert step.max().item() <= 0.005 + 1e-7 and step.max().item() > 0
+    assert new_real.abs().max().item() <= 0.5
+
+
+def test_uniform_prior_draws_in_minus_one_one():
+    cfg = compose_cfg(override("model.latent_distribution", "uniform", option="model/dcgan"))
+    z = latents(2000, 8, latent_distribution(cfg), torch.Generator().manual_seed(0))
+    assert z.min().item() >= -1.0 and z.max().item() < 1.0
+    assert z.std().item() == pytest.approx(1 / 3**0.5, rel=0.05)
