@@ -91,11 +91,16 @@ def report(statuses: dict[str, str], modules: list[str]) -> None:
         equivalent = sum(1 for n, s in mine.items() if s == "survived" and n in EQUIVALENT)
         tested = killed + counts["survived"] - equivalent
         score = 100 * killed / tested if tested else float("nan")
-        print(f"{module}: {dict(counts)}; score {killed}/{tested} = {score:.1f}%"
-              f" ({equivalent} equivalent)")
+        print(
+            f"{module}: {dict(counts)}; score {killed}/{tested} = {score:.1f}%"
+            f" ({equivalent} equivalent)"
+        )
     survivors = sorted(n for n, s in statuses.items() if s == "survived")
     for name in survivors:
-        print(f"  survived {name}" + (f"  (equivalent: {EQUIVALENT[name]})" if name in EQUIVALENT else ""))
+        print(
+            f"  survived {name}"
+            + (f"  (equivalent: {EQUIVALENT[name]})" if name in EQUIVALENT else "")
+        )
 
 
 def main(argv=None) -> int:
