@@ -136,12 +136,12 @@ def test_metrics_batch_size_sets_the_extractors_chunks():
     assert seen == [7, 7, 6] and out["64"].shape == (20, 64)
 
 
-def ring_source(std: float):
-    return build_data(compose_cfg("dataset=ring8", override("dataset.std", std)))
+def ring_source(*overrides: str):
+    return build_data(compose_cfg("dataset=ring8", *overrides))
 
 
 def test_dataset_std_sets_the_mixture_spread_and_the_modes_radius():
-    wide = ring_source(0.1)
+    wide = ring_source(override("dataset.std", 0.1))
     assert wide.extra["std"] == 0.1
     # distance to the nearest centre of a 2-D Gaussian: Rayleigh, mean std * sqrt(pi / 2)
     nearest = torch.cdist(wide.images[:5000], mixture_centres("ring8")).min(1).values
@@ -149,14 +149,14 @@ def test_dataset_std_sets_the_mixture_spread_and_the_modes_radius():
     # a point 0.25 from a centre: within 3 std of 0.1, not of the default 0.02
     point = torch.tensor([[2.25, 0.0]]).repeat(100, 1)
     assert compute_metrics(["modes"], EvalContext(point, wide))["high_quality_ring8"] == 1.0
-    narrow = ring_source(0.05)
+    narrow = ring_source("dataset.std=0.05")
     assert compute_metrics(["modes"], EvalContext(point, narrow))["high_quality_ring8"] == 0.0
 
 
 def test_modes_are_identified_by_nearest_centre_and_a_20_percent_share():
     """Metz et al. 2017 / PacGAN (Lin et al. 2018): a sample is high quality within 3 std of its
     nearest centre; a mode is covered with >= 20% of its uniform share of the samples."""
-    source = ring_source(0.02)
+    source = ring_source()
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     centres = torch.stack([2 * angles.cos(), 2 * angles.sin()], 1).float()
     # 400 samples: uniform share 50, threshold 10. Modes 0-5 get 60 each, mode 6 gets 10
