@@ -10,10 +10,12 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import compose_cfg
+from internals import ema_decay, seed_everything
 from key_cover import override
 from test_regularizers import make_pass
 
-from ganx.build import build_all, build_loss, build_regularizers
+from ganx.build import build_all, build_data, build_loss, build_nets, build_regularizers
+from ganx.loop import train
 from ganx.sampling import latent_distribution, latents
 
 CPU = torch.device("cpu")
@@ -206,3 +208,123 @@ def test_uniform_prior_draws_in_minus_one_one():
     z = latents(2000, 8, latent_distribution(cfg), torch.Generator().manual_seed(0))
     assert z.min().item() >= -1.0 and z.max().item() < 1.0
     assert z.std().item() == pytest.approx(1 / 3**0.5, rel=0.05)
+
+
+def test_ckpt_keep_one_keeps_one_step_file(tmp_path):
+    train(compose_cfg("train.steps=6", "ckpt.every=2", override("ckpt.keep", 1)), tmp_path)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
+    assert names == ["last.pt", "step_0000006.pt"]
+
+
+def test_batch_size_is_the_real_batch_the_stream_gives():
+    parts = build_all(compose_cfg(override("train.batch_size", 12)), CPU)
+    assert parts.stream.next().shape[0] == 12
+
+
+def test_seed_sets_the_initial_weights():
+    def first_weight(*overrides):
+        cfg = compose_cfg(*overrides)
+        seed_everything(cfg.seed)
+        return next(build_all(cfg, CPU).generator.parameters()).detach().clone()
+
+    assert torch.equal(first_weight(), first_weight())
+    assert not torch.equal(first_weight(), first_weight(override("seed", 3)))
+
+
+def test_ema_start_copies_g_until_then():
+    cfg = compose_cfg(override("train.ema_start", 5), "train.ema=0.9")
+    assert ema_decay(cfg.train.ema, 4, cfg.train.ema_start) == 0.0
+    assert ema_decay(cfg.train.ema, 5, cfg.train.ema_start) == pytest.approx(0.1)
+
+
+def test_latent_dim_and_data_shape_reach_the_nets():
+    cfg = compose_cfg(
+        override("model.latent_dim", 7),
+        override("dataset.resolution", 32, option="dataset/mnist5k"),
+        override("dataset.channels", 3, option="dataset/mnist5k"),
+    )
+    parts = build_all(cfg, CPU)
+    assert parts.source.images.shape[1:] == (3, 32, 32)
+    fake = parts.generator(torch.randn(2, 7))
+    assert fake.shape == (2, 3, 32, 32) and parts.discriminator(fake).shape == (2,)
+
+
+def test_eval_samples_and_metrics_of_a_data_set_set_evaluations_defaults():
+    cfg = compose_cfg(override("dataset.metrics", ["kid_mnist"]), tiny=False)
+    assert list(cfg.eval.metrics) == ["kid_mnist"]
+    stacked = compose_cfg(
+        "dataset=stacked_mnist", override("dataset.eval_samples", 123), tiny=False
+    )
+    assert stacked.eval.num_samples == 123
+
+
+def test_mixture_size_and_its_own_seed():
+    base = build_data(compose_cfg("dataset=ring8", override("dataset.source.n", 500)))
+    other = build_data(
+        compose_cfg("dataset=ring8", "dataset.source.n=500", override("dataset.source.seed", 1))
+    )
+    assert len(base) == 500 and len(other) == 500
+    assert not torch.equal(base.images, other.images)
+
+
+def test_dcgan_widths():
+    generator, discriminator = build_nets(
+        compose_cfg(override("model.generator.ngf", 4), override("model.discriminator.ndf", 6))
+    )
+    last_g = [m for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+    first_d = next(m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d))
+    assert last_g.in_channels == 4 and first_d.out_channels == 6
+
+
+def test_mlp_widths_and_activation():
+    generator, discriminator = build_nets(
+        compose_cfg(
+            "model=mlp",
+            override("model.generator.widths", [8, 16]),
+            override("model.discriminator.widths", [12]),
+        )
+    )
+    g = [m.out_features for m in generator.modules() if isinstance(m, torch.nn.Linear)]
+    d = [m.out_features for m in discriminator.modules() if isinstance(m, torch.nn.Linear)]
+    assert g == [8, 16, 784] and d == [12, 1]
+    leaky = build_nets(
+        compose_cfg(
+            "model=dragan_mlp",
+            override("model.generator.activation", "leaky_relu", option="model/dragan_mlp"),
+            override("model.discriminator.activation", "leaky_relu", option="model/dragan_mlp"),
+        )
+    )
+    for net in leaky:
+        assert any(isinstance(m, torch.nn.LeakyReLU) for m in net.modules())
+        assert not any(isinstance(m, torch.nn.ReLU) for m in net.modules())
+
+
+def test_toy_widths_and_depths():
+    generator, discriminator = build_nets(
+        compose_cfg(
+            "model=toy2d",
+            "dataset=grid25",
+            override("model.generator.hidden", 5),
+            override("model.generator.depth", 2, option="model/toy2d"),
+            override("model.discriminator.hidden", 6),
+            override("model.discriminator.depth", 1),
+        )
+    )
+    g = [m.out_features for m in generator.modules() if isinstance(m, torch.nn.Linear)]
+    d = [m.out_features for m in discriminator.modules() if isinstance(m, torch.nn.Linear)]
+    assert g == [5, 5, 2] and d == [6, 1]
+
+
+def test_reg_weights_decay_and_r1_schedule():
+    js = one_reg("js", override("reg.js.weight", 0.5))
+    assert js.weight_at(0, 10) == 0.5
+    lecam = one_reg(
+        "lecam",
+        override("reg.lecam.decay", 0.5),
+        override("reg.lecam.weight", 0.7),
+        "reg.lecam.start_step=null",
+    )
+    assert lecam.decay == 0.5 and lecam.weight == 0.7
+    r1 = one_reg("r1", override("reg.r1.schedule", "cosine"), override("reg.r1.weight_end", 2.0))
+    assert r1.weight_at(0, 10) == pytest.approx(10.0)
+    assert r1.weight_at(10, 10) == pytest.approx(2.0)
