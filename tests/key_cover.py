@@ -35,4 +35,4 @@ def override(key: str, value, option: str | None = None) -> str:
         text = value
     else:
         text = json.dumps(value)
-    return f"{key}={text}"
+    return f"{key.split(':', 1)[-1]}={text}"  # a tool's key: "ganx-eval:out" -> "out=..."

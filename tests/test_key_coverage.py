@@ -124,6 +124,7 @@ def test_override_spells_values_as_hydra_reads_them():
     assert override("train.stop_at", None) == "train.stop_at=null"
     assert override("optim.g.betas", [0.0, 0.9]) == "optim.g.betas=[0.0,0.9]"
     assert override("loss.variant", "mean") == "loss.variant=mean"
+    assert override("ganx-eval:settings.real_count", 32) == "settings.real_count=32"
     assert setting("loss.c", 0.5) == 0.5
 
 
