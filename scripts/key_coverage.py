@@ -206,12 +206,24 @@ def enclosing_test(node, parents):
     return test, cls
 
 
+COMPUTED = "<computed>"  # a value built at run time: a path under tmp_path
+
+
+def computed_or_literal(node):
+    """A literal's value; ``str(x)`` or an f-string: COMPUTED (a path the test made)."""
+    if isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Call) and ast.unparse(node.func) == "str"
+    ):
+        return COMPUTED
+    return ast.literal_eval(node)
+
+
 def judge_claim(path: Path, call: ast.Call, parents, module_slow: bool) -> Claim:
     test, cls = enclosing_test(call, parents)
     where = f"{path.name}::{test.name if test else '?'}:{call.lineno}"
     try:
         key = ast.literal_eval(call.args[0])
-        value = ast.literal_eval(call.args[1])
+        value = computed_or_literal(call.args[1])
         options = [k.value for k in call.keywords if k.arg == "option"] + call.args[2:]
         option = ast.literal_eval(options[0]) if options else None
     except (ValueError, IndexError, TypeError, SyntaxError):
@@ -228,6 +240,27 @@ def judge_claim(path: Path, call: ast.Call, parents, module_slow: bool) -> Claim
     return Claim(where, key, value, problem, option)
 
 
+def value_problem(claim: Claim, key: Key) -> str | None:
+    """Why ``claim``'s value does not show the key at work, or None."""
+    if claim.value == COMPUTED:
+        if all(d is None or isinstance(d, str) for d in key.defaults):
+            return None
+        return "a computed value (a path) counts only for a key whose defaults are text or null"
+    value = claim.value
+    if isinstance(value, str) and not isinstance(key.defaults[0], str):
+        value = parse_override_value(value)
+    files = [
+        (f, d)
+        for f, d in zip(key.files, key.defaults, strict=True)
+        if claim.option is None or f in ("config.yaml", f"{claim.option}.yaml")
+    ]
+    if not files:
+        return f"{claim.option}.yaml does not define {claim.key}"
+    if normalised(value) in {normalised(d) for _, d in files}:
+        return f"{value!r} is a default of {claim.key} in {[f for f, _ in files]}"
+    return None
+
+
 def check(keys: dict[str, Key], claims: list[Claim]) -> list[str]:
     """Attach valid claims to keys; return the problems of the others."""
     problems = []
@@ -235,19 +268,7 @@ def check(keys: dict[str, Key], claims: list[Claim]) -> list[str]:
         if claim.problem is None and claim.key not in keys:
             claim.problem = f"no config has the key {claim.key!r}"
         if claim.problem is None:
-            value = claim.value
-            if isinstance(value, str) and not isinstance(keys[claim.key].defaults[0], str):
-                value = parse_override_value(value)
-            key = keys[claim.key]
-            files = [
-                (f, d)
-                for f, d in zip(key.files, key.defaults, strict=True)
-                if claim.option is None or f in ("config.yaml", f"{claim.option}.yaml")
-            ]
-            if claim.option is not None and not files:
-                claim.problem = f"{claim.option}.yaml does not define {claim.key}"
-            elif normalised(value) in {normalised(d) for _, d in files}:
-                claim.problem = f"{value!r} is a default of {claim.key} in {[f for f, _ in files]}"
+            claim.problem = value_problem(claim, keys[claim.key])
         if claim.problem:
             problems.append(
                 f"NOT COUNTED {claim.test}: {claim.key} = {claim.value!r}: {claim.problem}"

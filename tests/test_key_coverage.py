@@ -146,3 +146,18 @@ def test_an_option_narrows_the_defaults_a_value_is_compared_with(tmp_path):
     assert "True is a default of reg.js.anneal" in problems[0]
     assert "reg/r1.yaml does not define reg.js.anneal" in problems[1]
     assert keys["reg.js.anneal"].claims == ["test_example.py::test_option:6"]
+
+
+def test_a_computed_value_counts_only_for_a_path_like_key(tmp_path):
+    keys, problems = claims_of(
+        tmp_path,
+        """
+        def test_path(tmp_path):
+            assert run(override("ganx-eval:out", str(tmp_path / "r.json")))
+
+        def test_number(n):
+            assert compose_cfg(override("train.n_dis", str(n)))
+        """,
+    )
+    assert keys["ganx-eval:out"].claims == ["test_example.py::test_path:3"]
+    assert len(problems) == 1 and "counts only for a key whose defaults are text" in problems[0]
