@@ -61,6 +61,12 @@ EXEMPT = {
     "hydra.launcher.mem_gb": "submitit (SLURM) plugin setting; no SLURM here",
     "hydra.launcher.partition": "submitit (SLURM) plugin setting; no SLURM here",
     "hydra.launcher.name": "submitit (SLURM) plugin setting; no SLURM here",
+    "hydra.launcher.max_num_timeout": "submitit (SLURM) plugin setting; no SLURM here",
+    "hydra.launcher.signal_delay_s": "submitit (SLURM) plugin setting; no SLURM here",
+    "optim.g._partial_": "Hydra's instantiate flag: the optimiser gets its parameters later, "
+    "so false cannot build one (torch.optim needs them)",
+    "optim.d._partial_": "Hydra's instantiate flag: the optimiser gets its parameters later, "
+    "so false cannot build one (torch.optim needs them)",
 }
 
 
@@ -77,9 +83,16 @@ class Key:
             return "the class the option builds: chosen with the group option itself"
         if last == "name" and any("/" in f for f in self.files):
             return "the option's own name, as selected by the group"
-        if all(isinstance(v, str) and "${" in v for v in self.defaults):
+        if all(interpolated(v) for v in self.defaults):
             return f"an interpolation ({self.defaults[0]}): set through that key"
         return None
+
+
+def interpolated(value) -> bool:
+    """An interpolation, or a list made only of them (``img_shape: [${...}, ...]``)."""
+    if isinstance(value, list):
+        return bool(value) and all(interpolated(v) for v in value)
+    return isinstance(value, str) and "${" in value
 
 
 def leaves(node, prefix: str):

@@ -202,3 +202,63 @@ def test_dirac_starts_at_its_configured_theta_and_psi():
         )
     )
     assert generator.theta.item() == 0.5 and discriminator.psi.item() == -2.0
+
+
+def test_r3gan_width_cardinality_blocks_expansion_shape_its_blocks():
+    generator, discriminator = nets(
+        "r3gan",
+        "dataset.resolution=32",
+        override("model.generator.width", 12),
+        override("model.generator.cardinality", 3),
+        override("model.generator.blocks", 1),
+        override("model.generator.expansion", 3),
+        tiny=False,
+    )
+    for net in (generator, discriminator):
+        blocks = [m for m in net.modules() if hasattr(m, "project") and hasattr(m, "expand")]
+        assert len(blocks) == 4  # 4 stages at 32 px, 1 block each (D mirrors G)
+        for block in blocks:
+            assert block.expand.out_channels == 36 and block.grouped.groups == 3
+            assert block.project.out_channels == 12
+
+
+def test_resnet64_dim_and_sngan_upsampling_and_d_hidden_width():
+    g, d = nets(
+        "resnet64",
+        override("model.generator.dim", 4),
+        override("model.discriminator.dim", 8),
+        tiny=False,
+    )
+    assert layers(d, "stem")[0].out_channels == 8 and layers(g, "to_rgb")[0].in_channels == 4
+    g, _ = nets("sngan", override("model.generator.upsample", "nearest"), tiny=True)
+    assert {b.upsample for b in g.blocks} == {"nearest"}
+    _, wide_first = nets(
+        "sngan",
+        "dataset.resolution=48",
+        "model.discriminator.ndf=64",
+        override("model.discriminator.hidden_width", "output"),
+        tiny=True,
+    )
+    _, wide_second = nets("sngan", "dataset.resolution=48", "model.discriminator.ndf=64", tiny=True)
+    # a widening block: its first conv widens with "output", its second with mimicry's "input"
+    first = [m.out_channels for m in layers(wide_first, "conv1")]
+    second = [m.out_channels for m in layers(wide_second, "conv1")]
+    assert first != second and sum(first) > sum(second)
+
+
+def test_infomax_rkhs_width_and_toy3d_data_dim_and_d_init_std():
+    _, d = nets("infomax", override("model.discriminator.nrkhs", 24), tiny=True)
+    assert d.local_b.out_channels == 24
+    g, d = nets(
+        "toy3d",
+        override("model.generator.data_dim", 4),
+        override("model.discriminator.data_dim", 4),
+        override("model.discriminator.init_std", 0.5),
+    )
+    assert g(torch.randn(5, 2)).shape == (5, 4) and d(torch.randn(5, 4)).shape == (5,)
+    assert torch.cat([m.weight.flatten() for m in layers(d)]).abs().max().item() > 0.2
+
+
+def test_dragan_mlp_generator_init_can_be_pytorchs():
+    g, _ = nets("dragan_mlp", override("model.generator.init", "pytorch"))
+    assert not torch.all(layers(g)[0].bias == 0)

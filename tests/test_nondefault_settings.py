@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import compose_cfg
-from internals import ema_decay, seed_everything
+from internals import StepSettings, ema_decay, generate, seed_everything, training_iteration
 from key_cover import override
 from test_regularizers import make_pass
 
@@ -328,3 +328,57 @@ def test_reg_weights_decay_and_r1_schedule():
     r1 = one_reg("r1", override("reg.r1.schedule", "cosine"), override("reg.r1.weight_end", 2.0))
     assert r1.weight_at(0, 10) == pytest.approx(10.0)
     assert r1.weight_at(10, 10) == pytest.approx(2.0)
+
+
+def test_sample_grids_every_n_and_their_bn_stats(tmp_path):
+    from PIL import Image
+
+    cfg = compose_cfg(
+        "train.steps=4", "reg=none", override("sample.every", 3), override("sample.n", 4)
+    )
+    train(cfg, tmp_path)
+    grids = sorted(p.name for p in (tmp_path / "samples").glob("step_*.png"))
+    assert grids == ["step_0000003.png", "step_0000004.png"]  # every 3 and the last step
+    small = Image.open(tmp_path / "samples" / grids[0]).size
+    assert small[0] < 4 * 28 + 20  # 2 x 2 grid of 28 px digits, not 4 x 4
+    running = compose_cfg(override("sample.bn_stats", "running"))
+    parts = build_all(running, CPU)
+    noise = torch.randn(4, running.model.latent_dim)
+    with_running = generate(parts.generator, noise, running.sample.bn_stats)
+    assert not torch.allclose(with_running, generate(parts.generator, noise, "batch"))
+
+
+def test_simultaneous_updates_let_g_see_the_d_before_its_step():
+    def after_one_step(*overrides):
+        sgd = ["optim.g._target_=torch.optim.SGD", "optim.d._target_=torch.optim.SGD"]
+        sgd += ["~optim.g.betas", "~optim.d.betas", "optim.g.lr=0.2", "optim.d.lr=0.2"]
+        cfg = compose_cfg(
+            "model=dirac", "dataset=dirac", "reg=none", "train.ema=null", *sgd, *overrides
+        )
+        parts = build_all(cfg, CPU)
+        settings = StepSettings(total=1, latent_dim=cfg.model.latent_dim)
+        simultaneous = cfg.train.updates == "simultaneous"
+        training_iteration(parts, settings, 0, 0, 1, simultaneous, parts.stream.next)
+        return parts.generator.theta.item(), parts.discriminator.psi.item()
+
+    alternating = after_one_step()
+    simultaneous = after_one_step(override("train.updates", "simultaneous"))
+    assert alternating[1] == simultaneous[1]  # D's step is the same
+    assert alternating[0] != simultaneous[0]  # G's step saw the old psi
+
+
+def test_concat_real_fake_and_channels_last_reach_the_built_run():
+    concat = build_all(
+        compose_cfg(
+            "model=mlp", override("hardware.concat_real_fake", True, option="hardware/cpu")
+        ),
+        CPU,
+    )
+    assert concat.concat_real_fake
+    nhwc = build_all(
+        compose_cfg(override("hardware.channels_last", True, option="hardware/cpu")), CPU
+    )
+    convs = [m for m in nhwc.discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+    weight = convs[1].weight  # the first has one input channel: both layouts coincide
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert not weight.is_contiguous()

@@ -185,3 +185,48 @@ def test_ganx_dirac_writes_its_tables_to_out_without_plots(tmp_path, monkeypatch
     torch.set_num_threads(1)
     assert (out / "table.md").is_file() and (out / "table.csv").is_file()
     assert not list(out.glob("*.png"))
+
+
+def test_ganx_eval_reads_its_checkpoint_device_out_and_cache(last_pt, tmp_path, monkeypatch):
+    from ganx.tools import eval_hydra
+
+    out, cache = tmp_path / "sub" / "r.json", tmp_path / "features"
+    run_tool(
+        eval_hydra,
+        override("ganx-eval:checkpoint", str(last_pt)),
+        override("ganx-eval:out", str(out)),
+        override("ganx-eval:device", "cpu"),
+        override("ganx-eval:settings.cache_dir", str(cache)),
+        "metrics=[fid_mnist]",
+        "num_samples=32",
+        monkeypatch=monkeypatch,
+    )
+    record = json.loads(out.read_text())
+    assert record["checkpoint"] == str(last_pt) and record["step"] == 4
+    assert len(list(cache.glob("real_mnist5k_mnist_32_*.pt"))) == 1
+
+
+def test_ganx_export_writes_the_chosen_generator(last_pt, tmp_path, monkeypatch):
+    import ganx
+    from ganx.export import export_hydra
+
+    exported = {}
+    for name, extra in (
+        ("ema", []),
+        ("raw", [override("ganx-export:ema", False)]),
+        ("running", [override("ganx-export:bn_stats", "running")]),
+    ):
+        out = tmp_path / f"{name}.pt"
+        run_tool(
+            export_hydra,
+            override("ganx-export:checkpoint", str(last_pt)),
+            override("ganx-export:out", str(out)),
+            *extra,
+            monkeypatch=monkeypatch,
+        )
+        exported[name] = torch.jit.load(str(out))
+    z = ganx.load_generator(last_pt).latents(4, seed=1)
+    images = {name: module(z) for name, module in exported.items()}
+    assert images["ema"].shape == (4, 1, 28, 28)
+    assert not torch.equal(images["ema"], images["raw"])
+    assert not torch.equal(images["ema"], images["running"])
