@@ -7,6 +7,8 @@ w = (3, -4), ||w|| = 5)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import compose_cfg
@@ -382,3 +384,24 @@ def test_concat_real_fake_and_channels_last_reach_the_built_run():
     weight = convs[1].weight  # the first has one input channel: both layouts coincide
     assert weight.is_contiguous(memory_format=torch.channels_last)
     assert not weight.is_contiguous()
+
+
+def test_stacked_mnist_size_and_thread_count():
+    stacked = build_data(compose_cfg("dataset=stacked_mnist", override("dataset.n", 40)))
+    assert len(stacked) == 40 and stacked.images.shape[1] == 3
+    from ganx.loop import set_up_process
+
+    try:
+        set_up_process(compose_cfg(override("hardware.threads", 2)), Path("unused"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_log_progress_prints_one_line_per_flush(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ganx")
+    train(compose_cfg("train.steps=4", "reg=none", override("log.progress", True)), tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["2/4", "4/4"]  # log.every=2 in TINY
