@@ -9,7 +9,7 @@ PINS   := torch==2.14.1 torchvision==0.29.1 hydra-core==1.3.8 omegaconf==2.3.1 \
 # the optional trackers and exporters (extras mlflow, wandb, onnx), pinned, so `make test`
 # runs their tests too
 EXTRA_PINS := mlflow-skinny==3.17.2 wandb==0.31.0 onnx==1.23.2 onnxscript==0.7.2 \
-          onnxruntime==1.31.1
+          onnxruntime==1.31.1 mutmut==3.8.1
 
 .PHONY: venv train test test-fast lint format clean
 

@@ -398,10 +398,17 @@ def test_stacked_mnist_size_and_thread_count():
         torch.set_num_threads(1)
 
 
-def test_log_progress_prints_one_line_per_flush(tmp_path, caplog):
+def test_log_progress_off_prints_no_progress_lines(tmp_path, caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="ganx")
-    train(compose_cfg("train.steps=4", "reg=none", override("log.progress", True)), tmp_path)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+
+    def progress_lines(*overrides):
+        caplog.clear()
+        run_dir = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        train(compose_cfg("train.steps=4", "reg=none", *overrides), run_dir)
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+
+    lines = progress_lines("log.progress=true")
     assert [line.split()[1] for line in lines] == ["2/4", "4/4"]  # log.every=2 in TINY
+    assert progress_lines(override("log.progress", False)) == []
