@@ -173,30 +173,31 @@ def test_loss_settings_at_their_edges_and_their_messages():
         paired,
     )
 
+    def whole(message: str) -> str:  # the message exactly, nothing around it
+        return f"^{re.escape(message)}$"
+
     real, fake = torch.tensor([0.3, -1.2]), torch.tensor([-0.7, 0.4])
-    with pytest.raises(ValueError, match=re.escape("loss.d_scale must be > 0, got 0")):
+    with pytest.raises(ValueError, match=whole("loss.d_scale must be > 0, got 0")):
         MinimaxLoss(d_scale=0)
     with pytest.raises(
-        ValueError, match=re.escape("loss.clip must be a positive number or null, got 0")
+        ValueError, match=whole("loss.clip must be a positive number or null, got 0")
     ):
         WassersteinLoss(clip=0)
-    with pytest.raises(ValueError, match=re.escape("loss.scale must be > 0, got 0")):
+    with pytest.raises(ValueError, match=whole("loss.scale must be > 0, got 0")):
         RelativisticAverageLoss(scale=0)
     with pytest.raises(
         ValueError,
-        match=re.escape("a relativistic G loss needs D's logits on a real batch (real_logits)"),
+        match=whole("a relativistic G loss needs D's logits on a real batch (real_logits)"),
     ):
         paired(None, fake)
     with pytest.raises(
         ValueError,
-        match=re.escape(
-            "relativistic pairing needs as many real as fake logits, got (2,) and (1,)"
-        ),
+        match=whole("relativistic pairing needs as many real as fake logits, got (2,) and (1,)"),
     ):
         paired(real, fake[:1])
     with pytest.raises(
         ValueError,
-        match=re.escape("loss=ragan: G's loss needs D's logits on a real batch (real_logits)"),
+        match=whole("loss=ragan: G's loss needs D's logits on a real batch (real_logits)"),
     ):
         RelativisticAverageLoss().g_loss(fake, None)
     doubled = MinimaxLoss(d_scale=2.0).d_loss(real, fake)
