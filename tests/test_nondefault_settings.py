@@ -412,3 +412,42 @@ def test_log_progress_off_prints_no_progress_lines(tmp_path, caplog):
     lines = progress_lines("log.progress=true")
     assert [line.split()[1] for line in lines] == ["2/4", "4/4"]  # log.every=2 in TINY
     assert progress_lines(override("log.progress", False)) == []
+
+
+def test_diffaugment_policy_cutout_and_translation_sizes():
+    from ganx.build import build_augment
+
+    def augment(*overrides):
+        return build_augment(compose_cfg("augment=diffaug", *overrides), CPU)
+
+    ones = torch.ones(64, 1, 28, 28)
+    cut = augment(override("augment.policy", ["cutout"]), override("augment.cutout", 0.25))(ones)
+    zeros = (cut == 0).flatten(1).sum(1)
+    assert set(cut.unique().tolist()) == {0.0, 1.0}  # no colour change: cutout only
+    assert zeros.max().item() <= 7 * 7 and zeros.min().item() > 0  # 0.25 x 28 -> a 7 px square
+    dot = torch.zeros(256, 1, 28, 28)
+    dot[:, :, 14, 14] = 1.0
+    moved = augment("augment.policy=[translation]", override("augment.translation", 0.25))(dot)
+    rows, cols = (moved[:, 0] == 1).nonzero()[:, 1:].T
+    shifts = torch.maximum((rows - 14).abs(), (cols - 14).abs())
+    assert shifts.max().item() == 7  # int(28 x 0.25 + 0.5); the default 0.125 reaches 4
+
+
+def test_ada_transforms_and_target():
+    from ganx.build import build_augment
+
+    flip = build_augment(
+        compose_cfg("augment=ada", override("augment.transforms", ["xflip"]), "augment.p=1.0"), CPU
+    )
+    x = torch.arange(28.0).repeat(8, 1, 28, 1)
+    out = flip(x)
+    assert all(torch.equal(o, x[0]) or torch.equal(o, x[0].flip(-1)) for o in out)
+    assert any(torch.equal(o, x[0].flip(-1)) for o in out)
+    high = build_augment(
+        compose_cfg("augment=ada", override("augment.target", 0.9), "augment.interval=1"), CPU
+    )
+    high.observe(torch.tensor(0.8), 16)  # r_t 0.8: above ADA's 0.6, below this target
+    assert float(high.p) == 0.0  # p fell (clamped at 0) instead of rising
+    usual = build_augment(compose_cfg("augment=ada", "augment.interval=1"), CPU)
+    usual.observe(torch.tensor(0.8), 16)
+    assert float(usual.p) > 0.0
