@@ -167,3 +167,12 @@ def test_modes_are_identified_by_nearest_centre_and_a_20_percent_share():
     out = compute_metrics(["modes"], EvalContext(samples, source))
     assert out["modes_ring8"] == 7
     assert out["high_quality_ring8"] == pytest.approx(379 / 400)
+
+
+def test_inception_weights_path_is_the_one_loaded():
+    from ganx.fidelity import MetricError
+
+    path = setting("metrics.inception_weights", "/nonexistent/inception.pth")
+    bank = FeatureBank(torch.device("cpu"), inception_weights=path)
+    with pytest.raises(MetricError, match="not found at /nonexistent/inception.pth"):
+        bank.extractor("inception")

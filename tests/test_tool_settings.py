@@ -230,3 +230,40 @@ def test_ganx_export_writes_the_chosen_generator(last_pt, tmp_path, monkeypatch)
     assert images["ema"].shape == (4, 1, 28, 28)
     assert not torch.equal(images["ema"], images["raw"])
     assert not torch.equal(images["ema"], images["running"])
+
+
+def test_ganx_eval_takes_its_own_inception_weights(last_pt, tmp_path, monkeypatch, capsys):
+    from ganx.tools import eval_hydra
+
+    with pytest.raises(SystemExit) as exit_:
+        run_tool(
+            eval_hydra,
+            f"checkpoint={last_pt}",
+            "metrics=[fid_inception]",
+            "num_samples=8",
+            override("ganx-eval:settings.inception_weights", str(tmp_path / "none.pth")),
+            monkeypatch=monkeypatch,
+        )
+    assert f"no weights are at {tmp_path / 'none.pth'};" in str(exit_.value)
+
+
+def test_ganx_dirac_plot_extent_and_arrows_set_the_field_grid(tmp_path, monkeypatch):
+    from ganx import dirac_study
+
+    grids = []
+    monkeypatch.setattr(dirac_study, "draw_cell", lambda ax, o, cfg, grid: grids.append(grid))
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        cfg = compose(
+            "dirac_study",
+            overrides=[
+                "losses=[ns]",
+                "regs=[none]",
+                "steps=2",
+                override("ganx-dirac:plot.extent", 3.0),
+                override("ganx-dirac:plot.arrows", 5),
+            ],
+        )
+        outcomes, _ = run_study(cfg)
+    torch.set_num_threads(1)
+    dirac_study.plot_outcomes(outcomes, tmp_path, cfg)
+    assert grids and all(torch.equal(g, torch.linspace(-3.0, 3.0, 5)) for g in grids)
