@@ -9,7 +9,7 @@ PINS   := torch==2.14.1 torchvision==0.29.1 hydra-core==1.3.8 omegaconf==2.3.1 \
 # the optional trackers, exporters and data readers (extras mlflow, wandb, onnx, lsun), pinned,
 # so `make test` runs their tests too
 EXTRA_PINS := mlflow==3.17.2 mlflow-skinny==3.17.2 wandb==0.31.0 onnx==1.23.2 onnxscript==0.7.2 \
-          onnxruntime==1.31.1 lmdb==2.3.0
+          onnxruntime==1.31.1 lmdb==2.3.0 mutmut==3.8.1
 # the browser tests of `ganx-dirac serve` (Playwright drives Debian's chromium: .ci/run
 # installs it; without it those tests are skipped, naming `apt-get install -y chromium`)
 BROWSER_PINS := playwright==1.65.2 pytest-playwright==0.10.0

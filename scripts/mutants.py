@@ -802,6 +802,153 @@ MUTATIONS = [
     ),
 ]
 
+# --- issue 30's patterns: a key ignored where its default coincides, a guarantee only slow tests
+# saw, resume of non-default state, net structure, metric settings -------------------------------
+T_NONDEF = "test_nondefault_settings.py"
+T_FAST = "test_fast_guarantees.py"
+T_RESUME_ND = "test_resume_nondefault.py"
+T_NETS = "test_net_structure.py"
+T_METRIC_SET = "test_metric_settings.py"
+MUTATIONS += [
+    m(
+        "g_optimiser_built_from_d_settings",
+        "src/ganx/build.py",
+        '    opt_g = instantiate(cfg.optim.g, _convert_="all")(generator.parameters(), **extra)',
+        '    opt_g = instantiate(cfg.optim.d, _convert_="all")(generator.parameters(), **extra)',
+        "G trains with D's learning rate and betas (equal by default, so only a test that sets "
+        "them apart sees it)",
+        f"{T_NONDEF}::test_g_and_d_get_their_own_learning_rates_and_betas",
+    ),
+    m(
+        "lsgan_g_target_is_b",
+        LOSSES,
+        "        return 0.5 * ((fake_logits - self.c) ** 2).mean()",
+        "        return 0.5 * ((fake_logits - self.b) ** 2).mean()",
+        "LSGAN's G aims at b instead of c (both 1 by default)",
+        f"{T_NONDEF}::test_lsgan_targets_a_b_c_each_reach_their_term",
+    ),
+    m(
+        "gp_sigmoid_output_ignored",
+        REGS,
+        "            out = torch.sigmoid(out)",
+        "            pass",
+        "reg.gp.output=sigmoid penalises the logit's gradient",
+        f"{T_NONDEF}::test_gradient_penalty_target_output_weight_interval",
+    ),
+    m(
+        "lecam_never_debiased",
+        REGS,
+        "        correction = 1.0 - self.decay**self.updates",
+        "        correction = 1.0",
+        "reg.lecam.zero_debias=true leaves the anchors biased towards 0",
+        f"{T_NONDEF}::test_lecam_interval_and_zero_debias",
+    ),
+    m(
+        "elapsed_time_restarts_on_resume",
+        OUTPUTS,
+        "        self.started = time.time() - elapsed_s",
+        "        self.started = time.time()",
+        "a resumed run's time_s and wall time start again from 0",
+        f"{T_FAST}::test_elapsed_time_continues_across_a_resume",
+    ),
+    m(
+        "signal_reported_as_finished",
+        LOOP,
+        '                    status = "interrupted"',
+        '                    status = "finished"',
+        "a run stopped by SIGTERM says finished in status.json",
+        f"{T_FAST}::test_a_sigterm_mid_run_checkpoints_that_step_and_marks_the_run_interrupted",
+    ),
+    m(
+        "first_config_overwritten_on_resume",
+        "src/ganx/rundir.py",
+        '    if not (hydra_dir / "config.yaml").exists():',
+        "    if True:",
+        ".hydra/config.yaml is replaced by each resume's config",
+        f"{T_FAST}::test_each_invocation_is_recorded_and_the_first_config_kept",
+    ),
+    m(
+        "sample_tool_ignores_seed",
+        "src/ganx/tools.py",
+        "    seed = cfg.seed\n",
+        "    seed = None\n",
+        "ganx-sample seed=7 draws the evaluation noise instead",
+        f"{T_FAST}::test_the_sampling_tools_seed_draws_the_apis_noise",
+    ),
+    m(
+        "grad_scaler_not_restored",
+        STATE,
+        "            self.scaler.load_state_dict(saved)",
+        "            pass",
+        "an fp16 run resumes with a fresh GradScaler (scale 65536) instead of its own",
+        f"{T_RESUME_ND}::test_fp16_grad_scaler_resumes_bitwise",
+    ),
+    m(
+        "dcgan_batchnorm_scale_ones",
+        "src/ganx/nets/dcgan.py",
+        "            nn.init.normal_(m.weight, 1.0, 0.02)",
+        "            nn.init.ones_(m.weight)",
+        "DCGAN's BatchNorm scales start at 1 instead of N(1, 0.02)",
+        f"{T_NETS}::test_dcgan_weights_are_normal_0_02_and_batchnorm_scales_normal_1_0_02",
+    ),
+    m(
+        "sngan_d_linear_without_spectral_norm",
+        "src/ganx/nets/sngan.py",
+        "maybe_spectral_norm(xavier(nn.Linear(self.global_width, 1), 1.0), sn)",
+        "xavier(nn.Linear(self.global_width, 1), 1.0)",
+        "SNGAN's D leaves its last layer unnormalised",
+        f"{T_NETS}::test_spectral_norm_on_every_d_layer_exactly_when_configured",
+    ),
+    m(
+        "sngan_residual_gain_one",
+        "src/ganx/nets/sngan.py",
+        "        self.conv1 = xavier(nn.Conv2d(width_in, width_out, 3, 1, 1), math.sqrt(2))",
+        "        self.conv1 = xavier(nn.Conv2d(width_in, width_out, 3, 1, 1), 1.0)",
+        "SNGAN's G blocks start with Xavier gain 1 instead of sqrt(2)",
+        f"{T_NETS}::test_residual_convs_xavier_gain_sqrt2_shortcuts_and_ends_gain_1",
+    ),
+    m(
+        "he_normal_init_as_pytorch_default",
+        "src/ganx/nets/mlp.py",
+        "        nn.init.normal_(layer.weight, std=math.sqrt(2.0 / layer.in_features))",
+        "        pass",
+        "model=dragan_mlp keeps PyTorch's init for its weights",
+        f"{T_NETS}::test_dragan_mlp_is_he_normal_and_mlp_pytorchs_default",
+    ),
+    m(
+        "kid_subset_size_ignored",
+        "src/ganx/fidelity.py",
+        "            size = min(kid_subset_size, n, len(real[feat_layer]))",
+        "            size = min(n, len(real[feat_layer]))",
+        "KID uses every sample in each subset whatever metrics.kid_subset_size says",
+        f"{T_METRIC_SET}::test_kid_uses_the_configured_subset_size_as_torch_fidelity_does",
+    ),
+    m(
+        "real_count_ignored",
+        "src/ganx/fidelity.py",
+        "min(real_count or n, len(source))",
+        "min(n, len(source))",
+        "FID compares with as many real images as samples, whatever metrics.real_count says",
+        f"{T_METRIC_SET}::test_real_count_sets_how_many_real_images_fid_compares_with",
+    ),
+    m(
+        "feature_chunks_ignore_batch_size",
+        "src/ganx/fidelity.py",
+        "        for chunk in images_uint8.split(self.batch_size):",
+        "        for chunk in images_uint8.split(256):",
+        "metrics.batch_size does not bound the feature network's batches",
+        f"{T_METRIC_SET}::test_metrics_batch_size_sets_the_extractors_chunks",
+    ),
+    m(
+        "mode_threshold_a_quarter",
+        "src/ganx/metrics.py",
+        "    threshold = 0.2 * len(samples) / len(centres)",
+        "    threshold = 0.25 * len(samples) / len(centres)",
+        "a mode needs 25% of its uniform share to count, not PacGAN's 20%",
+        f"{T_METRIC_SET}::test_modes_are_identified_by_nearest_centre_and_a_20_percent_share",
+    ),
+]
+
 BROKEN_PROBE = Mutation(
     "_probe_subprocess_sees_mutant",
     "src/ganx/train.py",

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import compose_cfg, group_choices
 from internals import StepSettings, discriminator_loss, generator_loss, training_iteration
+from key_cover import override
 from test_resume_eval import assert_trees_equal, last_state
 from torch import nn
 
@@ -124,15 +125,22 @@ def run_iterations(cfg, parts, n: int) -> list[float]:
 def test_ada_p_rises_when_d_over_fits_and_falls_otherwise():
     """ADA's rule: every ``interval`` D steps p moves by sign(r_t - target) * images / (kimg *
     1000); here 16 reals per D step, interval 2, kimg 0.32: steps of 0.1."""
-    cfg, parts = over_fitting_parts(+1.0, "augment.interval=2", "augment.kimg=0.32")
+    cfg, parts = over_fitting_parts(
+        +1.0, override("augment.interval", 2), override("augment.kimg", 0.32)
+    )
     ps = run_iterations(cfg, parts, 6)
     assert ps == pytest.approx([0.0, 0.1, 0.1, 0.2, 0.2, 0.3])
     cfg, parts = over_fitting_parts(
-        -1.0, "augment.interval=2", "augment.kimg=0.32", "augment.p=0.5"
+        -1.0,
+        override("augment.interval", 2),
+        override("augment.kimg", 0.32),
+        override("augment.p", 0.5),
     )
     ps = run_iterations(cfg, parts, 6)
     assert ps == pytest.approx([0.5, 0.4, 0.4, 0.3, 0.3, 0.2])
-    cfg, parts = over_fitting_parts(+1.0, "augment.interval=1", "augment.kimg=0.016")
+    cfg, parts = over_fitting_parts(
+        +1.0, override("augment.interval", 1), override("augment.kimg", 0.016)
+    )
     assert run_iterations(cfg, parts, 3) == [1.0, 1.0, 1.0]  # p stays a probability
 
 

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from conftest import compose_cfg
+from key_cover import override
 
 from ganx.aux import infonce, rotate_quarters
 from ganx.build import build_all
@@ -58,4 +59,4 @@ def test_aux_term_changes_the_d_update(model):
         assert "aux/D" in terms
         return torch.cat([p.detach().flatten() for p in parts.discriminator.parameters()])
 
-    assert not torch.equal(d_after(), d_after("model.aux.d_weight=0"))
+    assert not torch.equal(d_after(), d_after(override("model.aux.d_weight", 0)))

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from conftest import TINY_WIDTHS, load_script
+from key_cover import override
 
 
 @pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
@@ -82,13 +83,18 @@ def test_eval_at_adds_evaluation_steps(tmp_path, tiny_cfg):
     from ganx.loop import train
     from ganx.validate import validate
 
-    cfg = tiny_cfg("train.steps=5", "eval.every=100", "eval.at=[1,3]", "eval.metrics=[fid_mnist]")
+    cfg = tiny_cfg(
+        "train.steps=5",
+        override("eval.every", 100),
+        override("eval.at", [1, 3]),
+        "eval.metrics=[fid_mnist]",
+    )
     cfg.eval.num_samples = 32
     train(cfg, tmp_path)
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "fid32_mnist" in r] == [1, 3, 5]
     with pytest.raises(ConfigError, match=r"eval.at\[1\]=0: must be a positive integer"):
-        validate(tiny_cfg("eval.at=[2,0]"))
+        validate(tiny_cfg(override("eval.at", [2, 0])))
 
 
 def test_bench_quality_stops_after_a_signal(tmp_path, monkeypatch, capsys):

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from key_cover import override
 
 from ganx.data import DataSource, mixture_centres
 from ganx.dirac_study import run_study
@@ -148,8 +149,8 @@ def test_simultaneous_and_alternating_updates_differ(tmp_path):
             "train.ema=null",
             "train.steps=50",
             f"train.updates={updates}",
-            "optim.g._target_=torch.optim.SGD",
-            "optim.d._target_=torch.optim.SGD",
+            override("optim.g._target_", "torch.optim.SGD"),
+            override("optim.d._target_", "torch.optim.SGD"),
             "~optim.g.betas",
             "~optim.d.betas",
             "optim.g.lr=0.2",

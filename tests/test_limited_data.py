@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import TINY, compose_cfg
 from ganx_cli import TINY_ARGS, error_lines, ganx_train_here
+from key_cover import override
 
 from ganx.build import build_all
 from ganx.data import mnist5k, stacked_mnist, take_subset
@@ -32,10 +33,14 @@ def test_subset_is_class_balanced_and_fixed_by_its_own_seed():
 
 
 def test_training_reads_the_subset_whatever_the_seed_and_metrics_see_the_full_set():
-    parts = {s: build_all(compose_cfg("dataset.subset=64", f"seed={s}"), CPU) for s in (0, 1)}
+    parts = {
+        s: build_all(compose_cfg(override("dataset.subset", 64), f"seed={s}"), CPU) for s in (0, 1)
+    }
     assert len(parts[0].stream.source) == 64 and len(parts[0].source) == 5000
     assert torch.equal(parts[0].stream.images, parts[1].stream.images)  # seed: not the subset
-    other = build_all(compose_cfg("dataset.subset=64", "dataset.subset_seed=1"), CPU)
+    other = build_all(
+        compose_cfg(override("dataset.subset", 64), override("dataset.subset_seed", 1)), CPU
+    )
     assert not torch.equal(parts[0].stream.images, other.stream.images)
     seen = torch.cat([parts[0].stream.next() for _ in range(8)])  # 2 epochs of 4 batches
     rows = parts[0].stream.images.flatten(1)

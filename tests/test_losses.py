@@ -157,3 +157,55 @@ def test_ragan_gradient_flows_through_the_other_batch_mean_and_bad_settings_are_
         RelativisticAverageLoss(scale=0)
     with pytest.raises(ValueError, match="real_logits"):
         RelativisticAverageLoss().g_loss(FAKE)
+
+
+def test_loss_settings_at_their_edges_and_their_messages():
+    """Found by mutmut (scripts/mutmut_score.py losses): a scale of exactly 0 is refused as
+    well as a negative one, a scale of 2 is applied (not only values below 1), and each refusal
+    says which key and what is allowed."""
+    import re
+
+    from ganx.losses import (
+        LeastSquaresLoss,
+        MinimaxLoss,
+        RelativisticAverageLoss,
+        WassersteinLoss,
+        paired,
+    )
+
+    def whole(message: str) -> str:  # the message exactly, nothing around it
+        return f"^{re.escape(message)}$"
+
+    real, fake = torch.tensor([0.3, -1.2]), torch.tensor([-0.7, 0.4])
+    with pytest.raises(ValueError, match=whole("loss.d_scale must be > 0, got 0")):
+        MinimaxLoss(d_scale=0)
+    with pytest.raises(
+        ValueError, match=whole("loss.clip must be a positive number or null, got 0")
+    ):
+        WassersteinLoss(clip=0)
+    with pytest.raises(ValueError, match=whole("loss.scale must be > 0, got 0")):
+        RelativisticAverageLoss(scale=0)
+    with pytest.raises(
+        ValueError,
+        match=whole("a relativistic G loss needs D's logits on a real batch (real_logits)"),
+    ):
+        paired(None, fake)
+    with pytest.raises(
+        ValueError,
+        match=whole("relativistic pairing needs as many real as fake logits, got (2,) and (1,)"),
+    ):
+        paired(real, fake[:1])
+    with pytest.raises(
+        ValueError,
+        match=whole("loss=ragan: G's loss needs D's logits on a real batch (real_logits)"),
+    ):
+        RelativisticAverageLoss().g_loss(fake, None)
+    doubled = MinimaxLoss(d_scale=2.0).d_loss(real, fake)
+    assert doubled.item() == pytest.approx(2 * MinimaxLoss().d_loss(real, fake).item())
+    ra = RelativisticAverageLoss(scale=2.0).d_loss(real, fake)
+    assert ra.item() == pytest.approx(2 * RelativisticAverageLoss().d_loss(real, fake).item())
+    plain = LeastSquaresLoss()  # the class's own defaults are the paper's 0-1 coding
+    assert (plain.a, plain.b, plain.c) == (0.0, 1.0, 1.0)
+    assert LeastSquaresLoss(c=0.5).g_loss(fake).item() == pytest.approx(
+        (0.5 * (fake - 0.5) ** 2).mean().item()
+    )

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import compose_cfg
 from internals import evaluate
+from key_cover import override
 
 from ganx.build import ConfigError
 from ganx.data import DataSource, mnist5k
@@ -79,8 +80,8 @@ def test_metrics_logged_and_best_checkpoint_follows_objective(tmp_path):
         "eval.num_samples=200",
         "metrics.kid_subset_size=100",
         f"metrics.cache_dir={tmp_path / 'cache'}",
-        "eval.objective=fid200_mnist",
-        "eval.mode=min",
+        override("eval.objective", "fid200_mnist"),
+        override("eval.mode", "min"),
     )
     result = train(cfg, tmp_path / "run")
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -117,7 +118,7 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
         "eval.every=4",
         f"eval.metrics={MNIST_METRICS}",
         "eval.num_samples=300",
-        "metrics.kid_subset_size=100",
+        override("metrics.kid_subset_size", 100),
         f"metrics.cache_dir={cache}",
     )
     train(cfg, tmp_path / "run")

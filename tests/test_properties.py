@@ -22,6 +22,7 @@ from internals import (
     training_iteration,
     update_ema,
 )
+from key_cover import override
 from torch import nn
 
 from ganx import checkpoint as ckpt
@@ -52,11 +53,11 @@ def fake_batch(parts, cfg, n=16):
 
 def test_each_d_step_gets_a_fresh_real_batch(tmp_path):
     # the command a user runs: 2 G steps with n_dis=3 read 6 batches of the data stream
-    train(compose_cfg("train.n_dis=3", "train.steps=2", "reg=none"), tmp_path)
+    train(compose_cfg(override("train.n_dis", 3), "train.steps=2", "reg=none"), tmp_path)
     state = ckpt.load(tmp_path / "checkpoints" / "last.pt")
     assert state["d_steps"] == 6 and state["data"] == {"epoch": 0, "batch": 6}
     # and D's real input in D step k is the k-th batch drawn (constant images mark them)
-    cfg, parts = built("train.n_dis=3", "reg=none")
+    cfg, parts = built(override("train.n_dis", 3), "reg=none")
     batches = iter(torch.full((16, 1, 28, 28), v) for v in (0.1, 0.2, 0.3))
     seen = []
     record_inputs(parts.discriminator, seen)
@@ -106,7 +107,10 @@ def test_lazy_penalty_applies_every_kth_d_step_with_gain_k(mode):
     """Folded: in D's loss on every k-th D step; separate (StyleGAN2): in a pass of its own
     (``phase="lazy"``) on those steps, never in the main pass."""
     cfg, parts = built(
-        "reg=r1", "reg.r1.interval=4", "reg.r1.weight=3", f"train.lazy_regularization={mode}"
+        "reg=r1",
+        override("reg.r1.interval", 4),
+        override("reg.r1.weight", 3),
+        f"train.lazy_regularization={mode}",
     )
     real, fake = parts.stream.next(), fake_batch(parts, cfg)
     phase = "lazy" if mode == "separate" else "main"
@@ -126,7 +130,9 @@ def test_instance_noise_reaches_every_d_input_in_both_steps():
     """sigma_t = 0.5 * (1 - t / 10): at step 2 every input D sees carries noise of std 0.4, in
     D's step (reals and fakes) and in G's step; at step 10 none."""
     cfg, parts = built(
-        "reg=instance_noise", "reg.instance_noise.std=0.5", "reg.instance_noise.anneal_steps=10"
+        "reg=instance_noise",
+        override("reg.instance_noise.std", 0.5),
+        override("reg.instance_noise.anneal_steps", 10),
     )
     seen = []
     record_inputs(parts.discriminator, seen)
@@ -181,7 +187,7 @@ def test_relativistic_g_loss_pairs_fakes_with_the_g_steps_real_batch():
 
 
 def test_wgan_clipping_bounds_d_weights_in_training(tmp_path):
-    cfg = compose_cfg("loss=wgan", "loss.clip=0.01", "reg=none", "train.steps=2")
+    cfg = compose_cfg("loss=wgan", override("loss.clip", 0.01), "reg=none", "train.steps=2")
     train(cfg, tmp_path)
     state = ckpt.load(tmp_path / "checkpoints" / "last.pt")["discriminator"]
     names = [n for n, _ in build_nets(cfg)[1].named_parameters()]
@@ -205,7 +211,7 @@ def test_ema_follows_g_with_its_decay():
 
 
 def test_training_updates_the_ema(tmp_path):
-    cfg = compose_cfg("train.ema=0.9", "train.steps=3", "reg=none")
+    cfg = compose_cfg(override("train.ema", 0.9), "train.steps=3", "reg=none")
     train(cfg, tmp_path)
     state = ckpt.load(tmp_path / "checkpoints" / "last.pt")
     seed_everything(cfg.seed)
@@ -245,7 +251,7 @@ def test_aux_term_changes_the_g_update(model):
         assert "aux/G" in terms
         return torch.cat([p.grad.flatten() for p in parts.generator.parameters()])
 
-    with_aux, without = g_grads(), g_grads("model.aux.g_weight=0")
+    with_aux, without = g_grads(), g_grads(override("model.aux.g_weight", 0))
     assert not torch.allclose(with_aux, without)
 
 
@@ -269,7 +275,7 @@ def test_nonfinite_means_stop_the_run_at_log_flush(tmp_path, monkeypatch):
     good one."""
     poison_d_loss(monkeypatch, at_call=3)
     disable_per_step_check(monkeypatch)
-    cfg = compose_cfg("train.steps=6", "ckpt.every=1", "log.every=1", "reg=none")
+    cfg = compose_cfg("train.steps=6", "ckpt.every=1", override("log.every", 1), "reg=none")
     result = train(cfg, tmp_path)
     assert result["status"] == "diverged"
     assert "steps up to 3: non-finite" in result["error"] and "loss/D" in result["error"]

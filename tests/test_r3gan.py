@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import TINY, TINY_WIDTHS, compose_cfg
 from ganx_cli import error_lines, ganx_train_here
+from key_cover import override
 
 from ganx.build import ConfigError, build_nets
 from ganx.loop import train
@@ -146,7 +147,7 @@ def test_experiment_trains_with_the_scheduled_gamma(tmp_path):
     0.05 -> 0.005. Needs loss=rpgan (conf/loss/rpgan.yaml)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    span = ["reg.r1.schedule_steps=4", "reg.r2.schedule_steps=4"]
+    span = [override("reg.r1.schedule_steps", 4), override("reg.r2.schedule_steps", 4)]
     cfg = compose_cfg("experiment=r3gan", "model=r3gan", "dataset=mnist5k", *span)
     assert cfg.loss._target_ == "ganx.losses.RelativisticPairingLoss"
     train(cfg, tmp_path)

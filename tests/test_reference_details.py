@@ -11,6 +11,7 @@ import torch
 from conftest import compose_cfg
 from ganx_cli import TINY_ARGS, ganx_train_here
 from internals import StepSettings, seed_everything, step
+from key_cover import override
 from omegaconf import OmegaConf
 
 from ganx.build import build_all, build_nets
@@ -213,7 +214,7 @@ def test_lazy_r1_takes_its_own_step_as_stylegan2():
 def test_folded_lazy_regularisation_keeps_one_step_and_the_optimiser():
     """``train.lazy_regularization=folded`` (ganx before issue 28): k x R1 inside every k-th D
     step's loss, one optimiser step per D step, lr and betas as set."""
-    cfg, parts = lazy_parts("train.lazy_regularization=folded")
+    cfg, parts = lazy_parts(override("train.lazy_regularization", "folded"))
     group = parts.opt_d.param_groups[0]
     assert group["lr"] == 2e-4 and group["betas"] == (0.5, 0.999)
     settings = StepSettings(8, cfg.model.latent_dim)

@@ -15,6 +15,7 @@ import torch
 from conftest import TINY, TINY_WIDTHS, compose_cfg
 from ganx_cli import wait_for_step
 from internals import poison_d_loss
+from key_cover import override
 
 from ganx import checkpoint as ckpt
 from ganx.errors import TrainingFailed
@@ -163,7 +164,9 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypat
     )
 
     calls["n"] = 0
-    cfg = compose_cfg("train.steps=8", "ckpt.every=1", "log.every=1", "train.on_nonfinite=skip")
+    cfg = compose_cfg(
+        "train.steps=8", "ckpt.every=1", "log.every=1", override("train.on_nonfinite", "skip")
+    )
     result = train(cfg, tmp_path / "skip")
     assert result["status"] == "finished" and result["step"] == 8
     lines = [

@@ -22,6 +22,7 @@ from ganx_cli import (
     snapshot,
     wait_for_step,
 )
+from key_cover import override
 
 import ganx.train
 from ganx import rundir
@@ -110,7 +111,11 @@ def test_start_over_moves_the_previous_run_aside(tmp_path):
     assert ganx_train_here(*TINY_ARGS, "train.steps=2", f"hydra.run.dir={run_dir}")[0] == 0
     before = snapshot(run_dir)
     code, stderr = ganx_train_here(
-        *TINY_ARGS, "train.steps=2", "seed=1", "start_over=true", f"hydra.run.dir={run_dir}"
+        *TINY_ARGS,
+        "train.steps=2",
+        "seed=1",
+        override("start_over", True),
+        f"hydra.run.dir={run_dir}",
     )
     assert code == 0, stderr
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("D.old-")]

@@ -1,6 +1,7 @@
 """The schedule: a pure function of the step and the config (so every rank agrees)."""
 
 from conftest import compose_cfg
+from key_cover import override
 
 from ganx.schedule import due
 
@@ -35,7 +36,7 @@ def test_evaluation_steps_are_flushed_on_every_rank_alike():
 
 def test_stop_at_and_a_stop_request_end_with_a_checkpoint():
     cfg = compose_cfg(
-        "train.steps=10", "train.stop_at=4", "ckpt.every=5", "eval.metrics=[fid_mnist]"
+        "train.steps=10", override("train.stop_at", 4), "ckpt.every=5", "eval.metrics=[fid_mnist]"
     )
     at_stop = due(4, cfg)
     assert at_stop.pause and at_stop.final and at_stop.evaluate and at_stop.checkpoint

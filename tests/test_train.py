@@ -7,6 +7,7 @@ import torch
 from conftest import compose_cfg, group_choices
 from ganx_cli import TINY_ARGS, ganx_train_here
 from internals import StepSettings, discriminator_step, seed_everything, training_iteration
+from key_cover import override
 
 from ganx import checkpoint as ckpt
 from ganx.build import ConfigError, build_all
@@ -112,7 +113,7 @@ def test_each_regularizer_changes_the_d_update(reg):
     if reg in ("rlc", "lecam"):
         extra += [f"reg.{reg}.weight=10"]
     if reg == "lecam":
-        extra += ["reg.lecam.start_step=null"]
+        extra += [override("reg.lecam.start_step", None)]
     base = d_weights_after_step(["reg=none"])
     with_reg = d_weights_after_step(extra)
     assert not torch.equal(base, with_reg), reg
@@ -176,7 +177,7 @@ def test_resume_is_bitwise_exact(tmp_path, regs):
     # schedules (lr decay, JS annealing) span train.steps, so the first piece stops early
     first = train(compose_cfg(*common, "train.steps=6", "train.stop_at=3"), pieces)
     assert first["step"] == 3 and first["status"] == "paused"
-    second = train(compose_cfg(*common, "train.steps=6", "resume=auto"), pieces)
+    second = train(compose_cfg(*common, "train.steps=6", override("resume", "auto")), pieces)
     assert second["step"] == 6
     assert_states_equal(
         _state(straight / "checkpoints" / "last.pt"), _state(pieces / "checkpoints" / "last.pt")
@@ -234,9 +235,9 @@ def test_only_relativistic_losses_draw_a_real_batch_for_g(updates):
 
 def test_n_steps_then_n_more_equals_2n(tmp_path):
     """Without step-dependent schedules a run of N steps resumed for N more equals 2N."""
-    train(compose_cfg("train.steps=4", "reg=r1"), tmp_path / "straight")
-    train(compose_cfg("train.steps=2", "reg=r1"), tmp_path / "pieces")
-    train(compose_cfg("train.steps=4", "reg=r1", "resume=auto"), tmp_path / "pieces")
+    train(compose_cfg(override("train.steps", 4), "reg=r1"), tmp_path / "straight")
+    train(compose_cfg(override("train.steps", 2), "reg=r1"), tmp_path / "pieces")
+    train(compose_cfg(override("train.steps", 4), "reg=r1", "resume=auto"), tmp_path / "pieces")
     assert_states_equal(
         _state(tmp_path / "straight" / "checkpoints" / "last.pt"),
         _state(tmp_path / "pieces" / "checkpoints" / "last.pt"),
@@ -252,7 +253,7 @@ def test_resume_with_other_shapes_fails_clearly(tmp_path):
 
 
 def test_ckpt_keep(tmp_path):
-    train(compose_cfg("train.steps=8", "ckpt.every=2", "ckpt.keep=2"), tmp_path)
+    train(compose_cfg("train.steps=8", override("ckpt.every", 2), "ckpt.keep=2"), tmp_path)
     names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
     assert names == ["last.pt", "step_0000006.pt", "step_0000008.pt"]
 
@@ -315,7 +316,7 @@ def test_hardware_and_model_options_train(tmp_path, overrides):
 def test_lr_decay_reaches_zero_and_bn_stats_choice(tmp_path):
     from internals import generate
 
-    train(compose_cfg("train.lr_decay=true", "train.steps=4"), tmp_path)
+    train(compose_cfg(override("train.lr_decay", True), "train.steps=4"), tmp_path)
     state = ckpt.load(tmp_path / "checkpoints" / "last.pt")
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
     cfg = compose_cfg()

@@ -1,0 +1,137 @@
+"""mutmut's score over ganx's method modules: an unbiased check of the fast tests (the mutations
+are mutmut's, not written by the hands that wrote the tests; scripts/mutants.py keeps the
+semantic list).
+
+The repository (src, tests, conf, pyproject.toml) is copied to a scratch directory, a
+``[tool.mutmut]`` section naming the chosen modules and their fast test files is added there,
+and ``mutmut run`` mutates them: its first pass records which tests reach which function, so
+each mutant runs only the tests that execute it. Prints killed/survived/timeout per module and
+the score (killed + timeout over all tested), and the surviving mutants' names (``--diff``
+shows each one's diff); EQUIVALENT below lists survivors that no test can kill, with why.
+
+    python scripts/mutmut_score.py losses schedule         # the smallest modules
+    python scripts/mutmut_score.py --all                   # every method module (hours on 2 cores)
+    python scripts/mutmut_score.py losses --diff --keep /tmp/mm   # keep the scratch dir
+
+Runs on demand, not in CI. Needs the dev extra (mutmut).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# module (under src/ganx) -> the fast test files that guard it
+MODULES = {
+    "losses": ["test_losses.py", "test_nondefault_settings.py", "test_dirac_toy.py"],
+    "schedule": ["test_schedule.py", "test_train.py"],
+    "regularizers": ["test_regularizers.py", "test_nondefault_settings.py", "test_properties.py"],
+    "augment": ["test_augment.py"],
+    "step": ["test_properties.py", "test_train.py", "test_reference_details.py"],
+    "state": ["test_train.py", "test_resume_eval.py"],
+    "checkpoint": ["test_checkpoint_errors.py", "test_train.py", "test_reliability.py"],
+    "fidelity": ["test_metrics.py", "test_metric_plan.py"],
+    "metrics": ["test_metrics.py", "test_mog3d.py"],
+    "data/__init__": ["test_data.py", "test_limited_data.py"],
+    "nets": ["test_nets_reference.py", "test_config.py", "test_r3gan.py"],
+}
+
+# surviving mutants that no test can kill: name -> why (the mutant behaves as the original)
+EQUIVALENT: dict[str, str] = {
+    "ganx.losses.xǁMinimaxLossǁd_loss__mutmut_6": "always d_scale * terms: at d_scale 1.0 the "
+    "product is bitwise the terms (the shortcut only skips a multiplication by 1)",
+    "ganx.losses.xǁRelativisticAverageLossǁ_loss__mutmut_7": "always scale * terms: at scale "
+    "1.0 the product is bitwise the terms",
+}
+
+
+def scratch_copy(modules: list[str], where: Path) -> None:
+    for name in ("src", "tests", "conf"):
+        shutil.copytree(ROOT / name, where / name, ignore=shutil.ignore_patterns("__pycache__"))
+    paths, tests = [], []
+    for module in modules:
+        target = Path("src/ganx") / module
+        paths.append(str(target if (ROOT / target).is_dir() else target.with_suffix(".py")))
+        tests += [f"tests/{t}" for t in MODULES[module] if f"tests/{t}" not in tests]
+    config = (
+        "\n[tool.mutmut]\n"
+        f"source_paths = {paths!r}\n"
+        f"pytest_add_cli_args_test_selection = {tests!r}\n"
+        'pytest_add_cli_args = ["-m", "not slow", "-p", "no:xdist", "-p", "no:cacheprovider"]\n'
+        'also_copy = ["conf", "tests"]\n'
+    ).replace("'", '"')
+    (where / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + config)
+
+
+def results(where: Path) -> dict[str, str]:
+    """mutant name -> status, from ``mutmut results --all true``."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        match = re.match(r"\s*([\w.\-]+__mutmut_\d+): (.+)", line)
+        if match:
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def report(statuses: dict[str, str], modules: list[str]) -> None:
+    for module in modules:
+        prefix = "ganx." + module.replace("/", ".").removesuffix(".__init__")
+        mine = {n: s for n, s in statuses.items() if n.startswith(prefix + ".")}
+        counts = Counter(mine.values())
+        killed = counts["killed"] + counts["timeout"]
+        equivalent = sum(1 for n, s in mine.items() if s == "survived" and n in EQUIVALENT)
+        tested = killed + counts["survived"] - equivalent
+        score = 100 * killed / tested if tested else float("nan")
+        print(
+            f"{module}: {dict(counts)}; score {killed}/{tested} = {score:.1f}%"
+            f" ({equivalent} equivalent)"
+        )
+    survivors = sorted(n for n, s in statuses.items() if s == "survived")
+    for name in survivors:
+        print(
+            f"  survived {name}"
+            + (f"  (equivalent: {EQUIVALENT[name]})" if name in EQUIVALENT else "")
+        )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"any of {', '.join(MODULES)}")
+    parser.add_argument("--all", action="store_true", help="every method module")
+    parser.add_argument("--diff", action="store_true", help="show each survivor's diff")
+    parser.add_argument("--keep", type=Path, help="scratch directory to use and keep")
+    args = parser.parse_args(argv)
+    modules = list(MODULES) if args.all else args.modules
+    if not modules:
+        parser.error("name modules (e.g. losses schedule) or --all")
+    where = args.keep or Path(tempfile.mkdtemp(prefix="ganx-mutmut-"))
+    if not (where / "pyproject.toml").exists():
+        where.mkdir(parents=True, exist_ok=True)
+        scratch_copy(modules, where)
+    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=where)
+    statuses = results(where)
+    report(statuses, modules)
+    if args.diff:
+        for name in sorted(n for n, s in statuses.items() if s == "survived"):
+            subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=where)
+    if not args.keep:
+        shutil.rmtree(where, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""How the metrics use their settings, at values other than the defaults (where the default
+hides a mistake: a KID subset of 1000 is larger than a test's sample count, so any subset-size
+bug is clamped away), each compared with torch-fidelity's own function on the same features;
+and how mixture modes are identified."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import compose_cfg
+from key_cover import override, setting
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.metric_prc import prc_features_to_metric
+
+from ganx.build import build_data
+from ganx.data import DataSource, mixture_centres
+from ganx.fidelity import FeatureBank, fidelity_metrics
+from ganx.metrics import EvalContext, compute_metrics
+
+
+class RandomFeatures:
+    """Stands in for the feature network: real images (black) and generated ones (white) get
+    distinct, seeded 8-d features; records how many images each call saw."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, int]] = []
+
+    def has_classifier_head(self, kind):
+        return True
+
+    def features(self, kind, images):
+        real = images.float().mean() < 128
+        self.calls.append(("real" if real else "fake", len(images)))
+        gen = torch.Generator().manual_seed(len(images) + (0 if real else 1000))
+        feats = torch.randn(len(images), 8, generator=gen) + (0.0 if real else 0.5)
+        return {"64": feats, "logits_unbiased": torch.randn(len(images), 10, generator=gen)}
+
+
+def black_source(n: int) -> DataSource:
+    return DataSource("black", 1, 28, images=-torch.ones(n, 1, 28, 28))
+
+
+WHITE = torch.full((40, 3, 28, 28), 255, dtype=torch.uint8)
+
+
+def metrics(wanted, kid_subset_size=1000, real_count=None, source_size=60):
+    bank = RandomFeatures()
+    out = fidelity_metrics(
+        "mnist", wanted, WHITE, black_source(source_size), bank, None, kid_subset_size, real_count
+    )
+    return out, bank
+
+
+def feats(n: int, real: bool) -> torch.Tensor:
+    images = torch.zeros(n, 3, 28, 28, dtype=torch.uint8) + (0 if real else 255)
+    return RandomFeatures().features("mnist", images)["64"]
+
+
+def test_kid_uses_the_configured_subset_size_as_torch_fidelity_does():
+    size = setting("metrics.kid_subset_size", 16)
+    out, _ = metrics({"kid"}, kid_subset_size=size)
+    expected = kid_features_to_metric(
+        feats(40, False),
+        feats(40, True),
+        kid_subsets=100,
+        kid_subset_size=16,
+        rng_seed=2020,
+        verbose=False,
+    )["kernel_inception_distance_mean"]
+    assert out["kid40_mnist"] == pytest.approx(float(expected), rel=1e-6)
+    clamped, _ = metrics({"kid"})  # 1000 > 40 samples: the subset is all 40
+    all_40 = kid_features_to_metric(
+        feats(40, False),
+        feats(40, True),
+        kid_subsets=100,
+        kid_subset_size=40,
+        rng_seed=2020,
+        verbose=False,
+    )["kernel_inception_distance_mean"]
+    assert clamped["kid40_mnist"] == pytest.approx(float(all_40), rel=1e-6)
+    assert clamped["kid40_mnist"] != pytest.approx(out["kid40_mnist"], rel=1e-3)
+
+
+def test_real_count_sets_how_many_real_images_fid_compares_with():
+    out, bank = metrics({"fid"}, real_count=setting("metrics.real_count", 25))
+    assert ("real", 25) in bank.calls and ("fake", 40) in bank.calls
+    expected = fid_statistics_to_metric(
+        fid_features_to_statistics(feats(40, False)),
+        fid_features_to_statistics(feats(25, True)),
+        verbose=False,
+    )["frechet_inception_distance"]
+    assert out["fid40_mnist"] == pytest.approx(float(expected), rel=1e-6)
+    capped, bank = metrics({"fid"}, real_count=500, source_size=60)  # no more than the data
+    assert ("real", 60) in bank.calls
+    default, bank = metrics({"fid"})  # null: as many as the samples
+    assert ("real", 40) in bank.calls and default["fid40_mnist"] != out["fid40_mnist"]
+
+
+def test_precision_recall_use_torch_fidelitys_k_of_3():
+    """k = 3 nearest neighbours (torch-fidelity's default ``prc_neighborhood``; Kynkäänniemi et
+    al. 2019 use k = 3)."""
+    out, _ = metrics({"pr"})
+    ours = (out["precision40_mnist"], out["recall40_mnist"])
+
+    def prc(k):
+        got = prc_features_to_metric(
+            feats(40, False),
+            feats(40, True),
+            prc_neighborhood=k,
+            prc_batch_size=10000,
+            save_cpu_ram=True,
+            verbose=False,
+        )
+        return float(got["precision"]), float(got["recall"])
+
+    assert ours == pytest.approx(prc(3))
+    assert ours != pytest.approx(prc(5))
+
+
+def test_metrics_batch_size_sets_the_extractors_chunks():
+    bank = FeatureBank(torch.device("cpu"), batch_size=setting("metrics.batch_size", 7))
+    seen = []
+
+    class Recording:
+        features_list = ("64",)
+
+        def __call__(self, chunk):
+            seen.append(len(chunk))
+            return (torch.zeros(len(chunk), 64),)
+
+    bank._extractors["mnist"] = Recording()
+    out = bank.features("mnist", torch.zeros(20, 3, 28, 28, dtype=torch.uint8))
+    assert seen == [7, 7, 6] and out["64"].shape == (20, 64)
+
+
+def ring_source(*overrides: str):
+    return build_data(compose_cfg("dataset=ring8", *overrides))
+
+
+def test_dataset_std_sets_the_mixture_spread_and_the_modes_radius():
+    wide = ring_source(override("dataset.std", 0.1))
+    assert wide.extra["std"] == 0.1
+    # distance to the nearest centre of a 2-D Gaussian: Rayleigh, mean std * sqrt(pi / 2)
+    nearest = torch.cdist(wide.images[:5000], mixture_centres("ring8")).min(1).values
+    assert nearest.mean().item() == pytest.approx(0.1 * math.sqrt(math.pi / 2), rel=0.05)
+    # a point 0.25 from a centre: within 3 std of 0.1, not of the default 0.02
+    point = torch.tensor([[2.25, 0.0]]).repeat(100, 1)
+    assert compute_metrics(["modes"], EvalContext(point, wide))["high_quality_ring8"] == 1.0
+    narrow = ring_source("dataset.std=0.05")
+    assert compute_metrics(["modes"], EvalContext(point, narrow))["high_quality_ring8"] == 0.0
+
+
+def test_modes_are_identified_by_nearest_centre_and_a_20_percent_share():
+    """Metz et al. 2017 / PacGAN (Lin et al. 2018): a sample is high quality within 3 std of its
+    nearest centre; a mode is covered with >= 20% of its uniform share of the samples."""
+    source = ring_source()
+    angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    centres = torch.stack([2 * angles.cos(), 2 * angles.sin()], 1).float()
+    # 400 samples: uniform share 50, threshold 10. Modes 0-5 get 60 each, mode 6 gets 10
+    # (exactly the threshold: covered), mode 7 gets 9 (not), 21 samples far from every centre
+    counts = [60] * 6 + [10, 9]
+    samples = torch.cat([centres[i].repeat(c, 1) for i, c in enumerate(counts)])
+    samples = torch.cat([samples, torch.zeros(21, 2)])  # the origin: 2 away from every centre
+    out = compute_metrics(["modes"], EvalContext(samples, source))
+    assert out["modes_ring8"] == 7
+    assert out["high_quality_ring8"] == pytest.approx(379 / 400)
+
+
+def test_inception_weights_path_is_the_one_loaded():
+    from ganx.fidelity import MetricError
+
+    path = setting("metrics.inception_weights", "/nonexistent/inception.pth")
+    bank = FeatureBank(torch.device("cpu"), inception_weights=path)
+    with pytest.raises(MetricError, match="not found at /nonexistent/inception.pth"):
+        bank.extractor("inception")

@@ -1,0 +1,264 @@
+"""Every net's layers inspected, not only its outputs: which layers carry spectral norm and how
+each is initialised, as the reference the net follows defines it (cited per test; the nets'
+module docstrings give the full correspondence).
+
+Initialisations are checked by their statistics on the nets at their configured widths: a
+uniform U(-b, b) reaches close to b and never beyond it, a normal has its std; the tolerances
+separate the reference's init from the alternatives (PyTorch's default, another gain)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import compose_cfg
+from key_cover import override
+from torch import nn
+
+from ganx.build import build_nets
+
+LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+MODELS = {  # model -> what it needs composed with (the data set's resolution)
+    "dcgan": [],
+    "sngan": ["dataset.resolution=32"],
+    "ssgan": ["dataset.resolution=32"],
+    "infomax": ["dataset.resolution=32"],
+    "resnet64": ["dataset.resolution=64"],
+    "wgan_gp_mnist": [],
+    "mlp": [],
+    "dragan_mlp": [],
+    "toy2d": ["dataset=grid25"],
+    "toy3d": ["dataset=mog3d"],
+}
+
+
+def nets(model: str, *overrides: str, tiny: bool = False):
+    torch.manual_seed(0)
+    return build_nets(compose_cfg(f"model={model}", *MODELS.get(model, []), *overrides, tiny=tiny))
+
+
+def raw_weight(layer: nn.Module) -> torch.Tensor:
+    """The weight as initialised (under spectral norm: the parametrization's original)."""
+    if hasattr(layer, "parametrizations"):
+        return layer.parametrizations.weight.original.detach()
+    return layer.weight.detach()
+
+
+def is_spectral(layer: nn.Module) -> bool:
+    return hasattr(layer, "parametrizations") and any(
+        type(p).__name__ == "_SpectralNorm" for p in layer.parametrizations.weight
+    )
+
+
+def layers(net: nn.Module, *names: str):
+    """The conv/linear layers of ``net`` (those whose name ends in one of ``names``, if given)."""
+    found = [(n, m) for n, m in net.named_modules() if isinstance(m, LAYERS)]
+    return [m for n, m in found if not names or n.endswith(names)]
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_spectral_norm_on_every_d_layer_exactly_when_configured(model):
+    """Miyato et al. 2018 normalise every D layer, none of G's (sec. 2; mimicry's SNGAN D wraps
+    each conv and the linear, kwotsin/mimicry@a7fda06:torch_mimicry/modules/resblocks.py,
+    ``SNConv2d``/``SNLinear``). A key that no longer reached the net would leave D plain."""
+    for enabled in (False, True):
+        generator, discriminator = nets(model, f"model.spectral_norm={str(enabled).lower()}")
+        d_layers = layers(discriminator)
+        assert d_layers and all(is_spectral(m) == enabled for m in d_layers), (model, enabled)
+        assert not any(is_spectral(m) for m in layers(generator))
+        if enabled and model in ("dcgan",):  # SNGAN's "standard CNN": no BatchNorm in D
+            assert not any(isinstance(m, nn.BatchNorm2d) for m in discriminator.modules())
+
+
+def test_the_configured_defaults_put_spectral_norm_where_the_references_do():
+    for model in ("sngan", "ssgan", "infomax"):
+        assert all(is_spectral(m) for m in layers(nets(model)[1])), model
+    _, plain = nets("dcgan", override("model.spectral_norm", True, option="model/dcgan"))
+    assert all(is_spectral(m) for m in layers(plain))
+
+
+def test_dcgan_weights_are_normal_0_02_and_batchnorm_scales_normal_1_0_02():
+    """pytorch/examples@00b1e34:dcgan/main.py:93-99 ``weights_init``: conv weights N(0, 0.02),
+    BatchNorm weights N(1, 0.02), biases 0 (Radford et al. 2016, sec. 4)."""
+    for net in nets("dcgan"):
+        convs = torch.cat([raw_weight(m).flatten() for m in layers(net)])
+        assert convs.std().item() == pytest.approx(0.02, rel=0.05)
+        assert abs(convs.mean().item()) < 0.001
+        norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+        scales = torch.cat([m.weight.detach() for m in norms])
+        assert scales.mean().item() == pytest.approx(1.0, abs=0.005)
+        assert scales.std().item() == pytest.approx(0.02, rel=0.2)
+        assert all(torch.all(m.bias == 0) for m in norms)
+    _, d = nets("dcgan", override("model.discriminator.norm", "none"))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+
+
+def assert_xavier_uniform(layer_list, gain: float):
+    """U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)): within b, and close to it."""
+    for layer in layer_list:
+        weight = raw_weight(layer)
+        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(weight)
+        bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+        assert weight.abs().max().item() <= bound * (1 + 1e-6)
+        assert weight.abs().max().item() >= 0.95 * bound, (layer, gain)
+        if layer.bias is not None:
+            assert torch.all(layer.bias == 0)
+
+
+@pytest.mark.parametrize("model", ["sngan", "resnet64"])
+def test_residual_convs_xavier_gain_sqrt2_shortcuts_and_ends_gain_1(model):
+    """The Chainer SNGAN code: GlorotUniform(sqrt(2)) for a block's two convs, GlorotUniform()
+    for the shortcut (pfnet-research/sngan_projection@ab97f6b:dis_models/resblocks.py:16-17,
+    :23-26); ganx's resnet64 uses the same init in place of their ``he_init`` (documented in
+    ganx.nets.resnet64, rothk/Stabilizing_GANs@023b84d:igul222_GANs/gan_64x64.py:264)."""
+    for net in nets(model):
+        assert_xavier_uniform(layers(net, "conv1", "conv2"), math.sqrt(2))
+        assert_xavier_uniform(layers(net, "shortcut", "linear", "to_rgb", "stem"), 1.0)
+
+
+def test_r3gan_branch_init_is_fixup_scaled_and_its_last_conv_zero():
+    """brownvc/R3GAN@19a7ddf:R3GAN/Networks.py:7-14 (``MSRInitializer``: N(0, gain/sqrt(fan_in)),
+    bias 0) and :31-35 (branch gain sqrt(2 / (1 + 0.2^2)) * L^(-1/4) with L the blocks of the
+    whole net; the third conv gain 0)."""
+    generator, discriminator = nets(
+        "r3gan",
+        "dataset.resolution=32",
+        "model.generator.width=64",
+        "model.generator.cardinality=4",
+        tiny=False,
+    )
+    for net in (generator, discriminator):
+        blocks = [m for m in net.modules() if hasattr(m, "project") and hasattr(m, "expand")]
+        total = len(blocks)
+        gain = math.sqrt(2 / (1 + 0.2**2)) * total ** (-1 / 4)
+        assert total >= 4
+        for block in blocks:
+            assert torch.all(block.project.weight == 0)
+            for layer in (block.expand, block.grouped):
+                fan_in = nn.init._calculate_fan_in_and_fan_out(layer.weight)[0]
+                std = layer.weight.std().item()
+                assert std == pytest.approx(gain / math.sqrt(fan_in), rel=0.15), layer
+
+
+def test_mlp_batchnorm_momentum_and_eps_reach_every_layer():
+    """eriklindernoren/PyTorch-GAN@36d3c77:implementations/gan/gan.py:45 passes 0.8 as eps;
+    ganx's model=mlp uses the intended momentum (see ganx.nets.mlp); both are keys."""
+    generator, _ = nets(
+        "mlp", override("model.generator.bn_momentum", 0.3), override("model.generator.bn_eps", 0.8)
+    )
+    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert norms and all(m.momentum == 0.3 and m.eps == 0.8 for m in norms)
+
+
+def test_dragan_mlp_is_he_normal_and_mlp_pytorchs_default():
+    """kodalinaveen3/DRAGAN@5cf95ab:DRAGAN.ipynb, cell 1 ``xavier_init``: N(0, 2 / fan_in),
+    zero biases; PyTorch-GAN's gan.py keeps PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    for net in nets("dragan_mlp"):
+        for layer in layers(net):
+            if layer.in_features >= 64:
+                std = math.sqrt(2.0 / layer.in_features)
+                assert layer.weight.std().item() == pytest.approx(std, rel=0.1)
+            assert torch.all(layer.bias == 0)
+    for net in nets("mlp"):
+        for layer in layers(net):
+            bound = 1 / math.sqrt(layer.in_features)
+            assert layer.weight.abs().max().item() <= bound
+    _, pytorch_init = nets("dragan_mlp", override("model.discriminator.init", "pytorch"))
+    assert not torch.all(layers(pytorch_init)[0].bias == 0)
+
+
+def test_toy3d_weights_truncated_normal_and_zero_biases():
+    """rothk/Stabilizing_GANs@023b84d:3DGAN/3DGAN.py:141-175: truncated normal (2 std) of std
+    0.1, zero biases, tanh layers."""
+    for net in nets("toy3d"):
+        weights = torch.cat([m.weight.detach().flatten() for m in layers(net)])
+        assert weights.abs().max().item() <= 0.2
+        assert weights.std().item() == pytest.approx(0.1 * 0.8796, rel=0.1)  # 2-std truncation
+        assert all(torch.all(m.bias == 0) for m in layers(net))
+        assert any(isinstance(m, nn.Tanh) for m in net.modules())
+    wide, _ = nets("toy3d", override("model.generator.init_std", 0.5))
+    assert torch.cat([m.weight.flatten() for m in layers(wide)]).abs().max().item() > 0.2
+
+
+def test_wgan_gp_mnist_has_no_batchnorm_and_pytorchs_default_init():
+    """igul222/improved_wgan_training@fa66c57:gan_mnist.py:55-101 in WGAN-GP mode: no BatchNorm;
+    ganx keeps PyTorch's default init (documented in ganx.nets.wgan_gp_mnist)."""
+    for net in nets("wgan_gp_mnist"):
+        assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+        for layer in layers(net):
+            fan_in = nn.init._calculate_fan_in_and_fan_out(layer.weight)[0]
+            assert layer.weight.abs().max().item() <= 1 / math.sqrt(fan_in) + 1e-7
+
+
+def test_dirac_starts_at_its_configured_theta_and_psi():
+    """Mescheder et al. 2018, sec. 2.2: the figures start from (1, 1); both are keys."""
+    generator, discriminator = build_nets(
+        compose_cfg(
+            "model=dirac",
+            "dataset=dirac",
+            override("model.generator.theta0", 0.5),
+            override("model.discriminator.psi0", -2.0),
+        )
+    )
+    assert generator.theta.item() == 0.5 and discriminator.psi.item() == -2.0
+
+
+def test_r3gan_width_cardinality_blocks_expansion_shape_its_blocks():
+    generator, discriminator = nets(
+        "r3gan",
+        "dataset.resolution=32",
+        override("model.generator.width", 12),
+        override("model.generator.cardinality", 3),
+        override("model.generator.blocks", 1),
+        override("model.generator.expansion", 3),
+        tiny=False,
+    )
+    for net in (generator, discriminator):
+        blocks = [m for m in net.modules() if hasattr(m, "project") and hasattr(m, "expand")]
+        assert len(blocks) == 4  # 4 stages at 32 px, 1 block each (D mirrors G)
+        for block in blocks:
+            assert block.expand.out_channels == 36 and block.grouped.groups == 3
+            assert block.project.out_channels == 12
+
+
+def test_resnet64_dim_and_sngan_upsampling_and_d_hidden_width():
+    g, d = nets(
+        "resnet64",
+        override("model.generator.dim", 4),
+        override("model.discriminator.dim", 8),
+        tiny=False,
+    )
+    assert layers(d, "stem")[0].out_channels == 8 and layers(g, "to_rgb")[0].in_channels == 4
+    g, _ = nets("sngan", override("model.generator.upsample", "nearest"), tiny=True)
+    assert {b.upsample for b in g.blocks} == {"nearest"}
+    _, wide_first = nets(
+        "sngan",
+        "dataset.resolution=48",
+        "model.discriminator.ndf=64",
+        override("model.discriminator.hidden_width", "output"),
+        tiny=True,
+    )
+    _, wide_second = nets("sngan", "dataset.resolution=48", "model.discriminator.ndf=64", tiny=True)
+    # a widening block: its first conv widens with "output", its second with mimicry's "input"
+    first = [m.out_channels for m in layers(wide_first, "conv1")]
+    second = [m.out_channels for m in layers(wide_second, "conv1")]
+    assert first != second and sum(first) > sum(second)
+
+
+def test_infomax_rkhs_width_and_toy3d_data_dim_and_d_init_std():
+    _, d = nets("infomax", override("model.discriminator.nrkhs", 24), tiny=True)
+    assert d.local_b.out_channels == 24
+    g, d = nets(
+        "toy3d",
+        override("model.generator.data_dim", 4),
+        override("model.discriminator.data_dim", 4),
+        override("model.discriminator.init_std", 0.5),
+    )
+    assert g(torch.randn(5, 2)).shape == (5, 4) and d(torch.randn(5, 4)).shape == (5,)
+    assert torch.cat([m.weight.flatten() for m in layers(d)]).abs().max().item() > 0.2
+
+
+def test_dragan_mlp_generator_init_can_be_pytorchs():
+    g, _ = nets("dragan_mlp", override("model.generator.init", "pytorch"))
+    assert not torch.all(layers(g)[0].bias == 0)
