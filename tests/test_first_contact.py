@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from ganx_cli import error_lines, ganx_train_here
+from key_cover import override
 from test_data import write_cifar10
 
 DESIGN_CARD = ["loss=hinge", "reg=dat", "dataset=cifar10"]
@@ -276,7 +277,11 @@ def test_ganx_eval_compares_any_two_image_sets(tmp_path, monkeypatch):
     cache = f"settings.cache_dir={tmp_path / 'cache'}"
     wanted = "metrics=[fid_mnist,kid_mnist,pr_mnist]"
     code, out, err = ganx_eval_here(
-        f"samples={tmp_path / 'a'}", f"real={tmp_path / 'b'}", wanted, cache, "out=r.json"
+        override("ganx-eval:samples", str(tmp_path / "a")),
+        override("ganx-eval:real", str(tmp_path / "b")),
+        wanted,
+        cache,
+        "out=r.json",
     )
     assert code == 0, err
     assert out.startswith(f"samples={tmp_path / 'a'} (24 images) vs real={tmp_path / 'b'}")
