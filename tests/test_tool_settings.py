@@ -5,6 +5,7 @@ functions and its entry point."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import numpy as np
@@ -28,9 +29,20 @@ def last_pt(tmp_path_factory):
 
 
 def run_tool(entry, *args: str, monkeypatch) -> None:
-    """A tool's Hydra main with this command line (Hydra writes nothing: output_subdir null)."""
+    """A tool's Hydra main with this command line (Hydra writes nothing: output_subdir null).
+    The tools' ``hydra/job_logging: disabled`` disables every logger that exists (as a console
+    script they are alone in their process); here the loggers are enabled again afterwards, so a
+    later test's run still writes its train.log."""
     monkeypatch.setattr(sys, "argv", ["tool", *args])
-    entry()
+    loggers = [x for x in logging.root.manager.loggerDict.values() if isinstance(x, logging.Logger)]
+    enabled = [x for x in loggers if not x.disabled]
+    root_level = logging.root.level
+    try:
+        entry()
+    finally:
+        for logger in enabled:
+            logger.disabled = False
+        logging.root.setLevel(root_level)
 
 
 def sample(last_pt, tmp_path, monkeypatch, *args: str) -> np.ndarray:
@@ -251,7 +263,9 @@ def test_ganx_dirac_plot_extent_and_arrows_set_the_field_grid(tmp_path, monkeypa
     from ganx import dirac_study
 
     grids = []
-    monkeypatch.setattr(dirac_study, "draw_cell", lambda ax, o, cfg, grid: grids.append(grid))
+    monkeypatch.setattr(
+        dirac_study, "draw_cell", lambda ax, o, cfg, grid, field=None: grids.append(grid)
+    )
     with initialize_config_module("ganx.conf", version_base="1.3"):
         cfg = compose(
             "dirac_study",
