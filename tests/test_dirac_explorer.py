@@ -168,19 +168,23 @@ def test_serve_keys_are_checked():
             parse_keys(argv)
 
 
-def serve(*keys):
+def serve(*keys, sigint=signal.SIG_DFL):
+    """The server in a subprocess that starts with SIGINT's disposition ``sigint`` (a shell
+    starts a background job with SIGINT ignored, and the child inherits that)."""
     return subprocess.Popen(
         [sys.executable, "-m", "ganx.dirac_cli", "serve", *keys],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
 
 
 @pytest.mark.slow  # a subprocess: make test (CI) runs it
-def test_serve_prints_its_url_and_stops_on_ctrl_c():
-    proc = serve("port=0")
+@pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["default", "ignored"])
+def test_serve_prints_its_url_and_stops_on_ctrl_c(sigint):
+    proc = serve("port=0", sigint=sigint)
     try:
         line = proc.stdout.readline()
         assert line.startswith("ganx-dirac serve: http://127.0.0.1:"), proc.stderr.read()

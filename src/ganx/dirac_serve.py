@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import signal
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -233,6 +234,9 @@ def serve_main(argv: list[str]) -> None:
             )
         sys.exit(f"ganx-dirac serve: error: {keys['host']}:{keys['port']}: {err.strerror}")
     host, port = server.server_address[:2]
+    # Ctrl-C stops the server even where SIGINT came in ignored (a shell starts background jobs
+    # that way, and the child keeps it): ganx-train's StopRequest installs its handlers too
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"ganx-dirac serve: http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
