@@ -27,23 +27,30 @@ def ganx_train(*args: str, cwd: Path | None = None, timeout: float = 300):
     )
 
 
-def ganx_train_here(*args: str) -> tuple[int, str]:
-    """``ganx.train.main`` in this process: (exit code, stderr)."""
-    import ganx.train
-
+def run_here(main, prog: str, *args: str) -> tuple[int, str, str]:
+    """A console script's ``main`` in this process, as ``prog args``: (exit code, stdout,
+    stderr); a ``sys.exit("line")`` is exit code 1 with the line on stderr, as in a shell."""
     err, out = io.StringIO(), io.StringIO()
-    saved, sys.argv = sys.argv, ["ganx-train", *args]
+    saved, sys.argv = sys.argv, [prog, *args]
     code = 0
     try:
         with redirect_stderr(err), redirect_stdout(out):
-            ganx.train.main()
+            main()
     except SystemExit as exit_:
         if isinstance(exit_.code, str):
             err.write(exit_.code + "\n")
         code = 1 if isinstance(exit_.code, str) else (exit_.code or 0)
     finally:
         sys.argv = saved
-    return code, err.getvalue()
+    return code, out.getvalue(), err.getvalue()
+
+
+def ganx_train_here(*args: str) -> tuple[int, str]:
+    """``ganx.train.main`` in this process: (exit code, stderr)."""
+    import ganx.train
+
+    code, _, err = run_here(ganx.train.main, "ganx-train", *args)
+    return code, err
 
 
 def error_lines(stderr: str) -> list[str]:

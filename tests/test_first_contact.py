@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from ganx_cli import error_lines, ganx_train_here
+from ganx_cli import error_lines, ganx_train_here, run_here
 from key_cover import override
 from test_data import write_cifar10
 
@@ -237,24 +237,9 @@ def write_pngs(folder, n=24, size=28, seed=0, channels=1, high=256):
 
 def ganx_eval_here(*args: str) -> tuple[int, str, str]:
     """``ganx-eval`` in this process: (exit code, stdout, stderr)."""
-    import io
-    from contextlib import redirect_stderr, redirect_stdout
-
     import ganx.tools
 
-    out, err = io.StringIO(), io.StringIO()
-    saved, sys.argv = sys.argv, ["ganx-eval", *args]
-    code = 0
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            ganx.tools.eval_main()
-    except SystemExit as exit_:
-        if isinstance(exit_.code, str):
-            err.write(exit_.code + "\n")
-        code = 1 if isinstance(exit_.code, str) else (exit_.code or 0)
-    finally:
-        sys.argv = saved
-    return code, out.getvalue(), err.getvalue()
+    return run_here(ganx.tools.eval_main, "ganx-eval", *args)
 
 
 def parse_results(stdout: str) -> dict[str, float]:

@@ -58,16 +58,22 @@ def evaluate(
     not never changes training."""
     with preserved_rng():
         samples = sample_for_eval(generator, cfg, step, device)
-        m = cfg.metrics
-        ctx = EvalContext(
-            samples,
-            source,
-            device,
-            cache_dir=Path(m.cache_dir).expanduser() if m.cache_dir else None,
-            inception_weights=m.inception_weights,
-            kid_subset_size=m.kid_subset_size,
-            batch_size=m.batch_size,
-            real_count=m.real_count,
-            banks=banks,
-        )
+        ctx = eval_context(samples, source, device, cfg.metrics, banks)
         return compute_metrics(list(cfg.eval.metrics), ctx)
+
+
+def eval_context(samples, source, device, m: DictConfig, banks: dict | None = None) -> EvalContext:
+    """What the metrics compare, with the settings of a config's ``metrics`` block ``m``:
+    training's evaluation and ``ganx-eval samples=`` (:func:`ganx.imagesets.score_sets`) read
+    them alike, so a data set's cached real features are shared."""
+    return EvalContext(
+        samples,
+        source,
+        device,
+        cache_dir=Path(m.cache_dir).expanduser() if m.cache_dir else None,
+        inception_weights=m.inception_weights,
+        kid_subset_size=m.kid_subset_size,
+        batch_size=m.batch_size,
+        real_count=m.real_count,
+        banks={} if banks is None else banks,
+    )

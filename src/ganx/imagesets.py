@@ -101,7 +101,8 @@ def score_sets(
     training's evaluation uses them, so a data set's cached real features are shared)."""
     from .build import build_data
     from .errors import ConfigError
-    from .metrics import EvalContext, available_metrics, compute_metrics
+    from .evaluation import eval_context
+    from .metrics import available_metrics, compute_metrics
     from .validate import check_inception_weights
 
     metrics = list(metrics or [])
@@ -115,15 +116,4 @@ def score_sets(
     if any(m.endswith("_inception") for m in metrics):
         check_inception_weights(cfg, metrics)
     source = real_source(real) if real is not None else build_data(cfg)
-    m = cfg.metrics
-    ctx = EvalContext(
-        samples,
-        source,
-        device,
-        cache_dir=Path(m.cache_dir).expanduser() if m.cache_dir else None,
-        inception_weights=m.inception_weights,
-        kid_subset_size=m.kid_subset_size,
-        batch_size=m.batch_size,
-        real_count=m.real_count,
-    )
-    return compute_metrics(metrics, ctx)
+    return compute_metrics(metrics, eval_context(samples, source, device, cfg.metrics))
