@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 from ganx_cli import TINY_ARGS, error_lines, ganx_train
+from test_resume_eval import assert_trees_equal
 
 from ganx import checkpoint as ckpt
 
@@ -25,20 +25,6 @@ def weights(run_dir: Path) -> dict:
     state = ckpt.load(run_dir / "checkpoints" / "last.pt")
     keys = ("generator", "discriminator", "ema_generator", "opt_g", "opt_d", "rng", "step")
     return {k: state[k] for k in keys if k in state}
-
-
-def assert_equal(a, b, path="last.pt") -> None:
-    if isinstance(a, dict):
-        assert set(a) == set(b), path
-        for key in a:
-            assert_equal(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, (list, tuple)):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_equal(x, y, f"{path}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    else:
-        assert a == b, path
 
 
 @pytest.mark.slow  # three ganx-train processes
@@ -54,7 +40,7 @@ def test_a_bare_resume_from_the_cli_ends_bitwise_equal_to_a_straight_run(tmp_pat
     assert resumed.returncode == 0, out[-3000:]
     assert f"resuming {run_dir} at step 3 of 6 with its own settings; changed: nothing" in out
     assert json.loads((run_dir / "status.json").read_text())["step"] == 6
-    assert_equal(weights(run_dir), weights(tmp_path / "straight"))
+    assert_trees_equal(weights(run_dir), weights(tmp_path / "straight"))
 
 
 @contextlib.contextmanager

@@ -15,9 +15,9 @@ import signal
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import compose_cfg
 from ganx_cli import TINY_ARGS, error_lines, ganx_train_here
+from test_resume_eval import assert_trees_equal
 
 from ganx import checkpoint as ckpt
 from ganx import outputs, rundir
@@ -45,21 +45,6 @@ def training_state(run_dir: Path) -> dict:
     for key in ("config", "elapsed_s", "record"):
         state.pop(key, None)
     return state
-
-
-def assert_equal_states(a: dict, b: dict, path: str = "last.pt") -> None:
-    if isinstance(a, dict):
-        assert set(a) == set(b), (path, set(a) ^ set(b))
-        for key in a:
-            assert_equal_states(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_equal_states(x, y, f"{path}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    else:
-        assert a == b, path
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +210,7 @@ def test_a_failure_keeps_the_steps_and_resume_ends_as_a_straight_run(
     code, stderr = ganx_train_here(f"hydra.run.dir={run_dir}", "resume=auto")
     assert code == 0, stderr
     assert status(run_dir)["status"] == "finished"
-    assert_equal_states(training_state(run_dir), straight)
+    assert_trees_equal(training_state(run_dir), straight)
 
 
 def test_the_checkpoint_comes_before_the_evaluation_of_its_step(tmp_path, cache, monkeypatch):
@@ -264,7 +249,7 @@ def test_a_bare_resume_continues_with_the_runs_own_settings(tmp_path, cache):
     assert status(run_dir) | {"status": "finished", "step": 6} == status(run_dir)
     log = (run_dir / "train.log").read_text()
     assert f"resuming {run_dir} at step 3 of 6 with its own settings; changed: nothing" in log
-    assert_equal_states(training_state(run_dir), training_state(straight_dir))
+    assert_trees_equal(training_state(run_dir), training_state(straight_dir))
 
 
 @pytest.mark.slow  # several in-process runs: seconds each
