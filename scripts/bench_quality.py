@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from ganx.build import ConfigError
+    from ganx.errors import ConfigError
     from ganx.validate import validate
 
     for name, overrides in configs:

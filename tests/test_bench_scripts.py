@@ -79,7 +79,7 @@ def test_bench_presets_and_curve_windows():
 
 
 def test_eval_at_adds_evaluation_steps(tmp_path, tiny_cfg):
-    from ganx.build import ConfigError
+    from ganx.errors import ConfigError
     from ganx.loop import train
     from ganx.validate import validate
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import CONF_DIR, compose_cfg, group_choices
 
-from ganx.build import ConfigError, build_loss, build_nets, build_regularizers
+from ganx.build import build_loss, build_nets, build_regularizers
+from ganx.errors import ConfigError
 from ganx.loop import train
 from ganx.overrides import GROUPS
 

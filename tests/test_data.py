@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import compose_cfg
 
-from ganx.build import ConfigError
-from ganx.data import BatchStream, DataError, DataSource, mnist5k
+from ganx.data import BatchStream, DataSource, mnist5k
+from ganx.errors import ConfigError, DataError
 from ganx.loop import train
 
 

@@ -18,9 +18,9 @@ import torch
 from explorer_server import get_json, running_explorer
 from hydra import compose, initialize_config_module
 
-from ganx.build import ConfigError
 from ganx.dirac_serve import parse_keys
 from ganx.dirac_study import format_eigenvalues, run_study, study_config, verdict
+from ganx.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

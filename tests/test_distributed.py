@@ -136,7 +136,7 @@ def test_ganx_train_starts_its_own_ranks_in_every_multirun_job(tmp_path):
 def test_bad_process_counts_are_refused_before_training(overrides, message):
     from conftest import compose_cfg
 
-    from ganx.build import ConfigError
+    from ganx.errors import ConfigError
     from ganx.validate import validate
 
     tiny = [o for o in TINY if not o.startswith("hardware=")]

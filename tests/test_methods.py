@@ -3,7 +3,8 @@
 import pytest
 from conftest import compose_cfg
 
-from ganx.build import ConfigError, build_nets
+from ganx.build import build_nets
+from ganx.errors import ConfigError
 from ganx.methods import describe_method, method_warnings, refuse_unsupported
 
 

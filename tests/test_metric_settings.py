@@ -170,7 +170,7 @@ def test_modes_are_identified_by_nearest_centre_and_a_20_percent_share():
 
 
 def test_inception_weights_path_is_the_one_loaded():
-    from ganx.fidelity import MetricError
+    from ganx.errors import MetricError
 
     path = setting("metrics.inception_weights", "/nonexistent/inception.pth")
     bank = FeatureBank(torch.device("cpu"), inception_weights=path)

@@ -12,12 +12,11 @@ from conftest import compose_cfg
 from internals import evaluate
 from key_cover import override
 
-from ganx.build import ConfigError
 from ganx.data import DataSource, mnist5k
+from ganx.errors import ConfigError, MetricError
 from ganx.fidelity import (
     MNIST_EXTRACTOR,
     FeatureBank,
-    MetricError,
     fidelity_metrics,
     load_mnist_cnn,
     real_images,
@@ -271,7 +270,7 @@ def test_inception_conversion_on_a_stand_in(tmp_path):
 
 
 def test_inception_metrics_without_weights_fail_before_training(tmp_path):
-    from ganx.build import ConfigError
+    from ganx.errors import ConfigError
 
     cfg = compose_cfg(
         "eval.metrics=[fid_inception]", f"metrics.inception_weights={tmp_path / 'none.pt'}"

@@ -10,7 +10,8 @@ from conftest import TINY, TINY_WIDTHS, compose_cfg
 from ganx_cli import error_lines, ganx_train_here
 from key_cover import override
 
-from ganx.build import ConfigError, build_nets
+from ganx.build import build_nets
+from ganx.errors import ConfigError
 from ganx.loop import train
 from ganx.nets import r3gan
 from ganx.preflight import dry_build

@@ -242,7 +242,7 @@ def test_every_interval_one_is_the_same_computation_in_both_modes():
 
 
 def test_separate_lazy_steps_need_one_interval(tmp_path):
-    from ganx.build import ConfigError
+    from ganx.errors import ConfigError
     from ganx.validate import validate
 
     cfg = compose_cfg("reg=[r1,r2]", "reg.r1.interval=4", "reg.r2.interval=8")

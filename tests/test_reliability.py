@@ -219,7 +219,7 @@ def test_failed_checkpoint_write_is_clear_and_keeps_previous(tmp_path, monkeypat
 def test_unwritable_run_dir_fails_clearly(tmp_path):
     """Tests run as root, which ignores read-only permissions; a file where the checkpoint
     folder must go makes the run dir unwritable for ganx all the same."""
-    from ganx.build import ConfigError
+    from ganx.errors import ConfigError
 
     (tmp_path / "checkpoints").write_text("in the way")
     with pytest.raises(ConfigError, match="cannot write to the run directory"):

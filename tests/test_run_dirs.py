@@ -26,7 +26,7 @@ from key_cover import override
 
 import ganx.train
 from ganx import rundir
-from ganx.data import DataError
+from ganx.errors import DataError
 from ganx.report import main as report_main
 
 

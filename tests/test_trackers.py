@@ -9,7 +9,7 @@ import torch
 from conftest import compose_cfg
 
 import ganx
-from ganx.build import ConfigError
+from ganx.errors import ConfigError
 
 CALLS: list[tuple] = []
 

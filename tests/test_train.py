@@ -10,7 +10,8 @@ from internals import StepSettings, discriminator_step, seed_everything, trainin
 from key_cover import override
 
 from ganx import checkpoint as ckpt
-from ganx.build import ConfigError, build_all
+from ganx.build import build_all
+from ganx.errors import ConfigError
 from ganx.loop import train
 
 LOSSES = group_choices("loss")

@@ -21,8 +21,7 @@ from test_resume_eval import assert_trees_equal
 
 from ganx import checkpoint as ckpt
 from ganx import outputs, rundir
-from ganx.build import ConfigError
-from ganx.errors import EXIT_DIVERGED, EXIT_FAILED
+from ganx.errors import EXIT_DIVERGED, EXIT_FAILED, ConfigError
 from ganx.trackers import Trackers
 from ganx.validate import validate
 

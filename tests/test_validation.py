@@ -9,7 +9,7 @@ import yaml
 from conftest import compose_cfg
 from omegaconf import OmegaConf
 
-from ganx.build import ConfigError
+from ganx.errors import ConfigError
 from ganx.loop import train
 
 GROUPS = ("model", "loss", "reg", "dataset", "augment", "hardware", "experiment")

@@ -13,7 +13,7 @@ from torch import nn
 
 from .augment import Augment, stream_seed
 from .data import BatchStream, DataSource, take_subset
-from .errors import ConfigError  # noqa: F401  (re-exported: ganx.build.ConfigError)
+from .errors import ConfigError
 from .losses import GANLoss
 from .regularizers import Regularizer
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError  # noqa: F401  (re-exported: ganx.checkpoint)
+from .errors import CheckpointError
 
 
 class _RecordingWriter:

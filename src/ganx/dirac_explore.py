@@ -17,7 +17,6 @@ import threading
 import torch
 from omegaconf import DictConfig, open_dict
 
-from .build import ConfigError
 from .dirac_study import (
     EXPECTED_CRITICAL_GAMMA,
     STUDY_LOSSES,
@@ -33,6 +32,7 @@ from .dirac_study import (
     study_regs,
     verdict,
 )
+from .errors import ConfigError
 
 MAX_STEPS = 5000
 MAX_START = 100.0  # |theta|, |psi| at the start

@@ -32,7 +32,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError
 
-from .build import ConfigError, Parts, build_all
+from .build import Parts, build_all
+from .errors import ConfigError
 from .report import markdown_table
 from .rng import seed_everything
 from .step import StepSettings, discriminator_loss, generator_loss, training_iteration

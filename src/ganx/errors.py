@@ -1,5 +1,6 @@
-"""The error a user's bad input raises, in a module that imports nothing: command-line checks
-and shell completion use it without loading torch. ``ganx.build`` re-exports it."""
+"""The errors ganx reports to its user as one line, in a module that imports nothing: every
+module imports them from here, and command-line checks and shell completion use them without
+loading torch."""
 
 
 class ConfigError(ValueError):
@@ -8,12 +9,15 @@ class ConfigError(ValueError):
 
 class DataError(ValueError):
     """A data set is missing or malformed; the message says where it was expected and how to
-    get it. (``ganx.data`` re-exports it.)"""
+    get it."""
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be written or does not fit the run that tries to load it.
-    (``ganx.checkpoint`` re-exports it.)"""
+    """A checkpoint cannot be written or does not fit the run that tries to load it."""
+
+
+class MetricError(ValueError):
+    """A metric cannot be computed as asked (e.g. IS without a classifier head)."""
 
 
 class SweepStopped(BaseException):
@@ -29,6 +33,10 @@ class SweepStopped(BaseException):
 class TrainingFailed(RuntimeError):
     """An error stopped a run after its state was built: the run saved its last complete step
     if it could and set status.json to ``failed``; the message is the one line that says so."""
+
+
+class TrainingProcessError(RuntimeError):
+    """A rank started by :func:`ganx.launch.launch` failed."""
 
 
 # ganx-train's exit status (README, Exit codes): what a script or a requeue wrapper reads

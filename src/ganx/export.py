@@ -37,7 +37,7 @@ def export_generator(
     import torch
 
     from . import sampling
-    from .build import ConfigError
+    from .errors import ConfigError
     from .tools import load_generator
 
     if fmt not in FORMATS:
@@ -99,13 +99,12 @@ def export_onnx(module, example, out: Path, meta: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="export_tool")
 def export_hydra(cfg: DictConfig) -> None:
-    from . import checkpoint as ckpt
-    from .build import ConfigError
+    from .errors import CheckpointError, ConfigError
 
     out = Path(cfg.out or f"generator{FORMATS.get(cfg.format, '')}")
     try:
         meta = export_generator(str(cfg.checkpoint), out, cfg.format, cfg.ema, cfg.bn_stats)
-    except (ConfigError, ckpt.CheckpointError) as err:
+    except (CheckpointError, ConfigError) as err:
         sys.exit(f"ganx-export: error: {err}")
     print(
         f"wrote {cfg.format} generator of {cfg.checkpoint} (step {meta['step']}, latents of "

@@ -33,6 +33,7 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+from .errors import MetricError
 from .metric_keys import count_label
 from .nets.mnist_cnn import MnistCNN
 from .stats import kl_from_uniform
@@ -40,10 +41,6 @@ from .stats import kl_from_uniform
 MNIST_EXTRACTOR = "ganx-mnist-cnn"
 INCEPTION_EXTRACTOR = "inception-v3-compat"
 EXTRACTORS = {"mnist": MNIST_EXTRACTOR, "inception": INCEPTION_EXTRACTOR}
-
-
-class MetricError(ValueError):
-    """A metric cannot be computed as asked (e.g. IS without a classifier head)."""
 
 
 def load_mnist_cnn() -> tuple[MnistCNN, float]:

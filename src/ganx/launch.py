@@ -26,10 +26,13 @@ from pathlib import Path
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
-from .build import ConfigError
-from .checkpoint import CheckpointError
-from .data import DataError
-from .errors import TrainingFailed
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    TrainingFailed,
+    TrainingProcessError,
+)
 from .loop import train
 from .validate import validate
 
@@ -38,10 +41,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class TrainingProcessError(RuntimeError):
-    """A rank started by :func:`launch` failed."""
 
 
 def rank_environment(rank: int, world: int, port: int, **extra: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from .build import ConfigError
+from .errors import ConfigError
 
 # the data sets of points rather than images
 TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")

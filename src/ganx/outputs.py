@@ -26,8 +26,8 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .build import ConfigError
 from .collectives import Ranks, average_values
+from .errors import CheckpointError, ConfigError
 from .evaluation import evaluate, generate
 from .metric_keys import objective_mode, resolve_objective
 from .rng import preserved_rng
@@ -391,7 +391,7 @@ class Outputs:
             return summary
         notes = []
         # a checkpoint that could not be written is not tried again
-        retry = not isinstance(err, ckpt.CheckpointError)
+        retry = not isinstance(err, CheckpointError)
         if complete and retry and self.saved_step != state.step:
             try:
                 self.save_checkpoint(state, "last.pt")
@@ -458,7 +458,7 @@ def os_reason(err: OSError) -> str:
 def failure_summary(err: BaseException, where: str) -> str:
     """The one line that names an error and ``where`` it happened (the traceback goes to
     ``train.log``)."""
-    if isinstance(err, ckpt.CheckpointError):
+    if isinstance(err, CheckpointError):
         return str(err)
     if isinstance(err, OSError) and err.filename:
         return f"{where} failed: could not write {err.filename}: {os_reason(err)}"

@@ -103,7 +103,7 @@ def before_setting(key: str, old: dict) -> str:
 def allowed_changes(saved: dict, cfg: DictConfig, path: Path) -> dict[str, tuple]:
     """The changes this resume makes; raises :class:`CheckpointError` (the checkpoint does not
     fit this run) naming every change it may not make."""
-    from .checkpoint import CheckpointError
+    from .errors import CheckpointError
 
     changed = differences(saved, cfg)
     old = flatten(saved)

@@ -21,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint as ckpt
 from .augment import stream_seed
-from .build import ConfigError, Parts, build_all
+from .build import Parts, build_all
 from .collectives import Ranks, broadcast_state
-from .data import DataError
+from .errors import CheckpointError, ConfigError, DataError
 from .resume_rules import allowed_changes
 from .rng import rng_state, seed_everything, set_rng_state
 from .sampling import latent_distribution, latents
@@ -168,7 +168,7 @@ class TrainingState:
                 if not slot.network:
                     raise
                 first = str(err).splitlines()[0]
-                raise ckpt.CheckpointError(
+                raise CheckpointError(
                     f"cannot resume from {path}: the network shapes differ ({first} ...)"
                 ) from err
 

@@ -49,7 +49,7 @@ def write_samples(images, out: Path, latents=None) -> None:
     """A PNG grid or an ``.npz`` with ``images`` (uint8 NHWC) and, when given, ``latents``."""
     import numpy as np
 
-    from .build import ConfigError
+    from .errors import ConfigError
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
@@ -74,7 +74,7 @@ def write_samples(images, out: Path, latents=None) -> None:
 def sample_checkpoint(cfg: DictConfig):
     """(images, latents, step) as ``ganx-sample`` writes them."""
     from . import sampling
-    from .build import ConfigError
+    from .errors import ConfigError
 
     if not isinstance(cfg.n, int) or cfg.n <= 0:
         raise ConfigError(f"n={cfg.n}: must be a positive integer")
@@ -127,8 +127,7 @@ def with_paths_quoted(hydra_main):
 def sample_hydra(cfg: DictConfig) -> None:
     import numpy as np
 
-    from . import checkpoint as ckpt
-    from .build import ConfigError
+    from .errors import CheckpointError, ConfigError
 
     try:
         images, latents, step = sample_checkpoint(cfg)
@@ -137,7 +136,7 @@ def sample_hydra(cfg: DictConfig) -> None:
         if cfg.get("latents"):
             Path(cfg.latents).parent.mkdir(parents=True, exist_ok=True)
             np.save(cfg.latents, latents.numpy())
-    except (ConfigError, ckpt.CheckpointError) as err:
+    except (ConfigError, CheckpointError) as err:
         sys.exit(f"ganx-sample: error: {err}")
     extra = f", latents in {cfg.latents}" if cfg.get("latents") else ""
     print(f"wrote {len(images)} samples of {cfg.checkpoint} (step {step}) to {out}{extra}")
@@ -147,7 +146,7 @@ def score_folder(cfg: DictConfig) -> tuple[dict[str, float], int]:
     """``ganx-eval samples=DIR real=DIR2|dataset=NAME``: (results, number of samples)."""
     from hydra import compose
 
-    from .build import ConfigError
+    from .errors import ConfigError
     from .imagesets import read_set, score_sets
 
     dataset = cfg.get("dataset")
@@ -174,11 +173,9 @@ def score_folder(cfg: DictConfig) -> tuple[dict[str, float], int]:
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="eval_tool")
 def eval_hydra(cfg: DictConfig) -> None:
-    from . import checkpoint as ckpt
-    from .build import ConfigError, build_data
-    from .data import DataError
+    from .build import build_data
+    from .errors import CheckpointError, ConfigError, DataError, MetricError
     from .evaluation import evaluate
-    from .fidelity import MetricError
     from .validate import validate
 
     if cfg.get("samples") is not None:
@@ -205,7 +202,7 @@ def eval_hydra(cfg: DictConfig) -> None:
                     run_cfg.metrics[key] = value
         validate(run_cfg)
         results = evaluate(generator, run_cfg, build_data(run_cfg), step, device, banks={})
-    except (ConfigError, ckpt.CheckpointError, MetricError, DataError) as err:
+    except (ConfigError, CheckpointError, MetricError, DataError) as err:
         sys.exit(f"ganx-eval: error: {err}")
     title = f"{cfg.checkpoint} (step {step}, {run_cfg.eval.num_samples} samples)"
     report(results, title, cfg.out, {"checkpoint": str(cfg.checkpoint), "step": step})

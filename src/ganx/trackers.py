@@ -288,7 +288,7 @@ class Trackers:
 
 def check_installed(logger_cfg) -> None:
     """Refuse an optional tracker whose package is missing, before anything is written."""
-    from .build import ConfigError
+    from .errors import ConfigError
 
     for name in logger_cfg or {}:
         package, extra = OPTIONAL_PACKAGES.get(name, (None, None))
@@ -305,7 +305,7 @@ def build_trackers(logger_cfg, run_dir: Path, resume_step: int = 0) -> Trackers:
 
     if logger_cfg is None:  # a config from before the logger group: tensorboard, as then
         logger_cfg = {"tensorboard": {"_target_": f"{__name__}.TensorboardTracker"}}
-    from .build import ConfigError
+    from .errors import ConfigError
 
     check_installed(logger_cfg)
     built = []

@@ -152,11 +152,14 @@ def exit_code(result: dict) -> int:
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
-    from .build import ConfigError
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    from .errors import EXIT_FAILED, TrainingFailed
-    from .launch import TrainingProcessError
+    from .errors import (
+        EXIT_FAILED,
+        CheckpointError,
+        ConfigError,
+        DataError,
+        TrainingFailed,
+        TrainingProcessError,
+    )
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import DataError  # noqa: F401  (re-exported: ganx.data.DataError)
+from ..errors import DataError
 
 
 @dataclass
