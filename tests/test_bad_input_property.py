@@ -142,8 +142,9 @@ def bad_override(draw) -> tuple[str, str, bool]:
 
 def stub_training(cfg, run_dir):
     """What ``train`` does before its first step, without training."""
-    from ganx.build import build_nets, select_device
+    from ganx.build import build_nets
     from ganx.errors import ConfigError
+    from ganx.hardware import select_device
     from ganx.validate import validate
 
     validate(cfg)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import compose_cfg
 
-from ganx.build import loader_workers
 from ganx.errors import ConfigError
+from ganx.hardware import loader_workers
 from ganx.metric_plan import plan_metrics
 
 INCEPTION = ["fid_inception", "kid_inception", "is_inception"]

@@ -389,7 +389,7 @@ def test_concat_real_fake_and_channels_last_reach_the_built_run():
 def test_stacked_mnist_size_and_thread_count():
     stacked = build_data(compose_cfg("dataset=stacked_mnist", override("dataset.n", 40)))
     assert len(stacked) == 40 and stacked.images.shape[1] == 3
-    from ganx.loop import set_up_process
+    from ganx.hardware import set_up_process
 
     try:
         set_up_process(compose_cfg(override("hardware.threads", 2)), Path("unused"))

@@ -185,7 +185,7 @@ def load_generator(
 ) -> Generator:
     """G of ``checkpoint`` (its EMA weights when ``ema`` and the run kept an EMA);
     ``bn_stats=None`` takes the run's ``sample.bn_stats``."""
-    from .tools import device_from
+    from .hardware import device_from
     from .tools import load_generator as load
 
     dev = device_from(device)
@@ -221,8 +221,8 @@ def evaluate(
     computes them: ``ganx.evaluate("samples/", ["fid_inception"], real="other/")``.
     ``settings`` override the ``metrics`` config block (cache_dir, inception_weights,
     kid_subset_size, ...)."""
+    from .hardware import device_from
     from .imagesets import score_sets
-    from .tools import device_from
 
     cfg = compose(f"dataset={dataset}", *([f"dataset.root={root}"] if root else []))
     cfg.metrics = OmegaConf.merge(cfg.metrics, settings)

@@ -14,6 +14,7 @@ from torch import nn
 from .augment import Augment, stream_seed
 from .data import BatchStream, DataSource, take_subset
 from .errors import ConfigError
+from .hardware import loader_workers
 from .losses import GANLoss
 from .regularizers import Regularizer
 
@@ -30,57 +31,6 @@ def instantiate(node, *args, **kwargs):
         if isinstance(cause, (ValueError, TypeError, OSError)):
             raise cause from None
         raise
-
-
-def select_device(hardware: DictConfig) -> torch.device:
-    choice = str(hardware.device)
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"hardware.device={choice} but this machine has no CUDA device; "
-            "use hardware=cpu or hardware=auto"
-        )
-    if choice != "cpu" and not choice.startswith("cuda"):
-        raise ConfigError(f"hardware.device={choice!r}; allowed: auto, cpu, cuda, cuda:N")
-    return torch.device(choice)
-
-
-def loader_workers(value, world: int = 1) -> int:
-    """``dataset.num_workers``: an integer >= 0, or ``auto`` = the cores this process may use
-    (its CPU affinity, shared among ``world`` ranks) minus one for the training process,
-    at most 8 (more rarely helps a GAN's small images)."""
-    if value == "auto":
-        import os
-
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return max(0, min(8, (cores or 1) // max(world, 1) - 1))
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"dataset.num_workers={value!r}: must be auto or an integer >= 0")
-    return value
-
-
-def requested_processes(hardware: DictConfig) -> int:
-    """``hardware.processes`` as a number: ``auto`` is one per visible GPU."""
-    value = hardware.get("processes", 1)
-    on_cuda = str(hardware.device).startswith("cuda") or (
-        hardware.device == "auto" and torch.cuda.is_available()
-    )
-    if value == "auto":
-        if not on_cuda:
-            raise ConfigError(
-                "hardware.processes=auto starts one process per GPU, and this run has no CUDA "
-                "device; on a CPU give a number, e.g. hardware.processes=2"
-            )
-        return torch.cuda.device_count()
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"hardware.processes={value!r}: must be a positive integer or auto")
-    if on_cuda and value > 1 and value > torch.cuda.device_count():
-        raise ConfigError(
-            f"hardware.processes={value} but this machine has {torch.cuda.device_count()} "
-            "CUDA device(s): one process per GPU at most"
-        )
-    return value
 
 
 def build_data(cfg: DictConfig) -> DataSource:

@@ -16,9 +16,9 @@ import torch
 from omegaconf import DictConfig
 
 from . import collectives, rundir, schedule
-from .build import select_device
 from .collectives import Ranks
 from .errors import TrainingFailed
+from .hardware import set_up_process
 from .outputs import EvaluationInterrupted, Outputs
 from .state import TrainingState, resolve_resume
 from .step import (
@@ -86,25 +86,6 @@ class StopRequest:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def set_up_process(cfg: DictConfig, run_dir: Path) -> tuple[torch.device, Ranks, Path]:
-    """The device, this process's rank (joining torchrun's group if there is one), and the run
-    dir (rank 0's, on every rank); thread count and TF32 as configured."""
-    device = select_device(cfg.hardware)
-    ranks = collectives.from_environment(device.type)
-    if ranks.active:
-        if device.type == "cuda":
-            device = torch.device("cuda", ranks.local_rank)
-            torch.cuda.set_device(device)
-        run_dir = Path(collectives.broadcast_object(str(run_dir)))  # rank 0's run dir for all
-    if cfg.hardware.threads:
-        torch.set_num_threads(int(cfg.hardware.threads))
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = bool(cfg.hardware.tf32)
-        torch.backends.cudnn.allow_tf32 = bool(cfg.hardware.tf32)
-        torch.backends.cudnn.benchmark = bool(cfg.hardware.cudnn_benchmark)
-    return device, ranks, run_dir
 
 
 def step_settings(cfg: DictConfig, state: TrainingState, ranks: Ranks) -> StepSettings:

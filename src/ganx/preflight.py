@@ -173,7 +173,7 @@ def check_job(
     if cfg.get("resume") and overrides is not None:
         cfg = own_config(cfg, run_dir, *overrides)  # reads the checkpoint (imports torch)
     check_data_present(cfg)
-    from .build import select_device
+    from .hardware import select_device
     from .metric_plan import plan_metrics
     from .trackers import check_installed
     from .validate import validate

@@ -32,12 +32,6 @@ def load_generator(path: str, use_ema: bool, device):
     return cfg, generator.to(device).eval(), int(state["step"])
 
 
-def device_from(choice: str):
-    from .build import select_device
-
-    return select_device(OmegaConf.create({"device": str(choice)}))
-
-
 def to_uint8_nhwc(images):
     import torch
 
@@ -75,6 +69,7 @@ def sample_checkpoint(cfg: DictConfig):
     """(images, latents, step) as ``ganx-sample`` writes them."""
     from . import sampling
     from .errors import ConfigError
+    from .hardware import device_from
 
     if not isinstance(cfg.n, int) or cfg.n <= 0:
         raise ConfigError(f"n={cfg.n}: must be a positive integer")
@@ -147,6 +142,7 @@ def score_folder(cfg: DictConfig) -> tuple[dict[str, float], int]:
     from hydra import compose
 
     from .errors import ConfigError
+    from .hardware import device_from
     from .imagesets import read_set, score_sets
 
     dataset = cfg.get("dataset")
@@ -176,6 +172,7 @@ def eval_hydra(cfg: DictConfig) -> None:
     from .build import build_data
     from .errors import CheckpointError, ConfigError, DataError, MetricError
     from .evaluation import evaluate
+    from .hardware import device_from
     from .validate import validate
 
     if cfg.get("samples") is not None:

@@ -109,7 +109,7 @@ def record(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -
 def run(cfg: DictConfig) -> dict:
     """Train inside a Hydra job (run dir = Hydra's output dir); with ``hardware.processes`` > 1
     (and not already under torchrun) start that many data-parallel processes for this job."""
-    from .build import requested_processes
+    from .hardware import requested_processes
     from .launch import launch
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)

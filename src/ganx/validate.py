@@ -12,8 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
-from .build import requested_processes
 from .errors import ConfigError
+from .hardware import requested_processes
 from .methods import TOY_DATA, refuse_unsupported
 from .nets import dcgan, r3gan, resnet64, sngan, wgan_gp_mnist
 
