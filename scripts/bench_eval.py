@@ -20,8 +20,8 @@ import torch
 import torch_fidelity
 
 from ganx.build import build_data
-from ganx.evaluation import evaluate, sample_for_eval
-from ganx.fidelity import EXTRACTORS, real_images, register_extractors
+from ganx.metrics.evaluation import evaluate, sample_for_eval
+from ganx.metrics.fidelity import EXTRACTORS, real_images, register_extractors
 from ganx.tools import load_generator
 
 
@@ -63,7 +63,7 @@ def main() -> None:
         ours_s = time.perf_counter() - started
 
     fake = sample_for_eval(generator, cfg, step, device)
-    from ganx.fidelity import to_uint8
+    from ganx.metrics.fidelity import to_uint8
 
     register_extractors()
     kwargs = {

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from ganx.data import mog3d_frame  # noqa: E402
-from ganx.evaluation import sample_for_eval  # noqa: E402
+from ganx.metrics.evaluation import sample_for_eval  # noqa: E402
 from ganx.plots import draw_3d  # noqa: E402
 from ganx.tools import load_generator  # noqa: E402
 

@@ -52,7 +52,7 @@ LOOP = "src/ganx/loop.py"
 STEP = "src/ganx/step.py"
 STATE = "src/ganx/state.py"
 OUTPUTS = "src/ganx/outputs.py"
-EVALUATION = "src/ganx/evaluation.py"
+EVALUATION = "src/ganx/metrics/evaluation.py"
 COLLECTIVES = "src/ganx/collectives.py"
 REGS = "src/ganx/regularizers.py"
 LOSSES = "src/ganx/losses.py"
@@ -589,7 +589,7 @@ MUTATIONS = [
     # --- metrics --------------------------------------------------------------------------------
     m(
         "precision_recall_swapped",
-        "src/ganx/fidelity.py",
+        "src/ganx/metrics/fidelity.py",
         'out[f"precision{tag}"] = float(prc["precision"])\n'
         '            out[f"recall{tag}"] = float(prc["recall"])',
         'out[f"precision{tag}"] = float(prc["recall"])\n'
@@ -600,7 +600,7 @@ MUTATIONS = [
     ),
     m(
         "classes_always_ten",
-        "src/ganx/fidelity.py",
+        "src/ganx/metrics/fidelity.py",
         'out[f"classes{tag}"] = float((counts >= 0.2 * n / 10).sum())',
         'out[f"classes{tag}"] = float(len(counts))',
         "class coverage reports every class as covered",
@@ -609,7 +609,7 @@ MUTATIONS = [
     ),
     m(
         "modes_no_threshold",
-        "src/ganx/metrics.py",
+        "src/ganx/metrics/registry.py",
         "threshold = 0.2 * len(samples) / len(centres)",
         "threshold = 1",
         "a mode counts as covered with a single sample (PacGAN's 20% rule dropped)",
@@ -618,7 +618,7 @@ MUTATIONS = [
     ),
     m(
         "kl_not_from_uniform",
-        "src/ganx/stats.py",
+        "src/ganx/metrics/stats.py",
         "(p[nonzero] * (p[nonzero] * len(counts)).log()).sum()",
         "(p[nonzero] * (p[nonzero]).log()).sum()",
         "the mode/class KL is the negative entropy, not the KL from uniform",
@@ -917,7 +917,7 @@ MUTATIONS += [
     ),
     m(
         "kid_subset_size_ignored",
-        "src/ganx/fidelity.py",
+        "src/ganx/metrics/fidelity.py",
         "            size = min(kid_subset_size, n, len(real[feat_layer]))",
         "            size = min(n, len(real[feat_layer]))",
         "KID uses every sample in each subset whatever metrics.kid_subset_size says",
@@ -925,7 +925,7 @@ MUTATIONS += [
     ),
     m(
         "real_count_ignored",
-        "src/ganx/fidelity.py",
+        "src/ganx/metrics/fidelity.py",
         "min(real_count or n, len(source))",
         "min(n, len(source))",
         "FID compares with as many real images as samples, whatever metrics.real_count says",
@@ -933,7 +933,7 @@ MUTATIONS += [
     ),
     m(
         "feature_chunks_ignore_batch_size",
-        "src/ganx/fidelity.py",
+        "src/ganx/metrics/fidelity.py",
         "        for chunk in images_uint8.split(self.batch_size):",
         "        for chunk in images_uint8.split(256):",
         "metrics.batch_size does not bound the feature network's batches",
@@ -941,7 +941,7 @@ MUTATIONS += [
     ),
     m(
         "mode_threshold_a_quarter",
-        "src/ganx/metrics.py",
+        "src/ganx/metrics/registry.py",
         "    threshold = 0.2 * len(samples) / len(centres)",
         "    threshold = 0.25 * len(samples) / len(centres)",
         "a mode needs 25% of its uniform share to count, not PacGAN's 20%",

@@ -38,8 +38,8 @@ MODULES = {
     "step": ["test_properties.py", "test_train.py", "test_reference_details.py"],
     "state": ["test_train.py", "test_resume_eval.py"],
     "checkpoint": ["test_checkpoint_errors.py", "test_train.py", "test_reliability.py"],
-    "fidelity": ["test_metrics.py", "test_metric_plan.py"],
-    "metrics": ["test_metrics.py", "test_mog3d.py"],
+    "metrics/fidelity": ["test_metrics.py", "test_metric_plan.py"],
+    "metrics/registry": ["test_metrics.py", "test_mog3d.py"],
     "data/__init__": ["test_data.py", "test_limited_data.py"],
     "nets": ["test_nets_reference.py", "test_config.py", "test_r3gan.py"],
 }

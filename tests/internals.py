@@ -2,7 +2,7 @@
 is reorganised, only these imports change."""
 
 from ganx import step
-from ganx.evaluation import evaluate, generate
+from ganx.metrics.evaluation import evaluate, generate
 from ganx.rng import seed_everything
 from ganx.step import (
     StepSettings,

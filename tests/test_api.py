@@ -14,7 +14,7 @@ from conftest import compose_cfg
 from internals import generate
 
 import ganx
-from ganx.evaluation import sample_for_eval
+from ganx.metrics.evaluation import sample_for_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from key_cover import override
 
 from ganx.data import DataSource, mixture_centres
 from ganx.dirac_study import run_study
-from ganx.metrics import EvalContext, kl_from_uniform, mixture_modes
+from ganx.metrics.registry import EvalContext, kl_from_uniform, mixture_modes
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from key_cover import override
 
 from ganx.build import build_all
 from ganx.data import mnist5k, stacked_mnist, take_subset
-from ganx.metrics import EvalContext, compute_metrics
+from ganx.metrics.registry import EvalContext, compute_metrics
 
 CPU = torch.device("cpu")
 

@@ -9,7 +9,7 @@ from conftest import compose_cfg
 
 from ganx.errors import ConfigError
 from ganx.hardware import loader_workers
-from ganx.metric_plan import plan_metrics
+from ganx.metrics.plan import plan_metrics
 
 INCEPTION = ["fid_inception", "kid_inception", "is_inception"]
 
@@ -82,7 +82,7 @@ def test_converted_weights_live_under_ganx_own_name(tmp_path, monkeypatch, capsy
     """ganx finds its conversion under its own name; one left under torch-fidelity's
     checksum-bearing name by an older ganx is moved there, with a one-line notice; the original
     (with its head) is never touched and is preferred."""
-    import ganx.fidelity as fidelity
+    import ganx.metrics.fidelity as fidelity
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     hub = tmp_path / "hub" / "checkpoints"

@@ -17,8 +17,8 @@ from torch_fidelity.metric_prc import prc_features_to_metric
 
 from ganx.build import build_data
 from ganx.data import DataSource, mixture_centres
-from ganx.fidelity import FeatureBank, fidelity_metrics
-from ganx.metrics import EvalContext, compute_metrics
+from ganx.metrics.fidelity import FeatureBank, fidelity_metrics
+from ganx.metrics.registry import EvalContext, compute_metrics
 
 
 class RandomFeatures:

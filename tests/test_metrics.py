@@ -14,7 +14,8 @@ from key_cover import override
 
 from ganx.data import DataSource, mnist5k
 from ganx.errors import ConfigError, MetricError
-from ganx.fidelity import (
+from ganx.loop import train
+from ganx.metrics.fidelity import (
     MNIST_EXTRACTOR,
     FeatureBank,
     fidelity_metrics,
@@ -23,7 +24,6 @@ from ganx.fidelity import (
     register_extractors,
     to_uint8,
 )
-from ganx.loop import train
 from ganx.tools import load_generator, write_samples
 
 HELD_OUT = 1000  # scripts/train_mnist_net.py holds out the first 1,000 (seed-0 order)

@@ -11,7 +11,7 @@ from conftest import compose_cfg
 
 from ganx.data import mog3d, mog3d_frame
 from ganx.loop import train
-from ganx.metrics import EvalContext, compute_metrics
+from ganx.metrics.registry import EvalContext, compute_metrics
 
 
 def test_mog3d_geometry_matches_the_reference():

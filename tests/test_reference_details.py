@@ -15,7 +15,7 @@ from key_cover import override
 from omegaconf import OmegaConf
 
 from ganx.build import build_all, build_nets
-from ganx.evaluation import sample_for_eval
+from ganx.metrics.evaluation import sample_for_eval
 from ganx.resume_rules import ADDED_SETTINGS, allowed_changes
 from ganx.sampling import draw_noise
 from ganx.state import TrainingState

@@ -141,20 +141,20 @@ def failing_at_first_call(monkeypatch, owner, name: str, error: Exception) -> No
 
 
 def fail_sampling(monkeypatch):
-    from ganx import evaluation
+    from ganx.metrics import evaluation
 
     failing_at_first_call(monkeypatch, evaluation, "sample_for_eval", RuntimeError("CUDA OOM"))
 
 
 def fail_features(monkeypatch):
-    from ganx import fidelity
+    from ganx.metrics import fidelity
 
     error = RuntimeError("feature net failed")
     failing_at_first_call(monkeypatch, fidelity.FeatureBank, "features", error)
 
 
 def fail_real_features(monkeypatch):
-    from ganx import fidelity
+    from ganx.metrics import fidelity
 
     failing_at_first_call(monkeypatch, fidelity, "real_features", no_space("features.pt"))
 
@@ -162,7 +162,7 @@ def fail_real_features(monkeypatch):
 def fail_metric(monkeypatch):
     import numpy as np
 
-    from ganx import fidelity
+    from ganx.metrics import fidelity
 
     error = np.linalg.LinAlgError("Array must not contain infs or NaNs")
     failing_at_first_call(monkeypatch, fidelity, "fid_statistics_to_metric", error)

@@ -101,8 +101,8 @@ def score_sets(
     training's evaluation uses them, so a data set's cached real features are shared)."""
     from .build import build_data
     from .errors import ConfigError
-    from .evaluation import eval_context
-    from .metrics import available_metrics, compute_metrics
+    from .metrics.evaluation import eval_context
+    from .metrics.registry import available_metrics, compute_metrics
     from .validate import check_inception_weights
 
     metrics = list(metrics or [])

@@ -2,7 +2,7 @@
 ``toy_grid25`` (the configs ``ganx-train`` runs, built by the same :func:`ganx.build.build_all`
 and stepped by the same :func:`ganx.step.training_iteration`) with the chosen loss and
 regularizer, and yields a snapshot every ``every`` G steps: G's samples, D's output on a grid
-and the modes covered, as :func:`ganx.metrics.mixture_modes` counts them for the study.
+and the modes covered, as :func:`ganx.metrics.registry.mixture_modes` counts them for the study.
 
 The Dirac-GAN code's author took its training loop from his mode-collapse examples
 (ChristophReich1996/Mode_Collapse); this is that experiment, with ganx's losses.
@@ -20,7 +20,7 @@ from .build import build_all
 from .data import mixture_centres
 from .dirac_explore import LOCK, WEIGHT_KEY, BadQuery, choice, number
 from .dirac_study import STUDY_LOSSES, cell_regs, compose_ganx
-from .metrics import EvalContext, mixture_modes
+from .metrics.registry import EvalContext, mixture_modes
 from .rng import seed_everything
 from .step import StepSettings, training_iteration
 

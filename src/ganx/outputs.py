@@ -28,8 +28,8 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .collectives import Ranks, average_values
 from .errors import CheckpointError, ConfigError
-from .evaluation import evaluate, generate
-from .metric_keys import objective_mode, resolve_objective
+from .metrics.evaluation import evaluate, generate
+from .metrics.keys import objective_mode, resolve_objective
 from .rng import preserved_rng
 from .schedule import Due
 from .state import TrainingState

@@ -174,7 +174,7 @@ def check_job(
         cfg = own_config(cfg, run_dir, *overrides)  # reads the checkpoint (imports torch)
     check_data_present(cfg)
     from .hardware import select_device
-    from .metric_plan import plan_metrics
+    from .metrics.plan import plan_metrics
     from .trackers import check_installed
     from .validate import validate
 

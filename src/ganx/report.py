@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from .metric_keys import lower_is_better
+from .metrics.keys import lower_is_better
 
 LOSS_PREFIXES = (
     "loss/",

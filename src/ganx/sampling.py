@@ -2,7 +2,7 @@
 API draw them.
 
 Without a seed the noise is the one training's evaluation used at that checkpoint (seeded by
-the run's seed and the step, :func:`ganx.evaluation.sample_for_eval`), so samples match
+the run's seed and the step, :func:`ganx.metrics.evaluation.sample_for_eval`), so samples match
 ``metrics.jsonl``; with ``seed`` it comes from a generator seeded by that value alone.
 
 BatchNorm generators sample with one of three statistics choices: ``batch`` (training's

@@ -171,8 +171,8 @@ def score_folder(cfg: DictConfig) -> tuple[dict[str, float], int]:
 def eval_hydra(cfg: DictConfig) -> None:
     from .build import build_data
     from .errors import CheckpointError, ConfigError, DataError, MetricError
-    from .evaluation import evaluate
     from .hardware import device_from
+    from .metrics.evaluation import evaluate
     from .validate import validate
 
     if cfg.get("samples") is not None:

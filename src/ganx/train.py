@@ -46,7 +46,7 @@ register_resolvers()
 def prepare(cfg: DictConfig) -> DictConfig:
     """Settle what a run computes before anything starts (the data set's default metrics
     fitted to the Inception weights at hand, with one line saying what was left out)."""
-    from .metric_plan import plan_metrics
+    from .metrics.plan import plan_metrics
     from .trackers import check_installed
 
     check_installed(cfg.get("logger"))  # an optional tracker's package missing: refuse now

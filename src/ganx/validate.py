@@ -158,7 +158,7 @@ def validate_optimizer(node: DictConfig, key: str) -> None:
 
 
 def validate_eval(cfg: DictConfig) -> None:
-    from .metrics import available_metrics
+    from .metrics.registry import available_metrics
 
     metrics = _string_list(cfg.eval.metrics, "eval.metrics")
     unknown = [m for m in metrics if m not in available_metrics()]
@@ -195,7 +195,7 @@ def validate_eval(cfg: DictConfig) -> None:
 
 
 # the fewest samples each torch-fidelity metric is defined for, with why (torch-fidelity 0.4.0,
-# as ganx.fidelity calls it; fewer gives NaN or raises at the first evaluation)
+# as ganx.metrics.fidelity calls it; fewer gives NaN or raises at the first evaluation)
 MIN_SAMPLES = {
     "fid": (2, "a covariance of one sample is undefined"),
     "kid": (2, "its unbiased MMD divides by n(n-1)"),
@@ -229,7 +229,7 @@ def check_sample_counts(cfg: DictConfig, metrics: list[str]) -> None:
 def check_inception_weights(cfg: DictConfig, metrics: list[str]) -> None:
     """Inception metrics need the weights file; the Inception Score also needs its classifier
     head, which the offline pool3 conversion (``ganx-weights inception``) does not have."""
-    from .fidelity import default_inception_weights, inception_has_head
+    from .metrics.fidelity import default_inception_weights, inception_has_head
 
     weights = Path(cfg.metrics.inception_weights or default_inception_weights()).expanduser()
     if not weights.is_file():
@@ -247,7 +247,7 @@ def check_inception_weights(cfg: DictConfig, metrics: list[str]) -> None:
 
 
 def validate_objective(cfg: DictConfig, metrics: list[str]) -> None:
-    from .metric_keys import resolve_objective
+    from .metrics.keys import resolve_objective
 
     objective, mode = cfg.eval.objective, cfg.eval.get("mode")
     if mode is not None:

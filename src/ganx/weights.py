@@ -130,7 +130,7 @@ def install_inception(
 
 def main(argv: list[str] | None = None) -> None:
     from .cli import handle_version
-    from .fidelity import converted_inception_weights, migrate_converted_weights
+    from .metrics.fidelity import converted_inception_weights, migrate_converted_weights
 
     handle_version("ganx-weights", argv)
     parser = argparse.ArgumentParser(

@@ -1,4 +1,4 @@
-"""Small statistics shared by the metrics (:mod:`ganx.metrics`, :mod:`ganx.fidelity`)."""
+"""Small statistics shared by the metrics (:mod:`.registry`, :mod:`.fidelity`)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from .metrics import EvalContext, compute_metrics
-from .rng import preserved_rng
-from .sampling import latent_distribution, latents
+from ..rng import preserved_rng
+from ..sampling import latent_distribution, latents
+from .registry import EvalContext, compute_metrics
 
 
 @torch.no_grad()

@@ -90,7 +90,7 @@ def missing_weights_message(cfg: DictConfig, inception: list[str], weights: Path
 def plan_metrics(cfg: DictConfig, announce: bool = True) -> list[str]:
     """Settle ``cfg.eval.metrics`` (in place) and return the start lines explaining changes
     (also logged when ``announce``)."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     metrics = list(cfg.eval.metrics or [])
     inception = [m for m in metrics if m.endswith("_inception")]

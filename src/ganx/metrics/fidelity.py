@@ -33,9 +33,9 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from .errors import MetricError
-from .metric_keys import count_label
-from .nets.mnist_cnn import MnistCNN
+from ..errors import MetricError
+from ..nets.mnist_cnn import MnistCNN
+from .keys import count_label
 from .stats import kl_from_uniform
 
 MNIST_EXTRACTOR = "ganx-mnist-cnn"

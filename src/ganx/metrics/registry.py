@@ -5,7 +5,7 @@
 - plain metrics registered with ``@register("name")``: a function ``(ctx) -> dict[str, float]``
   of an :class:`EvalContext` (samples on the CPU, the training data source, settings);
 - torch-fidelity metrics ``<metric>_<extractor>`` with metric in fid, kid, is, pr, classes and
-  extractor in mnist, inception (see :mod:`ganx.fidelity`); all metrics of one extractor share
+  extractor in mnist, inception (see :mod:`.fidelity`); all metrics of one extractor share
   one feature pass.
 
 Result keys state their protocol (``modes_ring8``, ``fid2k_mnist``).
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .data import DataSource, mixture_centres
+from ..data import DataSource, mixture_centres
 from .stats import kl_from_uniform
 
 FIDELITY_METRICS = ("fid", "kid", "is", "pr", "classes")
@@ -140,7 +140,7 @@ def stacked_mnist_modes(ctx: EvalContext) -> dict[str, float]:
     ``mode_kl``: KL(mode histogram || uniform over 1,000), in nats (log 1000 = 6.91 for one
     mode). Keys state the sample count: ``modes26k_stacked_mnist``."""
     from .fidelity import load_mnist_cnn
-    from .metric_keys import count_label
+    from .keys import count_label
 
     samples = ctx.samples
     if samples.dim() != 4 or samples.shape[1] != 3:
