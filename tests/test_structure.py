@@ -91,7 +91,13 @@ def test_the_loop_depends_one_way():
     graph = import_graph()
     assert "ganx.loop" in graph["ganx.train"] and "ganx.launch" in graph["ganx.train"]
     assert {"ganx.step", "ganx.state", "ganx.outputs", "ganx.schedule"} <= graph["ganx.loop"]
-    for module in ("ganx.step", "ganx.state", "ganx.outputs", "ganx.schedule", "ganx.metrics.evaluation"):
+    for module in (
+        "ganx.step",
+        "ganx.state",
+        "ganx.outputs",
+        "ganx.schedule",
+        "ganx.metrics.evaluation",
+    ):
         assert not graph[module] & {"ganx.loop", "ganx.launch", "ganx.train"}, module
     assert not graph["ganx.step"] & {"ganx.state", "ganx.outputs", "ganx.schedule"}
     assert not graph["ganx.collectives"] & {"ganx.launch", "ganx.loop"}

@@ -50,3 +50,11 @@ def signal_exit_code(signum: int | None) -> int:
     """128 + the signal's number (the shell's convention): 130 for SIGINT, 143 for SIGTERM; a
     stop agreed from another rank, whose signal this rank did not see, counts as SIGTERM."""
     return 128 + (signum or 15)
+
+
+def one_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    cause = err.__cause__
+    if cause is not None and str(cause).strip():
+        lines.append(str(cause).strip().splitlines()[0])
+    return "; ".join(lines[:1] + lines[-1:] if len(lines) > 1 else lines) or type(err).__name__

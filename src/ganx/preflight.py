@@ -12,22 +12,20 @@ checkpoint and the settings the resume changes (:mod:`ganx.resume_rules`).
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
 import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from . import rundir
-from .errors import CheckpointError, ConfigError, DataError
+from .errors import CheckpointError, ConfigError, DataError, one_line
+from .sweeps import job_config, name_jobs_by_swept_keys, sweep_jobs, write_plan
 
 # torch and everything that imports it are imported inside the functions below: a missing data
 # set is refused (check_data_present) before that second-long import
 BAD_INPUT = (ConfigError, CheckpointError, DataError)
 MAX_PARAMETERS = 2**31  # 8 GiB per copy in fp32; G, D, EMA and Adam hold five copies
-PLAN_FILE = "jobs.jsonl"  # the jobs a sweep planned, for ganx-report's "never ran"
 
 
 def resume_source(cfg: DictConfig, run_dir: Path) -> Path | None:
@@ -187,72 +185,10 @@ def check_job(
     return cfg
 
 
-def job_config(config: DictConfig) -> DictConfig:
-    job = copy.deepcopy(config)
-    with read_write(job), open_dict(job):
-        del job["hydra"]
-    return job
-
-
 def refuse(lines: list[str]) -> None:
     for line in lines:
         print(f"ganx-train: error: {line}", file=sys.stderr)
     sys.exit(1)
-
-
-def name_jobs_by_swept_keys(config: DictConfig) -> set[str]:
-    """Job dirs are named after the swept keys only (``reg=r1/seed=0``, not every override of
-    the command line; all overrides stay in each job's ``.hydra/``): every key that is not
-    swept joins ``override_dirname.exclude_keys`` through the overrides the sweeper composes
-    each job with."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    fixed = [o.key_or_group for o in parsed if not o.is_sweep_override()]
-    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
-    exclude = list(config.hydra.job.config.override_dirname.exclude_keys) + fixed
-    quoted = ",".join("'" + k.replace("'", "\\'") + "'" for k in dict.fromkeys(exclude))
-    with read_write(config.hydra.overrides):
-        config.hydra.overrides.hydra.append(
-            f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]"
-        )
-    return swept
-
-
-def sweep_jobs(
-    config: DictConfig, config_name: str, swept: set[str]
-) -> tuple[list[tuple[str, list[str], DictConfig, Path]], list[str]]:
-    """(label, overrides, config, run dir) of every job the basic sweeper will launch, and a
-    line for each job whose config cannot be composed. A job's label: its swept overrides."""
-    from hydra import compose
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    batches = BasicSweeper.split_arguments(parsed, None)
-    hydra_overrides = list(config.hydra.overrides.hydra)
-    sweep_dir = Path(str(config.hydra.sweep.dir))
-    jobs, problems = [], []
-    for num, overrides in enumerate(job for batch in batches for job in batch):
-        label = " ".join(o for o in overrides if o.split("=")[0].lstrip("+~") in swept)
-        try:
-            composed = compose(config_name, hydra_overrides + overrides, return_hydra_config=True)
-        except Exception as err:  # noqa: BLE001 - Hydra's composition errors, as one line
-            problems.append(f"job {label or num}: {one_line(err)}")
-            continue
-        with open_dict(composed):
-            composed.hydra.job.num = num
-        subdir = str(OmegaConf.select(composed, "hydra.sweep.subdir"))
-        jobs.append((label or "(defaults)", overrides, job_config(composed), sweep_dir / subdir))
-    return jobs, problems
-
-
-def one_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    cause = err.__cause__
-    if cause is not None and str(cause).strip():
-        lines.append(str(cause).strip().splitlines()[0])
-    return "; ".join(lines[:1] + lines[-1:] if len(lines) > 1 else lines) or type(err).__name__
 
 
 @contextlib.contextmanager
@@ -285,15 +221,9 @@ class Preflight(Callback):
         """A summary of the sweep's jobs (ganx-report shows the same); exit status 2 when a
         job failed or never ran."""
         from .errors import EXIT_FAILED
-        from .report import jobs_summary
+        from .sweeps import jobs_summary, planned_statuses
 
-        entries = []
-        for label, run_dir in self.planned:
-            status_file = run_dir / "status.json"
-            status = json.loads(status_file.read_text()) if status_file.exists() else {}
-            state = status.get("status") or "never ran"
-            state = "running or crashed" if state == "running" else state
-            entries.append((f"job {label} ({run_dir})", state, status.get("error")))
+        entries = planned_statuses(self.planned)
         if not entries:
             return
         lines, failed = jobs_summary(entries)
@@ -329,10 +259,4 @@ class Preflight(Callback):
             if cfg.get("start_over") and rundir.previous_run(run_dir):
                 moved = rundir.move_aside(run_dir)
                 print(f"ganx-train: start_over=true: moved {run_dir} to {moved}", file=sys.stderr)
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        with open(sweep_dir / PLAN_FILE, "a") as f:
-            for label, overrides, _, run_dir in jobs:
-                rel = run_dir.relative_to(sweep_dir).as_posix()
-                f.write(json.dumps({"dir": rel, "job": label, "overrides": overrides}) + "\n")
-                self.planned.append((label, run_dir))
+        self.planned += write_plan(Path(str(config.hydra.sweep.dir)), jobs)

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from .metrics.keys import lower_is_better
+from .sweeps import jobs_summary, planned_jobs
 
 LOSS_PREFIXES = (
     "loss/",
@@ -113,16 +114,6 @@ def read_job(job_dir: Path, constant: set[str], planned: dict | None = None) -> 
     return Job(job_dir, setting, seed, "failed before training", history)
 
 
-def planned_jobs(sweep_dir: Path) -> dict[Path, list[str]]:
-    """Every job the sweeps into this dir planned (``jobs.jsonl``, written by ganx-train before
-    the first job starts): job dir -> overrides."""
-    plan = sweep_dir / "jobs.jsonl"
-    if not plan.exists():
-        return {}
-    entries = [json.loads(line) for line in plan.read_text().splitlines() if line.strip()]
-    return {sweep_dir / e["dir"]: e.get("overrides", []) for e in entries}
-
-
 def find_jobs(sweep_dir: Path) -> list[Job]:
     """The jobs of a sweep dir; a previous run moved aside by ``start_over=true``
     (``<dir>.old-<time>``) belongs to no job of the current sweep and is skipped."""
@@ -162,28 +153,6 @@ def loss_keys(jobs: list[Job]) -> list[str]:
         for record in job.history:
             keys += [k for k in record if k.startswith(("loss/", "aux/")) and k not in keys]
     return keys
-
-
-# a job that ended in one of these ran as configured (a diverged run is a result of the study)
-RAN = ("finished", "paused", "diverged", "interrupted")
-
-
-def jobs_summary(entries: list[tuple[str, str, str | None]]) -> tuple[list[str], int]:
-    """The end of a sweep, as ganx-train prints it and ganx-report shows it: one line counting
-    the jobs by status, then one line per job (label, status, the one-line reason of a
-    failure). ``entries``: (label, status, error). Returns the lines and how many jobs failed
-    or never ran."""
-    counts: dict[str, int] = {}
-    for _, status, _ in entries:
-        counts[status] = counts.get(status, 0) + 1
-    failed = sum(n for status, n in counts.items() if status not in RAN)
-    head = ", ".join(f"{n} {status}" for status, n in counts.items())
-    lines = [f"{len(entries)} jobs: {head}"]
-    if failed:
-        lines[0] += f"; {failed} of {len(entries)} jobs did not finish"
-    for label, status, error in entries:
-        lines.append(f"  {label}: {status}{': ' + error if error else ''}")
-    return lines, failed
 
 
 def summarize(jobs: list[Job]) -> tuple[list[dict], list[str]]:
