@@ -26,7 +26,7 @@ TARGET_MS = 100.0
 
 def start_server() -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ganx.dirac_cli", "serve", "port=0"],
+        [sys.executable, "-m", "ganx.commands.dirac", "serve", "port=0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 import torch_fidelity
 
+from ganx.api import load_generator
 from ganx.build import build_data
 from ganx.metrics.evaluation import evaluate, sample_for_eval
 from ganx.metrics.fidelity import EXTRACTORS, real_images, register_extractors
-from ganx.tools import load_generator
 
 
 class Uint8Images(torch.utils.data.Dataset):
@@ -46,7 +46,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
     device = torch.device(args.device)
-    cfg, generator, step = load_generator(args.checkpoint, True, device)
+    loaded = load_generator(args.checkpoint, True, args.device)
+    cfg, generator, step = loaded.config, loaded.module, loaded.step
     cfg.eval.metrics = [f"fid_{args.extractor}"]
     cfg.eval.num_samples = args.n
     cfg.metrics.batch_size = args.batch_size

@@ -160,7 +160,7 @@ def train_all(jobs: list[tuple], processes: int, threads: int | None) -> bool:
 def metric_values(record: dict) -> dict:
     """The evaluation results in a metrics.jsonl record (everything but the logged losses,
     as ganx-report reads it)."""
-    from ganx.report import LOSS_PREFIXES
+    from ganx.commands.report import LOSS_PREFIXES
 
     return {k: v for k, v in record.items() if not k.startswith(LOSS_PREFIXES)}
 
@@ -181,7 +181,7 @@ def read_evaluations(run_dir: Path, steps: list[int]) -> dict[int, dict]:
 
 def summarize(configs, args) -> tuple[list[dict], list[str], list]:
     """Rows per run and step, the metric keys, and report Jobs for the plots."""
-    from ganx.report import Job
+    from ganx.commands.report import Job
 
     steps = sorted(args.steps)
     rows, keys, jobs = [], [], []
@@ -205,7 +205,7 @@ def summarize(configs, args) -> tuple[list[dict], list[str], list]:
 
 
 def write_outputs(configs, args) -> Path:
-    from ganx.report import fmt, markdown_table, mean_std, plot
+    from ganx.commands.report import fmt, markdown_table, mean_std, plot
 
     rows, keys, jobs = summarize(configs, args)
     out = args.out

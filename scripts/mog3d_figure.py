@@ -21,10 +21,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from ganx.api import load_generator  # noqa: E402
 from ganx.data import mog3d_frame  # noqa: E402
 from ganx.metrics.evaluation import sample_for_eval  # noqa: E402
 from ganx.plots import draw_3d  # noqa: E402
-from ganx.tools import load_generator  # noqa: E402
 
 METRICS = ("modes_mog3d", "high_quality_mog3d", "plane_distance_mog3d")
 
@@ -48,7 +48,8 @@ def draw(sweep: Path, out: Path, n: int) -> None:
             path = run / "checkpoints" / name
             if not path.exists():
                 continue
-            cfg, generator, step = load_generator(str(path), False, torch.device("cpu"))
+            loaded = load_generator(str(path), False, "cpu")
+            cfg, generator, step = loaded.config, loaded.module, loaded.step
             points = sample_for_eval(generator, cfg, step, torch.device("cpu"), n=n).numpy()
             ax = fig.add_subplot(len(all_runs), len(steps), i * len(steps) + j + 1, projection="3d")
             label = f"{run.parent.name} {run.name}" if j == 0 else ""

@@ -869,7 +869,7 @@ MUTATIONS += [
     ),
     m(
         "sample_tool_ignores_seed",
-        "src/ganx/tools.py",
+        "src/ganx/commands/sample.py",
         "    seed = cfg.seed\n",
         "    seed = None\n",
         "ganx-sample seed=7 draws the evaluation noise instead",

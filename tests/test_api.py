@@ -64,8 +64,8 @@ def test_version_flag_names_ganx(tmp_path):
     assert first.startswith(f"ganx-train: ganx {ganx.__version__}")
     assert second.startswith("Hydra ")
     for code in (
-        "from ganx.tools import sample_main; sample_main()",
-        "from ganx.report import main; main()",
+        "from ganx.commands.sample import main; main()",
+        "from ganx.commands.report import main; main()",
     ):
         proc = run_code(code, "--version", cwd=tmp_path)
         assert proc.returncode == 0 and f"ganx {ganx.__version__}" in proc.stdout
@@ -135,7 +135,7 @@ def test_api_evaluate_array_and_folder(trained, tmp_path):
 @pytest.mark.slow  # heavy for the quick loop: make test (CI) runs it
 def test_ganx_sample_seed_and_latents(trained, tmp_path):
     last = trained / "checkpoints" / "last.pt"
-    code = "from ganx.tools import sample_main; sample_main()"
+    code = "from ganx.commands.sample import main; main()"
     args = [f"checkpoint={last}", "n=12", "device=cpu", "seed=7"]
     proc = run_code(code, *args, "out=a.npz", "latents=z.npy", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -144,7 +144,7 @@ def test_ganx_sample_seed_and_latents(trained, tmp_path):
     assert saved["images"].shape == (12, 28, 28, 1) and np.array_equal(saved["latents"], z)
     G = ganx.load_generator(last)
     expected = G.sample(12, seed=7)
-    from ganx.tools import to_uint8_nhwc
+    from ganx.commands.sample import to_uint8_nhwc
 
     assert np.array_equal(saved["images"], to_uint8_nhwc(expected))
     assert np.array_equal(z, G.latents(12, seed=7).numpy())
@@ -156,7 +156,7 @@ def test_ganx_sample_seed_and_latents(trained, tmp_path):
 def test_ganx_export_torchscript_gives_ganx_samples(trained, tmp_path):
     last = trained / "checkpoints" / "last.pt"
     out = tmp_path / "g.pt"
-    proc = run_module([f"checkpoint={last}", f"out={out}"], tmp_path, module="ganx.export")
+    proc = run_module([f"checkpoint={last}", f"out={out}"], tmp_path, module="ganx.commands.export")
     assert proc.returncode == 0, proc.stderr
     extra = {"ganx.json": ""}
     exported = torch.jit.load(str(out), _extra_files=extra)
@@ -177,14 +177,16 @@ def test_ganx_export_torchscript_gives_ganx_samples(trained, tmp_path):
     # bn_stats=batch on purpose: the batch-dependent function, with a warning
     dependent = tmp_path / "batch.pt"
     proc = run_module(
-        [f"checkpoint={last}", f"out={dependent}", "bn_stats=batch"], tmp_path, module="ganx.export"
+        [f"checkpoint={last}", f"out={dependent}", "bn_stats=batch"],
+        tmp_path,
+        module="ganx.commands.export",
     )
     assert proc.returncode == 0 and "warning: bn_stats=batch" in proc.stderr
     z = G.latents(16, seed=3)
     alone = torch.jit.load(str(dependent))(z[:1])
     assert (alone - torch.jit.load(str(dependent))(z)[:1]).abs().max() > 1e-3
     running = tmp_path / "running.pt"
-    from ganx.export import export_generator
+    from ganx.commands.export import export_generator
 
     export_generator(str(last), running, bn_stats="running")
     z = G.latents(9, seed=0)
@@ -197,7 +199,7 @@ def test_ganx_export_onnx_gives_ganx_samples(trained, tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
-    from ganx.export import export_generator
+    from ganx.commands.export import export_generator
 
     out = tmp_path / "g.onnx"
     export_generator(str(trained / "checkpoints" / "last.pt"), out, fmt="onnx")
@@ -217,17 +219,23 @@ def test_help_names_each_tool_and_only_its_groups(tmp_path):
     assert "powered by Hydra" not in text
     for group in ("model:", "loss:", "reg:", "dataset:", "hardware:", "logger:"):
         assert group in text
-    for module, name in (("ganx.export", "ganx-export"), ("ganx.dirac_study", "ganx-dirac")):
+    for module, name in (
+        ("ganx.commands.export", "ganx-export"),
+        ("ganx.dirac_study", "ganx-dirac"),
+    ):
         proc = run_module(["--help"], tmp_path, module=module)
         assert proc.returncode == 0 and proc.stdout.startswith(f"{name}:"), proc.stderr
         assert "model:" not in proc.stdout and "powered by Hydra" not in proc.stdout
     for code, name in (
-        ("from ganx.tools import sample_main; sample_main()", "ganx-sample"),
-        ("from ganx.tools import eval_main; eval_main()", "ganx-eval"),
+        ("from ganx.commands.sample import main; main()", "ganx-sample"),
+        ("from ganx.commands.eval import main; main()", "ganx-eval"),
     ):
         proc = run_code(code, "--help", cwd=tmp_path)
         assert proc.stdout.startswith(f"{name}:") and "model:" not in proc.stdout
-    for module in ("ganx.report", "ganx.weights"):  # argparse: every option has help text
+    for module in (
+        "ganx.commands.report",
+        "ganx.commands.weights",
+    ):  # argparse: every option has help text
         proc = run_module(["--help"], tmp_path, module=module)
         options = [line for line in proc.stdout.splitlines() if line.strip().startswith("--")]
         assert options and all(len(line.split()) > 2 for line in options), proc.stdout

@@ -81,7 +81,8 @@ def test_run_dir_that_is_a_file(tmp_path):
 
 
 def headless_inception(path):
-    """A stand-in for the offline pool3 conversion: a zero classifier head (ganx.weights)."""
+    """A stand-in for the offline pool3 conversion: a zero classifier head
+    (ganx.commands.weights)."""
     torch.save({"fc.weight": torch.zeros(4, 4), "fc.bias": torch.zeros(4)}, path)
     return path
 

@@ -172,7 +172,7 @@ def serve(*keys, sigint=signal.SIG_DFL):
     """The server in a subprocess that starts with SIGINT's disposition ``sigint`` (a shell
     starts a background job with SIGINT ignored, and the child inherits that)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "ganx.dirac_cli", "serve", *keys],
+        [sys.executable, "-m", "ganx.commands.dirac", "serve", *keys],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -226,7 +226,7 @@ def test_page_is_offline_and_served(explorer):
 def test_the_command_dispatches_serve_and_the_study():
     for args, first in ((["serve", "--help"], "ganx-dirac serve:"), (["--help"], "ganx-dirac:")):
         proc = subprocess.run(
-            [sys.executable, "-m", "ganx.dirac_cli", *args],
+            [sys.executable, "-m", "ganx.commands.dirac", *args],
             capture_output=True,
             text=True,
             timeout=120,

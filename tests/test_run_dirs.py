@@ -26,8 +26,8 @@ from key_cover import override
 
 import ganx.train
 from ganx import rundir
+from ganx.commands.report import main as report_main
 from ganx.errors import DataError
-from ganx.report import main as report_main
 
 
 @pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it

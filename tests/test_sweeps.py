@@ -8,8 +8,8 @@ import sys
 import pytest
 from conftest import TINY, TINY_WIDTHS, compose_cfg
 
+from ganx.commands.report import main as report_main
 from ganx.loop import train
-from ganx.report import main as report_main
 
 SWEEP_ARGS = [
     *TINY,

@@ -46,7 +46,7 @@ def run_tool(entry, *args: str, monkeypatch) -> None:
 
 
 def sample(last_pt, tmp_path, monkeypatch, *args: str) -> np.ndarray:
-    from ganx.tools import sample_hydra
+    from ganx.commands.sample import sample_hydra
 
     out = tmp_path / f"s{len(list(tmp_path.iterdir()))}.npz"
     run_tool(
@@ -56,7 +56,7 @@ def sample(last_pt, tmp_path, monkeypatch, *args: str) -> np.ndarray:
 
 
 def test_ganx_sample_ema_bn_stats_latents_out_device(last_pt, tmp_path, monkeypatch):
-    from ganx.tools import sample_hydra
+    from ganx.commands.sample import sample_hydra
 
     ema = sample(last_pt, tmp_path, monkeypatch, override("ganx-sample:device", "cpu"))
     raw = sample(last_pt, tmp_path, monkeypatch, override("ganx-sample:ema", False))
@@ -76,7 +76,7 @@ def test_ganx_sample_ema_bn_stats_latents_out_device(last_pt, tmp_path, monkeypa
 
 
 def evaluate_tool(last_pt, tmp_path, monkeypatch, *args: str) -> dict:
-    from ganx.tools import eval_hydra
+    from ganx.commands.eval import eval_hydra
 
     out = tmp_path / f"e{len(list(tmp_path.glob('e*.json')))}.json"
     run_tool(
@@ -200,7 +200,7 @@ def test_ganx_dirac_writes_its_tables_to_out_without_plots(tmp_path, monkeypatch
 
 
 def test_ganx_eval_reads_its_checkpoint_device_out_and_cache(last_pt, tmp_path, monkeypatch):
-    from ganx.tools import eval_hydra
+    from ganx.commands.eval import eval_hydra
 
     out, cache = tmp_path / "sub" / "r.json", tmp_path / "features"
     run_tool(
@@ -220,7 +220,7 @@ def test_ganx_eval_reads_its_checkpoint_device_out_and_cache(last_pt, tmp_path, 
 
 def test_ganx_export_writes_the_chosen_generator(last_pt, tmp_path, monkeypatch):
     import ganx
-    from ganx.export import export_hydra
+    from ganx.commands.export import export_hydra
 
     exported = {}
     for name, extra in (
@@ -245,7 +245,7 @@ def test_ganx_export_writes_the_chosen_generator(last_pt, tmp_path, monkeypatch)
 
 
 def test_ganx_eval_takes_its_own_inception_weights(last_pt, tmp_path, monkeypatch, capsys):
-    from ganx.tools import eval_hydra
+    from ganx.commands.eval import eval_hydra
 
     with pytest.raises(SystemExit) as exit_:
         run_tool(

@@ -389,7 +389,7 @@ def test_batch_size_1_with_batchnorm_is_refused(tmp_path):
 def test_a_failed_job_is_recorded_the_sweep_goes_on_and_ends_non_zero(
     tmp_path, monkeypatch, capsys
 ):
-    from ganx import report
+    from ganx.commands import report
 
     original = outputs.save_samples
 

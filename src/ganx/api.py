@@ -184,12 +184,19 @@ def load_generator(
     checkpoint: str | Path, ema: bool = True, device: str = "cpu", bn_stats: str | None = None
 ) -> Generator:
     """G of ``checkpoint`` (its EMA weights when ``ema`` and the run kept an EMA);
-    ``bn_stats=None`` takes the run's ``sample.bn_stats``."""
+    ``bn_stats=None`` takes the run's ``sample.bn_stats``. ``ganx-sample``, ``ganx-eval`` and
+    ``ganx-export`` load their checkpoint with it."""
+    from . import checkpoint as ckpt
+    from .build import build_nets
     from .hardware import device_from
-    from .tools import load_generator as load
 
     dev = device_from(device)
-    cfg, module, step = load(str(checkpoint), ema, dev)
+    state = ckpt.load(Path(checkpoint))
+    cfg = OmegaConf.create(state["config"])
+    module, _ = build_nets(cfg)
+    weights = state["ema_generator"] if ema and state["ema_generator"] else state["generator"]
+    module.load_state_dict(weights)
+    module, step = module.to(dev).eval(), int(state["step"])
     choice = bn_stats or cfg.sample.get("bn_stats", "batch")
     if choice not in sampling.BN_CHOICES:
         raise ValueError(f"bn_stats={choice!r}; allowed: {', '.join(sampling.BN_CHOICES)}")

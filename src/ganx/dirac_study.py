@@ -33,8 +33,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError
 
 from .build import Parts, build_all
+from .commands.report import markdown_table
 from .errors import ConfigError
-from .report import markdown_table
 from .rng import seed_everything
 from .step import StepSettings, discriminator_loss, generator_loss, training_iteration
 
@@ -626,7 +626,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from .cli import handle_version
+    from .commands.ganx import handle_version
 
     handle_version("ganx-dirac")
     hydra_main()

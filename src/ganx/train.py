@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import handle_version
+from .commands.ganx import handle_version
 
 # torch and the modules that import it are imported inside the functions below: shell
 # completion (`ganx-train -sc ...`) and --help run this module and should answer at once

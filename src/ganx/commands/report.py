@@ -25,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from .metrics.keys import lower_is_better
-from .sweeps import jobs_summary, planned_jobs
+from ..metrics.keys import lower_is_better
+from ..sweeps import jobs_summary, planned_jobs
 
 LOSS_PREFIXES = (
     "loss/",
@@ -294,7 +294,7 @@ def plot(jobs: list[Job], keys: list[str], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .cli import handle_version
+    from .ganx import handle_version
 
     handle_version("ganx-report", argv)
     parser = argparse.ArgumentParser(

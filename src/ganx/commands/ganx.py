@@ -23,7 +23,7 @@ TOOLS = {
 def version_text(tool: str) -> str:
     from importlib import metadata
 
-    from .records import version_line
+    from ..records import version_line
 
     lines = [version_line() if tool == "ganx" else f"{tool}: {version_line()}"]
     try:
@@ -34,7 +34,7 @@ def version_text(tool: str) -> str:
 
 
 def version_line_only() -> str:
-    from .records import version_line
+    from ..records import version_line
 
     return version_line()
 
@@ -58,3 +58,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name:<{width}}  {what}")
     if argv and argv[0] not in ("-h", "--help"):
         sys.exit(f"ganx: error: unknown argument {argv[0]!r}; run one of the tools above")
+
+
+def with_paths_quoted(hydra_main):
+    """A console entry point that quotes path values first: ``checkpoint=`` paths of sweep jobs
+    contain ``=`` (``multirun/.../reg=r1/seed=0/checkpoints/last.pt``), which Hydra's override
+    grammar would read as a second assignment."""
+
+    def entry() -> None:
+        from ..overrides import quote_paths
+
+        sys.argv[1:] = quote_paths(sys.argv[1:])
+        hydra_main()
+
+    entry.__doc__ = hydra_main.__doc__
+    return entry

@@ -25,7 +25,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from .cli import handle_version
+from .ganx import handle_version, with_paths_quoted
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 
@@ -36,15 +36,16 @@ def export_generator(
     """Write the generator of ``checkpoint`` to ``out``; returns its metadata."""
     import torch
 
-    from . import sampling
-    from .errors import ConfigError
-    from .tools import load_generator
+    from .. import sampling
+    from ..api import load_generator
+    from ..errors import ConfigError
 
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
         raise ConfigError("format=onnx needs the onnx package: pip install 'ganx[onnx]'")
-    run_cfg, generator, step = load_generator(checkpoint, ema, torch.device("cpu"))
+    loaded = load_generator(checkpoint, ema, "cpu")
+    run_cfg, generator, step = loaded.config, loaded.module, loaded.step
     if bn_stats is not None and bn_stats not in sampling.BN_CHOICES:
         raise ConfigError(f"bn_stats={bn_stats!r}; allowed: null, {', '.join(sampling.BN_CHOICES)}")
     batch_norm = sampling.has_batch_norm(generator)
@@ -99,7 +100,7 @@ def export_onnx(module, example, out: Path, meta: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://ganx.conf", config_name="export_tool")
 def export_hydra(cfg: DictConfig) -> None:
-    from .errors import CheckpointError, ConfigError
+    from ..errors import CheckpointError, ConfigError
 
     out = Path(cfg.out or f"generator{FORMATS.get(cfg.format, '')}")
     try:
@@ -113,8 +114,6 @@ def export_hydra(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from .tools import with_paths_quoted
-
     handle_version("ganx-export")
     with_paths_quoted(export_hydra)()
 

