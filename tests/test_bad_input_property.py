@@ -202,8 +202,8 @@ def census_report():
 @given(case=bad_override())
 def test_every_bad_override_is_refused_with_one_line(case, tmp_path_factory, monkeypatch):
     override, kind, must_refuse = case
-    monkeypatch.setattr(ganx.train, "train", stub_training)
-    # ganx.train.run imports launch on use: replace it where it is defined
+    monkeypatch.setattr(ganx.train, "in_this_process", stub_training)
+    # ganx.train.run_job imports launch on use: replace it where it is defined
     monkeypatch.setattr(ganx.launch, "launch", lambda cfg, run_dir, n: {"status": "stub"})
     run_dir = tmp_path_factory.mktemp("run") / "run"
     result = judge(override, kind, must_refuse, run_dir)

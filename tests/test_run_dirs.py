@@ -197,14 +197,14 @@ def test_sweep_job_dirs_rerun_and_resume(tmp_path):
 
 @pytest.mark.slow  # a subprocess or a long run: make test (CI) runs it
 def test_failed_sweep_job_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    real_train = ganx.train.train
+    real_train = ganx.train.in_this_process
 
     def flaky(cfg, run_dir):
         if "r1" in cfg.reg:
             raise DataError("the data went away")
         return real_train(cfg, run_dir)
 
-    monkeypatch.setattr(ganx.train, "train", flaky)
+    monkeypatch.setattr(ganx.train, "in_this_process", flaky)
     sweep = tmp_path / "sweep"
     code, stderr = ganx_train_here("-m", "reg=r1,none", *SWEEP_ARGS, f"hydra.sweep.dir={sweep}")
     assert code != 0 and "1 of 2 jobs did not finish" in stderr

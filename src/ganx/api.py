@@ -130,7 +130,7 @@ def fit(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dict:
 
     from .records import API_COMMAND
     from .rundir import check_not_in_use
-    from .train import prepare, record, train_in
+    from .train import in_this_process, prepare, record
 
     run_dir = Path(run_dir)
     check_not_in_use(run_dir, None)  # a live run in it: refused before anything is written
@@ -143,7 +143,7 @@ def fit(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dict:
     token = API_COMMAND.set(["ganx-train", *overrides, f"hydra.run.dir={run_dir}"])
     try:
         with console_lines(progress):
-            return train_in(cfg, run_dir)
+            return in_this_process(cfg, run_dir)
     finally:
         API_COMMAND.reset(token)
 

@@ -162,12 +162,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     # rank 0 holds the run dir: a second process training in it is refused, not interleaved
     lock = rundir.held(run_dir) if ranks.is_main else contextlib.nullcontext(lambda: None)
     with lock as started:
-        return train_in_run_dir(cfg, run_dir, device, ranks, started)
+        return run_steps(cfg, run_dir, device, ranks, started)
 
 
-def train_in_run_dir(
-    cfg: DictConfig, run_dir: Path, device: torch.device, ranks: Ranks, started
-) -> dict:
+def run_steps(cfg: DictConfig, run_dir: Path, device: torch.device, ranks: Ranks, started) -> dict:
     """:func:`train` once the process is set up and holds the run dir; ``started()`` marks the
     lock as this run's once its state is built (nothing is refused after that). From then on
     any exception saves the last complete step (if it can), marks the run failed and raises

@@ -54,16 +54,12 @@ def prepare(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
-    """``ganx.loop.train``, imported on first use (a module attribute tests can replace)."""
+def in_this_process(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train in ``run_dir`` in this process (``run_job`` starts data-parallel ranks when asked):
+    ``ganx.loop.train``, imported on first use (a module attribute tests can replace)."""
     from .loop import train as loop_train
 
     return loop_train(cfg, run_dir)
-
-
-def train_in(cfg: DictConfig, run_dir: Path) -> dict:
-    """Train in ``run_dir`` (this process; ``run`` starts data-parallel ranks when asked)."""
-    return train(cfg, run_dir)
 
 
 def own_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
@@ -106,7 +102,7 @@ def record(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -
     rundir.record_invocation(run_dir, cfg, hydra_cfg, changes, overrides)
 
 
-def run(cfg: DictConfig) -> dict:
+def run_job(cfg: DictConfig) -> dict:
     """Train inside a Hydra job (run dir = Hydra's output dir); with ``hardware.processes`` > 1
     (and not already under torchrun) start that many data-parallel processes for this job."""
     from .hardware import requested_processes
@@ -119,7 +115,7 @@ def run(cfg: DictConfig) -> dict:
     processes = requested_processes(cfg.hardware)
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         return launch(cfg, run_dir, processes)
-    return train_in(cfg, run_dir)
+    return in_this_process(cfg, run_dir)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -163,7 +159,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        result = run(cfg)
+        result = run_job(cfg)
     except (TrainingFailed, TrainingProcessError) as err:  # saved what it could, said so
         return fail(str(err), EXIT_FAILED)
     except (ConfigError, DataError, CheckpointError) as err:  # bad input: one line, no trace
