@@ -101,3 +101,34 @@ def test_the_loop_depends_one_way():
         assert not graph[module] & {"ganx.loop", "ganx.launch", "ganx.train"}, module
     assert not graph["ganx.step"] & {"ganx.state", "ganx.outputs", "ganx.schedule"}
     assert not graph["ganx.collectives"] & {"ganx.launch", "ganx.loop"}
+
+
+def test_the_commands_sit_on_top():
+    """ganx/commands/ holds the console commands: below them nothing imports them, except the
+    other two entry modules (ganx-train's ``ganx.train`` and ganx-dirac's study, whose ``main``
+    is a command too), for ``--version`` and the report's markdown table."""
+    entries = {"ganx.train", "ganx.dirac_study"}
+    for module, imports in import_graph().items():
+        if not module.startswith("ganx.commands") and module not in entries:
+            assert not {m for m in imports if m.startswith("ganx.commands")}, module
+
+
+def test_the_metrics_know_nothing_of_training():
+    graph = import_graph()
+    training = {"ganx.loop", "ganx.launch", "ganx.train", "ganx.state", "ganx.outputs"}
+    for module in (m for m in graph if m.startswith("ganx.metrics")):
+        assert not graph[module] & (training | {"ganx.step", "ganx.build"}), module
+
+
+def test_errors_are_imported_from_errors_py():
+    """An error class is imported from ganx.errors, never through another module."""
+    trees = modules()
+    defined = {node.name for node in trees["ganx.errors"].body if isinstance(node, ast.ClassDef)}
+    wrong = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").rsplit(".", 1)[-1] != (
+                "errors"
+            ):
+                wrong += [f"{name}: {a.name}" for a in node.names if a.name in defined]
+    assert not wrong, wrong
