@@ -67,6 +67,7 @@ def requested_processes(hardware: DictConfig) -> int:
 
 
 def device_from(choice: str):
+    """The device a command's or the API's ``device=`` names, checked as ``hardware.device``."""
     return select_device(OmegaConf.create({"device": str(choice)}))
 
 
