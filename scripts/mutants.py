@@ -682,8 +682,8 @@ MUTATIONS = [
     m(
         "ckpt_every_unchecked",
         VALIDATE,
-        '        elif name == "every":',
-        '        elif name == "every" and key != "ckpt.every":',
+        '            yield f"{prefix}{name}"',
+        '            yield f"{prefix}{name}" if prefix != "ckpt." else "log.every"',
         "ckpt.every=0 fails mid-run (modulo by zero) instead of before training",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[ckpt.every=0]",
         "test_config.py::test_validation_messages",

@@ -87,7 +87,10 @@ BAD = [
         ["reg=dat", "reg.dat.perturb=neither"],
         "reg.dat.perturb='neither'; allowed: both, real, fake",
     ),
-    (["reg=dragan", "reg.dragan.noise_scale=0"], "reg.dragan.noise_scale=0: must be a positive finite number"),
+    (
+        ["reg=dragan", "reg.dragan.noise_scale=0"],
+        "reg.dragan.noise_scale=0: must be a positive finite number",
+    ),
     (
         ["model=ssgan", "dataset.resolution=32", "model.aux.g_weight=-1"],
         "model.aux.g_weight=-1: must be a finite number >= 0",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from . import schema
 from .build import ConfigError, requested_processes
@@ -71,20 +71,20 @@ def validate(cfg: DictConfig) -> None:
     refuse_unsupported(cfg)  # combinations that cannot work: JS + hinge, a model's resolutions
 
 
-def every_keys(node, prefix: str = ""):
-    """(key, value) of every ``*.every`` key of the config, whatever its section."""
+def every_keys(node: dict, prefix: str = ""):
+    """The dotted path of every ``*.every`` key (``node``: the config unresolved, so that no
+    other key's interpolation is resolved here), outside the ``_target_`` nodes."""
     for name, value in node.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, DictConfig) and "_target_" not in value:
-            yield from every_keys(value, f"{key}.")
+        if isinstance(value, dict) and "_target_" not in value:
+            yield from every_keys(value, f"{prefix}{name}.")
         elif name == "every":
-            yield key, value
+            yield f"{prefix}{name}"
 
 
 def validate_every(cfg: DictConfig) -> None:
     """A periodic action's interval in G steps: every ``*.every`` key is a positive integer."""
-    for key, value in every_keys(cfg):
-        _positive(value, key, integer=True)
+    for key in every_keys(OmegaConf.to_container(cfg, resolve=False)):
+        _positive(OmegaConf.select(cfg, key), key, integer=True)
 
 
 def validate_train(cfg: DictConfig) -> None:
