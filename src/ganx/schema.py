@@ -23,7 +23,9 @@ class SettingError(ConfigError):
 
     def __init__(self, name: str, value, rule: str, prefix: str = "", shown: str | None = None):
         self.name, self.value, self.rule, self.prefix = name, value, rule, prefix
-        self.shown = repr(value) if shown is None else shown
+        if shown is None:  # as YAML and the command line spell it: true, not True
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)
+        self.shown = shown
         super().__init__(f"{prefix}{name}={self.shown}{rule.replace('{prefix}', prefix)}")
 
     def under(self, key: str) -> SettingError:

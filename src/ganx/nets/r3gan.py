@@ -221,7 +221,7 @@ class R3GANDiscriminator(nn.Module):
             raise schema.SettingError(
                 "spectral_norm",
                 spectral_norm,
-                ": R3GAN's D has no normalisation (the paper's design); "
+                " is not supported: R3GAN's D has no normalisation (the paper's design); "
                 "set model.spectral_norm=false",
             )
         widths, groups, counts = (
