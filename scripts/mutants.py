@@ -682,8 +682,8 @@ MUTATIONS = [
     m(
         "ckpt_every_unchecked",
         VALIDATE,
-        'for key in ("sample.every", "sample.n", "ckpt.every", "log.every"):',
-        'for key in ("sample.every", "sample.n", "log.every"):',
+        '            yield f"{prefix}{name}"',
+        '            yield f"{prefix}{name}" if prefix != "ckpt." else "log.every"',
         "ckpt.every=0 fails mid-run (modulo by zero) instead of before training",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[ckpt.every=0]",
         "test_config.py::test_validation_messages",
@@ -726,12 +726,12 @@ MUTATIONS = [
     ),
     m(
         "reg_decay_unchecked",
-        VALIDATE,
-        '    "std",\n    "decay",\n',
-        '    "std",\n',
-        "a negative reg.*.decay is not refused by name",
+        REGS,
+        '        schema.in_interval("decay", decay, "[0, 1)")\n',
+        "",
+        "LeCam's reg.lecam.decay outside [0, 1) is not refused by name (its constructor owns it)",
         f"{T_VAL}::test_bad_value_is_refused_naming_key_and_value[reg=lecam reg.lecam.decay=-0.5]",
-        "test_config.py::test_validation_messages",
+        "test_schema.py::test_pre_flight_and_python_api_refuse_with_the_same_line",
     ),
     m(
         "new_group_unchecked",
@@ -813,8 +813,8 @@ MUTATIONS += [
     m(
         "g_optimiser_built_from_d_settings",
         "src/ganx/build.py",
-        '    opt_g = instantiate(cfg.optim.g, _convert_="all")(generator.parameters(), **extra)',
-        '    opt_g = instantiate(cfg.optim.d, _convert_="all")(generator.parameters(), **extra)',
+        '    opt_g = build_optimizer("optim.g", cfg.optim.g, generator.parameters(), **extra)',
+        '    opt_g = build_optimizer("optim.g", cfg.optim.d, generator.parameters(), **extra)',
         "G trains with D's learning rate and betas (equal by default, so only a test that sets "
         "them apart sees it)",
         f"{T_NONDEF}::test_g_and_d_get_their_own_learning_rates_and_betas",

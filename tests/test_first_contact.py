@@ -83,8 +83,8 @@ def test_offline_download_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     [
         (
             ["dataset=stl10"],
-            "dataset.resolution=32 (the images are resized), or choose a model "
-            "that takes 48 px: model=mlp, model=dragan_mlp, model=sngan",
+            "dataset.resolution=32 (the images are resized), or choose a model that takes "
+            "48 px: model=dragan_mlp, model=infomax, model=mlp, model=sngan, model=ssgan",
         ),
         (["dataset=ring8"], "use model=toy2d (or the whole study: experiment=toy_ring8)"),
         (["dataset=grid25"], "use model=toy2d (or the whole study: experiment=toy_grid25)"),

@@ -151,9 +151,9 @@ def test_ragan_gradient_flows_through_the_other_batch_mean_and_bad_settings_are_
         for r in REAL.tolist()
     ]
     assert real.grad.tolist() == pytest.approx(expect, rel=1e-5)
-    with pytest.raises(ValueError, match="loss.variant='wgan'; allowed: standard, ls, hinge"):
+    with pytest.raises(ValueError, match="^variant='wgan'; allowed: standard, ls, hinge$"):
         RelativisticAverageLoss("wgan")
-    with pytest.raises(ValueError, match="loss.scale"):
+    with pytest.raises(ValueError, match="^scale=0: "):
         RelativisticAverageLoss(scale=0)
     with pytest.raises(ValueError, match="real_logits"):
         RelativisticAverageLoss().g_loss(FAKE)
@@ -177,13 +177,11 @@ def test_loss_settings_at_their_edges_and_their_messages():
         return f"^{re.escape(message)}$"
 
     real, fake = torch.tensor([0.3, -1.2]), torch.tensor([-0.7, 0.4])
-    with pytest.raises(ValueError, match=whole("loss.d_scale must be > 0, got 0")):
+    with pytest.raises(ValueError, match=whole("d_scale=0: must be a positive finite number")):
         MinimaxLoss(d_scale=0)
-    with pytest.raises(
-        ValueError, match=whole("loss.clip must be a positive number or null, got 0")
-    ):
+    with pytest.raises(ValueError, match=whole("clip=0: must be a positive finite number")):
         WassersteinLoss(clip=0)
-    with pytest.raises(ValueError, match=whole("loss.scale must be > 0, got 0")):
+    with pytest.raises(ValueError, match=whole("scale=0: must be a positive finite number")):
         RelativisticAverageLoss(scale=0)
     with pytest.raises(
         ValueError,

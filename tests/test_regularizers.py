@@ -304,12 +304,12 @@ def test_r1_r2_weight_schedules():
         [1.0, 0.75, 0.5, 0.5]
     )
     for bad, match in (
-        ({"schedule": "linear"}, "schedule must be constant or cosine"),
-        ({"schedule": "cosine"}, "needs weight_end"),
-        ({"weight_end": 1.0}, "need schedule=cosine"),
-        ({"schedule_steps": 5}, "need schedule=cosine"),
-        ({"schedule": "cosine", "weight_end": 1.0, "schedule_steps": 0}, "schedule_steps"),
-        ({"schedule": "cosine", "weight_end": -1.0}, "weight_end must be >= 0"),
+        ({"schedule": "linear"}, "^schedule='linear'; allowed: constant, cosine$"),
+        ({"schedule": "cosine"}, "^schedule=cosine needs weight_end"),
+        ({"weight_end": 1.0}, "^weight_end=1.0 has no effect with schedule=constant"),
+        ({"schedule_steps": 5}, "^schedule_steps=5 has no effect with schedule=constant"),
+        ({"schedule": "cosine", "weight_end": 1.0, "schedule_steps": 0}, "schedule_steps=0"),
+        ({"schedule": "cosine", "weight_end": -1.0}, "^weight_end=-1.0: must be a finite"),
     ):
         with pytest.raises(ValueError, match=match):
             R1Penalty(**bad)

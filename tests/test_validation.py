@@ -79,19 +79,37 @@ BAD = [
     # refused by the constructors while building, before training: named all the same
     (["loss=wgan", "loss.clip=0"], "loss.clip"),
     (["loss=ragan", "loss.variant=wgan"], "loss.variant='wgan'; allowed: standard, ls, hinge"),
-    (["loss=ragan", "loss.scale=0"], "loss.scale must be > 0, got 0"),
-    (["reg=js", "reg.js.decay=0"], "reg.js: decay must be in (0, 1], got 0"),
-    (["reg=lecam", "reg.lecam.decay=1.0"], "reg.lecam: decay must be in [0, 1), got 1.0"),
-    (["reg=dat", "reg.dat.step_size=0"], "reg.dat: step_size and clamp must be > 0, got 0"),
+    (["loss=ragan", "loss.scale=0"], "loss.scale=0: must be a positive finite number"),
+    (["reg=js", "reg.js.decay=0"], "reg.js.decay=0: must be a number in (0, 1]"),
+    (["reg=lecam", "reg.lecam.decay=1.0"], "reg.lecam.decay=1.0: must be a number in [0, 1)"),
+    (["reg=dat", "reg.dat.step_size=0"], "reg.dat.step_size=0: must be a positive finite number"),
     (
         ["reg=dat", "reg.dat.perturb=neither"],
         "reg.dat.perturb='neither'; allowed: both, real, fake",
     ),
-    (["reg=dragan", "reg.dragan.noise_scale=0"], "reg.dragan: noise_scale must be > 0, got 0"),
+    (
+        ["reg=dragan", "reg.dragan.noise_scale=0"],
+        "reg.dragan.noise_scale=0: must be a positive finite number",
+    ),
     (
         ["model=ssgan", "dataset.resolution=32", "model.aux.g_weight=-1"],
-        "model.aux: aux weights must be >= 0",
+        "model.aux.g_weight=-1: must be a finite number >= 0",
     ),
+    # issue 27: validate.py and the constructors disagreed; the constructor's rule is the one
+    (["reg=lecam", "reg.lecam.decay=1.5"], "reg.lecam.decay=1.5: must be a number in [0, 1)"),
+    (["reg=dat", "reg.dat.clamp=0"], "reg.dat.clamp=0: must be a positive finite number"),
+    (
+        ["reg=instance_noise", "reg.instance_noise.anneal_steps=0"],
+        "reg.instance_noise.anneal_steps=0: must be a positive integer",
+    ),
+    (["model.discriminator.ndf=0"], "model.discriminator.ndf=0: must be a positive integer"),
+    (
+        ["model=sngan", "dataset.resolution=32", "model.generator.upsample=cubic"],
+        "model.generator.upsample='cubic'; allowed: bilinear, nearest",
+    ),
+    (["augment=ada", "augment.kimg=0"], "augment.kimg=0: must be a positive finite number"),
+    (["augment=diffaug", "augment.cutout=0"], "augment.cutout=0: must be a number in (0, 1]"),
+    (["optim.d.betas=[0.5,1.0]"], "optim.d.betas=[0.5, 1.0]: must be two numbers in [0, 1)"),
     # augmentation, limited data, StackedMNIST
     (["augment=ada", "augment.target=1.5"], "augment.target=1.5: must be a number in [0, 1]"),
     (["augment=ada", "augment.interval=0"], "augment.interval=0: must be a positive integer"),

@@ -128,9 +128,11 @@ def fit(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dict:
     ``step``, losses, metrics, ``best``)."""
     from omegaconf import open_dict
 
+    from .preflight import dry_build
     from .records import API_COMMAND
     from .rundir import check_not_in_use
     from .train import in_this_process, prepare, record
+    from .validate import validate
 
     run_dir = Path(run_dir)
     check_not_in_use(run_dir, None)  # a live run in it: refused before anything is written
@@ -139,6 +141,8 @@ def fit(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dict:
             cfg.log.progress = False
     overrides = overrides_of(cfg)  # before prepare, which settles the metrics as ganx-train does
     prepare(cfg)
+    validate(cfg)
+    dry_build(cfg)  # every constructor's checks, named as ganx-train names them, before .hydra/
     record(cfg, run_dir, overrides)
     token = API_COMMAND.set(["ganx-train", *overrides, f"hydra.run.dir={run_dir}"])
     try:

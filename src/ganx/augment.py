@@ -31,6 +31,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import schema
+
 
 class Augment:
     """The interface the training step uses; subclasses draw from ``self.generator``."""
@@ -128,14 +130,6 @@ def per_image(flags: Tensor, changed: Tensor, images: Tensor) -> Tensor:
 DIFFAUG_POLICIES = ("color", "translation", "cutout")
 
 
-def chosen_from(key: str, values, allowed: tuple[str, ...]) -> list[str]:
-    """``values`` as a list, refused unless it is a non-empty list of names in ``allowed``."""
-    values = list(values)
-    if not values or any(v not in allowed for v in values):
-        raise ValueError(f"{key}={values}: must be a non-empty list of {', '.join(allowed)}")
-    return values
-
-
 class DiffAugment(Augment):
     """DiffAugment's three policies, each transform on every image (data-efficient-gans,
     DiffAugment_pytorch.py, pinned above; the CIFAR and few-shot runs use
@@ -146,9 +140,9 @@ class DiffAugment(Augment):
 
     def __init__(self, policy=DIFFAUG_POLICIES, translation: float = 0.125, cutout: float = 0.5):
         super().__init__()
-        policy = chosen_from("policy", policy, DIFFAUG_POLICIES)
-        if not 0 <= translation <= 0.5 or not 0 < cutout <= 1:
-            raise ValueError(f"translation={translation} must be in [0, 0.5], cutout in (0, 1]")
+        policy = schema.names_from("policy", policy, DIFFAUG_POLICIES)
+        schema.in_interval("translation", translation, "[0, 0.5]")
+        schema.in_interval("cutout", cutout, "(0, 1]")
         self.policy, self.translation, self.cutout = policy, translation, cutout
 
     def __call__(self, images: Tensor) -> Tensor:
@@ -238,12 +232,11 @@ class AdaptiveAugment(Augment):
         p: float = 0.0,
     ):
         super().__init__()
-        transforms = chosen_from("transforms", transforms, ADA_TRANSFORMS)
-        if not 0 <= target <= 1 or not 0 <= p <= 1 or kimg <= 0 or interval < 1:
-            raise ValueError(
-                f"target={target} and p={p} must be in [0, 1], kimg={kimg} > 0, interval="
-                f"{interval} >= 1"
-            )
+        transforms = schema.names_from("transforms", transforms, ADA_TRANSFORMS)
+        schema.in_interval("target", target, "[0, 1]")
+        schema.in_interval("p", p, "[0, 1]")
+        schema.positive("interval", interval, integer=True)
+        schema.positive("kimg", kimg)
         self.transforms, self.target, self.interval, self.kimg = transforms, target, interval, kimg
         self.p = torch.tensor(float(p))
         self.sign_sum = torch.zeros(())  # sum of sign(D(real)) since the last adjustment

@@ -15,13 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import schema
+
 
 class AuxiliaryLoss:
     name = "aux"
 
     def __init__(self, d_weight: float, g_weight: float):
-        if d_weight < 0 or g_weight < 0:
-            raise ValueError(f"aux weights must be >= 0, got d {d_weight}, g {g_weight}")
+        schema.non_negative("d_weight", d_weight)
+        schema.non_negative("g_weight", g_weight)
         self.d_weight, self.g_weight = float(d_weight), float(g_weight)
 
     def d_term(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:

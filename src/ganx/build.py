@@ -8,17 +8,20 @@ from dataclasses import dataclass
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from . import schema
 from .augment import Augment, stream_seed
 from .data import BatchStream, DataSource, take_subset
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .hardware import loader_workers
 from .losses import GANLoss
 from .regularizers import Regularizer
+from .schema import SettingError
 
 log = logging.getLogger("ganx")
+PLAYERS = ("generator", "discriminator")
 
 
 def instantiate(node, *args, **kwargs):
@@ -33,8 +36,62 @@ def instantiate(node, *args, **kwargs):
         raise
 
 
+def instantiate_named(key: str, node, *args, **kwargs):
+    """``instantiate`` for the node at config key ``key``: a setting its constructor refuses is
+    reported under the full key (``reg.lecam.decay=1.5: must be in [0, 1)``, a
+    :class:`~ganx.schema.SettingError` prefixed), any other ``ValueError``/``TypeError`` as
+    ``key: message``. ``ganx-train``'s dry build and ``build_all`` (``ganx.fit``) both come here,
+    so they refuse with the same line."""
+    try:
+        return instantiate(node, *args, **kwargs)
+    except SettingError as err:
+        raise err.under(key) from None
+    except (ConfigError, DataError):
+        raise
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{key}: {err}") from None
+
+
+def check_optimizer(node) -> None:
+    """The settings of an optimiser node, whose constructor is torch's (its messages name no
+    key): ``lr`` positive, ``betas`` two numbers in [0, 1), the others >= 0."""
+    if not isinstance(node, DictConfig) or not isinstance(node.get("_target_"), str):
+        raise SettingError(
+            "_target_",
+            None if node is None else node.get("_target_"),
+            ": must name an optimizer class, e.g. torch.optim.Adam",
+        )
+    schema.positive("lr", node.get("lr"))
+    if "betas" in node:
+        betas = node.betas
+        ok = isinstance(betas, (list, tuple, ListConfig)) and len(betas) == 2
+        if not ok or not all(schema.is_number(b) and 0.0 <= b < 1.0 for b in betas):
+            raise SettingError(
+                "betas",
+                betas,
+                ": must be two numbers in [0, 1), e.g. [0.5,0.999]",
+                shown=str(list(betas) if ok else betas),
+            )
+    for name in ("weight_decay", "eps", "momentum"):
+        if node.get(name) is not None:
+            schema.non_negative(name, node[name])
+
+
+def build_optimizer(key: str, node, parameters, **extra) -> torch.optim.Optimizer:
+    """The optimiser at ``key`` (``optim.g``) over ``parameters``, refused under its key."""
+    try:
+        check_optimizer(node)
+    except SettingError as err:
+        raise err.under(key) from None
+    partial = instantiate_named(key, node, _convert_="all")
+    try:
+        return partial(parameters, **extra)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{key}: {err}") from None
+
+
 def build_data(cfg: DictConfig) -> DataSource:
-    return instantiate(cfg.dataset.source)
+    return instantiate_named("dataset.source", cfg.dataset.source)
 
 
 def training_data(cfg: DictConfig, source: DataSource) -> DataSource:
@@ -75,20 +132,11 @@ def build_stream(
 
 
 def build_nets(cfg: DictConfig) -> tuple[nn.Module, nn.Module]:
-    return instantiate(cfg.model.generator), instantiate(cfg.model.discriminator)
+    return tuple(instantiate_named(f"model.{p}", cfg.model[p]) for p in PLAYERS)
 
 
 def build_loss(cfg: DictConfig) -> GANLoss:
-    return instantiate(cfg.loss)
-
-
-def instantiate_named(key: str, node):
-    """``instantiate`` where a value the constructor refuses is reported under its config key
-    (``reg.js: decay must be in (0, 1], got 0``), as validation reports its own checks."""
-    try:
-        return instantiate(node)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"{key}: {err}") from err
+    return instantiate_named("loss", cfg.loss)
 
 
 def build_regularizers(cfg: DictConfig) -> dict[str, Regularizer]:
@@ -135,8 +183,8 @@ def build_optimizers(
     cfg: DictConfig, generator: nn.Module, discriminator: nn.Module, device: torch.device
 ):
     extra = {"fused": True} if device.type == "cuda" else {}
-    opt_g = instantiate(cfg.optim.g, _convert_="all")(generator.parameters(), **extra)
-    opt_d = instantiate(cfg.optim.d, _convert_="all")(discriminator.parameters(), **extra)
+    opt_g = build_optimizer("optim.g", cfg.optim.g, generator.parameters(), **extra)
+    opt_d = build_optimizer("optim.d", cfg.optim.d, discriminator.parameters(), **extra)
     if lazy_mode(cfg) == "separate" and lazy_interval(cfg) > 1:
         adjusted_for_lazy_steps(opt_d, lazy_interval(cfg))
     return opt_g, opt_d

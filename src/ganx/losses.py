@@ -19,12 +19,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import schema
+
 
 class GANLoss:
     """Base class: subclasses define ``d_loss`` and ``g_loss``."""
 
     name = "base"
     needs_real_in_g = False  # True: G's loss also sees D's logits on a real batch
+    # what the loss is, read from the config's _target_ before anything is built (ganx.methods)
+    sigmoid_output = False  # D's output is the logit of P(real) (the JS-regularizer needs it)
+    relativistic = False  # sees only differences of D's outputs: their offset is arbitrary
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
@@ -50,10 +55,10 @@ class MinimaxLoss(GANLoss):
     """
 
     name = "minimax"
+    sigmoid_output = True
 
     def __init__(self, d_scale: float = 1.0):
-        if d_scale <= 0:
-            raise ValueError(f"loss.d_scale must be > 0, got {d_scale}")
+        schema.positive("d_scale", d_scale)
         self.d_scale = float(d_scale)
 
     def d_loss(self, real_logits, fake_logits):
@@ -85,8 +90,8 @@ class WassersteinLoss(GANLoss):
     name = "wgan"
 
     def __init__(self, clip: float | None = None):
-        if clip is not None and clip <= 0:
-            raise ValueError(f"loss.clip must be a positive number or null, got {clip}")
+        if clip is not None:
+            schema.positive("clip", clip)
         self.clip = clip
 
     def d_loss(self, real_logits, fake_logits):
@@ -113,6 +118,9 @@ class LeastSquaresLoss(GANLoss):
     name = "lsgan"
 
     def __init__(self, a: float = 0.0, b: float = 1.0, c: float = 1.0):
+        for name, value in (("a", a), ("b", b), ("c", c)):
+            if not schema.is_number(value):
+                raise schema.SettingError(name, value, ": must be a finite number")
         self.a, self.b, self.c = a, b, c
 
     def d_loss(self, real_logits, fake_logits):
@@ -177,7 +185,7 @@ class RelativisticPairingLoss(GANLoss):
     """
 
     name = "rpgan"
-    needs_real_in_g = True
+    needs_real_in_g = relativistic = True
 
     def d_loss(self, real_logits, fake_logits):
         real_logits, fake_logits = paired(real_logits, fake_logits)
@@ -222,13 +230,11 @@ class RelativisticAverageLoss(GANLoss):
     """
 
     name = "ragan"
-    needs_real_in_g = True
+    needs_real_in_g = relativistic = True
 
     def __init__(self, variant: str = "standard", scale: float = 1.0):
-        if variant not in RA_VARIANTS:
-            raise ValueError(f"loss.variant={variant!r}; allowed: {', '.join(RA_VARIANTS)}")
-        if scale <= 0:
-            raise ValueError(f"loss.scale must be > 0, got {scale}")
+        schema.choice("variant", variant, tuple(RA_VARIANTS))
+        schema.positive("scale", scale)
         self.variant, self.scale = variant, float(scale)
         self.high, self.low = RA_VARIANTS[variant]
 

@@ -11,26 +11,49 @@ published; :func:`method_warnings` names the ones that run but follow no referen
 
 from __future__ import annotations
 
+from importlib import resources
+
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError
+from .schema import trait
 
-# the data sets of points rather than images
-TOY_DATA = ("dirac", "ring8", "grid25", "mog3d")
-# losses whose D output is a logit of P(real): the sigmoid-weighted regularizers assume them
-SIGMOID_LOSSES = ("minimax", "ns")
-# losses that see only differences of logits: D's output alone is defined up to a shift
-RELATIVISTIC_LOSSES = ("rsgan", "rpgan", "ragan")
-# regularizers that differentiate D's output w.r.t. its input, sample by sample
-INPUT_GRADIENT_REGS = (
-    "R1Penalty",
-    "R2Penalty",
-    "GradientPenalty",
-    "DraganPenalty",
-    "JSRegularizer",
-)
-# regularizers that bound D's slope: with any of them an unclipped WGAN critic is constrained
-LIPSCHITZ_REGS = ("R1Penalty", "R2Penalty", "GradientPenalty", "DraganPenalty")
+# What a method is (penalises D's input gradient, needs a sigmoid loss, the resolutions a model
+# supports, trains on points, ...) is an attribute of its class (ganx.regularizers, ganx.losses,
+# ganx.nets, ganx.data), read here through the config's _target_ without building anything.
+
+# the override that works, named by the refusal of an image model on a toy data set (and back)
+TOY_WAY_FORWARD = {
+    "ring8": "use model=toy2d (or the whole study: experiment=toy_ring8)",
+    "grid25": "use model=toy2d (or the whole study: experiment=toy_grid25)",
+    "mog3d": "use model=toy3d (or Roth et al.'s study: experiment=roth_3dgan)",
+    "dirac": "use model=dirac (or the Dirac-GAN explorer: ganx-dirac)",
+}
+IMAGE_WAY_FORWARD = "use an image model, e.g. model=dcgan (the default)"
+
+
+def group_options(group: str) -> dict[str, DictConfig]:
+    """Every option of a config group (``conf/<group>/*.yaml``) by name, as written."""
+    folder = resources.files("ganx.conf") / group
+    return {
+        item.name[: -len(".yaml")]: OmegaConf.create(item.read_text())
+        for item in sorted(folder.iterdir(), key=lambda item: item.name)
+        if item.name.endswith(".yaml")
+    }
+
+
+def on_points(cfg: DictConfig) -> bool:
+    """The data set is one of points (the toy mixtures, the Dirac), not images."""
+    return trait(cfg.dataset.source, "data", "images") == "points"
+
+
+def loss_trait(cfg: DictConfig, name: str) -> bool:
+    return bool(trait(cfg.loss, name, False))
+
+
+def losses_with(name: str) -> list[str]:
+    """The loss options whose class has trait ``name`` (``sigmoid_output``)."""
+    return [option for option, node in group_options("loss").items() if trait(node, name, False)]
 
 
 def loss_name(cfg: DictConfig) -> str:
@@ -44,8 +67,13 @@ def _regs(cfg: DictConfig) -> dict[str, DictConfig]:
     return {name: node for name, node in (cfg.reg or {}).items() if node is not None}
 
 
-def _kind(node: DictConfig) -> str:
-    return str(node.get("_target_", "")).rsplit(".", 1)[-1]
+def _with(regs: dict[str, DictConfig], name: str) -> list[str]:
+    """The chosen regularizers whose class has trait ``name``."""
+    return [key for key, node in regs.items() if trait(node, name, False)]
+
+
+def _zero_centred(regs: dict[str, DictConfig]) -> set:
+    return {trait(node, "zero_centred_on") for node in regs.values()} - {None}
 
 
 def _settings(node: DictConfig) -> str:
@@ -107,19 +135,56 @@ def describe_method(cfg: DictConfig, discriminator=None) -> str:
 
 def refuse_unsupported(cfg: DictConfig) -> None:
     """Combinations that cannot do what their paper says: one ConfigError before training."""
+    refuse_model_data(cfg)
     loss = loss_name(cfg)
-    for name, node in _regs(cfg).items():
-        if _kind(node) == "JSRegularizer" and loss not in SIGMOID_LOSSES:
-            why = (
-                "sees only differences of D's outputs, so sigmoid(D(x)) means nothing"
-                if loss in RELATIVISTIC_LOSSES
-                else "has unbounded outputs, on which they fade to ~0"
-            )
-            raise ConfigError(
-                f"reg={name} with loss={loss}: the JS-regularizer's weights (1 - sigmoid(D(x)))^2 "
-                "and sigmoid(D(x~))^2 come from the GAN loss (Roth et al. 2017, eq. 16); "
-                f"{loss} {why}. Allowed losses: {', '.join(SIGMOID_LOSSES)}"
-            )
+    if loss_trait(cfg, "sigmoid_output"):
+        return
+    for name in _with(_regs(cfg), "needs_sigmoid_loss"):
+        why = (
+            "sees only differences of D's outputs, so sigmoid(D(x)) means nothing"
+            if loss_trait(cfg, "relativistic")
+            else "has unbounded outputs, on which they fade to ~0"
+        )
+        raise ConfigError(
+            f"reg={name} with loss={loss}: the JS-regularizer's weights (1 - sigmoid(D(x)))^2 "
+            "and sigmoid(D(x~))^2 come from the GAN loss (Roth et al. 2017, eq. 16); "
+            f"{loss} {why}. Allowed losses: {', '.join(losses_with('sigmoid_output'))}"
+        )
+
+
+def model_resolutions(generator: DictConfig):
+    """The resolutions a model family's G supports (None: any), from its class."""
+    allowed = trait(generator, "resolutions")
+    return allowed(generator) if callable(allowed) else allowed
+
+
+def refuse_model_data(cfg: DictConfig) -> None:
+    """A model on the other kind of data (an image model on points, or back), or at a
+    resolution its nets do not support: one line with the override that works."""
+    family, data = cfg.model.name, cfg.dataset.name
+    if (trait(cfg.model.generator, "data", "images") == "points") != on_points(cfg):
+        raise ConfigError(
+            f"model={family} cannot train on dataset={data}: "
+            "dirac pairs with dirac, toy2d with ring8/grid25, toy3d with mog3d, image models "
+            f"with image data sets; {TOY_WAY_FORWARD.get(data, IMAGE_WAY_FORWARD)}"
+        )
+    allowed, resolution = model_resolutions(cfg.model.generator), cfg.dataset.resolution
+    if allowed is None or resolution in allowed:
+        return
+    nearest = min(allowed, key=lambda r: (abs(r - resolution), r))
+    others = []
+    for name, model in group_options("model").items():
+        sizes = model_resolutions(model.generator)
+        if trait(model.generator, "data", "images") == "images" and (
+            sizes is None or resolution in sizes
+        ):
+            others.append(f"model={name}")
+    raise ConfigError(
+        f"model={family} does not support dataset.resolution={resolution} "
+        f"(dataset={data}); allowed resolutions: {list(allowed)}. Add "
+        f"dataset.resolution={nearest} (the images are resized), or choose a model "
+        f"that takes {resolution} px: {', '.join(others)}"
+    )
 
 
 # Thanh-Tung et al.'s LAMBDA for the zero-centred penalty: 500 in their image script, 10 in their
@@ -130,7 +195,7 @@ GP0_LAMBDA = {"images": (500.0, "reg=gp0"), "points": (10.0, "reg=gp0_2d")}
 
 def zero_centred_weight_warnings(cfg: DictConfig, regs: dict[str, DictConfig]) -> list[str]:
     """A zero-centred GP weighted as the authors weight it on the *other* kind of data."""
-    data = "points" if cfg.dataset.name in TOY_DATA else "images"
+    data = "points" if on_points(cfg) else "images"
     other = "images" if data == "points" else "points"
     (weight, choice), (other_weight, _) = GP0_LAMBDA[data], GP0_LAMBDA[other]
     return [
@@ -138,7 +203,7 @@ def zero_centred_weight_warnings(cfg: DictConfig, regs: dict[str, DictConfig]) -
         f"LAMBDA {other_weight:g} on {other} and {weight:g} on {data} ({choice}, or "
         f"reg.{name}.weight={weight:g})"
         for name, node in regs.items()
-        if _kind(node) == "GradientPenalty"
+        if trait(node, "on_interpolates")
         and node.get("target") == 0
         and float(node.weight) == other_weight
     ]
@@ -147,25 +212,24 @@ def zero_centred_weight_warnings(cfg: DictConfig, regs: dict[str, DictConfig]) -
 def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
     """Combinations that run but follow no reference, each as one sentence."""
     regs = _regs(cfg)
-    kinds = {name: _kind(node) for name, node in regs.items()}
     loss = loss_name(cfg)
     out = []
     if loss == "wgan" and cfg.loss.get("clip") is None and not cfg.model.get("spectral_norm"):
-        if not any(kind in LIPSCHITZ_REGS for kind in kinds.values()):
+        if not _with(regs, "bounds_slope"):
             out.append(
                 "loss=wgan without loss.clip, without a gradient penalty and without spectral "
                 "norm: the critic is unconstrained (Arjovsky et al. clip at 0.01: loss.clip=0.01; "
                 "Gulrajani et al. add reg=gp: experiment=wgan_gp)"
             )
-    if loss == "rpgan" and not {"R1Penalty", "R2Penalty"} <= set(kinds.values()):
+    if loss == "rpgan" and not {"real", "fake"} <= _zero_centred(regs):
         out.append(
             "loss=rpgan without both reg=r1 and reg=r2: R3GAN (Huang et al. 2024) trains RpGAN "
             "with R1 and R2 together, the pair its local convergence argument covers "
             "(reg=[r1,r2])"
         )
-    out += relativistic_gamma_warning(cfg, loss, regs, kinds)
+    out += relativistic_gamma_warning(cfg, loss, regs)
     augment = cfg.get("augment") or {}
-    if augment.get("name") == "ada" and loss in RELATIVISTIC_LOSSES:
+    if augment.get("name") == "ada" and loss_trait(cfg, "relativistic"):
         out.append(
             f"augment=ada with loss={loss}: ADA steers p by r_t = E[sign(D(real))] (Karras et al. "
             "2020, sec. 3), which assumes D's outputs are centred on its decision boundary; a "
@@ -173,7 +237,7 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
             "r_t, is arbitrary (r_t can sit at 1 and p rise at its fastest rate throughout); "
             "augment=diffaug, or a fixed p (augment.kimg large, augment.p=P), does not depend on it"
         )
-    penalties = [n for n, kind in kinds.items() if kind in INPUT_GRADIENT_REGS]
+    penalties = _with(regs, "penalises_input_gradient")
     if penalties and discriminator is not None and d_normalisation(discriminator) == "BatchNorm":
         out.append(
             f"{', '.join(penalties)} penalise{'s' if len(penalties) == 1 else ''} D's input "
@@ -182,10 +246,9 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
             "BatchNorm in the critic); model.discriminator.norm=none removes it"
         )
     out += zero_centred_weight_warnings(cfg, regs)
-    for name, kind in kinds.items():
-        node = regs[name]
-        if kind == "GradientPenalty" and node.get("output") == "sigmoid":
-            if loss not in SIGMOID_LOSSES:
+    for name in _with(regs, "on_interpolates"):
+        if regs[name].get("output") == "sigmoid":
+            if not loss_trait(cfg, "sigmoid_output"):
                 out.append(
                     f"reg.{name}.output=sigmoid with loss={loss}: Thanh-Tung et al. penalise the "
                     "sigmoid output only for the GAN loss; their WGAN critic's is the logit "
@@ -202,16 +265,16 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
 FAILING_GAMMA = 10.0
 
 
-def relativistic_gamma_warning(cfg: DictConfig, loss: str, regs: dict, kinds: dict) -> list[str]:
+def relativistic_gamma_warning(cfg: DictConfig, loss: str, regs: dict) -> list[str]:
     """rpgan/rsgan with R1 and R2 (the pair the README's study measured) at a gamma it found
     not to train."""
-    pair = {"R1Penalty", "R2Penalty"} <= set(kinds.values())
+    pair = {"real", "fake"} <= _zero_centred(regs)
     if loss not in ("rpgan", "rsgan") or not pair or cfg.dataset.get("resolution", 0) > 64:
         return []
     high = [
         f"reg.{name}.weight={regs[name].weight:g}"
-        for name, kind in kinds.items()
-        if kind in ("R1Penalty", "R2Penalty") and (regs[name].weight or 0) >= FAILING_GAMMA
+        for name, node in regs.items()
+        if trait(node, "zero_centred_on") and (regs[name].weight or 0) >= FAILING_GAMMA
     ]
     if not high:
         return []

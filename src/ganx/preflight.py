@@ -56,23 +56,17 @@ def own_config(
 
 
 def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
-    """Build every part once, as training will: nets on the meta device (no memory), then the
-    loss, regularizers, optimisers and the data set; a refusal names the section."""
+    """Build every part once, as training will and through the same builders (so each
+    constructor's own checks run, named under their config key): nets on the meta device (no
+    memory), then the loss, regularizers, augmentation, optimisers and the data set."""
     import torch
 
-    from .build import build_data, instantiate, training_data
+    from . import build
 
-    def build(section: str, node, *args):
-        try:
-            return instantiate(node, *args, _convert_="all")
-        except DataError:
-            raise
-        except Exception as err:  # noqa: BLE001 - any constructor refusal is bad input here
-            first = (str(err).splitlines() or [type(err).__name__])[0]
-            raise ConfigError(f"{section}: cannot be built from this config: {first}") from None
-
-    with torch.device("meta"):
-        nets = {p: build(f"model.{p}", cfg.model[p]) for p in ("generator", "discriminator")}
+    nets = {}
+    for player in build.PLAYERS:
+        with built(f"model.{player}"), torch.device("meta"):
+            nets[player] = build.instantiate_named(f"model.{player}", cfg.model[player])
     refuse_one_sample_batchnorm(cfg, nets)
     count = sum(p.numel() for net in nets.values() for p in net.parameters())
     if count > MAX_PARAMETERS:
@@ -80,28 +74,41 @@ def dry_build(cfg: DictConfig, data_cache: dict | None = None) -> None:
             f"model: G and D have {count:,} parameters, more than {MAX_PARAMETERS:,} "
             "(check model.latent_dim and the widths)"
         )
-    build("loss", cfg.loss)
-    for name, node in cfg.reg.items():
-        if node is not None:
-            build(f"reg.{name}", node)
+    with built("loss"):
+        build.build_loss(cfg)
+    with built("reg"):
+        build.build_regularizers(cfg)
+    with built("augment"):
+        build.build_augment(cfg, torch.device("cpu"))
+    if cfg.model.get("aux") is not None:
+        with built("model.aux"):
+            build.instantiate_named("model.aux", cfg.model.aux)
     for player, net in (("g", nets["generator"]), ("d", nets["discriminator"])):
-        optimizer = build(f"optim.{player}", cfg.optim[player])
-        try:
-            optimizer(net.parameters())
-        except Exception as err:  # noqa: BLE001
-            first = (str(err).splitlines() or [type(err).__name__])[0]
-            raise ConfigError(
-                f"optim.{player}: cannot be built from this config: {first}"
-            ) from None
+        with built(f"optim.{player}"):
+            build.build_optimizer(f"optim.{player}", cfg.optim[player], net.parameters())
     key = OmegaConf.to_yaml(cfg.dataset)
     cache = {} if data_cache is None else data_cache
     if key not in cache:
-        cache[key] = len(training_data(cfg, build_data(cfg)))  # refuses a bad dataset.subset
+        # training_data refuses a bad dataset.subset
+        cache[key] = len(build.training_data(cfg, build.build_data(cfg)))
     if cfg.train.batch_size > cache[key]:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} exceeds the {cache[key]} samples of "
             f"dataset={cfg.dataset.name}"
         )
+
+
+@contextlib.contextmanager
+def built(section: str):
+    """Any other failure of a constructor (a torch error inside a net, say) is bad input here
+    too: one line naming the section."""
+    try:
+        yield
+    except (ConfigError, DataError):
+        raise
+    except Exception as err:  # noqa: BLE001 - any constructor refusal is bad input here
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{section}: cannot be built from this config: {first}") from None
 
 
 def refuse_one_sample_batchnorm(cfg: DictConfig, nets: dict) -> None:

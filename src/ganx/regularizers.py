@@ -28,6 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import schema
+from .schema import SettingError
+
 
 @dataclass
 class DiscriminatorPass:
@@ -59,16 +62,22 @@ def grad_norm_squared(logits: Tensor, inputs: Tensor) -> Tensor:
 
 
 class Regularizer:
-    """Base class. Subclasses set the flags they need and override ``penalty`` or a transform."""
+    """Base class. Subclasses set the flags they need and override ``penalty`` or a transform.
+    Each checks its own settings in ``__init__`` (:mod:`ganx.schema`: the builder names them
+    under ``reg.<name>.``); nothing else does."""
 
     needs_real_grad = False  # D step must run on real inputs with requires_grad
     needs_fake_grad = False
+    # what the method is, read from the config's _target_ before anything is built (ganx.methods)
+    penalises_input_gradient = False  # differentiates D's output w.r.t. its input, per sample
+    bounds_slope = False  # constrains D's slope: an unclipped WGAN critic is then constrained
+    needs_sigmoid_loss = False  # its weights read D's output as the logit of P(real)
+    zero_centred_on = None  # "real" (R1) or "fake" (R2): R3GAN trains RpGAN with both
+    on_interpolates = False  # penalises between real and fake (WGAN-GP, Thanh-Tung et al.)
 
     def __init__(self, weight: float = 1.0, interval: int = 1):
-        if weight < 0:
-            raise ValueError(f"weight must be >= 0, got {weight}")
-        if int(interval) != interval or interval < 1:
-            raise ValueError(f"interval must be a positive integer, got {interval}")
+        schema.non_negative("weight", weight)
+        schema.positive("interval", interval, integer=True)
         self.weight = float(weight)
         self.interval = int(interval)
 
@@ -131,20 +140,26 @@ class ZeroCenteredPenalty(Regularizer):
         schedule_steps: int | None = None,
     ):
         super().__init__(weight, interval)
-        if schedule not in self.SCHEDULES:
-            raise ValueError(f"schedule must be constant or cosine; got {schedule!r}")
+        schema.choice("schedule", schedule, self.SCHEDULES)
+        if weight_end is not None:
+            schema.non_negative("weight_end", weight_end)
+        schema.optional_positive("schedule_steps", schedule_steps)
         if schedule == "cosine" and weight_end is None:
-            raise ValueError("schedule=cosine needs weight_end (the weight it decays to)")
-        if schedule == "constant" and (weight_end, schedule_steps) != (None, None):
-            raise ValueError("weight_end and schedule_steps need schedule=cosine")
-        if weight_end is not None and not weight_end >= 0:
-            raise ValueError(f"weight_end must be >= 0, got {weight_end}")
-        if schedule_steps is not None and (
-            int(schedule_steps) != schedule_steps or schedule_steps < 1
-        ):
-            raise ValueError(
-                f"schedule_steps must be a positive integer or null, got {schedule_steps}"
+            raise SettingError(
+                "schedule",
+                schedule,
+                " needs {prefix}weight_end (the weight it decays to), "
+                "e.g. {prefix}weight_end=0.005",
+                shown=schedule,
             )
+        for name, value in (("weight_end", weight_end), ("schedule_steps", schedule_steps)):
+            if schedule == "constant" and value is not None:
+                raise SettingError(
+                    name,
+                    value,
+                    " has no effect with {prefix}schedule=constant; set {prefix}schedule=cosine "
+                    "or drop it",
+                )
         self.schedule = schedule
         self.weight_end = None if weight_end is None else float(weight_end)
         self.schedule_steps = schedule_steps
@@ -165,6 +180,8 @@ class R1Penalty(ZeroCenteredPenalty):
     this weight, for r1 and r2 alike."""
 
     needs_real_grad = True
+    penalises_input_gradient = bounds_slope = True
+    zero_centred_on = "real"
 
     def penalty(self, batch):
         return 0.5 * grad_norm_squared(batch.real_logits, batch.real).mean()
@@ -174,6 +191,8 @@ class R2Penalty(ZeroCenteredPenalty):
     """R2 = 0.5 * E_{x~P_G} ||grad_x D(x)||^2 (Mescheder et al. 2018, eq. 10)."""
 
     needs_fake_grad = True
+    penalises_input_gradient = bounds_slope = True
+    zero_centred_on = "fake"
 
     def penalty(self, batch):
         return 0.5 * grad_norm_squared(batch.fake_logits, batch.fake).mean()
@@ -204,13 +223,14 @@ class GradientPenalty(Regularizer):
     """
 
     OUTPUTS = ("logit", "sigmoid")
+    penalises_input_gradient = bounds_slope = on_interpolates = True
 
     def __init__(
         self, weight: float = 10.0, interval: int = 1, target: float = 1.0, output: str = "logit"
     ):
         super().__init__(weight, interval)
-        if output not in self.OUTPUTS:
-            raise ValueError(f"output must be one of logit, sigmoid; got {output!r}")
+        schema.non_negative("target", target)
+        schema.choice("output", output, self.OUTPUTS)
         self.target = float(target)
         self.output = output
 
@@ -230,10 +250,11 @@ class DraganPenalty(Regularizer):
     point between x and x_p (lambda = 10, noise_scale c = 0.5).
     """
 
+    penalises_input_gradient = bounds_slope = True
+
     def __init__(self, weight: float = 10.0, interval: int = 1, noise_scale: float = 0.5):
         super().__init__(weight, interval)
-        if noise_scale <= 0:
-            raise ValueError(f"noise_scale must be > 0, got {noise_scale}")
+        schema.positive("noise_scale", noise_scale)
         self.noise_scale = float(noise_scale)
 
     def penalty(self, batch):
@@ -264,6 +285,9 @@ class AnchoredLogitPenalty(Regularizer):
         alpha_fake: float = 1.0,
     ):
         super().__init__(weight, interval)
+        for name, value in (("alpha_real", alpha_real), ("alpha_fake", alpha_fake)):
+            if not schema.is_number(value):
+                raise SettingError(name, value, ": must be a finite number")
         self.alpha_real = float(alpha_real)
         self.alpha_fake = float(alpha_fake)
 
@@ -306,10 +330,10 @@ class LeCamPenalty(Regularizer):
         zero_debias: bool = False,
     ):
         super().__init__(weight, interval)
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {decay}")
-        if start_step is not None and (int(start_step) != start_step or start_step < 0):
-            raise ValueError(f"start_step must be an integer >= 0 or null, got {start_step}")
+        schema.in_interval("decay", decay, "[0, 1)")
+        if start_step is not None:
+            schema.non_negative("start_step", start_step, integer=True)
+        schema.flag("zero_debias", zero_debias)
         self.decay = float(decay)
         self.start_step = None if start_step is None else int(start_step)
         self.zero_debias = bool(zero_debias)
@@ -374,13 +398,14 @@ class JSRegularizer(Regularizer):
 
     needs_real_grad = True
     needs_fake_grad = True
+    penalises_input_gradient = needs_sigmoid_loss = True
 
     def __init__(
         self, weight: float = 2.0, interval: int = 1, anneal: bool = False, decay: float = 0.01
     ):
         super().__init__(weight, interval)
-        if not 0.0 < decay <= 1.0:
-            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        schema.flag("anneal", anneal)
+        schema.in_interval("decay", decay, "(0, 1]")
         self.anneal = bool(anneal)
         self.decay = float(decay)
 
@@ -433,12 +458,15 @@ class DirectAdversarialTraining(Regularizer):
         clamp_range: list[float] | None = None,
     ):
         super().__init__(weight=0.0)
-        if perturb not in ("both", "real", "fake"):
-            raise ValueError(f"perturb must be one of both, real, fake; got {perturb!r}")
-        if step_size <= 0 or clamp <= 0:
-            raise ValueError(f"step_size and clamp must be > 0, got {step_size}, {clamp}")
+        schema.choice("perturb", perturb, ("both", "real", "fake"))
+        # the DAT-GAN code steps by the gradient clamped to [-t, t], t = 1 (iceli1007/DAT-GAN
+        # @9d015d5:README.md, "DAT for discriminator (SNGAN)": ``t=1``,
+        # ``fake_imgs_adv-fake_grad[0].clamp(-1*t,t)``): a step or a bound of 0 moves nothing,
+        # which is no adversarial training; both are refused
+        schema.positive("step_size", step_size)
+        schema.positive("clamp", clamp)
         if clamp_real not in (True, False, "auto"):
-            raise ValueError(f"clamp_real must be true, false or auto; got {clamp_real!r}")
+            raise SettingError("clamp_real", clamp_real, "; allowed: true, false, auto")
         self.step_size = float(step_size)
         self.clamp = float(clamp)
         self.perturb = perturb
@@ -448,9 +476,13 @@ class DirectAdversarialTraining(Regularizer):
 
     @staticmethod
     def _check_range(value_range) -> tuple[float, float]:
-        low, high = (float(v) for v in value_range)
-        if not low < high:
-            raise ValueError(f"clamp_range must be [low, high] with low < high, got {value_range}")
+        values = list(value_range)
+        numbers = len(values) == 2 and all(schema.is_number(v) for v in values)
+        if not numbers or values[0] >= values[1]:
+            raise SettingError(
+                "clamp_range", values, ": must be null or [low, high] with low < high"
+            )
+        low, high = (float(v) for v in values)
         return low, high
 
     def configure(self, value_range: tuple[float, float] | None, has_aux: bool) -> None:
@@ -509,12 +541,9 @@ class InstanceNoise(Regularizer):
 
     def __init__(self, std: float = 0.1, anneal: str = "linear", anneal_steps: int | None = None):
         super().__init__(weight=0.0)
-        if std < 0:
-            raise ValueError(f"std must be >= 0, got {std}")
-        if anneal not in ("linear", "none"):
-            raise ValueError(f"anneal must be linear or none; got {anneal!r}")
-        if anneal_steps is not None and (int(anneal_steps) != anneal_steps or anneal_steps < 1):
-            raise ValueError(f"anneal_steps must be a positive integer or null, got {anneal_steps}")
+        schema.non_negative("std", std)
+        schema.choice("anneal", anneal, ("linear", "none"))
+        schema.optional_positive("anneal_steps", anneal_steps)
         self.std = float(std)
         self.anneal = anneal
         self.anneal_steps = anneal_steps

@@ -1,94 +1,50 @@
-"""Config checks that run before any training and before anything is written by ganx.
+"""Config checks of the plain sections, before any training and before anything is written.
 
-Each failure raises :class:`ConfigError`: one line naming the key, the bad value and what is
-allowed. ``ganx-train`` runs them for every job before Hydra creates a run directory
-(:mod:`ganx.preflight`); ``train`` runs them again for callers of the Python API.
+What a ``_target_`` node builds (nets, loss, regularizers, augmentation, optimisers, data set)
+checks its own settings in its constructor (:mod:`ganx.schema`; ``preflight.dry_build`` builds
+every part before anything is written, ``build_all`` does for ``ganx.fit``), and the combinations
+of methods are :mod:`ganx.methods`'s. What is left here is owned by no constructor: train, eval,
+metrics, sample, ckpt, log, hardware, the plain keys of model and dataset, and every ``*.every``
+key (by pattern). Each failure raises :class:`ConfigError`: one line naming the key, the bad
+value and what is allowed. ``ganx-train`` runs them for every job before Hydra creates a run
+directory (:mod:`ganx.preflight`); ``train`` runs them again for callers of the Python API.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from . import schema
 from .errors import ConfigError
 from .hardware import requested_processes
-from .methods import TOY_DATA, refuse_unsupported
-from .nets import dcgan, r3gan, resnet64, sngan, wgan_gp_mnist
+from .methods import on_points, refuse_unsupported
+from .schema import is_number
 
-# which resolutions each model family supports (None: any), as the nets themselves check them
-MODEL_RESOLUTIONS = {
-    "dcgan": tuple(dcgan.RESOLUTIONS),
-    "mlp": None,
-    "dragan_mlp": None,
-    "sngan": sngan.RESOLUTIONS,
-    "resnet64": resnet64.RESOLUTIONS,
-    "ssgan": sngan.RESOLUTIONS,
-    "infomax": sngan.RESOLUTIONS,
-    "dirac": (1,),
-    "toy2d": (2,),
-    "toy3d": (3,),
-    "wgan_gp_mnist": wgan_gp_mnist.RESOLUTIONS,
-    "r3gan": tuple(r3gan.BASIS_SIZE),
-}
-# the override that works, named by the refusal of an image model on a toy data set (and back)
-TOY_WAY_FORWARD = {
-    "ring8": "use model=toy2d (or the whole study: experiment=toy_ring8)",
-    "grid25": "use model=toy2d (or the whole study: experiment=toy_grid25)",
-    "mog3d": "use model=toy3d (or Roth et al.'s study: experiment=roth_3dgan)",
-    "dirac": "use model=dirac (or the Dirac-GAN explorer: ganx-dirac)",
-}
-IMAGE_WAY_FORWARD = "use an image model, e.g. model=dcgan (the default)"
 AMP_CHOICES = ("off", "bf16", "fp16")
 COMPILE_CHOICES = ("off", "default", "reduce-overhead")
-# regularizer settings that are non-negative numbers, and those that are true/false
-REG_NUMBERS = (
-    "weight",
-    "weight_end",
-    "std",
-    "decay",
-    "step_size",
-    "clamp",
-    "noise_scale",
-    "target",
-)
-REG_FLAGS = ("anneal", "clamp_real", "zero_debias")
-# flags that also take a word: instance noise's anneal (linear | none), DAT's clamp_real (auto)
-REG_FLAG_WORDS = {"anneal": ("linear", "none"), "clamp_real": ("auto",)}
-
-
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+AUGMENT_CHOICES = ("none", "diffaug", "ada")
 
 
 def _positive(value, key: str, integer: bool = False) -> None:
-    ok = isinstance(value, int) if integer else is_number(value)
-    if isinstance(value, bool) or not ok or value <= 0:
-        kind = "a positive integer" if integer else "a positive finite number"
-        raise ConfigError(f"{key}={value!r}: must be {kind}")
+    schema.positive(key, value, integer)
 
 
 def _optional_positive(value, key: str) -> None:
-    if value is not None:
-        _positive(value, key, integer=True)
+    schema.optional_positive(key, value)
 
 
 def _non_negative(value, key: str, integer: bool = False) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) if integer else is_number(value)
-    if not ok or value < 0:
-        kind = "an integer >= 0" if integer else "a finite number >= 0"
-        raise ConfigError(f"{key}={value!r}: must be {kind}")
+    schema.non_negative(key, value, integer)
 
 
 def _flag(value, key: str) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}={value!r}: must be true or false")
+    schema.flag(key, value)
 
 
 def _choice(value, key: str, allowed) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r}; allowed: {', '.join(map(str, allowed))}")
+    schema.choice(key, value, allowed)
 
 
 def _string_list(value, key: str) -> list:
@@ -98,11 +54,14 @@ def _string_list(value, key: str) -> list:
 
 
 def validate(cfg: DictConfig) -> None:
+    if not isinstance(cfg.reg, DictConfig):
+        raise ConfigError(f"reg={cfg.reg!r}: choose regularizers with reg=r1 or reg=[r1,lecam]")
     validate_train(cfg)
+    validate_every(cfg)
     validate_eval(cfg)
-    validate_regularizers(cfg)
     validate_lazy_regularization(cfg)
     validate_model(cfg)
+    validate_dataset(cfg)
     validate_hardware(cfg)
     validate_augment(cfg)
     if cfg.resume is not None and not isinstance(cfg.resume, str):
@@ -110,7 +69,23 @@ def validate(cfg: DictConfig) -> None:
     _flag(cfg.get("start_over", False), "start_over")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise ConfigError(f"seed={cfg.seed!r}: must be an integer >= 0")
-    refuse_unsupported(cfg)  # method combinations that cannot work as published (JS + hinge)
+    refuse_unsupported(cfg)  # combinations that cannot work: JS + hinge, a model's resolutions
+
+
+def every_keys(node: dict, prefix: str = ""):
+    """The dotted path of every ``*.every`` key (``node``: the config unresolved, so that no
+    other key's interpolation is resolved here), outside the ``_target_`` nodes."""
+    for name, value in node.items():
+        if isinstance(value, dict) and "_target_" not in value:
+            yield from every_keys(value, f"{prefix}{name}.")
+        elif name == "every":
+            yield f"{prefix}{name}"
+
+
+def validate_every(cfg: DictConfig) -> None:
+    """A periodic action's interval in G steps: every ``*.every`` key is a positive integer."""
+    for key in every_keys(OmegaConf.to_container(cfg, resolve=False)):
+        _positive(OmegaConf.select(cfg, key), key, integer=True)
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -131,30 +106,10 @@ def validate_train(cfg: DictConfig) -> None:
             "one D step (PyTorch-GAN's original-GAN training loop); allowed: train.n_dis=1"
         )
     _choice(train.on_nonfinite, "train.on_nonfinite", ("stop", "skip"))
-    for player in ("g", "d"):
-        validate_optimizer(cfg.optim[player], f"optim.{player}")
-    for key in ("sample.every", "sample.n", "ckpt.every", "log.every"):
-        section, name = key.split(".")
-        _positive(cfg[section][name], key, integer=True)
+    _positive(cfg.sample.n, "sample.n", integer=True)
     _choice(cfg.sample.bn_stats, "sample.bn_stats", ("batch", "running"))
     _non_negative(cfg.ckpt.keep, "ckpt.keep", integer=True)
     _flag(cfg.log.progress, "log.progress")
-
-
-def validate_optimizer(node: DictConfig, key: str) -> None:
-    if not isinstance(node, DictConfig) or not isinstance(node.get("_target_"), str):
-        raise ConfigError(f"{key}: must name an optimizer class in _target_, e.g. torch.optim.Adam")
-    _positive(node.get("lr"), f"{key}.lr")
-    if "betas" in node:
-        betas = node.betas
-        ok = isinstance(betas, (list, ListConfig)) and len(betas) == 2
-        if not ok or not all(is_number(b) and 0.0 <= b < 1.0 for b in betas):
-            raise ConfigError(
-                f"{key}.betas={betas!r}: must be two numbers in [0, 1), e.g. [0.5,0.999]"
-            )
-    for name in ("weight_decay", "eps", "momentum"):
-        if node.get(name) is not None:
-            _non_negative(node[name], f"{key}.{name}")
 
 
 def validate_eval(cfg: DictConfig) -> None:
@@ -164,7 +119,6 @@ def validate_eval(cfg: DictConfig) -> None:
     unknown = [m for m in metrics if m not in available_metrics()]
     if unknown:
         raise ConfigError(f"eval.metrics: unknown {unknown}; allowed: {available_metrics()}")
-    _positive(cfg.eval.every, "eval.every", integer=True)
     at = cfg.eval.get("at") or []
     if not isinstance(at, (list, ListConfig)):
         raise ConfigError(f"eval.at={at!r}: must be a list of steps, e.g. [1000,5000]")
@@ -279,113 +233,15 @@ def validate_lazy_regularization(cfg: DictConfig) -> None:
         )
 
 
-def validate_regularizers(cfg: DictConfig) -> None:
-    if not isinstance(cfg.reg, DictConfig):
-        raise ConfigError(f"reg={cfg.reg!r}: choose regularizers with reg=r1 or reg=[r1,lecam]")
-    for name, node in cfg.reg.items():
-        if node is None:
-            continue
-        for key in REG_NUMBERS:
-            if node.get(key) is not None:
-                _non_negative(node[key], f"reg.{name}.{key}")
-        for key in REG_FLAGS:
-            if key in node and node[key] not in REG_FLAG_WORDS.get(key, ()):
-                _flag(node[key], f"reg.{name}.{key}")
-        if "interval" in node:
-            _positive(node.interval, f"reg.{name}.interval", integer=True)
-        for key in ("start_step", "anneal_steps"):
-            if node.get(key) is not None:
-                _non_negative(node[key], f"reg.{name}.{key}", integer=True)
-        _optional_positive(node.get("schedule_steps"), f"reg.{name}.schedule_steps")
-        if "schedule" in node:
-            _choice(node.schedule, f"reg.{name}.schedule", ("constant", "cosine"))
-            validate_weight_schedule(name, node)
-        if "perturb" in node:
-            _choice(node.perturb, f"reg.{name}.perturb", ("both", "real", "fake"))
-        if "output" in node:
-            _choice(node.output, f"reg.{name}.output", ("logit", "sigmoid"))
-
-
-def validate_weight_schedule(name: str, node: DictConfig) -> None:
-    """R1/R2's ``schedule``: cosine needs its end weight; constant takes neither setting."""
-    if node.schedule == "cosine" and node.get("weight_end") is None:
-        raise ConfigError(
-            f"reg.{name}.schedule=cosine needs reg.{name}.weight_end (the weight it decays "
-            f"to), e.g. reg.{name}.weight_end=0.005"
-        )
-    if node.schedule == "constant":
-        for key in ("weight_end", "schedule_steps"):
-            if node.get(key) is not None:
-                raise ConfigError(
-                    f"reg.{name}.{key}={node[key]!r} has no effect with "
-                    f"reg.{name}.schedule=constant; set reg.{name}.schedule=cosine or drop it"
-                )
-
-
-# (player, key, allowed) of the models' word-valued settings
-MODEL_CHOICES = (
-    ("generator", "upsample", ("bilinear", "nearest")),
-    ("discriminator", "hidden_width", ("input", "output")),
-)
-# (activation and init are each net's own: mlp.check_settings, toy2d's mlp; toy3d runs tanh)
-
-
-def validate_model_choices(cfg: DictConfig) -> None:
+def validate_model(cfg: DictConfig) -> None:
+    """The model section's own keys (its nets' settings are their constructors')."""
+    _positive(cfg.model.latent_dim, "model.latent_dim", integer=True)
     _choice(
         cfg.model.get("latent_distribution", "normal"),
         "model.latent_distribution",
         ("normal", "uniform"),
     )
-    for player, key, allowed in MODEL_CHOICES:
-        if key in cfg.model[player]:
-            _choice(cfg.model[player][key], f"model.{player}.{key}", allowed)
-
-
-def validate_model(cfg: DictConfig) -> None:
-    family = cfg.model.name
-    _positive(cfg.model.latent_dim, "model.latent_dim", integer=True)
-    validate_model_choices(cfg)
     _flag(cfg.model.spectral_norm, "model.spectral_norm")
-    for player in ("generator", "discriminator"):
-        node = cfg.model[player]
-        for key in ("ngf", "ndf", "dim", "hidden", "depth", "nrkhs", "expansion"):
-            if node.get(key) is not None:  # sngan's ngf/ndf null: mimicry's for the resolution
-                _positive(node[key], f"model.{player}.{key}", integer=True)
-        if "widths" in node:
-            widths = node.widths
-            if not isinstance(widths, (list, ListConfig)) or not widths:
-                raise ConfigError(f"model.{player}.widths={widths!r}: must be a non-empty list")
-            for i, width in enumerate(widths):
-                _positive(width, f"model.{player}.widths[{i}]", integer=True)
-        for key in ("width", "cardinality", "blocks"):  # r3gan: one number, or one per stage
-            if key in node:
-                values = node[key] if isinstance(node[key], ListConfig) else [node[key]]
-                for value in values:
-                    _positive(value, f"model.{player}.{key}", integer=True)
-    image_model = family not in ("dirac", "toy2d", "toy3d")
-    image_data = cfg.dataset.name not in TOY_DATA
-    if image_model != image_data:
-        raise ConfigError(
-            f"model={family} cannot train on dataset={cfg.dataset.name}: "
-            "dirac pairs with dirac, toy2d with ring8/grid25, toy3d with mog3d, image models "
-            f"with image data sets; {TOY_WAY_FORWARD.get(cfg.dataset.name, IMAGE_WAY_FORWARD)}"
-        )
-    validate_dataset(cfg)
-    allowed = MODEL_RESOLUTIONS.get(family, None)
-    resolution = cfg.dataset.resolution
-    if allowed is not None and resolution not in allowed:
-        nearest = min(allowed, key=lambda r: (abs(r - resolution), r))
-        others = [
-            name
-            for name, sizes in MODEL_RESOLUTIONS.items()
-            if name not in ("dirac", "toy2d", "toy3d") and (sizes is None or resolution in sizes)
-        ]
-        raise ConfigError(
-            f"model={family} does not support dataset.resolution={resolution} "
-            f"(dataset={cfg.dataset.name}); allowed resolutions: {list(allowed)}. Add "
-            f"dataset.resolution={nearest} (the images are resized), or choose a model "
-            f"that takes {resolution} px: {', '.join(f'model={m}' for m in others)}"
-        )
 
 
 MAX_STACKED = 200_000  # StackedMNIST images held in memory: 1.9 GB at 28 px
@@ -436,38 +292,14 @@ def validate_hardware(cfg: DictConfig) -> None:
     requested_processes(hw)  # raises on a bad hardware.processes
 
 
-AUGMENT_CHOICES = ("none", "diffaug", "ada")
-
-
 def validate_augment(cfg: DictConfig) -> None:
-    """``augment=diffaug|ada`` transforms images: refused on the toy data (points)."""
-    from .augment import ADA_TRANSFORMS, DIFFAUG_POLICIES
-
+    """``augment=diffaug|ada`` transforms images: refused on the toy data (points). Its
+    settings are its constructor's (:mod:`ganx.augment`)."""
     node = cfg.get("augment")
     name = node.get("name", "none") if isinstance(node, DictConfig) else node
     _choice(name, "augment.name", AUGMENT_CHOICES)
-    if name == "none":
-        return
-    if cfg.dataset.name in TOY_DATA:
+    if name != "none" and on_points(cfg):
         raise ConfigError(
             f"augment={name} with dataset={cfg.dataset.name}: augmentation transforms images; "
             "allowed with the toy data sets (ring8, grid25, mog3d, dirac): augment=none"
         )
-    key, allowed = (
-        ("policy", DIFFAUG_POLICIES) if name == "diffaug" else ("transforms", ADA_TRANSFORMS)
-    )
-    chosen = _string_list(node[key], f"augment.{key}")
-    for item in chosen or [None]:
-        if item not in allowed:
-            raise ConfigError(
-                f"augment.{key}={chosen!r}; allowed: a non-empty list of {', '.join(allowed)}"
-            )
-    if name == "diffaug":
-        for key in ("translation", "cutout"):
-            _non_negative(node[key], f"augment.{key}")
-        return
-    for key in ("target", "p"):
-        if not (is_number(node[key]) and 0.0 <= node[key] <= 1.0):
-            raise ConfigError(f"augment.{key}={node[key]!r}: must be a number in [0, 1]")
-    _positive(node.interval, "augment.interval", integer=True)
-    _positive(node.kimg, "augment.kimg")

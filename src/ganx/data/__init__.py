@@ -40,6 +40,13 @@ class DataSource:
         return len(self.images) if self.images is not None else len(self.dataset)
 
 
+def points(builder):
+    """Marks a builder of points (the toy data sets) rather than images: ``data = "points"``,
+    read through the config's ``_target_`` (:func:`ganx.methods.on_points`)."""
+    builder.data = "points"
+    return builder
+
+
 def to_unit_range(uint8_images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1]."""
     return uint8_images.float().div(127.5).sub(1.0)
@@ -332,6 +339,7 @@ def mixture_centres(name: str) -> torch.Tensor:
     raise DataError(f"unknown mixture {name!r}; allowed: ring8, grid25")
 
 
+@points
 def gaussian_mixture(name: str, std: float = 0.02, n: int = 100_000, seed: int = 0) -> DataSource:
     """An equal-weight mixture of isotropic Gaussians, drawn once from its own generator
     (``n`` points) so that training reads it like any other in-memory data set."""
@@ -378,6 +386,7 @@ def mog3d_frame(radius: float = 1.0, components: int = 7) -> dict[str, torch.Ten
     }
 
 
+@points
 def mog3d(std: float = 0.01, n: int = 100_000, seed: int = 0, components: int = 7) -> DataSource:
     """Roth et al.'s 3-D mixture: 7 Gaussians (std 0.01 per axis in their plane) on the unit
     circle, embedded in 3-D, rotated and translated onto a tilted plane (:func:`mog3d_frame`);
@@ -401,6 +410,7 @@ def mog3d(std: float = 0.01, n: int = 100_000, seed: int = 0, components: int = 
     )
 
 
+@points
 def dirac(n: int = 1024) -> DataSource:
     """The Dirac-GAN data: every sample is exactly 0 (Mescheder et al. 2018, sec. 2.2)."""
     return DataSource("dirac", channels=1, resolution=1, images=torch.zeros(n, 1), value_range=None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .common import check_choice, maybe_spectral_norm
+from .common import check_choice, check_widths, maybe_spectral_norm
 
 RESOLUTIONS = {28: (7, 2), 32: (4, 3), 64: (4, 4)}  # resolution -> (base size, upsamplings)
 
@@ -35,9 +35,12 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 class DCGANGenerator(nn.Module):
+    resolutions = tuple(RESOLUTIONS)  # read by ganx.methods through the config's _target_
+
     def __init__(self, latent_dim: int, resolution: int = 32, channels: int = 3, ngf: int = 64):
         super().__init__()
-        check_choice("model.resolution (dcgan)", resolution, RESOLUTIONS)
+        check_choice("resolution", resolution, RESOLUTIONS)
+        check_widths(ngf=ngf)
         base, n_up = RESOLUTIONS[resolution]
         self.latent_dim = latent_dim
         width = ngf * 2 ** (n_up - 1)
@@ -71,8 +74,9 @@ class DCGANDiscriminator(nn.Module):
         norm: str = "batch",
     ):
         super().__init__()
-        check_choice("model.resolution (dcgan)", resolution, RESOLUTIONS)
-        check_choice("model.discriminator.norm (dcgan)", norm, ("batch", "none"))
+        check_choice("resolution", resolution, RESOLUTIONS)
+        check_widths(ndf=ndf)
+        check_choice("norm", norm, ("batch", "none"))
         base, n_down = RESOLUTIONS[resolution]
         use_bn = norm == "batch" and not spectral_norm
         layers, width_in, width = [], channels, ndf

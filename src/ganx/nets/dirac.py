@@ -10,6 +10,9 @@ from torch import nn
 
 
 class DiracGenerator(nn.Module):
+    data = "points"  # trains on dataset=dirac only (read through _target_)
+    resolutions = (1,)
+
     def __init__(self, latent_dim: int = 1, theta0: float = 1.0):
         super().__init__()
         self.latent_dim = latent_dim

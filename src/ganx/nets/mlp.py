@@ -22,7 +22,8 @@ import math
 
 from torch import nn
 
-from .common import check_choice, maybe_spectral_norm
+from .. import schema
+from .common import check_choice, check_widths, maybe_spectral_norm
 
 ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}
 INITS = ("pytorch", "he_normal")
@@ -35,9 +36,13 @@ def initialised(layer: nn.Linear, init: str) -> nn.Linear:
     return layer
 
 
-def check_settings(player: str, activation: str, init: str) -> None:
-    check_choice(f"model.{player}.activation", activation, ACTIVATIONS)
-    check_choice(f"model.{player}.init", init, INITS)
+def check_settings(activation: str, init: str, widths) -> None:
+    if isinstance(widths, str) or not hasattr(widths, "__len__") or not len(widths):
+        raise schema.SettingError("widths", widths, ": must be a non-empty list of widths")
+    for i, width in enumerate(widths):
+        check_widths(**{f"widths[{i}]": width})
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("init", init, INITS)
 
 
 class MLPGenerator(nn.Module):
@@ -52,7 +57,7 @@ class MLPGenerator(nn.Module):
         init: str = "pytorch",
     ):
         super().__init__()
-        check_settings("generator", activation, init)
+        check_settings(activation, init, widths)
         self.latent_dim = latent_dim
         self.img_shape = tuple(img_shape)
         layers, width_in = [], latent_dim
@@ -79,7 +84,7 @@ class MLPDiscriminator(nn.Module):
         init: str = "pytorch",
     ):
         super().__init__()
-        check_settings("discriminator", activation, init)
+        check_settings(activation, init, widths)
         layers, width_in = [], math.prod(img_shape)
         for width in widths:
             layers += [

@@ -49,7 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import check_choice
+from .. import schema
+from .common import check_choice, check_widths
 
 BASIS_SIZE = {28: 7, 32: 4, 64: 4}  # resolution -> the basis map's side (4 in the paper)
 LEAKY_SLOPE = 0.2
@@ -146,17 +147,19 @@ class Resample(nn.Module):
 
 def per_stage(value, stages: int, name: str) -> list[int]:
     values = list(value) if isinstance(value, Sequence) else [value] * stages
-    positive = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
-    if len(values) != stages or not positive:
-        raise ValueError(
-            f"{name}={value!r}: one positive integer, or a list of {stages} (one per stage)"
+    for one in values:
+        schema.positive(name, one, integer=True)
+    if len(values) != stages:
+        raise schema.SettingError(
+            name, values, f": one positive integer, or a list of {stages} (one per stage)"
         )
     return values
 
 
-def stage_plan(resolution, width, cardinality, blocks):
+def stage_plan(resolution, width, cardinality, blocks, expansion):
     """(widths, cardinalities, blocks per stage) from the bottom stage up, as G uses them."""
-    check_choice("model.resolution (r3gan)", resolution, BASIS_SIZE)
+    check_choice("resolution", resolution, BASIS_SIZE)
+    check_widths(expansion=expansion)
     stages = stage_count(resolution)
     return (
         per_stage(width, stages, "width"),
@@ -170,6 +173,8 @@ def residual_blocks(count, width, cardinality, expansion, total_blocks) -> list[
 
 
 class R3GANGenerator(nn.Module):
+    resolutions = tuple(BASIS_SIZE)  # read by ganx.methods through the config's _target_
+
     def __init__(
         self,
         latent_dim: int = 64,
@@ -181,7 +186,7 @@ class R3GANGenerator(nn.Module):
         expansion: int = 2,
     ):
         super().__init__()
-        widths, groups, counts = stage_plan(resolution, width, cardinality, blocks)
+        widths, groups, counts = stage_plan(resolution, width, cardinality, blocks, expansion)
         total = sum(counts)
         self.latent_dim, self.side = latent_dim, BASIS_SIZE[resolution]
         self.basis = nn.Parameter(torch.randn(widths[0], self.side, self.side))
@@ -212,13 +217,15 @@ class R3GANDiscriminator(nn.Module):
         spectral_norm: bool = False,
     ):
         super().__init__()
-        if spectral_norm:
-            raise ValueError(
-                "R3GAN's D has no normalisation (the paper's design); spectral_norm=true is not "
-                "supported: set model.spectral_norm=false"
+        if spectral_norm:  # the builder names it model.discriminator.spectral_norm
+            raise schema.SettingError(
+                "spectral_norm",
+                spectral_norm,
+                " is not supported: R3GAN's D has no normalisation (the paper's design); "
+                "set model.spectral_norm=false",
             )
         widths, groups, counts = (
-            v[::-1] for v in stage_plan(resolution, width, cardinality, blocks)
+            v[::-1] for v in stage_plan(resolution, width, cardinality, blocks, expansion)
         )
         total, side = sum(counts), BASIS_SIZE[resolution]
         self.from_image = conv(channels, widths[0])

@@ -26,7 +26,7 @@ from itertools import pairwise
 import torch.nn.functional as F
 from torch import nn
 
-from .common import check_choice, maybe_spectral_norm
+from .common import check_choice, check_widths, maybe_spectral_norm
 from .sngan import xavier
 
 RESOLUTIONS = (64,)
@@ -83,11 +83,14 @@ class DownBlock(nn.Module):
 
 
 class ResNet64Generator(nn.Module):
+    resolutions = RESOLUTIONS  # read by ganx.methods through the config's _target_
+
     def __init__(
         self, latent_dim: int = 128, resolution: int = 64, channels: int = 3, dim: int = 64
     ):
         super().__init__()
-        check_choice("model.resolution (resnet64)", resolution, RESOLUTIONS)
+        check_choice("resolution", resolution, RESOLUTIONS)
+        check_widths(dim=dim)
         self.latent_dim, self.dim = latent_dim, dim
         self.linear = xavier(nn.Linear(latent_dim, 4 * 4 * 8 * dim), 1.0)
         widths = [8 * dim, 8 * dim, 4 * dim, 2 * dim, dim]
@@ -110,8 +113,9 @@ class ResNet64Discriminator(nn.Module):
         norm: str = "batch",
     ):
         super().__init__()
-        check_choice("model.resolution (resnet64)", resolution, RESOLUTIONS)
-        check_choice("model.discriminator.norm (resnet64)", norm, NORMS)
+        check_choice("resolution", resolution, RESOLUTIONS)
+        check_choice("norm", norm, NORMS)
+        check_widths(dim=dim)
         sn = spectral_norm
         self.stem = maybe_spectral_norm(conv(channels, dim, 3, 1.0), sn)
         widths = [dim, 2 * dim, 4 * dim, 8 * dim, 8 * dim]

@@ -36,7 +36,7 @@ from itertools import pairwise
 import torch.nn.functional as F
 from torch import nn
 
-from .common import check_choice, maybe_spectral_norm
+from .common import check_choice, check_widths, maybe_spectral_norm
 
 RESOLUTIONS = (32, 48)
 MIMICRY_WIDTHS = {32: (256, 128), 48: (512, 1024)}  # resolution -> (ngf, ndf)
@@ -129,6 +129,8 @@ class DiscriminatorBlock(nn.Module):
 
 
 class SNGANGenerator(nn.Module):
+    resolutions = RESOLUTIONS  # read by ganx.methods through the config's _target_
+
     def __init__(
         self,
         latent_dim: int = 128,
@@ -138,8 +140,9 @@ class SNGANGenerator(nn.Module):
         upsample: str = "bilinear",
     ):
         super().__init__()
-        check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
-        check_choice("model.generator.upsample", upsample, UPSAMPLING)
+        check_choice("resolution", resolution, RESOLUTIONS)
+        check_choice("upsample", upsample, UPSAMPLING)
+        check_widths(ngf=ngf)
         ngf = ngf or MIMICRY_WIDTHS[resolution][0]
         widths = generator_widths(resolution, ngf)
         self.latent_dim, self.ngf, self.bottom = latent_dim, ngf, resolution // 8
@@ -163,8 +166,9 @@ class SNGANDiscriminator(nn.Module):
         hidden_width: str = "input",
     ):
         super().__init__()
-        check_choice("model.resolution (sngan)", resolution, RESOLUTIONS)
-        check_choice("model.discriminator.hidden_width", hidden_width, HIDDEN_WIDTHS)
+        check_choice("resolution", resolution, RESOLUTIONS)
+        check_choice("hidden_width", hidden_width, HIDDEN_WIDTHS)
+        check_widths(ndf=ndf)
         sn = self.sn = spectral_norm
         ndf = self.ndf = ndf or MIMICRY_WIDTHS[resolution][1]
         local_plan, self.global_width = discriminator_plan(resolution, ndf)
@@ -228,6 +232,7 @@ class InfoMaxDiscriminator(SNGANDiscriminator):
         hidden_width: str = "input",
     ):
         super().__init__(resolution, channels, ndf, spectral_norm, hidden_width)
+        check_widths(nrkhs=nrkhs)
 
         def sn(layer):
             return maybe_spectral_norm(xavier(layer, 1.0), self.sn)

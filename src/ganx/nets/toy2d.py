@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .common import check_choice, maybe_spectral_norm
+from .common import check_choice, check_widths, maybe_spectral_norm
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -26,7 +26,8 @@ def mlp(
     activation: str = "relu",
     init_std: float | None = None,
 ):
-    check_choice("model activation", activation, ACTIVATIONS)
+    check_choice("activation", activation, ACTIVATIONS)
+    check_widths(hidden=hidden, depth=depth)
     layers, linears = [], []
     for _ in range(depth):
         linears.append(nn.Linear(width_in, hidden))
@@ -42,6 +43,13 @@ def mlp(
 
 
 class Toy2dGenerator(nn.Module):
+    data = "points"  # trains on the toy data sets, not images (read through _target_)
+
+    @staticmethod
+    def resolutions(settings) -> tuple[int, ...]:
+        """The data set's dimension (its ``resolution``) must be the net's ``data_dim``."""
+        return (settings.get("data_dim", 2),)
+
     def __init__(
         self,
         latent_dim: int = 2,

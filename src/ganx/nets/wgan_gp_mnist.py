@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .common import check_choice, maybe_spectral_norm
+from .common import check_choice, check_widths, maybe_spectral_norm
 
 RESOLUTIONS = (28,)
 
@@ -27,11 +27,14 @@ def up(width_in: int, width_out: int) -> nn.ConvTranspose2d:
 
 
 class WGANGPMnistGenerator(nn.Module):
+    resolutions = RESOLUTIONS  # read by ganx.methods through the config's _target_
+
     def __init__(
         self, latent_dim: int = 128, resolution: int = 28, channels: int = 1, dim: int = 64
     ):
         super().__init__()
-        check_choice("model.resolution (wgan_gp_mnist)", resolution, RESOLUTIONS)
+        check_choice("resolution", resolution, RESOLUTIONS)
+        check_widths(dim=dim)
         self.latent_dim, self.dim = latent_dim, dim
         self.linear = nn.Linear(latent_dim, 4 * 4 * 4 * dim)
         self.up1, self.up2, self.up3 = up(4 * dim, 2 * dim), up(2 * dim, dim), up(dim, channels)
@@ -47,7 +50,8 @@ class WGANGPMnistCritic(nn.Module):
         self, resolution: int = 28, channels: int = 1, dim: int = 64, spectral_norm: bool = False
     ):
         super().__init__()
-        check_choice("model.resolution (wgan_gp_mnist)", resolution, RESOLUTIONS)
+        check_choice("resolution", resolution, RESOLUTIONS)
+        check_widths(dim=dim)
         layers, width_in = [], channels
         for width in (dim, 2 * dim, 4 * dim):
             conv = nn.Conv2d(width_in, width, 5, stride=2, padding=2)
