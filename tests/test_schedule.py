@@ -66,3 +66,9 @@ def test_a_periodic_action_is_one_entry_of_the_table_and_its_every_key(monkeypat
     assert due(4, cfg, stop_requested=True).actions == ("sample_grid", "logit_histogram")
     off = compose_cfg("train.steps=10", "+histogram.every=null")
     assert steps_where(off, "logit_histogram") == []
+
+
+def test_every_periodic_action_is_a_method_of_outputs():
+    from ganx.outputs import Outputs
+
+    assert all(callable(getattr(Outputs, method, None)) for method in schedule.ACTIONS.values())

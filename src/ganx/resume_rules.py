@@ -40,8 +40,11 @@ RESUME_MAY_CHANGE = (
     "dataset.root",
     "dataset.num_workers",
     "dataset.on_device",
-    "dataset.in_memory",
     "dataset.download",
+    # the data set builder's copies of those three (interpolations, resolved in a checkpoint)
+    "dataset.source.root",
+    "dataset.source.in_memory",
+    "dataset.source.download",
     "dataset.metrics",  # the default of eval.metrics, which itself may not change
 )
 
@@ -98,7 +101,9 @@ SAME_UNDER_ANY_VALUE = {
 
 
 def matches_any(key: str, entries: tuple[str, ...]) -> bool:
-    return any(fnmatchcase(key, entry) for entry in entries)
+    """``key`` is an entry, matches its pattern, or is the section ``X`` of an ``X.*`` (emptied:
+    ``logger=[]``)."""
+    return any(fnmatchcase(key, entry) or f"{key}.*" == entry for entry in entries)
 
 
 def may_change(key: str) -> bool:
