@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 from ganx_cli import GANX_TRAIN, TINY_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +20,7 @@ EDIT = re.compile(
     r'^( *)<!-- edit (\S+) (before|after) "(.*?)" -->\n\1```\w*\n(.*?)\n\1```', re.S | re.M
 )
 TAG = "D/logits_fixed_noise"
+mutants = load_script("mutants")  # its copy of the package, for PYTHONPATH
 
 pytestmark = pytest.mark.slow  # ganx-train in subprocesses
 
@@ -39,7 +41,8 @@ def apply(edit: tuple[str, str, str, str], package: Path) -> None:
     """One block into the copy: before (then a blank line) or after the first line that starts,
     indentation aside, with the anchor."""
     file, where, anchor, code = edit
-    path = package / file.removeprefix("src/ganx/") if file.startswith("src/") else package / file
+    path = mutants.in_copy(package, file)
+    assert path is not None, f"the recipe edits {file}, outside the package"
     lines = path.read_text().splitlines(keepends=True)
     at = next((i for i, line in enumerate(lines) if line.strip().startswith(anchor)), None)
     assert at is not None, f"the recipe's anchor {anchor!r} is not in {file}"
@@ -49,14 +52,12 @@ def apply(edit: tuple[str, str, str, str], package: Path) -> None:
 
 
 def package_copy(tmp_path: Path, name: str) -> Path:
-    """src/ganx and conf copied into tmp_path/src (as the installed package lays them out), with
-    the recipe's edits applied; returns the folder for PYTHONPATH."""
+    """The package as scripts/mutants.py copies it (src/ganx with conf/ as ganx/conf) into
+    tmp_path/src, with the recipe's edits applied; returns the folder for PYTHONPATH."""
     src = tmp_path / "src"
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(ROOT / "src" / "ganx", src / "ganx", ignore=ignore)
-    shutil.copytree(ROOT / "conf", src / "ganx" / "conf", ignore=ignore)
+    package = mutants.package_copy(src)
     for edit in recipe_edits(name):
-        apply(edit, src / "ganx")
+        apply(edit, package)
     return src
 
 

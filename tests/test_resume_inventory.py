@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import compose_cfg
-from ganx_cli import TINY_ARGS, ganx_train_here, snapshot
+from ganx_cli import TINY_ARGS, ganx_train_here, run_here, snapshot
 from omegaconf import OmegaConf
 from test_key_coverage import key_coverage
 from test_resume_eval import assert_trees_equal, last_state
@@ -127,6 +127,8 @@ def test_an_older_checkpoint_resumes_as_it_ran_and_refuses_a_new_behaviour(tmp_p
     """ganx-train resumes a checkpoint whose config lacks train.ema_start (as if written before
     the key existed) exactly as it resumes the same checkpoint with the key; the command line
     setting a non-default value of it is refused, naming the value that resumes it."""
+    from ganx.train import main
+
     pieces = {}
     for name in ("current", "older"):
         run = tmp_path / name
@@ -145,8 +147,12 @@ def test_an_older_checkpoint_resumes_as_it_ran_and_refuses_a_new_behaviour(tmp_p
     )
     assert snapshot(pieces["older"]) == before  # nothing written
     for run in pieces.values():
-        code, err = ganx_train_here(*TINY_ARGS, f"hydra.run.dir={run}", "resume=auto")
+        code, out, err = run_here(
+            main, "ganx-train", *TINY_ARGS, f"hydra.run.dir={run}", "resume=auto"
+        )
         assert code == 0, err
+        said = f"resuming {run} at step 2 of 4 with its own settings; changed: nothing"
+        assert said in out + err  # an older checkpoint at its defaults: no change
     older = torch.load(pieces["older"] / "checkpoints" / "last.pt", weights_only=True)
     assert older["step"] == 4
     assert older["config"]["train"]["ema_start"] == 0  # the resumed run records it

@@ -1,5 +1,6 @@
 """The schedule: a pure function of the step and the config (so every rank agrees)."""
 
+import pytest
 from conftest import compose_cfg
 from key_cover import override
 
@@ -57,18 +58,31 @@ def test_no_metrics_no_evaluation():
 
 def test_a_periodic_action_is_one_entry_of_the_table_and_its_every_key(monkeypatch):
     """An entry of schedule.ACTIONS is due every its key's steps and at the last step of an
-    invocation, after the actions before it; an every of null turns it off."""
+    invocation, after the actions before it; a config without its key does not run it."""
     monkeypatch.setitem(schedule.ACTIONS, "histogram.every", "logit_histogram")
     cfg = compose_cfg("train.steps=10", "sample.every=4", "+histogram.every=3")
     assert steps_where(cfg, "logit_histogram") == [3, 6, 9, 10]
     assert due(8, cfg).actions == ("sample_grid",)
     assert due(10, cfg).actions == ("sample_grid", "logit_histogram")
     assert due(4, cfg, stop_requested=True).actions == ("sample_grid", "logit_histogram")
-    off = compose_cfg("train.steps=10", "+histogram.every=null")
-    assert steps_where(off, "logit_histogram") == []
+    assert steps_where(compose_cfg("train.steps=10"), "logit_histogram") == []
 
 
 def test_every_periodic_action_is_a_method_of_outputs():
     from ganx.outputs import Outputs
 
     assert all(callable(getattr(Outputs, method, None)) for method in schedule.ACTIONS.values())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="validate.py checks every *.every key by pattern on the schema branch (issue 27): "
+    "when it is merged this passes, and this mark goes",
+)
+def test_a_new_every_key_is_validated_by_pattern():
+    """docs/ARCHITECTURE.md, Recipes, A periodic action: no validate.py edit for its key."""
+    from ganx.errors import ConfigError
+    from ganx.validate import validate
+
+    with pytest.raises(ConfigError, match="logits.every"):
+        validate(compose_cfg("+logits.every=-2"))

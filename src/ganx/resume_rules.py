@@ -144,6 +144,12 @@ def predating(changed: dict, saved: dict) -> tuple[dict, dict]:
     return kept, defaults
 
 
+def changes(saved: dict, cfg: DictConfig) -> dict[str, tuple]:
+    """What this run changes of a checkpoint's config: :func:`differences` without the settings
+    the checkpoint predates that have the value it ran with."""
+    return predating(differences(saved, cfg), saved)[0]
+
+
 def allowed_changes(saved: dict, cfg: DictConfig, path: Path) -> dict[str, tuple]:
     """The changes this resume makes; raises :class:`CheckpointError` (the checkpoint does not
     fit this run) naming every change it may not make."""
