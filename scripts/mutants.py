@@ -579,6 +579,23 @@ MUTATIONS = [
         f"{T_TRAIN}::test_resume_with_other_shapes_fails_clearly",
     ),
     m(
+        "predated_setting_any_value",
+        RESUME_RULES,
+        "        ran_so = key in defaults and now == defaults[key]\n",
+        "        ran_so = key in defaults\n",
+        "a checkpoint from before a setting resumes with any value of it, not only the one it ran",
+        "test_resume_inventory.py::test_a_setting_the_checkpoint_predates_resumes_at_its_default_only",
+    ),
+    m(
+        "periodic_action_skipped_at_the_end",
+        "src/ganx/schedule.py",
+        "if step % every == 0 or final)",
+        "if step % every == 0)",
+        "the last step of a run (or of a paused invocation) has no sample grid",
+        "test_schedule.py::test_a_periodic_action_is_one_entry_of_the_table_and_its_every_key",
+        "test_schedule.py::test_stop_at_and_a_stop_request_end_with_a_checkpoint",
+    ),
+    m(
         "best_mode_inverted",
         OUTPUTS,
         'value > best if mode == "max" else value < best',
@@ -963,21 +980,30 @@ class MutationError(RuntimeError):
     pass
 
 
-def mutated_package(mutation: Mutation, into: Path) -> None:
+def package_copy(into: Path) -> Path:
     """Copy src/ganx (with conf/ as ganx/conf, as the installed package has it) into ``into``
-    and apply ``mutation`` to the copy."""
-    shutil.copytree(
-        ROOT / "src" / "ganx", into / "ganx", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copytree(
-        ROOT / "conf", into / "ganx" / "conf", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    relative = Path(mutation.file)
+    (the folder for PYTHONPATH); returns the copy's ``ganx`` folder."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "src" / "ganx", into / "ganx", ignore=ignore)
+    shutil.copytree(ROOT / "conf", into / "ganx" / "conf", ignore=ignore)
+    return into / "ganx"
+
+
+def in_copy(package: Path, file: str) -> Path | None:
+    """Where a repository file (``src/ganx/x.py``, ``conf/x.yaml``) is in a :func:`package_copy`
+    (``package``: its ``ganx`` folder); None for a file outside the package."""
+    relative = Path(file)
     if relative.parts[:2] == ("src", "ganx"):
-        target = into / "ganx" / Path(*relative.parts[2:])
-    elif relative.parts[0] == "conf":
-        target = into / "ganx" / "conf" / Path(*relative.parts[1:])
-    else:
+        return package / Path(*relative.parts[2:])
+    if relative.parts[0] == "conf":
+        return package / "conf" / Path(*relative.parts[1:])
+    return None
+
+
+def mutated_package(mutation: Mutation, into: Path) -> None:
+    """:func:`package_copy` into ``into``, with ``mutation`` applied to the copy."""
+    target = in_copy(package_copy(into), mutation.file)
+    if target is None:
         raise MutationError(f"{mutation.name}: {mutation.file} is not part of the package")
     text = target.read_text()
     count = text.count(mutation.old)

@@ -70,6 +70,7 @@ def load_script(name: str):
     path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # registered first: a script's dataclasses look themselves up
     spec.loader.exec_module(module)
     return module
 

@@ -241,3 +241,34 @@ def test_missing_tracker_package_is_refused_before_anything_is_written(tmp_path,
         with pytest.raises(ConfigError, match=rf"logger={name}: .*pip install 'ganx\[{name}\]'"):
             prepare(cfg)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_media_method_of_the_tracker_base_reaches_every_tracker_with_its_default(monkeypatch):
+    """A new kind of media is one method on Tracker: Trackers passes each add_*/log_* method of
+    Tracker on (fan_out), a tracker that overrides it gets its own call, one that does not
+    (Recorder: a user's own, not derived from Tracker) gets Tracker's default."""
+    from ganx import trackers
+
+    def add_histogram(self, tag, values, step):
+        self.add_scalar(f"{tag}/mean", float(values.mean()), step)
+
+    monkeypatch.setattr(trackers.Tracker, "add_histogram", add_histogram, raising=False)
+    fanned = trackers.fan_out("add_histogram")
+    monkeypatch.setattr(trackers.Trackers, "add_histogram", fanned, raising=False)
+    media = {n for n in vars(trackers.Tracker) if n.startswith(("add_", "log_"))}
+    assert media <= set(vars(trackers.Trackers))  # the ones Tracker has: each passed on
+
+    class Native(Recorder):
+        def add_histogram(self, tag, values, step):
+            CALLS.append(("histogram", tag, step))
+
+    CALLS.clear()
+    both = trackers.Trackers([Recorder("d"), Native("d")])
+    both.add_histogram("D/logits", torch.tensor([1.0, 3.0]), 7)
+    both.log_text("config", "a: 1", 7)
+    assert CALLS[2:] == [
+        ("scalar", "D/logits/mean", 7),
+        ("histogram", "D/logits", 7),
+        ("text", "config", "a: 1"),
+        ("text", "config", "a: 1"),
+    ]

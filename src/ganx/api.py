@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ def compose(*overrides: str, config_name: str = "config") -> DictConfig:
     from hydra import initialize_config_module
     from omegaconf import open_dict
 
+    from .defaults import outside_any_hydra_app
     from .train import register_resolvers
 
     register_resolvers()
@@ -30,24 +30,6 @@ def compose(*overrides: str, config_name: str = "config") -> DictConfig:
     if config_name == "config":  # what fit records as the run's command line
         COMPOSED[id(cfg)] = (cfg, list(overrides))
     return cfg
-
-
-@contextlib.contextmanager
-def outside_any_hydra_app():
-    """Inside a user's own Hydra app (``@hydra.main``), Hydra's global state is taken: set it
-    aside while ganx composes its own config, and put it back afterwards."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
-
-    if not GlobalHydra.instance().is_initialized():
-        yield
-        return
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
-    try:
-        yield
-    finally:
-        restore_gh_from_backup(backup)
 
 
 # configs made by compose (kept alive, so an id is never reused) and their overrides

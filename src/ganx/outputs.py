@@ -240,11 +240,11 @@ class Outputs:
         checked for NaN/inf, so a diverged run raises here, before (2) could save a non-finite
         state; (2) ``last.pt`` (and a ``step_*.pt`` copy): the step is saved before anything
         that may fail or take long; (3) evaluate (rank 0; no collective, no training RNG);
-        (4) the log record with the metrics (also when (3) raised); (5) the sample grid;
-        (6) the best value: when it improved, ``last.pt`` again (so a resume knows it), then
-        ``best.pt``, after ``last.pt``: a crash between them leaves a last.pt that already names
-        the best. ``interruptible()`` wraps the evaluation: a signal during it abandons it
-        (:class:`EvaluationInterrupted`)."""
+        (4) the log record with the metrics (also when (3) raised); (5) the periodic actions
+        due (rank 0, ``schedule.ACTIONS``: the sample grid, ...); (6) the best value: when it
+        improved, ``last.pt`` again (so a resume knows it), then ``best.pt``, after ``last.pt``:
+        a crash between them leaves a last.pt that already names the best. ``interruptible()``
+        wraps the evaluation: a signal during it abandons it (:class:`EvaluationInterrupted`)."""
         main = self.ranks.is_main
         # the record's time_s: when the step ended, so last.pt's elapsed_s is never behind it
         self.step_ended = time.time()
@@ -266,9 +266,9 @@ class Outputs:
         if means is not None:
             self.stage = "the log record"
             self.last_values = self.flush(state, means, evaluated)
-        if due.sample and main:
-            self.stage = "the sample grid"
-            self.save_grid(state)
+        for action in due.actions if main else ():
+            self.stage = f"the {action.replace('_', ' ')}"  # "the sample grid"
+            getattr(self, action)(state)
         self.stage = "the best checkpoint"
         if self.update_best(state, evaluated):
             if due.checkpoint:
@@ -342,7 +342,8 @@ class Outputs:
                 f.write(json.dumps({k: finite_or_none(v) for k, v in record.items()}) + "\n")
         return record
 
-    def save_grid(self, state: TrainingState) -> None:
+    def sample_grid(self, state: TrainingState) -> None:
+        """A grid of samples from the fixed noise (``sample.every``)."""
         with preserved_rng():  # a generator with dropout would draw from the training streams
             images = generate(state.eval_generator, state.fixed_noise, self.cfg.sample.bn_stats)
         path = self.sample_dir / f"step_{state.step:07d}.png"

@@ -16,12 +16,12 @@ trains to its ``train.steps``).
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from .resume_rules import ADDED_SETTINGS, flatten
+from .defaults import flatten, predated
+from .resume_rules import ADDED_SETTINGS
 
 PER_INVOCATION = ("resume", "start_over", "train.stop_at")
 
@@ -94,44 +94,18 @@ def preset_keys_by_compose(config_name: str) -> Callable[[str], list[str]]:
 
 
 def filled(saved: dict, current: dict) -> dict:
-    """``saved`` with the settings added to ganx since it was written: a section it lacks
-    entirely from ``current``; a key of :data:`ADDED_SETTINGS` missing from a section it has, at
-    the value that does what ganx did before the key existed, where that section takes the key
-    (never a value of ``current``'s group choice: a hinge run must not get the default loss's
-    keys, a DCGAN generator not an SNGAN one's)."""
+    """``saved`` with the settings added to ganx since it was written, each at the value the
+    checkpoint ran with (:func:`ganx.defaults.predated`: the default for the checkpoint's own
+    group choices, never a key of ``current``'s group choice: a hinge run must not get the
+    default loss's keys, a DCGAN generator not an SNGAN one's); a top-level section no default
+    gives, from ``current``."""
     out = copy.deepcopy(saved)
+    for path, value in predated(saved, ADDED_SETTINGS).items():
+        _set(out, path, value)
     for key, value in current.items():
         if key not in out:
             out[key] = copy.deepcopy(value)
-    for path, neutral in {**ADDED_SETTINGS, "dataset.subset": None}.items():
-        parent, _, name = path.rpartition(".")
-        try:
-            section = _get(out, parent)
-        except KeyError:
-            continue
-        if isinstance(section, dict) and name not in section and _takes(section, current, path):
-            section[name] = neutral
     return out
-
-
-def _takes(section: dict, current: dict, path: str) -> bool:
-    """Whether ``section`` has the setting at ``path``: its ``_target_`` accepts the name, or,
-    for a section without one (``train``, ``dataset``), this version's config has the key."""
-    name = path.rpartition(".")[2]
-    target = section.get("_target_")
-    if target is None:
-        try:
-            _get(current, path)
-        except KeyError:
-            return False
-        return True
-    from hydra.utils import get_object
-
-    try:
-        parameters = inspect.signature(get_object(target)).parameters
-    except (ImportError, AttributeError, ValueError, TypeError):
-        return False
-    return name in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
 
 
 def continued_config(saved: dict, cfg: DictConfig, given: list[str]) -> DictConfig:

@@ -6,14 +6,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+# the periodic actions: each one's `*.every` key -> the method of ganx.outputs.Outputs that runs
+# it (rank 0, after the step's log record, in this order), due every that many G steps and at
+# the last step of each invocation (never in a config without the key). A new periodic action
+# is its key in conf/config.yaml, one entry here, and its method in outputs.py
+# (docs/ARCHITECTURE.md, Recipes).
+ACTIONS = {
+    "sample.every": "sample_grid",  # a sample grid from the fixed noise
+}
 
 
 @dataclass(frozen=True)
 class Due:
     evaluate: bool  # eval.metrics (rank 0 computes them; the others only flush)
     flush: bool  # log means: all-reduced, checked for NaN/inf, written by rank 0
-    sample: bool  # a sample grid
+    actions: tuple[str, ...]  # the periodic actions due (their Outputs methods, as in ACTIONS)
     checkpoint: bool  # last.pt
     keep_copy: bool  # and a step_XXXXXXX.pt copy (ckpt.every, eval.at)
     pause: bool  # train.stop_at reached before train.steps: end this invocation
@@ -32,7 +41,7 @@ class Plan:
     eval_every: int
     ckpt_every: int
     log_every: int
-    sample_every: int
+    actions: tuple[tuple[str, int], ...]  # (Outputs method, every) of each action that is on
 
 
 def plan(cfg: DictConfig) -> Plan:
@@ -46,7 +55,11 @@ def plan(cfg: DictConfig) -> Plan:
         eval_every=cfg.eval.every,
         ckpt_every=cfg.ckpt.every,
         log_every=cfg.log.every,
-        sample_every=cfg.sample.every,
+        actions=tuple(
+            (method, every)
+            for key, method in ACTIONS.items()
+            if (every := OmegaConf.select(cfg, key, default=None))
+        ),
     )
 
 
@@ -71,7 +84,7 @@ def due(step: int, cfg: DictConfig | Plan, stop_requested: bool = False) -> Due:
     return Due(
         evaluate=evaluate,
         flush=flush,
-        sample=step % p.sample_every == 0 or final,
+        actions=tuple(method for method, every in p.actions if step % every == 0 or final),
         checkpoint=checkpoint,
         keep_copy=keep_copy,
         pause=step == p.stop_at and p.stop_at < p.total,

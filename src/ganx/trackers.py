@@ -7,14 +7,17 @@ once: ``logger=[tensorboard,mlflow]``. Each tracker says at the end of a run whe
 is and the command that shows it (``where``).
 Each ``conf/logger/<name>.yaml`` names its class with ``_target_``; the class is built with
 ``(run_dir, resume_step, **options)``. A new tracker is one class here plus one YAML file.
+A new kind of media (a histogram, say) is one method on :class:`Tracker` with a default built
+on the methods every tracker has; :class:`Trackers` passes it on to each tracker unedited, and a
+tracker that shows that media natively overrides it.
 """
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 import time
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,20 +26,30 @@ import torch
 OPTIONAL_PACKAGES = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}
 
 
-class Tracker(Protocol):
+class Tracker(abc.ABC):
+    """What every tracker does. Its media methods (``add_*``, ``log_*``) reach every configured
+    tracker through :class:`Trackers`; one added here needs a default for the trackers that do
+    not override it."""
+
+    @abc.abstractmethod
     def add_scalar(self, tag: str, value: float, step: int) -> None: ...
 
+    @abc.abstractmethod
     def add_image(self, tag: str, image: torch.Tensor, step: int) -> None:
         """``image``: float CHW in [0, 1] (a grid from ``torchvision.utils.make_grid``)."""
 
+    @abc.abstractmethod
     def add_hparams(self, hparams: dict, metrics: dict[str, float]) -> None:
         """The run's composed method (flat, plain values) and its final and best metrics."""
 
+    @abc.abstractmethod
     def log_text(self, tag: str, text: str, step: int) -> None: ...
 
+    @abc.abstractmethod
     def where(self) -> str:
         """One line for the end of the run: where the record is, how to look at it."""
 
+    @abc.abstractmethod
     def close(self) -> None: ...
 
 
@@ -54,7 +67,7 @@ def figure_to_image(figure) -> torch.Tensor:
     return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float() / 255
 
 
-class TensorboardTracker:
+class TensorboardTracker(Tracker):
     """``tb/`` in the run directory. HParams go into the same event files as the scalars, so
     ``tensorboard --logdir SWEEP_DIR`` lists each run once and compares the runs of a sweep in
     its HParams tab."""
@@ -110,7 +123,7 @@ def mlflow_store(tracking_uri: str) -> tuple[str, Path | None]:
     return tracking_uri, None
 
 
-class MlflowTracker:
+class MlflowTracker(Tracker):
     """An MLflow run in a local SQLite store (``tracking_uri``, default ``sqlite:///mlflow.db``,
     the backend MLflow 3 recommends; ``mlflow ui --backend-store-uri sqlite:///mlflow.db``
     shows it); resuming the same run directory continues its MLflow run (the run id is kept in
@@ -193,7 +206,7 @@ class MlflowTracker:
         self.client.set_terminated(self.run_id)
 
 
-class WandbTracker:
+class WandbTracker(Tracker):
     """A Weights & Biases run under ``<run dir>/wandb``, offline by default (``mode``)."""
 
     def __init__(
@@ -245,31 +258,14 @@ class WandbTracker:
 
 
 class Trackers:
-    """Every configured tracker at once (none: nothing is logged, e.g. ranks other than 0)."""
+    """Every configured tracker at once (none: nothing is logged, e.g. ranks other than 0).
+    Each media method of :class:`Tracker` is passed on to every tracker (:func:`fan_out`)."""
 
     def __init__(self, trackers: list | None = None):
         self.trackers = list(trackers or [])
 
-    def add_scalar(self, tag, value, step):
-        for t in self.trackers:
-            t.add_scalar(tag, value, step)
-
-    def add_image(self, tag, image, step):
-        for t in self.trackers:
-            t.add_image(tag, image, step)
-
     def add_figure(self, tag, figure, step):
-        image = figure_to_image(figure)
-        for t in self.trackers:
-            t.add_image(tag, image, step)
-
-    def add_hparams(self, hparams, metrics):
-        for t in self.trackers:
-            t.add_hparams(hparams, metrics)
-
-    def log_text(self, tag, text, step):
-        for t in self.trackers:
-            t.log_text(tag, text, step)
+        self.add_image(tag, figure_to_image(figure), step)
 
     def flush(self):
         """The end of a step's scalars: trackers that batch them send them now."""
@@ -284,6 +280,27 @@ class Trackers:
     def close(self):
         for t in self.trackers:
             t.close()
+
+
+def fan_out(name: str):
+    """``Trackers.<name>``: the call on every tracker; one without the method (a user's own
+    that does not derive from :class:`Tracker`) gets :class:`Tracker`'s default."""
+    default = getattr(Tracker, name)
+
+    def call(self, *args, **kwargs):
+        for t in self.trackers:
+            method = getattr(t, name, None)
+            if method is None:
+                default(t, *args, **kwargs)
+            else:
+                method(*args, **kwargs)
+
+    call.__name__, call.__doc__ = name, default.__doc__
+    return call
+
+
+for _name in [n for n in vars(Tracker) if n.startswith(("add_", "log_"))]:
+    setattr(Trackers, _name, fan_out(_name))
 
 
 def check_installed(logger_cfg) -> None:

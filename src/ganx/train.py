@@ -78,7 +78,7 @@ def record(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -
     from . import rundir
     from .preflight import resume_source
     from .resume_config import resume_line
-    from .resume_rules import differences
+    from .resume_rules import changes as changes_of
 
     source = resume_source(cfg, run_dir)
     changes = {}
@@ -88,7 +88,7 @@ def record(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -
         saved = load(source, mmap=True)
         changes = {
             k: v
-            for k, v in differences(saved["config"], cfg).items()
+            for k, v in changes_of(saved["config"], cfg).items()
             if k not in ("resume", "start_over", "train.stop_at")
         }
         log.info(resume_line(run_dir, saved["step"], saved["config"]["train"]["steps"], changes))
