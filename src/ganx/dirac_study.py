@@ -32,10 +32,12 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError
 
-from .build import ConfigError, Parts, build_all
+from .build import ConfigError, Parts
+from .dirac_run import descend, dirac_parts, read_plan
+from .dirac_run import discriminator_loss as dirac_discriminator_loss
 from .report import markdown_table
 from .rng import seed_everything
-from .step import StepSettings, discriminator_loss, generator_loss, training_iteration
+from .step import StepSettings, generator_loss
 
 # study name -> (loss group choice, regularizers that make up that "loss")
 STUDY_LOSSES = {
@@ -221,10 +223,6 @@ def cell_config(base: DictConfig, loss: str, reg: str) -> DictConfig:
     return cfg
 
 
-def parameters(parts: Parts) -> torch.Tensor:
-    return torch.cat([parts.generator.theta.detach(), parts.discriminator.psi.detach()])
-
-
 def set_parameters(parts: Parts, theta: float, psi: float) -> None:
     with torch.no_grad():
         parts.generator.theta.fill_(theta)
@@ -234,19 +232,25 @@ def set_parameters(parts: Parts, theta: float, psi: float) -> None:
 def vector_field(
     parts: Parts, settings: StepSettings, theta: float, psi: float, seed: int = 0
 ) -> tuple[float, float]:
-    """(-dL_G/dtheta, -dL_D/dpsi) at (theta, psi), with the run's losses and penalties. The
-    seed is fixed so that stochastic terms (instance noise, GP's interpolation) use common
-    random numbers across evaluations (smooth finite differences)."""
+    """(-dL_G/dtheta, -dL_D/dpsi) at (theta, psi), with the run's losses and penalties (as
+    :func:`ganx.dirac_run.descend` takes them: both gradients from one call, G's loss with D
+    frozen). The seed is fixed so that stochastic terms (instance noise, GP's interpolation)
+    use common random numbers across evaluations (smooth finite differences)."""
     set_parameters(parts, theta, psi)
     # the CPU generator alone: torch.manual_seed also queues the CUDA seeds, recording a stack
     # trace each time (two thirds of a field's cost); every draw here is on the CPU
     torch.default_generator.manual_seed(seed)
     real = torch.zeros(parts.stream.batch_size, 1)
     fake = parts.generator(torch.zeros(len(real), 1)).detach()
-    d_total, _ = discriminator_loss(parts, real, fake, 0, 0, settings.total)
-    (d_grad,) = torch.autograd.grad(d_total, parts.discriminator.psi)
-    g_total, _ = generator_loss(parts, len(real), 0, settings, real=real)  # relativistic: reals
-    (g_grad,) = torch.autograd.grad(g_total, parts.generator.theta)
+    d_total = dirac_discriminator_loss(parts, real, fake, 0, settings.total)
+    parts.discriminator.requires_grad_(False)
+    try:
+        g_total, _ = generator_loss(parts, len(real), 0, settings, real=real)  # relativistic
+    finally:
+        parts.discriminator.requires_grad_(True)
+    g_grad, d_grad = torch.autograd.grad(
+        (g_total, d_total), (parts.generator.theta, parts.discriminator.psi)
+    )
     return -g_grad.item(), -d_grad.item()
 
 
@@ -286,21 +290,16 @@ def critical_gamma(
 
 
 def run_cell(loss: str, reg: str, cfg: DictConfig, base: DictConfig) -> Outcome:
+    """One cell: the Jacobian's eigenvalues at (0, 0), then ``cfg.steps`` steps of plain
+    gradient descent from ``cfg.start`` (:func:`ganx.dirac_run.descend`, the same trajectory
+    as ``training_iteration`` with the composed SGD: ``tests/test_dirac_run.py``)."""
     run_cfg = cell_config(base, loss, reg)
+    plan = read_plan(run_cfg)
     seed_everything(run_cfg.seed)
-    parts = build_all(run_cfg, torch.device("cpu"))
-    settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
+    parts = dirac_parts(run_cfg)
+    settings = StepSettings(plan.steps, plan.latent_dim, check=False)
     eig = jacobian_eigenvalues(parts, settings)
-    set_parameters(parts, *cfg.start)
-    points = [parameters(parts)]
-    d_steps = 0
-    simultaneous = run_cfg.train.updates == "simultaneous"
-    for step in range(run_cfg.train.steps):
-        _, d_steps = training_iteration(
-            parts, settings, step, d_steps, run_cfg.train.n_dis, simultaneous, parts.stream.next
-        )
-        points.append(parameters(parts))
-    trajectory = torch.stack(points)
+    trajectory = descend(parts, plan, tuple(cfg.start))
     final = trajectory[-1].norm().item()
     if not math.isfinite(final):
         final = math.inf
@@ -417,7 +416,7 @@ def field_on_grid(loss: str, reg: str, cfg: DictConfig, grid: torch.Tensor):
     """The gradient vector field (u, v) of one cell at every (theta, psi) of ``grid`` x
     ``grid`` (rows: psi, columns: theta), as :func:`vector_field` gives it."""
     run_cfg = cell_config(study_config(loss, study_regs(cfg), cfg), loss, reg)
-    parts = build_all(run_cfg, torch.device("cpu"))
+    parts = dirac_parts(run_cfg)
     settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
     field = [[vector_field(parts, settings, t.item(), p.item()) for t in grid] for p in grid]
     u = torch.tensor([[v[0] for v in row] for row in field])
@@ -546,7 +545,7 @@ def loss_critical_gamma(loss: str, base: DictConfig) -> float | None:
     if STUDY_LOSSES[loss][1]:
         return None
     run_cfg = cell_config(base, loss, "r1")
-    parts = build_all(run_cfg, torch.device("cpu"))
+    parts = dirac_parts(run_cfg)
     settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
     return critical_gamma(parts, settings)
 
