@@ -39,17 +39,12 @@ def through_descend(run_cfg, start) -> torch.Tensor:
     return descend(dirac_parts(run_cfg), read_plan(run_cfg), start)
 
 
-@pytest.mark.slow  # 240 cells, each run twice: make test (CI) runs it
-@pytest.mark.parametrize(
-    "updates,n_dis", [("simultaneous", 1), ("alternating", 2), ("simultaneous", 2)]
-)
-def test_every_cell_follows_training_iteration_bit_for_bit(updates, n_dis):
+def assert_cells_follow_training_iteration(losses, regs, updates: str, n_dis: int) -> None:
     torch.set_num_threads(1)
-    regs = list(STUDY_REGS)  # every regularizer the study offers, not only its default columns
     overrides = [f"updates={updates}", f"n_dis={n_dis}", "steps=8", "lr=0.3"]
     with initialize_config_module("ganx.conf", version_base="1.3"):
         cfg = compose("dirac_study", overrides=overrides + [f"regs=[{','.join(regs)}]"])
-        for loss in STUDY_LOSSES:
+        for loss in losses:
             base = study_config(loss, regs, cfg)
             for reg in regs:
                 run_cfg = cell_config(base, loss, reg)
@@ -58,6 +53,24 @@ def test_every_cell_follows_training_iteration_bit_for_bit(updates, n_dis):
                 got = through_descend(run_cfg, start)
                 torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
                 assert len(got) == 9, (loss, reg)
+
+
+@pytest.mark.parametrize("updates,n_dis", [("simultaneous", 1), ("alternating", 2)])
+def test_a_penalty_a_noise_and_a_relativistic_loss_follow_training_iteration(updates, n_dis):
+    """The fast share of the check below: R1 (a double backward), R1+R2, instance noise (random
+    draws on both players' inputs) and RpGAN (G's own real batch)."""
+    assert_cells_follow_training_iteration(
+        ["ns", "rpgan"], ["none", "r1+r2", "instance_noise"], updates, n_dis
+    )
+
+
+@pytest.mark.slow  # 240 cells, each run twice: make test (CI) runs it
+@pytest.mark.parametrize(
+    "updates,n_dis", [("simultaneous", 1), ("alternating", 2), ("simultaneous", 2)]
+)
+def test_every_cell_follows_training_iteration_bit_for_bit(updates, n_dis):
+    # every regularizer the study offers, not only its default columns
+    assert_cells_follow_training_iteration(list(STUDY_LOSSES), list(STUDY_REGS), updates, n_dis)
 
 
 def test_the_plan_refuses_what_plain_gradient_descent_does_not_do():
