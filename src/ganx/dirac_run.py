@@ -2,16 +2,17 @@
 share (:func:`descend`), its parts (:func:`dirac_parts`) and its settings read once from the
 composed config into plain values (:func:`read_plan`).
 
-Mescheder et al.'s own Dirac-GAN simulation takes explicit steps, ``theta += h_g * v1; psi +=
-h_d * v2`` (LMescheder/GAN_stability@d9bd7a9:notebooks/diracgan/simulate.py:16-19, simultaneous;
-:27-50 alternating); the Dirac-GAN code steps ``torch.optim.SGD`` with ``momentum=0.``
-(ChristophReich1996/Dirac-GAN@a41cebe:main.py:180-185). ``ganx-dirac`` composes that SGD, and
-its update for one parameter without momentum or weight decay is ``p.add_(grad, alpha=-lr)``
-(torch/optim/sgd.py, ``_single_tensor_sgd``); :func:`descend` applies exactly that update
-itself, without an optimizer: no ``zero_grad``, no step hooks or profiler records, no gradient
-norms, one ``torch.autograd.grad`` per player. With simultaneous updates both players'
-gradients are taken at the same point, so they come from one call over both losses (G's loss
-sees D frozen, D's loss a detached fake: the two gradients do not mix).
+Mescheder et al.'s own Dirac-GAN simulation takes explicit steps, ``theta += h_g * v1;
+psi += h_d * v2`` (LMescheder/GAN_stability@d9bd7a9:notebooks/diracgan/simulate.py:16-19,
+simultaneous; :27-52 alternating, G before D there); the Dirac-GAN code steps
+``torch.optim.SGD`` with ``momentum=0.`` (ChristophReich1996/Dirac-GAN@a41cebe:main.py:180-185).
+``ganx-dirac`` composes that SGD, whose update of a parameter without momentum or weight decay
+is ``p.add_(grad, alpha=-lr)`` (``torch.optim.sgd._single_tensor_sgd``, torch 2.14);
+:func:`descend` applies exactly that update itself, without an optimizer: no ``zero_grad``, no
+step hooks or profiler records, no gradient norms, one ``torch.autograd.grad`` call per
+gradient taken. With simultaneous updates both players' gradients are taken at the same point,
+so they come from one call over both losses (G's loss sees D frozen, D's loss a detached fake:
+the two gradients do not mix).
 
 The losses and penalties are ganx's own: ``parts.loss.d_loss``/``g_loss`` (G's through
 :func:`ganx.step.generator_loss`), each regularizer's input transforms and ``penalty`` on a
