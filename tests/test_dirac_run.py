@@ -89,3 +89,12 @@ def test_the_plan_refuses_what_plain_gradient_descent_does_not_do():
     lazy.reg.r1.interval = 4
     with pytest.raises(ConfigError, match=r"reg\.r1\.interval=4"):
         read_plan(lazy)
+
+
+def test_ganx_dirac_refuses_a_lazy_penalty_in_one_line_before_it_runs():
+    from ganx.dirac_study import check_study
+
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        cfg = compose("dirac_study", overrides=["+reg_settings.r1.interval=2"])
+    with pytest.raises(ConfigError, match=r"^reg_settings\.r1\.interval=2: the Dirac-GAN study"):
+        check_study(cfg)

@@ -601,6 +601,13 @@ def check_study(cfg: DictConfig) -> None:
         raise ConfigError(f"updates={cfg.updates!r}; allowed: simultaneous, alternating")
     if cfg.lr <= 0 or cfg.steps <= 0:
         raise ConfigError(f"lr={cfg.lr}, steps={cfg.steps}: both must be positive")
+    for name, settings in (cfg.reg_settings or {}).items():
+        interval = (settings or {}).get("interval", 1)
+        if interval != 1:  # the Dirac step (ganx.dirac_run) has no lazy regularisation
+            raise ConfigError(
+                f"reg_settings.{name}.interval={interval}: the Dirac-GAN study penalises "
+                "every D step (interval 1)"
+            )
 
 
 def loss_critical_gamma(loss: str, base: DictConfig) -> float | None:
