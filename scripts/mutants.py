@@ -273,6 +273,22 @@ MUTATIONS = [
         "test_dirac_toy.py::test_simultaneous_and_alternating_updates_differ",
     ),
     m(
+        "dirac_step_unweighted_penalty",
+        "src/ganx/dirac_run.py",
+        "total_loss = total_loss + reg.weight_at(step, total) * reg.interval * penalty",
+        "total_loss = total_loss + penalty",
+        "the Dirac-GAN's own step adds its penalties without their weight (gamma)",
+        "test_dirac_run.py::test_a_penalty_a_noise_and_a_relativistic_loss_follow_training_iteration",
+    ),
+    m(
+        "dirac_step_g_after_d",
+        "src/ganx/dirac_run.py",
+        "        if not plan.simultaneous:\n            pending = g_loss(parts, settings, step)",
+        "        if True:\n            pending = g_loss(parts, settings, step)",
+        "ganx-dirac's simultaneous updates take G's gradient after D moved (alternating)",
+        "test_dirac_run.py::test_a_penalty_a_noise_and_a_relativistic_loss_follow_training_iteration",
+    ),
+    m(
         "lr_decay_off",
         STATE,
         "lambda s: 1.0 - s / total",

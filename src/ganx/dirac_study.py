@@ -1,8 +1,11 @@
 """``ganx-dirac``: the Dirac-GAN convergence study of Mescheder et al. 2018 from the CLI.
 
 Every combination of ``losses`` x ``regs`` is the config ``ganx-train model=dirac dataset=dirac
-loss=L reg=R`` (composed by Hydra, built by the same code, trained by the same
-``training_iteration`` with plain gradient descent), started from (theta, psi) = (1, 1).
+loss=L reg=R`` (composed by Hydra, built by the same builders), trained by plain gradient
+descent (:func:`ganx.dirac_run.descend`: the trajectory of ``training_iteration`` with SGD, bit
+for bit, without the optimizer's overhead), started from (theta, psi) = (1, 1). The losses run
+in one forked process per core, each computing its row, its critical gamma and its cells'
+fields; then each loss's PNGs and the overview are drawn in the same processes.
 
     ganx-dirac out=dirac_out                       # the whole table and all plots
     ganx-dirac 'losses=[ns]' 'regs=[none,r1]' lr=0.05 updates=alternating
@@ -22,7 +25,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import hydra
@@ -32,11 +35,13 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError
 
-from .build import Parts, build_all
+from .build import Parts
 from .commands.report import markdown_table
+from .dirac_run import descend, dirac_parts, read_plan
+from .dirac_run import discriminator_loss as dirac_discriminator_loss
 from .errors import ConfigError
 from .rng import seed_everything
-from .step import StepSettings, discriminator_loss, generator_loss, training_iteration
+from .step import StepSettings, generator_loss
 
 # study name -> (loss group choice, regularizers that make up that "loss")
 STUDY_LOSSES = {
@@ -142,6 +147,7 @@ class Outcome:
     converged: bool
     expected: str
     predicted: list[complex]  # eigenvalues in closed form; empty where the theory is silent
+    field: tuple | None = None  # (u, v) on the plot grid, where the study computed it
 
 
 def study_config(loss: str, regs: list[str], cfg: DictConfig) -> DictConfig:
@@ -155,8 +161,9 @@ def study_config(loss: str, regs: list[str], cfg: DictConfig) -> DictConfig:
 
 @functools.lru_cache(maxsize=128)
 def composed_structure(loss: str, regs: tuple[str, ...]) -> DictConfig:
-    """The composed config of ``loss`` and ``regs`` before the study's values are set: read
-    only (callers get a copy through :func:`with_values`)."""
+    """The composed config of ``loss`` and ``regs`` before the study's values are set, cut to
+    :data:`RUN_KEYS` (every config copy of a cell and of a page request copies only these):
+    read only (callers get a copy through :func:`with_values`)."""
     loss_choice, loss_regs = STUDY_LOSSES[loss]
     named = dict.fromkeys(name for r in regs for name in cell_regs(r))
     selected = loss_regs + [r for r in named if r not in loss_regs]
@@ -175,7 +182,15 @@ def composed_structure(loss: str, regs: tuple[str, ...]) -> DictConfig:
         "+optim.g.foreach=false",
         "+optim.d.foreach=false",
     ]
-    return compose_ganx("config", overrides)
+    composed = compose_ganx("config", overrides)
+    structure = OmegaConf.masked_copy(composed, list(RUN_KEYS))
+    OmegaConf.set_struct(structure, True)  # a reg setting that is no key stays an error
+    return structure
+
+
+# what a Dirac run reads of the composed config (the builders, the step's plan, build_all's
+# hardware and augmentation switches); evaluation, logging and checkpoints play no part
+RUN_KEYS = ("seed", "model", "dataset", "train", "optim", "reg", "loss", "augment", "hardware")
 
 
 def compose_ganx(name: str, overrides: list[str]) -> DictConfig:
@@ -222,10 +237,6 @@ def cell_config(base: DictConfig, loss: str, reg: str) -> DictConfig:
     return cfg
 
 
-def parameters(parts: Parts) -> torch.Tensor:
-    return torch.cat([parts.generator.theta.detach(), parts.discriminator.psi.detach()])
-
-
 def set_parameters(parts: Parts, theta: float, psi: float) -> None:
     with torch.no_grad():
         parts.generator.theta.fill_(theta)
@@ -235,19 +246,25 @@ def set_parameters(parts: Parts, theta: float, psi: float) -> None:
 def vector_field(
     parts: Parts, settings: StepSettings, theta: float, psi: float, seed: int = 0
 ) -> tuple[float, float]:
-    """(-dL_G/dtheta, -dL_D/dpsi) at (theta, psi), with the run's losses and penalties. The
-    seed is fixed so that stochastic terms (instance noise, GP's interpolation) use common
-    random numbers across evaluations (smooth finite differences)."""
+    """(-dL_G/dtheta, -dL_D/dpsi) at (theta, psi), with the run's losses and penalties (as
+    :func:`ganx.dirac_run.descend` takes them: both gradients from one call, G's loss with D
+    frozen). The seed is fixed so that stochastic terms (instance noise, GP's interpolation)
+    use common random numbers across evaluations (smooth finite differences)."""
     set_parameters(parts, theta, psi)
     # the CPU generator alone: torch.manual_seed also queues the CUDA seeds, recording a stack
     # trace each time (two thirds of a field's cost); every draw here is on the CPU
     torch.default_generator.manual_seed(seed)
     real = torch.zeros(parts.stream.batch_size, 1)
     fake = parts.generator(torch.zeros(len(real), 1)).detach()
-    d_total, _ = discriminator_loss(parts, real, fake, 0, 0, settings.total)
-    (d_grad,) = torch.autograd.grad(d_total, parts.discriminator.psi)
-    g_total, _ = generator_loss(parts, len(real), 0, settings, real=real)  # relativistic: reals
-    (g_grad,) = torch.autograd.grad(g_total, parts.generator.theta)
+    d_total = dirac_discriminator_loss(parts, real, fake, 0, settings.total)
+    parts.discriminator.requires_grad_(False)
+    try:
+        g_total, _ = generator_loss(parts, len(real), 0, settings, real=real)  # relativistic
+    finally:
+        parts.discriminator.requires_grad_(True)
+    g_grad, d_grad = torch.autograd.grad(
+        (g_total, d_total), (parts.generator.theta, parts.discriminator.psi)
+    )
     return -g_grad.item(), -d_grad.item()
 
 
@@ -287,21 +304,16 @@ def critical_gamma(
 
 
 def run_cell(loss: str, reg: str, cfg: DictConfig, base: DictConfig) -> Outcome:
+    """One cell: the Jacobian's eigenvalues at (0, 0), then ``cfg.steps`` steps of plain
+    gradient descent from ``cfg.start`` (:func:`ganx.dirac_run.descend`, the same trajectory
+    as ``training_iteration`` with the composed SGD: ``tests/test_dirac_run.py``)."""
     run_cfg = cell_config(base, loss, reg)
+    plan = read_plan(run_cfg)
     seed_everything(run_cfg.seed)
-    parts = build_all(run_cfg, torch.device("cpu"))
-    settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
+    parts = dirac_parts(run_cfg)
+    settings = StepSettings(plan.steps, plan.latent_dim, check=False)
     eig = jacobian_eigenvalues(parts, settings)
-    set_parameters(parts, *cfg.start)
-    points = [parameters(parts)]
-    d_steps = 0
-    simultaneous = run_cfg.train.updates == "simultaneous"
-    for step in range(run_cfg.train.steps):
-        _, d_steps = training_iteration(
-            parts, settings, step, d_steps, run_cfg.train.n_dis, simultaneous, parts.stream.next
-        )
-        points.append(parameters(parts))
-    trajectory = torch.stack(points)
+    trajectory = descend(parts, plan, tuple(cfg.start))
     final = trajectory[-1].norm().item()
     if not math.isfinite(final):
         final = math.inf
@@ -417,13 +429,29 @@ def in_frame(path: torch.Tensor, extent: float) -> tuple[torch.Tensor, int | Non
 def field_on_grid(loss: str, reg: str, cfg: DictConfig, grid: torch.Tensor):
     """The gradient vector field (u, v) of one cell at every (theta, psi) of ``grid`` x
     ``grid`` (rows: psi, columns: theta), as :func:`vector_field` gives it."""
-    run_cfg = cell_config(study_config(loss, study_regs(cfg), cfg), loss, reg)
-    parts = build_all(run_cfg, torch.device("cpu"))
+    return cell_field(cell_config(study_config(loss, study_regs(cfg), cfg), loss, reg), grid)
+
+
+def cell_field(run_cfg: DictConfig, grid: torch.Tensor):
+    """:func:`field_on_grid` of a cell's config (fresh parts: a penalty's state, such as
+    LeCam's moving anchors, starts where the field's first evaluation always found it)."""
+    parts = dirac_parts(run_cfg)
     settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
     field = [[vector_field(parts, settings, t.item(), p.item()) for t in grid] for p in grid]
     u = torch.tensor([[v[0] for v in row] for row in field])
     v = torch.tensor([[v[1] for v in row] for row in field])
     return u, v
+
+
+def draw_frame(ax, extent: float) -> None:
+    """What every panel shares: the limits (a margin for the exit mark, which sits on the
+    frame), the labels and the tick size."""
+    margin = 0.06 * extent
+    ax.set_xlim(-extent - margin, extent + margin)
+    ax.set_ylim(-extent - margin, extent + margin)
+    ax.set_xlabel("theta", fontsize=7)
+    ax.set_ylabel("psi", fontsize=7)
+    ax.tick_params(labelsize=6)
 
 
 def draw_cell(ax, outcome: Outcome, cfg: DictConfig, grid: torch.Tensor, field=None) -> None:
@@ -440,13 +468,8 @@ def draw_cell(ax, outcome: Outcome, cfg: DictConfig, grid: torch.Tensor, field=N
     if left_at is not None:
         ax.plot(path[-1:, 0], path[-1:, 1], "x", color="tab:red", ms=7, mew=2, clip_on=False)
         verdict += f"; leaves the frame at step {left_at}"
-    margin = 0.06 * extent  # the exit mark sits on the frame: keep it visible
-    ax.set_xlim(-extent - margin, extent + margin)
-    ax.set_ylim(-extent - margin, extent + margin)
     ax.set_title(f"{outcome.loss} + {outcome.reg}\n{verdict}", fontsize=7)
-    ax.set_xlabel("theta", fontsize=7)
-    ax.set_ylabel("psi", fontsize=7)
-    ax.tick_params(labelsize=6)
+    draw_frame(ax, extent)
 
 
 def plot_grid(cfg: DictConfig) -> torch.Tensor:
@@ -455,7 +478,9 @@ def plot_grid(cfg: DictConfig) -> torch.Tensor:
 
 def overview_figure(outcomes: list[Outcome], cfg: DictConfig, fields: dict | None = None):
     """All cells in one figure, losses as rows and regularizers as columns; ``fields``:
-    each cell's (u, v) by (loss, reg), computed here where missing."""
+    each cell's (u, v) by (loss, reg), else its :attr:`Outcome.field`, else computed here.
+    Every panel has the same extent, so only the outer ones carry tick labels, and five ticks
+    a side (the ticks and tick labels of 60 panels were three quarters of its drawing time)."""
     import matplotlib.pyplot as plt
 
     grid = plot_grid(cfg)
@@ -477,54 +502,92 @@ def overview_figure(outcomes: list[Outcome], cfg: DictConfig, fields: dict | Non
     )
     for o in outcomes:
         ax = axes[losses.index(o.loss)][regs.index(o.reg)]
-        draw_cell(ax, o, cfg, grid, fields.get((o.loss, o.reg)))
+        draw_cell(ax, o, cfg, grid, fields.get((o.loss, o.reg), o.field))
+    ticks = torch.linspace(-cfg.plot.extent, cfg.plot.extent, 5).tolist()
+    for ax in axes.flat:  # five ticks a side on a 2.3 in panel (the cells' PNGs have nine)
+        ax.set_xticks(ticks)
+        ax.set_yticks(ticks)
+        ax.label_outer()
     return figure
 
 
+class CellCanvas:
+    """The one figure a process draws its cell PNGs on. Its axes, ticks and labels are the
+    same for every cell (one extent), so they are drawn once and kept as a background: a cell
+    restores it and draws only its own artists on top (field, trajectory, marks, title). A
+    fresh figure or a cleared axes per cell laid out and drew every tick label again (50 ms
+    of CPU per cell, against 14). Fixed margins fit the two-line title and the labels."""
+
+    def __init__(self, extent: float):
+        import matplotlib.pyplot as plt
+
+        self.figure, self.ax = plt.subplots(figsize=(4, 4), dpi=100)
+        self.figure.subplots_adjust(left=0.14, right=0.96, bottom=0.11, top=0.9)
+        draw_frame(self.ax, extent)
+        self.figure.canvas.draw()
+        self.background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+
+    def save(self, outcome: Outcome, cfg: DictConfig, grid: torch.Tensor, path: Path) -> None:
+        import matplotlib.image
+        import numpy as np
+
+        ax, canvas = self.ax, self.figure.canvas
+        draw_cell(ax, outcome, cfg, grid, outcome.field)
+        drawn = [*ax.collections, *ax.lines]
+        canvas.restore_region(self.background)
+        for artist in [*drawn, ax.title]:
+            ax.draw_artist(artist)
+        matplotlib.image.imsave(path, np.asarray(canvas.buffer_rgba()), dpi=100)
+        for artist in drawn:
+            artist.remove()
+        ax.set_title("")
+
+
 @functools.cache
-def cell_figure():
-    """The one figure a process draws its cell PNGs on (a figure per cell cost more than
-    drawing it), with fixed margins that fit the two-line title and the labels (a layout
-    engine would measure every tick label of every save)."""
+def cell_canvas(extent: float) -> CellCanvas:
+    return CellCanvas(extent)
+
+
+def plot_job(job: tuple[str, list[Outcome], DictConfig, Path]) -> int:
+    """``("cells", one loss's outcomes, ...)``: their PNGs; ``("overview", all, ...)``:
+    ``overview.png``. Returns the number of cell PNGs drawn."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4, 4))
-    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.11, top=0.9)
-    return fig, ax
-
-
-def cell_png(job: tuple[Outcome, DictConfig, Path]):
-    """Draw one cell's PNG; returns its field for the overview."""
-    outcome, cfg, out = job
+    kind, outcomes, cfg, out = job
+    if kind == "overview":
+        figure = overview_figure(outcomes, cfg)
+        figure.savefig(out / "overview.png", dpi=80)
+        plt.close(figure)
+        return 0
     grid = plot_grid(cfg)
-    field = field_on_grid(outcome.loss, outcome.reg, cfg, grid)
-    fig, ax = cell_figure()
-    ax.clear()
-    draw_cell(ax, outcome, cfg, grid, field)
-    fig.savefig(out / f"{outcome.loss}__{outcome.reg}.png", dpi=100)
-    return field
+    canvas = cell_canvas(float(cfg.plot.extent))
+    for o in outcomes:
+        canvas.save(o, cfg, grid, out / f"{o.loss}__{o.reg}.png")
+    return len(outcomes)
 
 
 def plot_outcomes(
     outcomes: list[Outcome], out: Path, cfg: DictConfig, progress=None, pool=None
 ) -> None:
-    """One PNG per cell (in ``pool``'s processes when given: :func:`forked_pool`), then
-    ``overview.png`` from the fields they computed."""
+    """One PNG per cell and ``overview.png``, each loss's PNGs and the overview a job of their
+    own (in ``pool``'s processes when given: :func:`forked_pool`); the fields come with the
+    outcomes (:func:`run_study` with ``fields``) or are computed here first."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    jobs = [(o, cfg, out) for o in outcomes]
-    fields = {}
-    drawn = (pool.imap if pool else map)(cell_png, jobs)
-    for i, (o, field) in enumerate(zip(outcomes, drawn, strict=True)):
-        fields[o.loss, o.reg] = field
+    grid = plot_grid(cfg)
+    outcomes = [
+        o if o.field is not None else replace(o, field=field_on_grid(o.loss, o.reg, cfg, grid))
+        for o in outcomes
+    ]
+    losses = dict.fromkeys(o.loss for o in outcomes)
+    jobs = [("overview", outcomes, cfg, out)]  # first: the longest job starts first
+    jobs += [("cells", [o for o in outcomes if o.loss == loss], cfg, out) for loss in losses]
+    done = 0
+    for drawn in (pool.imap_unordered if pool else map)(plot_job, jobs):
+        done += drawn
         if progress:
-            progress(f"plots: {i + 1}/{len(outcomes)}")
-    overview = overview_figure(outcomes, cfg, fields)
-    overview.savefig(out / "overview.png", dpi=80)
-    plt.close(overview)
+            progress(f"plots: {done}/{len(outcomes)}" if drawn else "plots: overview.png")
 
 
 def check_study(cfg: DictConfig) -> None:
@@ -539,6 +602,13 @@ def check_study(cfg: DictConfig) -> None:
         raise ConfigError(f"updates={cfg.updates!r}; allowed: simultaneous, alternating")
     if cfg.lr <= 0 or cfg.steps <= 0:
         raise ConfigError(f"lr={cfg.lr}, steps={cfg.steps}: both must be positive")
+    for name, settings in (cfg.reg_settings or {}).items():
+        interval = (settings or {}).get("interval", 1)
+        if interval != 1:  # the Dirac step (ganx.dirac_run) has no lazy regularisation
+            raise ConfigError(
+                f"reg_settings.{name}.interval={interval}: the Dirac-GAN study penalises "
+                "every D step (interval 1)"
+            )
 
 
 def loss_critical_gamma(loss: str, base: DictConfig) -> float | None:
@@ -547,7 +617,7 @@ def loss_critical_gamma(loss: str, base: DictConfig) -> float | None:
     if STUDY_LOSSES[loss][1]:
         return None
     run_cfg = cell_config(base, loss, "r1")
-    parts = build_all(run_cfg, torch.device("cpu"))
+    parts = dirac_parts(run_cfg)
     settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
     return critical_gamma(parts, settings)
 
@@ -557,38 +627,52 @@ def study_regs(cfg: DictConfig) -> list[str]:
     return list(cfg.regs) + ["r1"]
 
 
-def study_loss(job: tuple[str, DictConfig]) -> tuple[list[Outcome], float | None]:
-    """One row of the table: every regularizer of ``loss``, and its critical R1 gamma."""
-    loss, cfg = job
+def study_loss(job: tuple[str, DictConfig, bool]) -> tuple[list[Outcome], float | None]:
+    """One row of the table: every regularizer of ``loss`` (with its field on the plot grid
+    when ``fields``), and its critical R1 gamma."""
+    loss, cfg, fields = job
     torch.set_num_threads(1)  # scalar work: threads only add overhead
     base = study_config(loss, study_regs(cfg), cfg)  # one compose per loss
-    return [run_cell(loss, reg, cfg, base) for reg in cfg.regs], loss_critical_gamma(loss, base)
+    cells = [run_cell(loss, reg, cfg, base) for reg in cfg.regs]
+    if fields:  # here, where the loss's config is composed, not again in the plots' processes
+        grid = plot_grid(cfg)
+        cells = [replace(o, field=cell_field(cell_config(base, loss, o.reg), grid)) for o in cells]
+    return cells, loss_critical_gamma(loss, base)
 
 
-def run_study(cfg: DictConfig, progress=None, pool=None) -> tuple[list[Outcome], dict[str, float]]:
+def run_study(
+    cfg: DictConfig, progress=None, pool=None, fields: bool = False
+) -> tuple[list[Outcome], dict[str, float]]:
     """Every loss x reg cell, and the measured critical R1 gamma of each GAN-form loss;
-    ``progress(line)`` hears of each loss as it is done. With a (forked) ``pool`` the losses
-    run in its processes: every cell seeds itself, so the numbers do not change."""
+    ``progress(line)`` hears of each loss as it is done; ``fields``: each outcome brings its
+    field for the plots. With a (forked) ``pool`` the losses run in its processes: every cell
+    seeds itself, so the numbers do not change."""
     check_study(cfg)
     torch.set_num_threads(1)
     outcomes, gammas = [], {}
-    started = time.time()
-    rows = (pool.imap if pool else map)(study_loss, [(loss, cfg) for loss in cfg.losses])
+    jobs = [(loss, cfg, fields) for loss in cfg.losses]
+    rows = (pool.imap if pool else map)(study_loss, jobs)
     for loss, (cells, gamma) in zip(cfg.losses, rows, strict=True):
         outcomes += cells
         if gamma is not None:
             gammas[loss] = gamma
         if progress:
             total = len(cfg.losses) * len(cfg.regs)
-            progress(f"table: {len(outcomes)}/{total} runs ({loss}), {time.time() - started:.1f} s")
+            progress(f"table: {len(outcomes)}/{total} runs ({loss})")
     return outcomes, gammas
 
 
-def forked_pool():
+def forked_pool(plots: bool = False):
     """A pool of one forked process per core: the forks inherit Hydra's state and the
-    composed configs, and the cells and plots are independent."""
+    composed configs, and the cells and plots are independent. ``plots``: matplotlib is
+    imported first, once, for both."""
     import multiprocessing
 
+    if plots:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
     return multiprocessing.get_context("fork").Pool(os.cpu_count() or 1)
 
 
@@ -597,27 +681,20 @@ def hydra_main(cfg: DictConfig) -> None:
     started = time.time()
 
     def progress(line: str) -> None:
-        print(f"ganx-dirac: {line}", file=sys.stderr, flush=True)
+        print(f"ganx-dirac: {line}, {time.time() - started:.1f} s", file=sys.stderr, flush=True)
 
     try:
         check_study(cfg)
     except ConfigError as err:
         sys.exit(f"ganx-dirac: error: {err}")
     out = Path(cfg.out)
-    with forked_pool() as pool:
-        outcomes, gammas = run_study(cfg, progress, pool)
+    with forked_pool(cfg.plot.enabled) as pool:
+        outcomes, gammas = run_study(cfg, progress, pool, fields=cfg.plot.enabled)
         out.mkdir(parents=True, exist_ok=True)
         write_tables(outcomes, gammas, out, cfg)
         table_time = time.time() - started
-        if cfg.plot.enabled:
-            every = max(1, len(outcomes) // 6)
-
-            def plot_progress(line: str) -> None:  # a line per sixth of the plots
-                done = int(line.split()[1].split("/")[0])
-                if done % every == 0 or done == len(outcomes):
-                    progress(f"{line}, {time.time() - started:.1f} s")
-
-            plot_outcomes(outcomes, out, cfg, plot_progress, pool)
+        if cfg.plot.enabled:  # a line per loss's PNGs and one for the overview
+            plot_outcomes(outcomes, out, cfg, progress, pool)
     print((out / "table.md").read_text())
     print(
         f"table: {len(outcomes)} runs in {table_time:.1f} s; all files: "
