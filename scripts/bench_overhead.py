@@ -385,13 +385,18 @@ def measure_startup(rounds: int, before: bool) -> None:
             run = run_child(kind, "default", 2, [], first_only=True)
             first = {"wall": run["starts"][0] - run["launched"], "cpu": run["cpu_process"]}
             rows.setdefault(f"{kind}: default job to its first step", []).append(first)
-    print("start-up in s (whole processes, one thread, alternating; medians of the rounds)")
+    print(
+        "start-up in s (whole processes, one thread, alternating; medians of the rounds); "
+        "beyond import torch, and beyond torch + Adam (torch.optim imports torch._dynamo)"
+    )
     base = {k: statistics.median(r[k] for r in rows["import torch"]) for k in ("cpu", "wall")}
+    optim = statistics.median(r["cpu"] for r in rows["torch + Adam"])
     for name, runs in rows.items():
         med = {k: statistics.median(r[k] for r in runs) for k in ("cpu", "wall")}
         print(
             f"  {name:40s} CPU {med['cpu']:6.2f} ({med['cpu'] - base['cpu']:+.2f} over import "
-            f"torch), wall {med['wall']:6.2f} ({med['wall'] - base['wall']:+.2f})",
+            f"torch, {med['cpu'] - optim:+.2f} over torch + Adam), wall {med['wall']:6.2f} "
+            f"({med['wall'] - base['wall']:+.2f})",
             flush=True,
         )
 
@@ -403,10 +408,15 @@ def measure_sweep(jobs: int, steps: int, before: bool) -> None:
     for kind in kinds(before)[:-1]:
         run = run_child(kind, "toy", steps, ["-m", f"seed={seeds}"])
         training = sum(e - s for s, e in zip(run["starts"], run["ends"], strict=False))
+        # before the first step: the process's start-up and the pre-flight of every job
+        first = run["starts"][0] - run["launched"]
+        after = run["wall"] - first
         print(
             f"sweep ({kind}) of {jobs} toy runs of {steps} steps: {run['wall']:.1f} s wall, "
             f"training steps {training:.1f} s: {100 * (1 - training / run['wall']):.1f}% of the "
-            "wall time outside training steps",
+            f"wall time outside training steps; {first:.1f} s before the first step (start-up, "
+            f"every job's pre-flight), after it {100 * (1 - training / after):.1f}% outside "
+            "training steps",
             flush=True,
         )
 

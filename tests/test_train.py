@@ -34,6 +34,30 @@ def test_default_outputs(tmp_path):
     assert state["step"] == 4 and state["config"]["train"]["steps"] == 4
 
 
+def test_gradient_norms_on_every_flush_and_only_there(tmp_path):
+    """The loop asks the schedule once per step: the steps that end at a flush (log.every and
+    the final step) log gradient norms taken on that step; the steps between take none."""
+    import ganx.loop
+
+    taken = []
+    iterate = ganx.loop.iterate
+
+    def recording(state, it, log_step=None):
+        terms = iterate(state, it, log_step)
+        taken.append(any("grad_norm/D" in t for t in terms))
+        return terms
+
+    ganx.loop.iterate = recording
+    try:
+        train(compose_cfg("log.every=3", "ckpt.every=10", "train.steps=5"), tmp_path)
+    finally:
+        ganx.loop.iterate = iterate
+    assert taken == [False, False, True, False, True]
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [3, 5]
+    assert all(x["grad_norm/D"] > 0 and x["grad_norm/G"] > 0 for x in lines)
+
+
 def test_tensorboard_has_losses_and_regularizers(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

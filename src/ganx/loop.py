@@ -133,13 +133,15 @@ def iteration(cfg: DictConfig, state: TrainingState, ranks: Ranks) -> Iteration:
     )
 
 
-def iterate(state: TrainingState, it: Iteration) -> list:
+def iterate(state: TrainingState, it: Iteration, log_step: bool | None = None) -> list:
     """One G step of training: n_dis D steps and one G step; every rank takes rank 0's
     BatchNorm statistics; then the EMA and the learning rates follow G. Returns the logged
-    terms."""
+    terms. ``log_step``: this step ends at a log flush (default: as the schedule says)."""
     parts = state.parts
     # gradient norms are logged as taken on log steps; a stop request's extra flush has none
-    it.settings.log_step = schedule.due(state.step + 1, it.plan).flush
+    if log_step is None:
+        log_step = schedule.due(state.step + 1, it.plan).flush
+    it.settings.log_step = log_step
     terms, state.d_steps = training_iteration(
         parts, it.settings, state.step, state.d_steps, it.n_dis, it.updates, it.next_real, it.guard
     )
@@ -182,11 +184,14 @@ def run_steps(cfg: DictConfig, run_dir: Path, device: torch.device, ranks: Ranks
             outputs.announce(state)  # rank 0: start lines, the method, run.json, the config
             while state.step < plan.total:
                 complete, outputs.stage = False, f"training step {state.step + 1}"
-                outputs.add(iterate(state, it))
+                due = schedule.due(state.step + 1, plan)  # unless a stop request comes
+                outputs.add(iterate(state, it, due.flush))
                 complete = True
-                # a signal reaches one rank or several: all stop at the same step
-                stop_requested = collectives.any_rank(stop.signal is not None, device)
-                due = schedule.due(state.step, plan, stop_requested)
+                stop_requested = stop.signal is not None
+                if ranks.active:  # a signal reaches one rank or several: all stop together
+                    stop_requested = collectives.any_rank(stop_requested, device)
+                if stop_requested:
+                    due = schedule.due(state.step, plan, stop_requested)
                 outputs.after_step(state, due, stop.interruptible)
                 if due.pause:
                     status = "paused"

@@ -60,12 +60,15 @@ def require_finite(step: int, terms: dict[str, torch.Tensor], world: int = 1) ->
     a check is wanted every step, i.e. on CPU or with ``on_nonfinite=skip``). With several ranks
     the verdict is agreed first, so every rank raises (and skips or stops) together: a rank that
     skipped alone would also skip the gradient all-reduce the others wait in."""
-    values = [v if v.dtype == torch.float32 else v.float() for v in terms.values()]
-    # one check for all terms (a NaN/inf anywhere makes the sum so); names looked up if it fails
     bad = None
-    if not math.isfinite(torch.stack(values).sum().item()):
-        non_finite = (name for name, value in terms.items() if not torch.isfinite(value).all())
-        bad = next(non_finite, None)  # None: finite terms whose sum overflowed
+    if next(iter(terms.values())).device.type == "cpu":
+        # on the CPU a host read is cheap and stacking the terms is not: one read per term
+        bad = next((name for name, value in terms.items() if not math.isfinite(value.item())), None)
+    else:  # one sync for all terms (a NaN/inf anywhere makes the sum so); names if it fails
+        values = [v if v.dtype == torch.float32 else v.float() for v in terms.values()]
+        if not math.isfinite(torch.stack(values).sum().item()):
+            non_finite = (name for name, value in terms.items() if not torch.isfinite(value).all())
+            bad = next(non_finite, None)  # None: finite terms whose sum overflowed
     if world > 1:
         device = next(iter(terms.values())).device
         if any_rank(bad is not None, device) and bad is None:
@@ -130,6 +133,8 @@ def penalties_due(parts: Parts, d_step: int, phase: str = "main") -> dict:
     NVlabs/stylegan2-ada-pytorch@d72cc7d:training/training_loop.py:197-208, 271) it leaves the
     main pass for a ``lazy`` pass and optimiser step of its own, with ``folded`` it joins D's
     main pass."""
+    if not parts.regularizers:
+        return {}
     separate = parts.lazy_regularization == "separate"
     return {
         name: reg
@@ -180,7 +185,9 @@ def discriminator_loss(
         real_logits, fake_logits = forward(real).float(), forward(fake).float()
     terms = {"loss/D": parts.loss.d_loss(real_logits, fake_logits)} if phase == "main" else {}
     total_loss = terms.get("loss/D", 0.0)
-    batch = DiscriminatorPass(D, real, fake, real_logits, fake_logits, step, total)
+    batch = (
+        DiscriminatorPass(D, real, fake, real_logits, fake_logits, step, total) if active else None
+    )
     for name, reg in active.items():
         penalty = reg.penalty(batch)
         if penalty is None:
@@ -194,8 +201,8 @@ def discriminator_loss(
         # on the un-augmented images: the auxiliary task has its own transforms (rotations)
         terms["aux/D"] = parts.aux.d_term(parts.discriminator, clean_real.detach(), fake)
         total_loss = total_loss + terms["aux/D"]
-    with torch.no_grad():  # logged only
-        terms["D/real"], terms["D/fake"] = real_logits.mean(), fake_logits.mean()
+    # logged only (detached: cheaper than entering no_grad for two means)
+    terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
     if parts.augment is not None:  # ADA's r_t: the sign of D on the augmented reals
         terms["augment/real_sign"] = real_logits.detach().sign().mean()
         terms.update(parts.augment.logged())
