@@ -1,8 +1,10 @@
 """The training step's internals that tests reach into, imported in this one place: when the code
 is reorganised, only these imports change."""
 
+from ganx import loop as loop_module
 from ganx import step
 from ganx.evaluation import evaluate, generate
+from ganx.loop import set_up_process
 from ganx.rng import seed_everything
 from ganx.step import (
     StepSettings,
@@ -25,7 +27,9 @@ __all__ = [
     "generate",
     "generator_backward",
     "generator_loss",
+    "loop_module",
     "seed_everything",
+    "set_up_process",
     "training_iteration",
     "poison_d_loss",
     "update_ema",
