@@ -33,8 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = {
     "losses": ["test_losses.py", "test_nondefault_settings.py", "test_dirac_toy.py"],
     "schedule": ["test_schedule.py", "test_train.py"],
-    "regularizers": ["test_regularizers.py", "test_nondefault_settings.py", "test_properties.py"],
-    "augment": ["test_augment.py"],
+    "regularizers": [
+        "test_regularizers.py",
+        "test_regularizer_edges.py",
+        "test_nondefault_settings.py",
+        "test_properties.py",
+    ],
+    "augment": ["test_augment.py", "test_nondefault_settings.py"],
     "step": ["test_properties.py", "test_train.py", "test_reference_details.py"],
     "state": ["test_train.py", "test_resume_eval.py"],
     "checkpoint": ["test_checkpoint_errors.py", "test_train.py", "test_reliability.py"],
@@ -50,6 +55,8 @@ EQUIVALENT: dict[str, str] = {
     "product is bitwise the terms (the shortcut only skips a multiplication by 1)",
     "ganx.losses.xǁRelativisticAverageLossǁ_loss__mutmut_7": "always scale * terms: at scale "
     "1.0 the product is bitwise the terms",
+    "ganx.regularizers.xǁRegularizerǁ__init____mutmut_1": "the base class's default weight: "
+    "every ganx regularizer passes its own (the transforms pass 0.0), none relies on it",
 }
 
 
