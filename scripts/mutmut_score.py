@@ -39,7 +39,7 @@ MODULES = {
         "test_nondefault_settings.py",
         "test_properties.py",
     ],
-    "augment": ["test_augment.py", "test_nondefault_settings.py"],
+    "augment": ["test_augment.py", "test_augment_draws.py", "test_nondefault_settings.py"],
     "step": ["test_properties.py", "test_train.py", "test_reference_details.py"],
     "state": ["test_train.py", "test_resume_eval.py"],
     "checkpoint": ["test_checkpoint_errors.py", "test_train.py", "test_reliability.py"],
