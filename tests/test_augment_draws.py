@@ -62,3 +62,131 @@ def test_draws_follow_the_images_device_and_dtype_not_torchs_defaults(augment):
     assert out.dtype == torch.bfloat16 and out.device == x.device and out.shape == x.shape
     reference = bound(augment())(x)
     assert torch.equal(out, reference)
+
+
+def test_diffaugment_translation_shifts_each_image_with_zeros_outside():
+    """DiffAugment_pytorch.py:39-52: per image an integer shift in [-int(s/8 + 0.5), +...] for
+    rows, then one for columns; out[i] = in[i - shift], zero where that is outside."""
+    x = images(n=4, size=8)
+    out = bound(DiffAugment(policy=["translation"]))(x)
+    g = draws()
+    want = x.clone()
+    for dim in (2, 3):
+        shifts = torch.randint(-1, 2, (4,), generator=g)  # int(8 * 0.125 + 0.5) = 1
+        moved = torch.zeros_like(want)
+        for i, s in enumerate(shifts.tolist()):
+            for j in range(8):
+                if 0 <= j - s < 8:
+                    moved[i].select(dim - 1, j).copy_(want[i].select(dim - 1, j - s))
+        want = moved
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+
+
+def test_diffaugment_cutout_zeroes_a_half_side_square_around_a_uniform_centre():
+    """DiffAugment_pytorch.py:55-69: a square of int(s/2 + 0.5) px, its centre uniform over the
+    image (offsets in [0, s + (1 - size % 2)) less size // 2), cut off at the border."""
+    x = images(n=6, channels=2, size=7) + 3.0  # no zero of its own
+    out = bound(DiffAugment(policy=["cutout"]))(x)
+    g = draws()
+    size = 4  # int(7 * 0.5 + 0.5)
+    tops = torch.randint(0, 7 + 1, (6,), generator=g) - size // 2
+    lefts = torch.randint(0, 7 + 1, (6,), generator=g) - size // 2
+    want = x.clone()
+    for i in range(6):
+        rows = slice(max(int(tops[i]), 0), max(int(tops[i]) + size, 0))
+        cols = slice(max(int(lefts[i]), 0), max(int(lefts[i]) + size, 0))
+        want[i, :, rows, cols] = 0
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+
+
+def ada_case(name: str, n=8, size=8, seed=5):
+    """ADA with one transform at p = 0.5: (input, output, generator at the transform's own
+    draws, which images were chosen). The chosen ones are those whose first draw is < p."""
+    x = images(n=n, size=size)
+    out = bound(AdaptiveAugment(transforms=[name], p=0.5), seed)(x)
+    g = draws(seed)
+    chosen = torch.rand(n, generator=g) < 0.5
+    assert chosen.any() and not chosen.all()
+    return x, out, g, chosen
+
+
+def reflect(index: int, size: int) -> int:
+    while not 0 <= index < size:
+        index = -index if index < 0 else 2 * (size - 1) - index
+    return index
+
+
+def test_ada_xflip_and_rotate90_of_the_chosen_images():
+    x, out, g, chosen = ada_case("xflip", n=16, seed=8)
+    flip = chosen & (torch.rand(16, generator=g) < 0.5)
+    assert flip.any()
+    want = torch.stack([xi.flip(2) if f else xi for xi, f in zip(x, flip, strict=True)])
+    assert torch.equal(out, want)
+    x, out, g, chosen = ada_case("rotate90", n=16, seed=8)
+    turns = torch.randint(0, 4, (16,), generator=g) * chosen
+    assert set(turns.tolist()) == {0, 1, 2, 3}
+    want = torch.stack(
+        [torch.rot90(xi, int(k), dims=(1, 2)) for xi, k in zip(x, turns, strict=True)]
+    )
+    assert torch.equal(out, want)
+
+
+def test_ada_translate_is_an_eighth_of_the_side_mirrored_at_the_border():
+    """ADA's xint: shift uniform in +-0.125 of the side, rounded to pixels, columns then rows,
+    with the mirror image outside (ADA pads by reflection)."""
+    x, out, g, chosen = ada_case("translate", size=16)
+    want = x.clone()
+    for dim in (3, 2):
+        shifts = torch.round((torch.rand(8, generator=g) * 2 - 1) * 0.125 * 16).long() * chosen
+        moved = torch.empty_like(want)
+        for i, s in enumerate(shifts.tolist()):
+            for j in range(16):
+                moved[i].select(dim - 1, j).copy_(want[i].select(dim - 1, reflect(j - s, 16)))
+        want = moved
+    assert (shifts != 0).any()
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+
+
+def test_ada_scale_is_a_mirrored_bilinear_zoom_about_the_centre():
+    """Zoom by 2^N(0, 0.2^2) (ADA's scale_std): the same as grid_sample's bilinear sampling at
+    (output position) / scale with reflection at the border pixels' centres."""
+    import torch.nn.functional as F
+
+    x, out, g, chosen = ada_case("scale")
+    scale = torch.where(chosen, torch.exp2(torch.randn(8, generator=g) * 0.2), torch.ones(8))
+    theta = torch.zeros(8, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale
+    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
+    want = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+    torch.testing.assert_close(out, want, rtol=0, atol=1e-5)
+    assert torch.equal(out[~chosen], x[~chosen])
+
+
+def test_ada_brightness_and_contrast_are_adas_normal_draws():
+    """brightness + N(0, 0.2^2), contrast x 2^N(0, 0.5^2) about 0 (ADA's brightness_std,
+    contrast_std), on the chosen images only."""
+    x, out, g, chosen = ada_case("brightness")
+    shift = torch.randn(8, generator=g) * 0.2 * chosen
+    torch.testing.assert_close(out, x + shift.view(-1, 1, 1, 1), rtol=0, atol=0)
+    x, out, g, chosen = ada_case("contrast")
+    factor = torch.where(chosen, torch.exp2(torch.randn(8, generator=g) * 0.5), torch.ones(8))
+    torch.testing.assert_close(out, x * factor.view(-1, 1, 1, 1), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("option", ["diffaug", "ada"])
+def test_the_python_defaults_are_the_configs(option):
+    """ganx.augment.X() (the Python API) is the augmentation augment=X configures."""
+    import inspect
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from ganx import augment
+
+    path = Path(__file__).resolve().parents[1] / "conf" / "augment" / f"{option}.yaml"
+    node = OmegaConf.to_container(OmegaConf.load(path))
+    cls = getattr(augment, node.pop("_target_").rsplit(".", 1)[1])
+    assert node.pop("name") == cls.name == option
+    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+    assert set(node) == set(defaults)
+    assert node == {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
