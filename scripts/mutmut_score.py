@@ -12,6 +12,11 @@ shows each one's diff); EQUIVALENT below lists survivors that no test can kill, 
     python scripts/mutmut_score.py losses schedule         # the smallest modules
     python scripts/mutmut_score.py --all                   # every method module (hours on 2 cores)
     python scripts/mutmut_score.py losses --diff --keep /tmp/mm   # keep the scratch dir
+    python scripts/mutmut_score.py augment --keep /tmp/mm --only 'ganx.augment.xǁDiffAugmentǁ*'
+    python scripts/mutmut_score.py augment --keep /tmp/mm --report-only   # an interrupted run
+
+A module's mutants that were not run (``--only``, or a run stopped early) are counted as "not
+checked" and left out of the score, which then covers the mutants run only.
 
 Runs on demand, not in CI. Needs the dev extra (mutmut).
 """
@@ -121,7 +126,13 @@ def main(argv=None) -> int:
     parser.add_argument("--all", action="store_true", help="every method module")
     parser.add_argument("--diff", action="store_true", help="show each survivor's diff")
     parser.add_argument("--keep", type=Path, help="scratch directory to use and keep")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="mutant names or globs to run")
+    parser.add_argument(
+        "--report-only", action="store_true", help="report the --keep dir's results, run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.report_only and not args.keep:
+        parser.error("--report-only reads the results of a --keep directory")
     modules = list(MODULES) if args.all else args.modules
     if not modules:
         parser.error("name modules (e.g. losses schedule) or --all")
@@ -129,7 +140,9 @@ def main(argv=None) -> int:
     if not (where / "pyproject.toml").exists():
         where.mkdir(parents=True, exist_ok=True)
         scratch_copy(modules, where)
-    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=where)
+    if not args.report_only:
+        command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1"]
+        subprocess.run(command + (args.only or []), cwd=where)
     statuses = results(where)
     report(statuses, modules)
     if args.diff:

@@ -1,9 +1,11 @@
 """The training step's internals that tests reach into, imported in this one place: when the code
 is reorganised, only these imports change."""
 
+from ganx import launch as launch_module
 from ganx import loop as loop_module
 from ganx import step
 from ganx.evaluation import evaluate, generate
+from ganx.export import export_hydra
 from ganx.loop import set_up_process
 from ganx.rng import seed_everything
 from ganx.step import (
@@ -16,6 +18,7 @@ from ganx.step import (
     training_iteration,
     update_ema,
 )
+from ganx.trackers import build_trackers
 
 __all__ = [
     "StepSettings",
@@ -24,6 +27,9 @@ __all__ = [
     "disable_per_step_check",
     "ema_decay",
     "evaluate",
+    "export_hydra",
+    "build_trackers",
+    "launch_module",
     "generate",
     "generator_backward",
     "generator_loss",

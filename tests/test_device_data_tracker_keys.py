@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import compose_cfg
-from internals import loop_module, set_up_process
+from internals import build_trackers, export_hydra, launch_module, loop_module, set_up_process
 from key_cover import override
 from PIL import Image
 from test_data import write_mnist_idx
@@ -120,17 +120,15 @@ class FakeRank:
 
 
 def test_hardware_processes_is_the_launchers_rank_count(tmp_path, monkeypatch):
-    from ganx import launch
-
     cfg = compose_cfg(override("hardware.processes", 2), "hardware.threads=1")
     processes = requested_processes(cfg.hardware)
     assert processes == 2
     FakeRank.started = []
-    monkeypatch.setattr(launch.subprocess, "Popen", FakeRank)
-    assert launch.launch(cfg, tmp_path / "run", processes)["status"] == "finished"
+    monkeypatch.setattr(launch_module.subprocess, "Popen", FakeRank)
+    assert launch_module.launch(cfg, tmp_path / "run", processes)["status"] == "finished"
     ranks = FakeRank.started
     assert [r["RANK"] for r in ranks] == ["0", "1"] and {r["WORLD_SIZE"] for r in ranks} == {"2"}
-    assert ranks[0]["command"][1:3] == ["-m", "ganx.launch"]
+    assert ranks[0]["command"][1:3] == ["-m", launch_module.__name__]
     assert requested_processes(compose_cfg().hardware) == 1
     with pytest.raises(ConfigError, match="hardware.processes=auto starts one process per GPU"):
         requested_processes(compose_cfg("hardware.processes=auto").hardware)
@@ -261,8 +259,6 @@ def fake_package(monkeypatch, name: str, **modules) -> None:
 
 
 def test_mlflow_tracking_uri_and_experiment_reach_mlflow(tmp_path, monkeypatch):
-    from ganx.trackers import build_trackers
-
     calls = []
 
     class Client:
@@ -298,8 +294,6 @@ def test_mlflow_tracking_uri_and_experiment_reach_mlflow(tmp_path, monkeypatch):
 
 
 def test_wandb_mode_project_and_entity_reach_wandb_init(tmp_path, monkeypatch):
-    from ganx.trackers import build_trackers
-
     inits = []
 
     def init(**kwargs):
@@ -338,7 +332,6 @@ def test_ganx_export_format_onnx_writes_an_onnx_model(tmp_path, monkeypatch):
     pytest.importorskip("onnxscript")
     from test_tool_settings import run_tool
 
-    from ganx.export import export_hydra
     from ganx.loop import train
 
     train(compose_cfg("train.steps=2", "ckpt.every=2"), tmp_path / "run")
