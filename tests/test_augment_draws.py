@@ -190,3 +190,5 @@ def test_the_python_defaults_are_the_configs(option):
     defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
     assert set(node) == set(defaults)
     assert node == {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
+    built = cls()  # what the signature says is also what the instance holds
+    assert {k: getattr(built, k) for k in node} == node

@@ -44,7 +44,10 @@ def test_the_python_defaults_are_the_configs(option):
         if p.default is not inspect.Parameter.empty
     }
     assert node == {k: v for k, v in defaults.items() if k in node} and set(node) <= set(defaults)
-    built = cls()
+    built = cls()  # what the signature says is also what the instance holds
+    assert {k: getattr(built, k) for k in node if hasattr(built, k)} == {
+        k: v for k, v in node.items() if hasattr(built, k)
+    }
     assert built.interval == 1 and built.applies_at(1)  # every D step unless told
     if "weight" not in defaults:  # input transforms: no loss term, no weight
         assert built.weight == 0.0
