@@ -60,6 +60,8 @@ EQUIVALENT: dict[str, str] = {
     "product is bitwise the terms (the shortcut only skips a multiplication by 1)",
     "ganx.losses.xǁRelativisticAverageLossǁ_loss__mutmut_7": "always scale * terms: at scale "
     "1.0 the product is bitwise the terms",
+    "ganx.augment.xǁAdaptiveAugmentǁ_xflip__mutmut_8": "u < 0.5 -> u <= 0.5 on a float32 "
+    "uniform draw: differs only when a draw is exactly 0.5 (chance 2^-24 per image)",
     "ganx.regularizers.xǁRegularizerǁ__init____mutmut_1": "the base class's default weight: "
     "every ganx regularizer passes its own (the transforms pass 0.0), none relies on it",
 }
