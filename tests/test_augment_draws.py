@@ -192,3 +192,15 @@ def test_the_python_defaults_are_the_configs(option):
     assert node == {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
     built = cls()  # what the signature says is also what the instance holds
     assert {k: getattr(built, k) for k in node} == node
+
+
+def test_ada_state_loads_onto_the_augmentations_device():
+    """p and the running sign sum of a checkpoint read on the CPU land on the device the run
+    augments on (the meta device stands in for a GPU here)."""
+    saved = bound(AdaptiveAugment(p=0.3))
+    saved.observe(torch.tensor(0.5), 16)
+    resumed = bound(AdaptiveAugment())
+    resumed.p, resumed.sign_sum = resumed.p.to("meta"), resumed.sign_sum.to("meta")
+    resumed.load_state_dict(saved.state_dict())
+    assert resumed.p.device.type == "meta" and resumed.sign_sum.device.type == "meta"
+    assert (resumed.seen, resumed.d_steps) == (16, 1)
