@@ -62,6 +62,18 @@ EQUIVALENT: dict[str, str] = {
     "1.0 the product is bitwise the terms",
     "ganx.augment.xǁAdaptiveAugmentǁ_xflip__mutmut_8": "u < 0.5 -> u <= 0.5 on a float32 "
     "uniform draw: differs only when a draw is exactly 0.5 (chance 2^-24 per image)",
+    "ganx.augment.xǁAdaptiveAugmentǁ_rotate90__mutmut_2": "turns / chosen: an image not chosen "
+    "gets inf or nan turns, which equal no k in 1..3, as turns * chosen = 0 does",
+    "ganx.augment.xǁAdaptiveAugmentǁ_scale__mutmut_41": "einsum's equation in capitals: the "
+    "same subscripts (torch accepts both cases)",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_109": "x * bool mask: torch promotes the bool "
+    "mask to x's dtype, as .to(x.dtype) does",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_47": "arange(h).view(h) against top.view(-1, 1) "
+    "broadcasts to the same (N, H) as view(1, h)",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_57": "arange(w).view(w) against left.view(-1, 1) "
+    "broadcasts to the same (N, W) as view(1, w)",
+    "ganx.augment.xǁDiffAugmentǁ_translation__mutmut_14": "reflect=None is falsy: shifted_rows "
+    "pads with zeros as with reflect=False",
     "ganx.regularizers.xǁRegularizerǁ__init____mutmut_1": "the base class's default weight: "
     "every ganx regularizer passes its own (the transforms pass 0.0), none relies on it",
 }

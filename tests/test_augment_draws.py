@@ -13,9 +13,10 @@ from ganx.augment import AdaptiveAugment, DiffAugment
 CPU = torch.device("cpu")
 
 
-def images(n=3, channels=3, size=8) -> torch.Tensor:
+def images(n=3, channels=3, size=8, width=None) -> torch.Tensor:
     """Distinct values per image, channel and pixel (no transform leaves them alike)."""
-    x = torch.linspace(-1, 1, n * channels * size * size).view(n, channels, size, size)
+    width = width or size
+    x = torch.linspace(-1, 1, n * channels * size * width).view(n, channels, size, width)
     return x + 0.1 * torch.arange(n).view(n, 1, 1, 1) * torch.arange(channels).view(1, -1, 1, 1)
 
 
@@ -84,25 +85,25 @@ def test_diffaugment_translation_shifts_each_image_with_zeros_outside():
 
 def test_diffaugment_cutout_zeroes_a_half_side_square_around_a_uniform_centre():
     """DiffAugment_pytorch.py:55-69: a square of int(s/2 + 0.5) px, its centre uniform over the
-    image (offsets in [0, s + (1 - size % 2)) less size // 2), cut off at the border."""
-    x = images(n=6, channels=2, size=7) + 3.0  # no zero of its own
+    image (offsets in [0, s + (1 - size % 2)) less size // 2), cut off at the border. 7 x 6
+    images: a 4-row (even) by 3-column (odd) hole."""
+    x = torch.linspace(1, 2, 6 * 2 * 7 * 6).view(6, 2, 7, 6)  # no zero of its own
     out = bound(DiffAugment(policy=["cutout"]))(x)
     g = draws()
-    size = 4  # int(7 * 0.5 + 0.5)
-    tops = torch.randint(0, 7 + 1, (6,), generator=g) - size // 2
-    lefts = torch.randint(0, 7 + 1, (6,), generator=g) - size // 2
+    tops = torch.randint(0, 7 + 1, (6,), generator=g) - 4 // 2
+    lefts = torch.randint(0, 6 + 0, (6,), generator=g) - 3 // 2
     want = x.clone()
     for i in range(6):
-        rows = slice(max(int(tops[i]), 0), max(int(tops[i]) + size, 0))
-        cols = slice(max(int(lefts[i]), 0), max(int(lefts[i]) + size, 0))
+        rows = slice(max(int(tops[i]), 0), max(int(tops[i]) + 4, 0))
+        cols = slice(max(int(lefts[i]), 0), max(int(lefts[i]) + 3, 0))
         want[i, :, rows, cols] = 0
     torch.testing.assert_close(out, want, rtol=0, atol=0)
 
 
-def ada_case(name: str, n=8, size=8, seed=5):
+def ada_case(name: str, n=8, size=8, seed=5, width=None):
     """ADA with one transform at p = 0.5: (input, output, generator at the transform's own
     draws, which images were chosen). The chosen ones are those whose first draw is < p."""
-    x = images(n=n, size=size)
+    x = images(n=n, size=size, width=width)
     out = bound(AdaptiveAugment(transforms=[name], p=0.5), seed)(x)
     g = draws(seed)
     chosen = torch.rand(n, generator=g) < 0.5
@@ -152,7 +153,7 @@ def test_ada_scale_is_a_mirrored_bilinear_zoom_about_the_centre():
     (output position) / scale with reflection at the border pixels' centres."""
     import torch.nn.functional as F
 
-    x, out, g, chosen = ada_case("scale")
+    x, out, g, chosen = ada_case("scale", width=12)  # not square: rows and columns apart
     scale = torch.where(chosen, torch.exp2(torch.randn(8, generator=g) * 0.2), torch.ones(8))
     theta = torch.zeros(8, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale
