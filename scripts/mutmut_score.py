@@ -72,6 +72,11 @@ EQUIVALENT: dict[str, str] = {
     "broadcasts to the same (N, H) as view(1, h)",
     "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_57": "arange(w).view(w) against left.view(-1, 1) "
     "broadcasts to the same (N, W) as view(1, w)",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_26": "top - size_h / 2: for an even side the "
+    "same as // 2; for an odd one top is k - m - 0.5 and the integer rows >= top and < top + "
+    "size are those of k - m, as with // 2",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_42": "left - size_w / 2: as _cutout__mutmut_26 "
+    "for the columns",
     "ganx.augment.xǁDiffAugmentǁ_translation__mutmut_14": "reflect=None is falsy: shifted_rows "
     "pads with zeros as with reflect=False",
     "ganx.regularizers.xǁRegularizerǁ__init____mutmut_1": "the base class's default weight: "

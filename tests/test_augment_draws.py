@@ -85,17 +85,17 @@ def test_diffaugment_translation_shifts_each_image_with_zeros_outside():
 
 def test_diffaugment_cutout_zeroes_a_half_side_square_around_a_uniform_centre():
     """DiffAugment_pytorch.py:55-69: a square of int(s/2 + 0.5) px, its centre uniform over the
-    image (offsets in [0, s + (1 - size % 2)) less size // 2), cut off at the border. 7 x 6
-    images: a 4-row (even) by 3-column (odd) hole."""
-    x = torch.linspace(1, 2, 6 * 2 * 7 * 6).view(6, 2, 7, 6)  # no zero of its own
+    image (offsets in [0, s + (1 - size % 2)) less size // 2), cut off at the border. 6 x 10
+    images: a 3 x 5 hole (odd sides, where the offsets' range depends on the parity)."""
+    x = torch.linspace(1, 2, 6 * 2 * 6 * 10).view(6, 2, 6, 10)  # no zero of its own
     out = bound(DiffAugment(policy=["cutout"]))(x)
     g = draws()
-    tops = torch.randint(0, 7 + 1, (6,), generator=g) - 4 // 2
-    lefts = torch.randint(0, 6 + 0, (6,), generator=g) - 3 // 2
+    tops = torch.randint(0, 6, (6,), generator=g) - 3 // 2
+    lefts = torch.randint(0, 10, (6,), generator=g) - 5 // 2
     want = x.clone()
     for i in range(6):
-        rows = slice(max(int(tops[i]), 0), max(int(tops[i]) + 4, 0))
-        cols = slice(max(int(lefts[i]), 0), max(int(lefts[i]) + 3, 0))
+        rows = slice(max(int(tops[i]), 0), max(int(tops[i]) + 3, 0))
+        cols = slice(max(int(lefts[i]), 0), max(int(lefts[i]) + 5, 0))
         want[i, :, rows, cols] = 0
     torch.testing.assert_close(out, want, rtol=0, atol=0)
 
