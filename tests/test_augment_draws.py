@@ -205,3 +205,43 @@ def test_ada_state_loads_onto_the_augmentations_device():
     resumed.load_state_dict(saved.state_dict())
     assert resumed.p.device.type == "meta" and resumed.sign_sum.device.type == "meta"
     assert (resumed.seen, resumed.d_steps) == (16, 1)
+
+
+def refused(cls, message: str, **kwargs) -> None:
+    import re
+
+    # the end anchored, not the start: a message may gain the key's full name in front
+    with pytest.raises(ValueError, match=f"{re.escape(message)}$"):
+        cls(**kwargs)
+
+
+def test_refusals_name_the_key_and_what_is_allowed_and_the_ranges_ends_are_right():
+    refused(
+        DiffAugment, "policy=[]: must be a non-empty list of color, translation, cutout", policy=[]
+    )
+    refused(
+        DiffAugment,
+        "policy=['color', 'blur']: must be a non-empty list of color, translation, cutout",
+        policy=["color", "blur"],
+    )
+    allowed = "xflip, rotate90, translate, scale, brightness, contrast"
+    refused(
+        AdaptiveAugment,
+        f"transforms=['hue']: must be a non-empty list of {allowed}",
+        transforms=["hue"],
+    )
+    for bad in ({"translation": 0.6}, {"translation": 1.0}, {"cutout": 0}, {"cutout": 1.5}):
+        message = "translation={translation} must be in [0, 0.5], cutout in (0, 1]"
+        refused(DiffAugment, message.format(**{"translation": 0.125, "cutout": 0.5, **bad}), **bad)
+    for fine in ({"translation": 0}, {"translation": 0.5}, {"cutout": 1}):
+        assert DiffAugment(**fine)
+    settings = {"target": 0.6, "p": 0.0, "kimg": 500, "interval": 4}
+    for bad in ({"target": 1.5}, {"p": 1.5}, {"kimg": 0}, {"interval": 0}):
+        given = {**settings, **bad}
+        message = (
+            f"target={given['target']} and p={given['p']} must be in [0, 1], "
+            f"kimg={given['kimg']} > 0, interval={given['interval']} >= 1"
+        )
+        refused(AdaptiveAugment, message, **bad)
+    for fine in ({"target": 0}, {"target": 1}, {"p": 1}):
+        assert AdaptiveAugment(**fine)
