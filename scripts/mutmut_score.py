@@ -12,6 +12,11 @@ shows each one's diff); EQUIVALENT below lists survivors that no test can kill, 
     python scripts/mutmut_score.py losses schedule         # the smallest modules
     python scripts/mutmut_score.py --all                   # every method module (hours on 2 cores)
     python scripts/mutmut_score.py losses --diff --keep /tmp/mm   # keep the scratch dir
+    python scripts/mutmut_score.py augment --keep /tmp/mm --only 'ganx.augment.xǁDiffAugmentǁ*'
+    python scripts/mutmut_score.py augment --keep /tmp/mm --report-only   # an interrupted run
+
+A module's mutants that were not run (``--only``, or a run stopped early) are counted as "not
+checked" and left out of the score, which then covers the mutants run only.
 
 Runs on demand, not in CI. Needs the dev extra (mutmut).
 """
@@ -33,8 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = {
     "losses": ["test_losses.py", "test_nondefault_settings.py", "test_dirac_toy.py"],
     "schedule": ["test_schedule.py", "test_train.py"],
-    "regularizers": ["test_regularizers.py", "test_nondefault_settings.py", "test_properties.py"],
-    "augment": ["test_augment.py"],
+    "regularizers": [
+        "test_regularizers.py",
+        "test_regularizer_edges.py",
+        "test_nondefault_settings.py",
+        "test_properties.py",
+    ],
+    "augment": ["test_augment.py", "test_augment_draws.py", "test_nondefault_settings.py"],
     "step": ["test_properties.py", "test_train.py", "test_reference_details.py"],
     "state": ["test_train.py", "test_resume_eval.py"],
     "checkpoint": ["test_checkpoint_errors.py", "test_train.py", "test_reliability.py"],
@@ -50,6 +60,27 @@ EQUIVALENT: dict[str, str] = {
     "product is bitwise the terms (the shortcut only skips a multiplication by 1)",
     "ganx.losses.xǁRelativisticAverageLossǁ_loss__mutmut_7": "always scale * terms: at scale "
     "1.0 the product is bitwise the terms",
+    "ganx.augment.xǁAdaptiveAugmentǁ_xflip__mutmut_8": "u < 0.5 -> u <= 0.5 on a float32 "
+    "uniform draw: differs only when a draw is exactly 0.5 (chance 2^-24 per image)",
+    "ganx.augment.xǁAdaptiveAugmentǁ_rotate90__mutmut_2": "turns / chosen: an image not chosen "
+    "gets inf or nan turns, which equal no k in 1..3, as turns * chosen = 0 does",
+    "ganx.augment.xǁAdaptiveAugmentǁ_scale__mutmut_41": "einsum's equation in capitals: the "
+    "same subscripts (torch accepts both cases)",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_109": "x * bool mask: torch promotes the bool "
+    "mask to x's dtype, as .to(x.dtype) does",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_47": "arange(h).view(h) against top.view(-1, 1) "
+    "broadcasts to the same (N, H) as view(1, h)",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_57": "arange(w).view(w) against left.view(-1, 1) "
+    "broadcasts to the same (N, W) as view(1, w)",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_26": "top - size_h / 2: for an even side the "
+    "same as // 2; for an odd one top is k - m - 0.5 and the integer rows >= top and < top + "
+    "size are those of k - m, as with // 2",
+    "ganx.augment.xǁDiffAugmentǁ_cutout__mutmut_42": "left - size_w / 2: as _cutout__mutmut_26 "
+    "for the columns",
+    "ganx.augment.xǁDiffAugmentǁ_translation__mutmut_14": "reflect=None is falsy: shifted_rows "
+    "pads with zeros as with reflect=False",
+    "ganx.regularizers.xǁRegularizerǁ__init____mutmut_1": "the base class's default weight: "
+    "every ganx regularizer passes its own (the transforms pass 0.0), none relies on it",
 }
 
 
@@ -114,7 +145,13 @@ def main(argv=None) -> int:
     parser.add_argument("--all", action="store_true", help="every method module")
     parser.add_argument("--diff", action="store_true", help="show each survivor's diff")
     parser.add_argument("--keep", type=Path, help="scratch directory to use and keep")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="mutant names or globs to run")
+    parser.add_argument(
+        "--report-only", action="store_true", help="report the --keep dir's results, run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.report_only and not args.keep:
+        parser.error("--report-only reads the results of a --keep directory")
     modules = list(MODULES) if args.all else args.modules
     if not modules:
         parser.error("name modules (e.g. losses schedule) or --all")
@@ -122,7 +159,9 @@ def main(argv=None) -> int:
     if not (where / "pyproject.toml").exists():
         where.mkdir(parents=True, exist_ok=True)
         scratch_copy(modules, where)
-    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=where)
+    if not args.report_only:
+        command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1"]
+        subprocess.run(command + (args.only or []), cwd=where)
     statuses = results(where)
     report(statuses, modules)
     if args.diff:

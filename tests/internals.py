@@ -1,7 +1,12 @@
 """The training step's internals that tests reach into, imported in this one place: when the code
 is reorganised, only these imports change."""
 
+from ganx import hardware as hardware_module
+from ganx import launch as launch_module
+from ganx import loop as loop_module
 from ganx import step
+from ganx.commands.export import export_hydra
+from ganx.hardware import set_up_process
 from ganx.metrics.evaluation import evaluate, generate
 from ganx.rng import seed_everything
 from ganx.step import (
@@ -14,6 +19,7 @@ from ganx.step import (
     training_iteration,
     update_ema,
 )
+from ganx.trackers import build_trackers
 
 __all__ = [
     "StepSettings",
@@ -22,10 +28,16 @@ __all__ = [
     "disable_per_step_check",
     "ema_decay",
     "evaluate",
+    "export_hydra",
+    "build_trackers",
+    "hardware_module",
+    "launch_module",
     "generate",
     "generator_backward",
     "generator_loss",
+    "loop_module",
     "seed_everything",
+    "set_up_process",
     "training_iteration",
     "poison_d_loss",
     "update_ema",

@@ -356,6 +356,8 @@ class LeCamPenalty(Regularizer):
         warm = self.start_step is None or batch.step >= self.start_step  # utils.py:648
         decay = self.decay if warm else 0.0
         if self.zero_debias and decay > 0:
+            if self.updates == 0:  # debiasing divides by 1 - d^n: the average must start at 0,
+                self.anchor_real = self.anchor_fake = 0.0  # not at a warm-up's batch means
             self.updates += 1
         # .item() is a host sync; the anchors must be plain floats to checkpoint them exactly.
         self._update("anchor_real", batch.real_logits.detach().mean().item(), decay)
