@@ -9,7 +9,7 @@ from importlib import metadata
 
 import pytest
 from conftest import CONF_DIR, compose_cfg, load_script
-from docs_pages import README, code_blocks
+from docs_pages import README, code_blocks, name, pages
 
 from ganx.errors import ConfigError
 from ganx.overrides import (
@@ -34,8 +34,23 @@ def documented_command_lines() -> list[tuple[str, str, str]]:
     return lines
 
 
+def inline_train_commands() -> list[tuple[str, str]]:
+    """(page, command) for every ``ganx-train ...`` code span in the text of the pages, except
+    schematic ones (``experiment=<name>``, ``seed=0,...,19``)."""
+    spans = []
+    for page in pages():
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S).replace("\n", " ")
+        for span in re.findall(r"`(ganx-train(?: [^`]*)?)`", text):
+            if "<" not in span and "..." not in span:
+                spans.append((name(page), span))
+    return spans
+
+
 DOCUMENTED = documented_command_lines()
 COMMANDS = [(page, c) for page, c, _ in DOCUMENTED if c.split()[0] == "ganx-train"]
+for page, span in inline_train_commands():  # each spelling once: composing takes a second
+    if span not in {c for _, c in COMMANDS}:
+        COMMANDS.append((page, span))
 
 
 def test_the_readme_has_commands_to_check():
