@@ -43,7 +43,7 @@ test-fast: venv
 
 # the docs site into site/ (git-ignored), readable offline: open site/index.html
 docs: venv
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: venv
 	$(VENV)/bin/ruff check src tests scripts
