@@ -56,7 +56,7 @@ def run_record(run_dir: Path, command: str) -> dict:
     status = json.loads((run_dir / "status.json").read_text())
     if status["status"] != "finished":
         sys.exit(f"docs_numbers: {run_dir} is {status['status']}, not finished")
-    return {**record, "wall_time_s": status.get("wall_time_s")}
+    return record
 
 
 def number(value: float) -> str:
@@ -75,20 +75,18 @@ def provenance(record: dict) -> str:
 
 def default_job_snippet(run_dirs: list[Path]) -> str:
     """The markdown docs/studies.md includes: one row per run of RUNS given, in that order."""
-    head = "| run | command | " + " | ".join(f"`{k}`" for k in METRICS) + " | wall clock |"
+    head = "| run | command | " + " | ".join(f"`{k}`" for k in METRICS) + " |"
     lines = [
         "<!-- written by scripts/docs_numbers.py default-job; regenerate, do not edit -->",
         "",
         head,
-        "|" + "---|" * (len(METRICS) + 3),
+        "|" + "---|" * (len(METRICS) + 2),
     ]
     notes = []
     for (label, command), run_dir in zip(RUNS, run_dirs, strict=False):
         record = run_record(run_dir, command)
         step, values = final_values(run_dir)
-        wall = record["wall_time_s"]
         cells = [label, f"`{command}`", *(number(values[k]) for k in METRICS)]
-        cells.append(f"{wall / 60:.1f} min" if wall is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
         notes.append(f"{label}: step {step:,}, {provenance(record)}")
     lines += ["", "Final values of `metrics.jsonl`; " + "; ".join(notes) + "."]
