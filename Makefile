@@ -13,13 +13,17 @@ EXTRA_PINS := mlflow==3.17.2 mlflow-skinny==3.17.2 wandb==0.31.0 onnx==1.23.2 on
 # the browser tests of `ganx-dirac serve` (Playwright drives Debian's chromium: .ci/run
 # installs it; without it those tests are skipped, naming `apt-get install -y chromium`)
 BROWSER_PINS := playwright==1.65.2 pytest-playwright==0.10.0
+# the docs site (mkdocs.yml; `make test` builds it with --strict in tests/test_docs.py), with the
+# Markdown extensions and the docstring reader it renders through
+DOCS_PINS := mkdocs==1.6.1 mkdocs-material==9.8.2 mkdocstrings==1.0.8 mkdocstrings-python==2.0.11 \
+          pymdown-extensions==13.1.2 mkdocs-autorefs==1.4.5 griffelib==2.4.1
 
-.PHONY: venv train test test-fast lint format clean
+.PHONY: venv train test test-fast lint format docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(PINS) $(EXTRA_PINS) $(BROWSER_PINS)
+	$(PY) -m pip install -q $(PINS) $(EXTRA_PINS) $(BROWSER_PINS) $(DOCS_PINS)
 	$(PY) -m pip install -q -e '.[dev,all]'
 	touch $@
 
@@ -29,13 +33,17 @@ venv: $(VENV)/.installed
 train: venv
 	$(VENV)/bin/ganx-train $(ARGS)
 
-# every test, the slow ones (SIGKILL/resume cycles) included: what CI runs
+# every test, the slow ones (SIGKILL/resume cycles, the strict docs build) included: what CI runs
 test: venv
 	$(PY) -m pytest -q
 
 # the quick loop while developing: everything not marked slow, on every core (pytest-xdist)
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow" -n auto
+
+# the docs site into site/ (git-ignored), readable offline: open site/index.html
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: venv
 	$(VENV)/bin/ruff check src tests scripts
@@ -46,4 +54,4 @@ format: venv
 	$(VENV)/bin/ruff check --fix src tests scripts
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache
+	rm -rf $(VENV) outputs multirun site .pytest_cache .ruff_cache

@@ -1,12 +1,14 @@
 """Composition of every group choice, `--cfg job`, and bad input failing clearly."""
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import CONF_DIR, compose_cfg, group_choices
+from conftest import compose_cfg, group_choices
+from docs_pages import pages
 
 from ganx.build import build_loss, build_nets, build_regularizers
 from ganx.errors import ConfigError
@@ -130,7 +132,7 @@ def test_cuda_on_a_cpu_machine(tmp_path):
         train(compose_cfg("hardware=cuda"), tmp_path)
 
 
-# README "Models and data sets": G / D parameter counts at the stated settings
+# docs/models.md, "Models": G / D parameter counts at the stated settings
 PARAMETER_COUNTS = [
     ("dcgan", [], "347,072 / 36,545"),
     (
@@ -173,17 +175,41 @@ PARAMETER_COUNTS = [
 ]
 
 
+def documented_parameter_counts() -> dict[str, list[str]]:
+    """Every "G / D" parameter count stated in a models table (a table with a "G / D parameters"
+    column) on any page of the documentation, by model."""
+    counts = {}
+    for page in pages():
+        header = None
+        for line in page.read_text().splitlines():
+            if not line.startswith("|"):
+                header = None
+                continue
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if header is None:
+                header = cells
+            elif "G / D parameters" in header and line.startswith("| `"):
+                model = cells[0].split()[0].strip("`")
+                stated = cells[header.index("G / D parameters")]
+                counts.setdefault(model, []).extend(
+                    re.findall(r"\d(?:[\d,]*\d)? / \d(?:[\d,]*\d)?", stated)
+                )
+    return counts
+
+
 def test_readme_parameter_counts():
-    readme = (CONF_DIR.parent / "README.md").read_text()
-    rows = {
-        line.split("|")[1].strip().split()[0].strip("`"): line
-        for line in readme.split("## Models and data sets", 1)[1].splitlines()
-        if line.startswith("| `")
-    }
+    """The counts of PARAMETER_COUNTS are what the nets have, and they are exactly the counts the
+    documentation states (a stated count no test measures fails here too)."""
+    stated = documented_parameter_counts()
+    assert {"dcgan", "sngan", "r3gan"} <= set(stated)
+    measured = {}
     for model, overrides, counts in PARAMETER_COUNTS:
         g, d = build_nets(compose_cfg(f"model={model}", *overrides, tiny=False))
-        measured = f"{sum(p.numel() for p in g.parameters()):,} / " + (
+        got = f"{sum(p.numel() for p in g.parameters()):,} / " + (
             f"{sum(p.numel() for p in d.parameters()):,}"
         )
-        assert measured == counts, (model, overrides)
-        assert counts in rows[model], model
+        assert got == counts, (model, overrides)
+        measured.setdefault(model, []).append(counts)
+    assert {m: sorted(c) for m, c in stated.items() if c} == {
+        m: sorted(c) for m, c in measured.items()
+    }

@@ -246,3 +246,21 @@ def test_bench_dirac_times_the_endpoint_and_the_same_run_in_process(capsys):
     )  # the median of two, over the 100 ms target
     out = capsys.readouterr().out
     assert "ns + r1, 20 steps" in out and "endpoint median / target 100 ms" in out
+
+
+@pytest.mark.slow  # the whole study, 60 cells (about 12 s)
+def test_docs_table_is_what_ganx_dirac_writes(tmp_path):
+    """docs/dirac_table.md, which docs/dirac.md includes, is the table.md a fresh run of the study
+    with its defaults writes, line by line (regenerate: python scripts/docs_numbers.py dirac)."""
+    from ganx.dirac_study import write_tables
+
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        cfg = compose("dirac_study", overrides=["plot.enabled=false"])
+    outcomes, gammas = run_study(cfg)
+    torch.set_num_threads(1)
+    write_tables(outcomes, gammas, tmp_path, cfg)
+    fresh = (tmp_path / "table.md").read_text().splitlines()
+    documented = (ROOT / "docs" / "dirac_table.md").read_text().splitlines()
+    assert [line for line in documented if line not in fresh] == []
+    assert documented == fresh
+    assert '--8<-- "dirac_table.md"' in (ROOT / "docs" / "dirac.md").read_text()

