@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 # the periodic actions: each one's `*.every` key -> the method of ganx.outputs.Outputs that runs
 # it (rank 0, after the step's log record, in this order), due every that many G steps and at
 # the last step of each invocation (never in a config without the key). A new periodic action
-# is its key in conf/config.yaml, one entry here, and its method in outputs.py
+# is its key in conf/config.yaml, one entry here, and its method on ganx.outputs.Outputs
 # (docs/ARCHITECTURE.md, Recipes).
 ACTIONS = {
     "sample.every": "sample_grid",  # a sample grid from the fixed noise
