@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_module
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 torch.set_num_threads(1)
 
@@ -99,6 +99,17 @@ def compose_cfg(*overrides: str, tiny: bool = True):
     with open_dict(cfg):
         cfg.pop("hydra", None)
     return cfg
+
+
+def config_predating(key: str, *overrides: str) -> dict:
+    """A checkpoint's config (resolved, as saved) from before ``key`` existed."""
+    saved = OmegaConf.to_container(compose_cfg(*overrides), resolve=True)
+    *parents, leaf = key.split(".")
+    node = saved
+    for name in parents:
+        node = node[name]
+    del node[leaf]
+    return saved
 
 
 @pytest.fixture

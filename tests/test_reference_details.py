@@ -8,11 +8,10 @@ import math
 
 import pytest
 import torch
-from conftest import compose_cfg
+from conftest import compose_cfg, config_predating
 from ganx_cli import TINY_ARGS, ganx_train_here
 from internals import StepSettings, seed_everything, step
 from key_cover import override
-from omegaconf import OmegaConf
 
 from ganx.build import build_all, build_nets
 from ganx.metrics.evaluation import sample_for_eval
@@ -117,17 +116,6 @@ WHERE_IT_MATTERS = {
 }
 
 
-def predating(key: str, *overrides: str) -> dict:
-    """A checkpoint's config from before ``key`` existed."""
-    saved = OmegaConf.to_container(compose_cfg(*overrides), resolve=True)
-    node = saved
-    *parents, leaf = key.split(".")
-    for name in parents:
-        node = node[name]
-    del node[leaf]
-    return saved
-
-
 @pytest.mark.parametrize("key", sorted(NEW_SETTINGS))
 def test_a_checkpoint_from_before_the_setting_resumes_as_it_ran(key, tmp_path):
     """A checkpoint whose config predates ``key`` resumes with the value that reproduces what
@@ -136,7 +124,7 @@ def test_a_checkpoint_from_before_the_setting_resumes_as_it_ran(key, tmp_path):
     assert ADDED_SETTINGS[key] == neutral
     run = ["model=sngan", "dataset.resolution=32", "dataset.channels=3"]
     run += WHERE_IT_MATTERS.get(key, [])
-    saved = predating(key, *run)
+    saved = config_predating(key, *run)
     assert allowed_changes(saved, compose_cfg(*run, f"{key}={neutral}"), tmp_path) == {}
     with pytest.raises(Exception, match=f"{key}={neutral} resumes it as it ran"):
         allowed_changes(saved, compose_cfg(*run, f"{key}={other}"), tmp_path)
@@ -149,7 +137,7 @@ def test_where_the_setting_changes_nothing_the_old_checkpoint_resumes_with_the_d
     """At 32 px no D block widens; with every interval 1 nothing is lazy: either value is the
     same computation, so the default config resumes such checkpoints."""
     run = ["model=sngan", "dataset.resolution=32", "dataset.channels=3"]
-    saved = predating(key, *run)
+    saved = config_predating(key, *run)
     assert allowed_changes(saved, compose_cfg(*run), tmp_path) == {}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import compose_cfg
+from conftest import compose_cfg, config_predating
 from ganx_cli import TINY_ARGS, ganx_train_here, run_here, snapshot
 from omegaconf import OmegaConf
 from test_key_coverage import key_coverage
@@ -58,17 +58,6 @@ def test_every_entry_of_both_lists_names_config_keys():
         assert any(matches_any(name, (entry,)) for name in names), f"{entry} matches no key"
 
 
-def saved_without(key: str, *overrides: str) -> dict:
-    """A checkpoint's config from before ``key`` existed."""
-    saved = OmegaConf.to_container(compose_cfg(*overrides), resolve=True)
-    *parents, leaf = key.split(".")
-    node = saved
-    for name in parents:
-        node = node[name]
-    del node[leaf]
-    return saved
-
-
 @pytest.mark.parametrize(
     ("key", "other", "run"),
     [
@@ -78,7 +67,7 @@ def saved_without(key: str, *overrides: str) -> dict:
     ],
 )
 def test_a_setting_the_checkpoint_predates_resumes_at_its_default_only(key, other, run, tmp_path):
-    saved = saved_without(key, *run)
+    saved = config_predating(key, *run)
     assert allowed_changes(saved, compose_cfg(*run), tmp_path) == {}
     with pytest.raises(CheckpointError, match=f"{key}: checkpoint None, now {other!r}"):
         allowed_changes(saved, compose_cfg(*run, f"{key}={other}"), tmp_path)
@@ -90,13 +79,13 @@ def test_the_default_is_the_one_of_the_checkpoints_own_group_option(tmp_path):
     checkpoint did not use (DCGAN's ngf) is not filled in."""
     from ganx.defaults import predated
 
-    saved = saved_without("model.latent_dim", "model=sngan", "model.latent_dim=7")
+    saved = config_predating("model.latent_dim", "model=sngan", "model.latent_dim=7")
     assert predated(saved, {}) == {"model.latent_dim": 128}
-    assert predated(saved_without("train.ema"), {}) == {"train.ema": 0.999}
+    assert predated(config_predating("train.ema"), {}) == {"train.ema": 0.999}
 
 
 def test_a_schedule_or_tracker_key_the_checkpoint_predates_may_take_any_value(tmp_path):
-    saved = saved_without("sample.every")
+    saved = config_predating("sample.every")
     changes = allowed_changes(saved, compose_cfg("sample.every=3"), tmp_path)
     assert changes == {"sample.every": (None, 3)}
     saved = OmegaConf.to_container(compose_cfg(), resolve=True)  # logger=[tensorboard]
