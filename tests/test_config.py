@@ -53,7 +53,7 @@ def test_multi_select_reg_and_override():
     assert sorted(regs) == ["lecam", "r1"] and regs["r1"].weight == 1.0
     assert build_regularizers(compose_cfg("reg=[]")) == {}
     assert build_regularizers(compose_cfg("reg=none")) == {}
-    assert list(build_regularizers(compose_cfg())) == ["r1"]  # the default (README: Quality)
+    assert list(build_regularizers(compose_cfg())) == ["r1"]  # the default (docs/studies.md)
     # presets of published protocols without R1 drop it; an explicit reg= still wins
     assert build_regularizers(compose_cfg("experiment=roth_js", tiny=False)) == {}
     assert list(build_regularizers(compose_cfg("experiment=roth_js", "reg=js_annealed"))) == ["js"]

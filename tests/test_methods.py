@@ -40,7 +40,7 @@ def test_rpgan_without_r1_and_r2_is_named_and_the_method_line_shows_ragan_settin
         )
     gamma_1 = ("reg.r1.weight=1", "reg.r2.weight=1")
     assert not warnings_for("loss=rpgan", "reg=[r1,r2]", *gamma_1, plain_d)
-    # at ganx's default gamma 10 the README's study found the pair not to train: said at start
+    # at ganx's default gamma 10 the study (docs/studies.md) found the pair not to train: said
     (warning,) = warnings_for("loss=rpgan", "reg=[r1,r2]", plain_d)
     assert "reg.r1.weight=10, reg.r2.weight=10: at gamma 10" in warning
     large = compose_cfg("loss=rpgan", "reg=[r1,r2]", plain_d, "dataset.resolution=128")
@@ -60,7 +60,7 @@ def test_method_line_lists_every_setting():
 @pytest.mark.parametrize("loss", ["rsgan", "rpgan", "ragan"])
 def test_ada_with_a_relativistic_loss_is_named(loss):
     """ADA's r_t = E[sign(D(real))] needs D's outputs centred; relativistic losses leave their
-    offset free (measured: r_t = 1 on every seed of the study, README Quality)."""
+    offset free (measured: r_t = 1 on every seed of the study, docs/studies.md)."""
     plain = ["model.discriminator.norm=none", "reg=[r1,r2]"]
     assert any(
         f"augment=ada with loss={loss}" in w

@@ -39,7 +39,7 @@ class TrainingProcessError(RuntimeError):
     """A rank started by :func:`ganx.launch.launch` failed."""
 
 
-# ganx-train's exit status (README, Exit codes): what a script or a requeue wrapper reads
+# ganx-train's exit status (docs/resume.md, Exit codes): what a script or a requeue wrapper reads
 EXIT_FINISHED = 0  # finished, or paused at train.stop_at
 EXIT_REFUSED = 1  # bad input refused before anything was written (or an unexpected error)
 EXIT_FAILED = 2  # an error stopped a started run; its last complete step is saved

@@ -257,17 +257,18 @@ def method_warnings(cfg: DictConfig, discriminator=None) -> list[str]:
     return out
 
 
-# README, "Relativistic pairing on MNIST-5k": rpgan + R1 + R2 at gamma 10 each did not train
-# (FID 443, 1 class, 3 of 3 seeds), at gamma 1 it did (FID 11.2). R3GAN's own presets at 32-64 px
-# use gamma 0.05 to 2 (brownvc/R3GAN@19a7ddf463fbac2bd39b4c1c73d63f1c441c7403:train.py:195-265;
-# its D loss adds (Gamma / 2) * (R1 + R2), brownvc/R3GAN@19a7ddf:R3GAN/Trainer.py:41, so
-# ganx's reg.r1.weight = reg.r2.weight = Gamma)
+# docs/studies.md, "Relativistic pairing and augmentation on MNIST-5k": rpgan + R1 + R2 at gamma
+# 10 each did not train (FID 443, 1 class, 3 of 3 seeds), at gamma 1 it did (FID 11.2). R3GAN's
+# own presets at 32-64 px use gamma 0.05 to 2
+# (brownvc/R3GAN@19a7ddf463fbac2bd39b4c1c73d63f1c441c7403:train.py:195-265; its D loss adds
+# (Gamma / 2) * (R1 + R2), brownvc/R3GAN@19a7ddf:R3GAN/Trainer.py:41, so ganx's
+# reg.r1.weight = reg.r2.weight = Gamma)
 FAILING_GAMMA = 10.0
 
 
 def relativistic_gamma_warning(cfg: DictConfig, loss: str, regs: dict) -> list[str]:
-    """rpgan/rsgan with R1 and R2 (the pair the README's study measured) at a gamma it found
-    not to train."""
+    """rpgan/rsgan with R1 and R2 (the pair the study in docs/studies.md measured) at a gamma it
+    found not to train."""
     pair = {"real", "fake"} <= _zero_centred(regs)
     if loss not in ("rpgan", "rsgan") or not pair or cfg.dataset.get("resolution", 0) > 64:
         return []
@@ -280,8 +281,8 @@ def relativistic_gamma_warning(cfg: DictConfig, loss: str, regs: dict) -> list[s
         return []
     return [
         f"loss={loss} with {', '.join(high)}: at gamma 10 relativistic pairing with R1 + R2 did "
-        "not train in the README's MNIST-5k study (FID 443, one class) and at gamma 1 it did "
-        "(FID 11.2); R3GAN's presets at 32-64 px use gamma 0.05 to 2 "
+        "not train in the MNIST-5k study of docs/studies.md (FID 443, one class) and at gamma 1 "
+        "it did (FID 11.2); R3GAN's presets at 32-64 px use gamma 0.05 to 2 "
         "(reg.r1.weight=1 reg.r2.weight=1)"
     ]
 

@@ -138,7 +138,7 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def exit_code(result: dict) -> int:
-    """The exit status a run's end means (README, Exit codes)."""
+    """The exit status a run's end means (docs/resume.md, Exit codes)."""
     from .errors import EXIT_DIVERGED, signal_exit_code
 
     if result.get("status") == "interrupted":
