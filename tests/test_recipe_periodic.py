@@ -5,60 +5,18 @@ the action runs every step, the run resumes, and so does a checkpoint from befor
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import load_script
 from ganx_cli import GANX_TRAIN, TINY_ARGS
+from recipes import copy_of_the_package, follow, recipe
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPE = "### A periodic action"
-EDIT = re.compile(
-    r'^( *)<!-- edit (\S+) (before|after) "(.*?)" -->\n\1```\w*\n(.*?)\n\1```', re.S | re.M
-)
+TITLE = "A periodic action"
 TAG = "D/logits_fixed_noise"
-mutants = load_script("mutants")  # its copy of the package, for PYTHONPATH
 
 pytestmark = pytest.mark.slow  # ganx-train in subprocesses
-
-
-def recipe_edits(name: str) -> list[tuple[str, str, str, str]]:
-    """(file, before|after, anchor, code) of each block of the recipe ``name``, in order."""
-    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
-    section = text.split(name + "\n", 1)[1]
-    section = re.split(r"^#{2,3} ", section, maxsplit=1, flags=re.M)[0]
-    edits = []
-    for indent, file, where, anchor, code in EDIT.findall(section):
-        lines = [line.removeprefix(indent) for line in code.splitlines()]
-        edits.append((file, where, anchor, "\n".join(lines) + "\n"))
-    return edits
-
-
-def apply(edit: tuple[str, str, str, str], package: Path) -> None:
-    """One block into the copy: before (then a blank line) or after the first line that starts,
-    indentation aside, with the anchor."""
-    file, where, anchor, code = edit
-    path = mutants.in_copy(package, file)
-    assert path is not None, f"the recipe edits {file}, outside the package"
-    lines = path.read_text().splitlines(keepends=True)
-    at = next((i for i, line in enumerate(lines) if line.strip().startswith(anchor)), None)
-    assert at is not None, f"the recipe's anchor {anchor!r} is not in {file}"
-    block = code + "\n" if where == "before" else code
-    lines.insert(at if where == "before" else at + 1, block)
-    path.write_text("".join(lines))
-
-
-def package_copy(tmp_path: Path, name: str) -> Path:
-    """The package as scripts/mutants.py copies it (src/ganx with conf/ as ganx/conf) into
-    tmp_path/src, with the recipe's edits applied; returns the folder for PYTHONPATH."""
-    src = tmp_path / "src"
-    package = mutants.package_copy(src)
-    for edit in recipe_edits(name):
-        apply(edit, package)
-    return src
 
 
 def train_from(src: Path, cwd: Path, *args: str):
@@ -83,7 +41,7 @@ def histogram_steps(run_dir: Path) -> list[int]:
 
 
 def test_the_recipe_touches_three_files_and_one_more_for_a_new_media_type():
-    files = [file for file, *_ in recipe_edits(RECIPE)]
+    files = [step.file for step in recipe(TITLE)]
     assert sorted(set(files)) == [
         "conf/config.yaml",
         "src/ganx/outputs.py",
@@ -93,7 +51,9 @@ def test_the_recipe_touches_three_files_and_one_more_for_a_new_media_type():
 
 
 def test_a_periodic_action_added_by_the_recipe_runs_and_resumes(tmp_path):
-    src = package_copy(tmp_path, RECIPE)
+    copy = copy_of_the_package(tmp_path)
+    follow(copy, recipe(TITLE))
+    src = copy / "src"
     run = tmp_path / "run"
     done = train_from(src, tmp_path, f"hydra.run.dir={run}", "train.steps=2", "logits.every=1")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -5,52 +5,14 @@ steps with the new piece, passes the recipe's own test, the key-coverage check a
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from recipes import ROOT, copy_of_the_package, follow, recipe
 
-ROOT = Path(__file__).resolve().parents[1]
-ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
-# "**1. Its class.** Append to `src/ganx/regularizers.py`:" then a fenced block
-STEP = re.compile(r"(Append to|Create) `([^`]+)`(?:(?!```).)*?:\n\n```\w*\n(.*?)```", re.DOTALL)
 RUFF = Path(sys.executable).with_name("ruff")
-
-
-def recipe(title: str) -> list[tuple[str, str, str]]:
-    """(verb, path, code) of each step of the recipe under ``### title``."""
-    text = ARCHITECTURE.read_text().split("## Recipes", 1)[1]
-    section = text.split(f"### {title}\n", 1)[1].split("\n### ", 1)[0]
-    return STEP.findall(section)
-
-
-def copy_of_the_package(tmp_path: Path) -> Path:
-    """The files a recipe may touch and what checks them; ``ganx.conf`` resolves to the copy's
-    conf (as the installed package maps it) through a link inside the copied package."""
-    copy = tmp_path / "ganx"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "src" / "ganx", copy / "src" / "ganx", ignore=ignore)
-    shutil.copytree(ROOT / "conf", copy / "conf", ignore=ignore)
-    shutil.copytree(ROOT / "tests", copy / "tests", ignore=ignore)
-    (copy / "scripts").mkdir()
-    for name in ("key_coverage.py", "key_coverage_gaps.txt"):
-        shutil.copy(ROOT / "scripts" / name, copy / "scripts" / name)
-    (copy / "src" / "ganx" / "conf").symlink_to(copy / "conf")
-    return copy
-
-
-def follow(copy: Path, steps: list[tuple[str, str, str]]) -> list[Path]:
-    touched = []
-    for verb, path, code in steps:
-        target = copy / path
-        assert (verb == "Create") != target.exists(), f"{verb} {path}: the file's state"
-        before = target.read_text() if verb == "Append to" else ""
-        target.write_text(before + ("\n\n" if before else "") + code)
-        touched.append(target)
-    return touched
 
 
 def run(copy: Path, *args: str) -> subprocess.CompletedProcess:
