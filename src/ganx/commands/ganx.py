@@ -47,6 +47,20 @@ def handle_version(tool: str, argv: list[str] | None = None) -> None:
         sys.exit(0)
 
 
+def argparse_tool(tool: str, doc: str, why_flags: str, argv: list[str] | None):
+    """The parser of a tool that takes flags rather than Hydra's key=value (``why_flags`` says
+    why, in its --help), after answering ``--version``; the tool adds its own arguments."""
+    import argparse
+
+    handle_version(tool, argv)
+    parser = argparse.ArgumentParser(
+        prog=tool,
+        description=f"{doc.splitlines()[0]} (argparse flags rather than key=value: {why_flags})",
+    )
+    parser.add_argument("--version", action="store_true", help="print ganx's version")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> None:
     """``ganx``: the version and the list of tools."""
     argv = sys.argv[1:] if argv is None else argv

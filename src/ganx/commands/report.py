@@ -15,7 +15,6 @@ failed, diverged or are still running are listed as such, not dropped.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -294,17 +293,12 @@ def plot(jobs: list[Job], keys: list[str], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .ganx import handle_version
+    from .ganx import argparse_tool
 
-    handle_version("ganx-report", argv)
-    parser = argparse.ArgumentParser(
-        prog="ganx-report",
-        description=__doc__.splitlines()[0]
-        + " (argparse flags rather than key=value: it reads a folder, not a training config)",
-    )
+    why = "it reads a folder, not a training config"
+    parser = argparse_tool("ganx-report", __doc__, why, argv)
     parser.add_argument("sweep_dir", type=Path, help="a multirun folder (or one run dir)")
     parser.add_argument("--out", type=Path, help="where to write (default: the sweep dir)")
-    parser.add_argument("--version", action="store_true", help="print ganx's version")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")

