@@ -6,6 +6,7 @@ cached answer (the composed config, the field and the critical gamma are, after 
 
     python scripts/bench_dirac.py                       # ns + R1, 500 steps, 20 requests
     python scripts/bench_dirac.py --loss wgan --reg none --steps 500 --repeats 50
+    python scripts/bench_dirac.py --profile 15         # and where a request's time goes
 
 Issue target: a 500-step run answers within 100 ms on the 2-core CPU.
 """
@@ -65,6 +66,19 @@ def in_process_ms(args, starts) -> tuple[list[float], list[float]]:
     return times, cpu
 
 
+def profile(args, lines: int) -> None:
+    """cProfile of ``--repeats`` in-process requests: the ``lines`` functions of most
+    cumulative time (the profiler's own cost inflates the many small calls of a step)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    in_process_ms(args, [("0.9", "1.1")] * args.repeats)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"ganx|autograd|json", lines)
+
+
 def summary(name: str, times: list[float]) -> str:
     p90 = sorted(times)[max(0, int(0.9 * len(times)) - 1)]
     return (
@@ -79,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reg", default="r1")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--profile", type=int, default=0, metavar="LINES")
     args = parser.parse_args(argv)
     starts = [(f"{1 + 0.01 * i:.2f}", f"{1 - 0.01 * i:.2f}") for i in range(args.repeats)]
     load_before = os.getloadavg()[0]
@@ -105,6 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"endpoint median {median:.1f} ms | target {TARGET_MS:.0f} ms | "
         f"endpoint median / target {TARGET_MS:.0f} ms = {ratio:.2f} ({verdict} the target)"
     )
+    if args.profile:
+        profile(args, args.profile)
     return {"first_ms": first, "http_ms": http, "direct_ms": direct, "cpu_ms": cpu, "ratio": ratio}
 
 
