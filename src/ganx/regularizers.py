@@ -27,10 +27,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.graph import _engine_run_backward
 
 from . import schema
 from .schema import SettingError
+
+try:  # the engine call torch.autograd.grad ends in (torch 2.14), with its thread context
+    from torch.autograd.graph import _engine_run_backward
+except ImportError:  # older torch, whose torch.autograd.grad calls the engine itself
+    _engine_run_backward = torch.autograd.Variable._execution_engine.run_backward
 
 
 @dataclass
