@@ -246,6 +246,8 @@ def test_bench_dirac_times_the_endpoint_and_the_same_run_in_process(capsys):
     )  # the median of two, over the 100 ms target
     out = capsys.readouterr().out
     assert "ns + r1, 20 steps" in out and "endpoint median / target 100 ms" in out
+    # the hand loop of the same operations gave ganx's trajectory (else the script exits)
+    assert "ganx's step / hand loop of the same operations = " in out
 
 
 @pytest.mark.slow  # the whole study, 60 cells (about 12 s)

@@ -153,6 +153,19 @@ def test_dirac_study_cells_start_steps_lr_tol_and_updates():
         assert not torch.equal(other["ns", "none"].trajectory, default["ns", "none"].trajectory)
 
 
+def test_dirac_study_seed_moves_a_noisy_cells_draws():
+    """The seed reaches the instance noise of a run (the Jacobian's field evaluations before the
+    run reseed the CPU generator: with the run's seed, not with 0 whatever the seed)."""
+    cell = ("ns", "instance_noise")
+    default = study("losses=[ns]", "regs=[instance_noise]", "steps=5")[cell]
+    seeded = study(
+        "losses=[ns]", "regs=[instance_noise]", "steps=5", override("ganx-dirac:seed", 3)
+    )
+    again = study("losses=[ns]", "regs=[instance_noise]", "steps=5", "seed=3")[cell]
+    assert not torch.equal(seeded[cell].trajectory, default.trajectory)
+    assert torch.equal(seeded[cell].trajectory, again.trajectory)
+
+
 def test_dirac_study_settings_reach_each_cells_training_config():
     settings = [
         override("ganx-dirac:batch_size", 16),

@@ -9,10 +9,10 @@ simultaneous; :27-52 alternating, G before D there); the Dirac-GAN code steps
 ``ganx-dirac`` composes that SGD, whose update of a parameter without momentum or weight decay
 is ``p.add_(grad, alpha=-lr)`` (``torch.optim.sgd._single_tensor_sgd``, torch 2.14);
 :func:`descend` applies exactly that update itself, without an optimizer: no ``zero_grad``, no
-step hooks or profiler records, no gradient norms, one ``torch.autograd.grad`` call per
-gradient taken. With simultaneous updates both players' gradients are taken at the same point,
-so they come from one call over both losses (G's loss sees D frozen, D's loss a detached fake:
-the two gradients do not mix).
+step hooks or profiler records, no gradient norms, one call of autograd's engine per
+gradient taken (:func:`ganx.regularizers.gradients`). With simultaneous updates both players'
+gradients are taken at the same point, so they come from one call over both losses (G's loss
+sees D frozen, D's loss a detached fake: the two gradients do not mix).
 
 The losses and penalties are ganx's own: ``parts.loss.d_loss``/``g_loss`` (G's through
 :func:`ganx.step.generator_loss`), each regularizer's input transforms and ``penalty`` on a
@@ -40,7 +40,7 @@ from .build import (
     training_data,
 )
 from .errors import ConfigError
-from .regularizers import DiscriminatorPass
+from .regularizers import DiscriminatorPass, gradients
 from .step import StepSettings, draw_latents, generator_loss
 
 # what a plain gradient descent step leaves at torch.optim.SGD's defaults
@@ -132,15 +132,21 @@ def discriminator_loss(parts: Parts, real, fake, step: int, total: int) -> torch
     return total_loss
 
 
-def g_loss(parts: Parts, settings: StepSettings, step: int) -> torch.Tensor:
-    """G's loss on a fresh fake batch, D frozen (its graph holds no path to psi)."""
+def g_loss(
+    parts: Parts, settings: StepSettings, step: int, d_params: list[torch.Tensor]
+) -> torch.Tensor:
+    """G's loss on a fresh fake batch, D frozen (its graph holds no path to psi): D's
+    ``d_params`` (listed once per run: walking the module for them twice a step cost more
+    than the rest of the freezing) set to ``requires_grad=False`` meanwhile."""
     batch_size = parts.stream.batch_size
     real = parts.stream.next() if parts.loss.needs_real_in_g else None  # relativistic
-    parts.discriminator.requires_grad_(False)
+    for p in d_params:
+        p.requires_grad_(False)
     try:
         loss, _ = generator_loss(parts, batch_size, step, settings, None, real)
     finally:
-        parts.discriminator.requires_grad_(True)
+        for p in d_params:
+            p.requires_grad_(True)
     return loss
 
 
@@ -161,22 +167,23 @@ def descend(parts: Parts, plan: DiracPlan, start: tuple[float, float]) -> torch.
         theta.fill_(start[0])
         psi.fill_(start[1])
     points = [torch.cat([theta, psi]).detach()]
+    d_params = list(parts.discriminator.parameters())
     for step in range(plan.steps):
-        pending = g_loss(parts, settings, step) if plan.simultaneous else None
+        pending = g_loss(parts, settings, step, d_params) if plan.simultaneous else None
         for _ in range(plan.n_dis):
             loss = d_loss(parts, settings, step)
             if pending is not None:  # both gradients at the same point, in one call
-                g_grad, d_grad = torch.autograd.grad((pending, loss), (theta, psi))
+                g_grad, d_grad = gradients((pending, loss), (theta, psi))
                 pending = None
             else:
-                (d_grad,) = torch.autograd.grad(loss, psi)
+                (d_grad,) = gradients((loss,), (psi,))
             with torch.no_grad():
                 psi.add_(d_grad, alpha=-plan.lr_d)
             parts.loss.after_d_step(parts.discriminator)  # WGAN's clipping, if configured
         if not plan.simultaneous:
-            pending = g_loss(parts, settings, step)
+            pending = g_loss(parts, settings, step, d_params)
         if pending is not None:  # alternating (or no D step)
-            (g_grad,) = torch.autograd.grad(pending, theta)
+            (g_grad,) = gradients((pending,), (theta,))
         with torch.no_grad():
             theta.add_(g_grad, alpha=-plan.lr_g)
             points.append(torch.cat([theta, psi]))

@@ -37,7 +37,7 @@ from omegaconf.errors import ConfigAttributeError
 
 from .build import Parts
 from .commands.report import markdown_table
-from .dirac_run import descend, dirac_parts, read_plan
+from .dirac_run import descend, dirac_parts, gradients, read_plan
 from .dirac_run import discriminator_loss as dirac_discriminator_loss
 from .errors import ConfigError
 from .rng import seed_everything
@@ -262,20 +262,21 @@ def vector_field(
         g_total, _ = generator_loss(parts, len(real), 0, settings, real=real)  # relativistic
     finally:
         parts.discriminator.requires_grad_(True)
-    g_grad, d_grad = torch.autograd.grad(
-        (g_total, d_total), (parts.generator.theta, parts.discriminator.psi)
-    )
+    g_grad, d_grad = gradients((g_total, d_total), (parts.generator.theta, parts.discriminator.psi))
     return -g_grad.item(), -d_grad.item()
 
 
-def jacobian_eigenvalues(parts: Parts, settings: StepSettings, h: float = 1e-3) -> list[complex]:
+def jacobian_eigenvalues(
+    parts: Parts, settings: StepSettings, h: float = 1e-3, seed: int = 0
+) -> list[complex]:
     """Eigenvalues of the Jacobian of the vector field at (0, 0), by central differences; empty
     where the field is not differentiable there (the kink of |psi| in WGAN-GP's and DRAGAN's
-    penalties makes a difference quotient of order 1/h)."""
+    penalties makes a difference quotient of order 1/h). ``seed``: the field's
+    (:func:`vector_field`), which leaves the CPU generator seeded by it."""
     cols = []
     for dt, dp in ((h, 0.0), (0.0, h)):
-        plus = vector_field(parts, settings, dt, dp)
-        minus = vector_field(parts, settings, -dt, -dp)
+        plus = vector_field(parts, settings, dt, dp, seed)
+        minus = vector_field(parts, settings, -dt, -dp, seed)
         cols.append([(a - b) / (2 * h) for a, b in zip(plus, minus, strict=True)])
     jac = torch.tensor(cols, dtype=torch.float64).T
     if jac.abs().max() > 0.1 / h:
@@ -312,7 +313,9 @@ def run_cell(loss: str, reg: str, cfg: DictConfig, base: DictConfig) -> Outcome:
     seed_everything(run_cfg.seed)
     parts = dirac_parts(run_cfg)
     settings = StepSettings(plan.steps, plan.latent_dim, check=False)
-    eig = jacobian_eigenvalues(parts, settings)
+    # the field reseeds the CPU generator: with the run's seed, so that the run's random draws
+    # (instance noise, interpolation points) depend on it (with 0 they ignored ``seed``)
+    eig = jacobian_eigenvalues(parts, settings, seed=run_cfg.seed)
     trajectory = descend(parts, plan, tuple(cfg.start))
     final = trajectory[-1].norm().item()
     if not math.isfinite(final):
@@ -437,7 +440,8 @@ def cell_field(run_cfg: DictConfig, grid: torch.Tensor):
     LeCam's moving anchors, starts where the field's first evaluation always found it)."""
     parts = dirac_parts(run_cfg)
     settings = StepSettings(run_cfg.train.steps, run_cfg.model.latent_dim, check=False)
-    field = [[vector_field(parts, settings, t.item(), p.item()) for t in grid] for p in grid]
+    seed = run_cfg.seed
+    field = [[vector_field(parts, settings, t.item(), p.item(), seed) for t in grid] for p in grid]
     u = torch.tensor([[v[0] for v in row] for row in field])
     v = torch.tensor([[v[1] for v in row] for row in field])
     return u, v
@@ -504,9 +508,10 @@ def overview_figure(outcomes: list[Outcome], cfg: DictConfig, fields: dict | Non
         ax = axes[losses.index(o.loss)][regs.index(o.reg)]
         draw_cell(ax, o, cfg, grid, fields.get((o.loss, o.reg), o.field))
     ticks = torch.linspace(-cfg.plot.extent, cfg.plot.extent, 5).tolist()
-    for ax in axes.flat:  # five ticks a side on a 2.3 in panel (the cells' PNGs have nine)
-        ax.set_xticks(ticks)
-        ax.set_yticks(ticks)
+    for ax in axes.flat:  # five ticks a side on a 2.3 in panel (the cells' PNGs have nine),
+        # on the outer panels only: each tick is a Line2D and a Text (half the figure's time)
+        ax.set_xticks(ticks if ax.get_subplotspec().is_last_row() else [])
+        ax.set_yticks(ticks if ax.get_subplotspec().is_first_col() else [])
         ax.label_outer()
     return figure
 
