@@ -171,14 +171,16 @@ def test_the_loop_does_not_validate_what_the_preflight_validated(tmp_path, monke
     from ganx_cli import ganx_train_here
 
     import ganx.loop
+    import ganx.startup
 
     validated = []
     monkeypatch.setattr(ganx.loop, "validate", validated.append)
+    monkeypatch.setattr(ganx.startup, "_imported", False)  # the pre-flight imports (once)
     sweep = tmp_path / "sweep"
     args = ["-m", "seed=0,1", "train.steps=1", *TINY, *TINY_WIDTHS["dcgan"]]
     code, stderr = ganx_train_here(*args, "hardware.threads=1", f"hydra.sweep.dir={sweep}")
     assert code == 0, stderr
-    assert validated == [] and len(job_dirs(sweep)) == 2
+    assert validated == [] and len(job_dirs(sweep)) == 2 and ganx.startup._imported
     cfg = compose_cfg("train.steps=1", *TINY_WIDTHS["dcgan"])
     train(cfg, tmp_path / "from_python")
     assert validated == [cfg]

@@ -186,6 +186,9 @@ def check_job(
     if cfg.get("resume") and overrides is not None:
         cfg = own_config(cfg, run_dir, *overrides)  # reads the checkpoint (imports torch)
     check_data_present(cfg)
+    from .startup import import_training_modules
+
+    import_training_modules()  # torch from here on: once per process, cheaper for the GC pause
     from .hardware import select_device
     from .metrics.plan import plan_metrics
     from .trackers import check_installed
