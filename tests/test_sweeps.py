@@ -123,3 +123,64 @@ def test_report_lists_diverged_running_and_failed_jobs(tmp_path):
     assert float(rows["reg=r1"]["fid2k_mnist best mean"]) == 30.0  # lower is better for FID
     assert "seed=1:running or crashed" in rows["reg=r1"]["other"]
     assert "seed=2:failed before training" in rows["reg=r1"]["other"]
+
+
+def test_a_sweep_composes_each_job_once(tmp_path, monkeypatch):
+    """Compose once (ganx.sweeps.ComposeOnce): the pre-flight composes each job, Hydra's basic
+    sweeper and launcher reuse that composition (they composed it twice more), and each job
+    trains the config a fresh composition of its overrides gives."""
+    from ganx_cli import ganx_train_here
+    from hydra import compose, initialize_config_module
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    import ganx.train
+
+    compositions = []  # the overrides of every composition Hydra made
+    load = ConfigLoaderImpl.load_configuration
+
+    def counted(self, config_name, overrides, *args, **kwargs):
+        compositions.append(list(overrides))
+        return load(self, config_name, overrides, *args, **kwargs)
+
+    trained = []
+
+    def stub_training(cfg, run_dir):
+        trained.append((list(HydraConfig.get().overrides.task), OmegaConf.to_container(cfg)))
+        (run_dir / "status.json").write_text(json.dumps({"status": "finished"}))
+        return {"status": "finished", "step": 0}
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    monkeypatch.setattr(ganx.train, "in_this_process", stub_training)
+    sweep = tmp_path / "sweep"
+    args = ["-m", "seed=0,1,2", "train.steps=7", *TINY, f"hydra.sweep.dir={sweep}"]
+    code, stderr = ganx_train_here(*args)
+    assert code == 0, stderr
+    for seed in (0, 1, 2):
+        assert sum(f"seed={seed}" in o for o in compositions) == 1, compositions
+    assert sorted(cfg["seed"] for _, cfg in trained) == [0, 1, 2]
+    with initialize_config_module("ganx.conf", version_base="1.3"):
+        for overrides, cfg in trained:
+            assert cfg == OmegaConf.to_container(compose("config", overrides=overrides))
+
+
+def test_the_loop_does_not_validate_what_the_preflight_validated(tmp_path, monkeypatch):
+    """A job the pre-flight checked in this process trains without a second validation; the
+    loop called from Python (ganx.fit, tests) still validates."""
+    from ganx_cli import ganx_train_here
+
+    import ganx.loop
+    import ganx.startup
+
+    validated = []
+    monkeypatch.setattr(ganx.loop, "validate", validated.append)
+    monkeypatch.setattr(ganx.startup, "_imported", False)  # the pre-flight imports (once)
+    sweep = tmp_path / "sweep"
+    args = ["-m", "seed=0,1", "train.steps=1", *TINY, *TINY_WIDTHS["dcgan"]]
+    code, stderr = ganx_train_here(*args, "hardware.threads=1", f"hydra.sweep.dir={sweep}")
+    assert code == 0, stderr
+    assert validated == [] and len(job_dirs(sweep)) == 2 and ganx.startup._imported
+    cfg = compose_cfg("train.steps=1", *TINY_WIDTHS["dcgan"])
+    train(cfg, tmp_path / "from_python")
+    assert validated == [cfg]

@@ -432,3 +432,36 @@ def test_a_checkpoint_from_before_a_new_setting_resumes_with_its_neutral_value(t
     cosine = ["reg.r1.schedule=cosine", "reg.r1.weight_end=1.0"]
     with pytest.raises(ckpt.CheckpointError, match="reg.r1.schedule: checkpoint None, now"):
         train(compose_cfg("train.steps=4", "reg=r1", *cosine, f"resume={old}"), tmp_path / "c")
+
+
+def test_the_training_imports_are_made_once_and_frozen(monkeypatch):
+    """ganx.startup: the pre-flight imports torch, torch._dynamo and the loop once per process,
+    collects the garbage made so far, then freezes what exists (no later collection scans it)
+    and leaves the collector as it found it."""
+    import gc
+    import sys
+
+    import ganx.startup as startup
+
+    collections = []
+
+    def count(phase, info):
+        if phase == "start":
+            collections.append(info["generation"])
+
+    monkeypatch.setattr(startup, "_imported", False)
+    gc.callbacks.append(count)
+    try:
+        gc.unfreeze()
+        startup.import_training_modules()
+        frozen, ran = gc.get_freeze_count(), list(collections)
+        startup.import_training_modules()  # once per process: nothing again
+        assert collections == ran == [2]
+        assert gc.isenabled() and frozen > 0 and "torch._dynamo" in sys.modules
+        monkeypatch.setattr(startup, "_imported", False)
+        gc.disable()
+        startup.import_training_modules()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)

@@ -156,10 +156,12 @@ def iterate(state: TrainingState, it: Iteration, log_step: bool | None = None) -
     return terms
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
+def train(cfg: DictConfig, run_dir: Path, validated: bool = False) -> dict:
     """Train per ``cfg``, writing everything under ``run_dir``; returns the last logged values
-    (``status``: finished, paused, interrupted or diverged; ``best``; ``wall_time_s``)."""
-    validate(cfg)
+    (``status``: finished, paused, interrupted or diverged; ``best``; ``wall_time_s``).
+    ``validated``: ganx-train's pre-flight has validated ``cfg`` (ganx.preflight.checked)."""
+    if not validated:
+        validate(cfg)
     device, ranks, run_dir = set_up_process(cfg, run_dir)
     # rank 0 holds the run dir: a second process training in it is refused, not interleaved
     lock = rundir.held(run_dir) if ranks.is_main else contextlib.nullcontext(lambda: None)

@@ -26,6 +26,14 @@ from .sweeps import job_config, name_jobs_by_swept_keys, sweep_jobs, write_plan
 # set is refused (check_data_present) before that second-long import
 BAD_INPUT = (ConfigError, CheckpointError, DataError)
 MAX_PARAMETERS = 2**31  # 8 GiB per copy in fp32; G, D, EMA and Adam hold five copies
+# the run dirs of the jobs this process has checked: their loop does not validate again
+CHECKED: set[Path] = set()
+
+
+def checked(run_dir: Path) -> bool:
+    """Whether the pre-flight of this process checked the job of ``run_dir`` (ganx-train's jobs
+    under the basic launcher; not a job a launcher runs in another process, not ``ganx.fit``)."""
+    return Path(run_dir).resolve() in CHECKED
 
 
 def resume_source(cfg: DictConfig, run_dir: Path) -> Path | None:
@@ -178,6 +186,9 @@ def check_job(
     if cfg.get("resume") and overrides is not None:
         cfg = own_config(cfg, run_dir, *overrides)  # reads the checkpoint (imports torch)
     check_data_present(cfg)
+    from .startup import import_training_modules
+
+    import_training_modules()  # torch from here on: once per process, cheaper for the GC pause
     from .hardware import select_device
     from .metrics.plan import plan_metrics
     from .trackers import check_installed
@@ -189,6 +200,7 @@ def check_job(
     select_device(cfg.hardware)
     check_run_dir(cfg, run_dir, key)
     dry_build(cfg, data_cache)
+    CHECKED.add(Path(run_dir).resolve())
     return cfg
 
 
@@ -252,7 +264,7 @@ class Preflight(Callback):
 
     def _check_sweep(self, config: DictConfig, config_name: str) -> None:
         swept = name_jobs_by_swept_keys(config)
-        jobs, problems = sweep_jobs(config, config_name, swept)
+        jobs, problems = sweep_jobs(config, swept)
         total = len(jobs) + len(problems)
         data_cache: dict = {}
         for label, overrides, cfg, run_dir in jobs:

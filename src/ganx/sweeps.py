@@ -43,24 +43,67 @@ def name_jobs_by_swept_keys(config: DictConfig) -> set[str]:
     return swept
 
 
+class ComposeOnce:
+    """Hydra composes each job of a sweep twice after ganx's pre-flight has composed it: the
+    basic sweeper to check the batch (``Sweeper.validate_batch_is_legal``), the basic launcher
+    to run it (``BasicLauncher.launch``), both through ``ConfigLoader.load_sweep_config`` (a
+    fifth of a second each for the toy config, more than a 200-step toy run's training). Put
+    in place of that method on Hydra's config loader, it composes a job through the loader's
+    own method once (the pre-flight's call) and answers the later calls for the same master
+    overrides and job overrides with a copy, its interpolation cache taken from the master
+    config as Hydra's own method does; any other call composes as before. A launcher running
+    jobs in other processes (submitit, joblib) composes there as it always did."""
+
+    def __init__(self, loader):
+        self.loader, self.compose = loader, loader.load_sweep_config
+        self.composed: dict[tuple, DictConfig] = {}
+
+    @classmethod
+    def on(cls, loader) -> ComposeOnce:
+        """The instance in place on ``loader`` (put there on the first call)."""
+        if not isinstance(loader.load_sweep_config, cls):
+            loader.load_sweep_config = cls(loader)
+        return loader.load_sweep_config
+
+    @staticmethod
+    def key(master_config: DictConfig, sweep_overrides: list[str]) -> tuple:
+        return tuple(master_config.hydra.overrides.hydra), tuple(sweep_overrides)
+
+    def job(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        """The job composed (the one composition), kept for the later calls; returns a copy."""
+        composed = self.compose(master_config, list(sweep_overrides))
+        self.composed[self.key(master_config, sweep_overrides)] = composed
+        return copy.deepcopy(composed)
+
+    def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        found = self.composed.get(self.key(master_config, sweep_overrides))
+        if found is None:
+            return self.compose(master_config, sweep_overrides)
+        job = copy.deepcopy(found)
+        OmegaConf.copy_cache(from_config=master_config, to_config=job)
+        return job
+
+
 def sweep_jobs(
-    config: DictConfig, config_name: str, swept: set[str]
+    config: DictConfig, swept: set[str]
 ) -> tuple[list[tuple[str, list[str], DictConfig, Path]], list[str]]:
     """(label, overrides, config, run dir) of every job the basic sweeper will launch, and a
-    line for each job whose config cannot be composed. A job's label: its swept overrides."""
-    from hydra import compose
+    line for each job whose config cannot be composed. A job's label: its swept overrides.
+    Each job is composed once, as the launcher composes it (:class:`ComposeOnce`); the sweeper
+    and the launcher then reuse that composition."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
     batches = BasicSweeper.split_arguments(parsed, None)
-    hydra_overrides = list(config.hydra.overrides.hydra)
+    compose_once = ComposeOnce.on(GlobalHydra.instance().hydra.config_loader)
     sweep_dir = Path(str(config.hydra.sweep.dir))
     jobs, problems = [], []
     for num, overrides in enumerate(job for batch in batches for job in batch):
         label = " ".join(o for o in overrides if o.split("=")[0].lstrip("+~") in swept)
         try:
-            composed = compose(config_name, hydra_overrides + overrides, return_hydra_config=True)
+            composed = compose_once.job(config, overrides)
         except Exception as err:  # noqa: BLE001 - Hydra's composition errors, as one line
             problems.append(f"job {label or num}: {one_line(err)}")
             continue

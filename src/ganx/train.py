@@ -56,10 +56,12 @@ def prepare(cfg: DictConfig) -> DictConfig:
 
 def in_this_process(cfg: DictConfig, run_dir: Path) -> dict:
     """Train in ``run_dir`` in this process (``run_job`` starts data-parallel ranks when asked):
-    ``ganx.loop.train``, imported on first use (a module attribute tests can replace)."""
+    ``ganx.loop.train``, imported on first use (a module attribute tests can replace); a config
+    the pre-flight validated in this process is not validated again."""
     from .loop import train as loop_train
+    from .preflight import checked
 
-    return loop_train(cfg, run_dir)
+    return loop_train(cfg, run_dir, validated=checked(run_dir))
 
 
 def own_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
