@@ -9,8 +9,8 @@ simultaneous; :27-52 alternating, G before D there); the Dirac-GAN code steps
 ``ganx-dirac`` composes that SGD, whose update of a parameter without momentum or weight decay
 is ``p.add_(grad, alpha=-lr)`` (``torch.optim.sgd._single_tensor_sgd``, torch 2.14);
 :func:`descend` applies exactly that update itself, without an optimizer: no ``zero_grad``, no
-step hooks or profiler records, no gradient norms, one call of autograd's engine per
-gradient taken (:func:`ganx.regularizers.gradients`). With simultaneous updates both players'
+step hooks or profiler records, no gradient norms, one ``torch.autograd.grad`` call per
+gradient taken. With simultaneous updates both players'
 gradients are taken at the same point, so they come from one call over both losses (G's loss
 sees D frozen, D's loss a detached fake: the two gradients do not mix).
 
@@ -40,7 +40,7 @@ from .build import (
     training_data,
 )
 from .errors import ConfigError
-from .regularizers import DiscriminatorPass, gradients
+from .regularizers import DiscriminatorPass
 from .step import StepSettings, draw_latents, generator_loss
 
 # what a plain gradient descent step leaves at torch.optim.SGD's defaults
@@ -173,17 +173,17 @@ def descend(parts: Parts, plan: DiracPlan, start: tuple[float, float]) -> torch.
         for _ in range(plan.n_dis):
             loss = d_loss(parts, settings, step)
             if pending is not None:  # both gradients at the same point, in one call
-                g_grad, d_grad = gradients((pending, loss), (theta, psi))
+                g_grad, d_grad = torch.autograd.grad((pending, loss), (theta, psi))
                 pending = None
             else:
-                (d_grad,) = gradients((loss,), (psi,))
+                (d_grad,) = torch.autograd.grad(loss, psi)
             with torch.no_grad():
                 psi.add_(d_grad, alpha=-plan.lr_d)
             parts.loss.after_d_step(parts.discriminator)  # WGAN's clipping, if configured
         if not plan.simultaneous:
             pending = g_loss(parts, settings, step, d_params)
         if pending is not None:  # alternating (or no D step)
-            (g_grad,) = gradients((pending,), (theta,))
+            (g_grad,) = torch.autograd.grad(pending, theta)
         with torch.no_grad():
             theta.add_(g_grad, alpha=-plan.lr_g)
             points.append(torch.cat([theta, psi]))

@@ -37,7 +37,7 @@ from omegaconf.errors import ConfigAttributeError
 
 from .build import Parts
 from .commands.report import markdown_table
-from .dirac_run import descend, dirac_parts, gradients, read_plan
+from .dirac_run import descend, dirac_parts, read_plan
 from .dirac_run import discriminator_loss as dirac_discriminator_loss
 from .errors import ConfigError
 from .rng import seed_everything
@@ -262,7 +262,9 @@ def vector_field(
         g_total, _ = generator_loss(parts, len(real), 0, settings, real=real)  # relativistic
     finally:
         parts.discriminator.requires_grad_(True)
-    g_grad, d_grad = gradients((g_total, d_total), (parts.generator.theta, parts.discriminator.psi))
+    g_grad, d_grad = torch.autograd.grad(
+        (g_total, d_total), (parts.generator.theta, parts.discriminator.psi)
+    )
     return -g_grad.item(), -d_grad.item()
 
 

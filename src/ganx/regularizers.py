@@ -31,11 +31,6 @@ from torch import Tensor, nn
 from . import schema
 from .schema import SettingError
 
-try:  # the engine call torch.autograd.grad ends in (torch 2.14), with its thread context
-    from torch.autograd.graph import _engine_run_backward
-except ImportError:  # older torch, whose torch.autograd.grad calls the engine itself
-    _engine_run_backward = torch.autograd.Variable._execution_engine.run_backward
-
 
 @dataclass
 class DiscriminatorPass:
@@ -51,25 +46,13 @@ class DiscriminatorPass:
     total_steps: int
 
 
-def gradients(
-    losses: tuple[Tensor, ...], params: tuple[Tensor, ...], create_graph: bool = False
-) -> tuple[Tensor, ...]:
-    """``torch.autograd.grad(losses, params, create_graph=create_graph)`` of scalar ``losses``,
-    through the engine call that function ends in (``_engine_run_backward``, with the 1 per
-    loss its ``_make_grads`` makes for a scalar) without its argument handling: about 20 us of
-    the 50 that a small graph's call costs, a tenth of a Dirac-GAN step, where every step
-    takes two. The gradients are the engine's, bit for bit (``tests/test_regularizers.py``)."""
-    ones = tuple(torch.ones_like(loss) for loss in losses)
-    return _engine_run_backward(losses, ones, create_graph, create_graph, params, False, False)
-
-
 def input_gradient(logits: Tensor, inputs: Tensor) -> Tensor:
     """Per-sample gradient of D's logits w.r.t. its inputs, kept in the graph (double backward).
 
     Summing the logits is exact because sample i's logit depends on input i only (true for
     every D here in eval-free use; BatchNorm in D couples samples, as in GAN_stability).
     """
-    (grad,) = gradients((logits.sum(),), (inputs,), create_graph=True)
+    (grad,) = torch.autograd.grad(logits.sum(), inputs, create_graph=True)
     return grad.flatten(1)
 
 
