@@ -90,8 +90,6 @@ def hand_loop(start, steps: int, lr: float, gamma: float | None, batch: int = 12
     import torch
     import torch.nn.functional as F
 
-    from ganx.regularizers import gradients
-
     theta = torch.tensor([float(start[0])], requires_grad=True)
     psi = torch.tensor([float(start[1])], requires_grad=True)
     data = torch.zeros(batch, 1)  # the Dirac at 0
@@ -105,9 +103,9 @@ def hand_loop(start, steps: int, lr: float, gamma: float | None, batch: int = 12
         fake_logits = (psi * theta.detach().expand(batch, 1)).flatten()
         d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
         if gamma is not None:
-            (grad,) = gradients((real_logits.sum(),), (real,), create_graph=True)
+            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
             d_loss = d_loss + gamma * 1 * (0.5 * grad.flatten(1).pow(2).sum(1).mean())
-        g_grad, d_grad = gradients((g_loss, d_loss), (theta, psi))
+        g_grad, d_grad = torch.autograd.grad((g_loss, d_loss), (theta, psi))
         with torch.no_grad():
             psi.add_(d_grad, alpha=-lr)
             theta.add_(g_grad, alpha=-lr)
