@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganx.augment import AdaptiveAugment, DiffAugment
+from ganx.augment import AdaptiveAugment, DiffAugment, scaling_matrix
 
 CPU = torch.device("cpu")
 
@@ -163,6 +163,14 @@ def test_ada_scale_is_a_mirrored_bilinear_zoom_about_the_centre():
     assert torch.equal(out[~chosen], x[~chosen])
 
 
+def test_ada_scale_leaves_an_image_it_did_not_choose_exactly_as_it_was_at_every_side():
+    """Scale 1 (an image not chosen) resamples through the identity matrix, exactly, on every
+    side length (a 1-pixel side included)."""
+    for size in range(1, 7):
+        want = torch.eye(size).expand(2, size, size)
+        assert torch.equal(scaling_matrix(torch.ones(2), size), want), size
+
+
 def test_ada_brightness_and_contrast_are_adas_normal_draws():
     """brightness + N(0, 0.2^2), contrast x 2^N(0, 0.5^2) about 0 (ADA's brightness_std,
     contrast_std), on the chosen images only."""
@@ -205,6 +213,30 @@ def test_ada_state_loads_onto_the_augmentations_device():
     resumed.load_state_dict(saved.state_dict())
     assert resumed.p.device.type == "meta" and resumed.sign_sum.device.type == "meta"
     assert (resumed.seen, resumed.d_steps) == (16, 1)
+
+
+def test_ada_controller_stays_on_the_augmentations_device():
+    """Adjusting p mixes no host tensor into the sums kept on the device (on a GPU that is an
+    error; the meta device stands in for one)."""
+    ada = bound(AdaptiveAugment(interval=1))
+    ada.p, ada.sign_sum = ada.p.to("meta"), ada.sign_sum.to("meta")
+    ada.observe(torch.tensor(0.5, device="meta"), 16)  # interval 1: adjusts at once
+    assert ada.p.device.type == "meta" and ada.sign_sum.device.type == "meta"
+    assert (ada.seen, ada.d_steps) == (0, 0)
+
+
+def test_ada_controller_sums_over_ranks_before_it_moves_p(monkeypatch):
+    """With several ranks the sign sums and image counts are all-reduced before r_t and the
+    step: two ranks alike (the all-reduce doubles both sums) keep r_t (0.5, under the target
+    0.6) and move p by both ranks' reals, 2 x 32 / (0.32 * 1000) = 0.2."""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "all_reduce", lambda sums: sums.mul_(2))
+    ada = bound(AdaptiveAugment(interval=2, kimg=0.32, p=0.5))
+    ada.observe(torch.tensor(0.5), 16)
+    ada.observe(torch.tensor(0.5), 16)
+    assert float(ada.p) == pytest.approx(0.3)
 
 
 def refused(cls, message: str, **kwargs) -> None:

@@ -126,6 +126,89 @@ def test_lazy_penalty_applies_every_kth_d_step_with_gain_k(mode):
             assert "reg/r1" not in main and "loss/D" in main
 
 
+def test_separate_lazy_pass_weights_its_penalty_at_the_g_step_and_names_it_on_nan(monkeypatch):
+    """StyleGAN2's Dreg pass on its own: D's gradient is that of the penalty at the weight its
+    schedule gives at this G step (same D, same batches: the gradient scales with it), and a
+    non-finite penalty there stops naming the step and the term."""
+    from ganx.regularizers import R1Penalty
+    from ganx.step import Diverged, lazy_regularization_step
+
+    schedule = ("reg.r1.schedule=cosine", "reg.r1.weight_end=0.005", "reg.r1.schedule_steps=100")
+    lazy = ("reg=r1", "reg.r1.weight=0.05", *schedule, override("reg.r1.interval", 2))
+    grads = {}
+    for step in (0, 50):
+        cfg, parts = built(*lazy, "train.lazy_regularization=separate")
+        real, fake = parts.stream.next(), fake_batch(parts, cfg)
+        terms = lazy_regularization_step(parts, real, fake, step, 0, settings_for(cfg))
+        assert set(terms) == {"reg/r1"}
+        params = parts.discriminator.parameters()  # those R1 reaches (not the last bias)
+        grads[step] = torch.cat([p.grad.flatten() for p in params if p.grad is not None])
+    # cosine from 0.05 to 0.005 over 100 steps: 0.0275 at step 50
+    torch.testing.assert_close(grads[50], grads[0] * (0.0275 / 0.05), rtol=1e-4, atol=1e-9)
+    monkeypatch.setattr(R1Penalty, "penalty", lambda self, batch: torch.tensor(float("nan")))
+    with pytest.raises(Diverged, match=r"^step 7: reg/r1 is nan"):
+        lazy_regularization_step(parts, real, fake, 7, 0, settings_for(cfg))
+
+
+def test_updates_true_and_false_mean_simultaneous_and_alternating():
+    """training_iteration's boolean form (scripts/bench.py passes False): True is
+    ``simultaneous``, False ``alternating``, step for step."""
+    g_after = {}
+    for updates in (True, "simultaneous", False, "alternating"):
+        cfg, parts = built("reg=none")
+        training_iteration(parts, settings_for(cfg), 0, 0, 1, updates, parts.stream.next)
+        g_after[updates] = torch.cat([p.flatten() for p in parts.generator.parameters()])
+    assert torch.equal(g_after[True], g_after["simultaneous"])
+    assert torch.equal(g_after[False], g_after["alternating"])
+    assert not torch.equal(g_after[True], g_after[False])
+
+
+def test_g_first_is_pytorch_gans_order():
+    """updates=g_first (PyTorch-GAN gan.py:131-161): G runs forward once; G's step on that batch;
+    then one D step on the next real batch and that same fake batch, detached, as drawn before G
+    moved, with D's penalties due at its D step; the D step count grows by one and both steps'
+    terms come back."""
+    cfg, parts = built("reg=r1", override("reg.r1.interval", 2))
+    made, seen = [], []
+    parts.generator.register_forward_hook(lambda mod, args, out: made.append(out.detach()))
+    record_inputs(parts.discriminator, seen)
+    batches = []
+
+    def next_real():
+        batches.append(parts.stream.next())
+        return batches[-1]
+
+    settings = settings_for(cfg)
+    terms, d_steps = training_iteration(parts, settings, 3, 4, 1, "g_first", next_real)
+    assert d_steps == 5 and len(made) == 1 and len(batches) == 1
+    (fake,), (real,) = made, batches
+    # G's step: D(fake); D's step: D(real), D(fake); R1's separate lazy pass (the default
+    # train.lazy_regularization) on the same two batches. The fake batch is G's step's own,
+    # not a fresh one
+    assert len(seen) == 5
+    for x, want in zip(seen, [fake, real, fake, real, fake], strict=True):
+        assert torch.equal(x, want)
+    d_terms, g_terms = terms
+    assert "loss/D" in d_terms and "reg/r1" in d_terms and set(g_terms) >= {"loss/G"}
+    _, d_steps = training_iteration(parts, settings, 4, d_steps, 1, "g_first", next_real)
+    assert d_steps == 6  # D step 5: R1 (interval 2) not due
+    # instance noise at G step 2 (std 0.5 annealed over 10 steps: 0.4) on every input D sees,
+    # in G's step and in D's
+    cfg, parts = built(
+        "reg=instance_noise",
+        override("reg.instance_noise.std", 0.5),
+        override("reg.instance_noise.anneal_steps", 10),
+    )
+    seen.clear(), made.clear()
+    record_inputs(parts.discriminator, seen)
+    parts.generator.register_forward_hook(lambda mod, args, out: made.append(out.detach()))
+    zeros = torch.zeros(16, 1, 28, 28)
+    training_iteration(parts, settings_for(cfg), 2, 0, 1, "g_first", lambda: zeros)
+    ((fake,), (g_input, d_real, d_fake)) = made, seen
+    for x, clean in ((g_input, fake), (d_real, zeros), (d_fake, fake)):
+        assert (x - clean).std().item() == pytest.approx(0.4, rel=0.05)
+
+
 def test_instance_noise_reaches_every_d_input_in_both_steps():
     """sigma_t = 0.5 * (1 - t / 10): at step 2 every input D sees carries noise of std 0.4, in
     D's step (reals and fakes) and in G's step; at step 10 none."""
@@ -163,6 +246,9 @@ def test_relativistic_g_loss_pairs_fakes_with_the_g_steps_real_batch():
     assert loss_a.item() == pytest.approx(expect.item(), rel=1e-6)
     loss_b, _ = generator_loss(parts, 16, 0, settings_for(cfg), fake, real_b)
     assert loss_b.item() != pytest.approx(loss_a.item(), rel=1e-4)
+    needs_real = r"^loss=rpgan: G's step needs a real batch \(next_real\)$"
+    with pytest.raises(ValueError, match=needs_real):
+        generator_loss(parts, 16, 0, settings_for(cfg), fake)
     # one D call on cat(real, fake) (hardware.concat_real_fake, D without BatchNorm): same pairs
     no_bn = ("model.discriminator.norm=none", "hardware.concat_real_fake=true")
     cfg, parts = built("loss=rpgan", "reg=none", *no_bn)
@@ -208,6 +294,53 @@ def test_ema_follows_g_with_its_decay():
     for p_old, p_ema, p in zip(old, ema.parameters(), g.parameters(), strict=True):
         torch.testing.assert_close(p_ema, 0.9 * p_old + 0.1 * p)
     assert torch.equal(ema[1].running_mean, g[1].running_mean)  # buffers are copied
+
+
+def test_the_ema_generator_is_a_frozen_copy_in_eval_mode():
+    """make_ema: G's weights, BatchNorm in eval mode (its running statistics, not the batch's),
+    and no autograd graph behind its samples (nothing trains it; update_ema moves it)."""
+    from ganx.step import make_ema
+
+    g = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    ema = make_ema(g)
+    z = torch.randn(4, 3)
+    out = ema(z)
+    assert not out.requires_grad and not ema.training and g.training
+    torch.testing.assert_close(out, g.eval()(z))
+
+
+def test_skipping_drops_a_diverged_step_only_when_asked():
+    """train.on_nonfinite=skip: a step raising Diverged yields no terms and is counted; with
+    stop the error propagates; a step that did not diverge returns its terms either way."""
+    from ganx.step import Diverged, skipping
+
+    def diverging():
+        raise Diverged("step 3: loss/D is nan (non-finite)")
+
+    skipped = []
+    assert skipping(True, lambda: skipped.append(1))(diverging) == {}
+    assert skipped == [1]
+    with pytest.raises(Diverged, match="step 3: loss/D is nan"):
+        skipping(False, lambda: skipped.append(1))(diverging)
+    assert skipped == [1]
+    for skip in (True, False):
+        run = skipping(skip, lambda: skipped.append(1))
+        assert run(lambda x: {"loss/D": x}, 2) == {"loss/D": 2}
+
+
+def test_real_batches_reach_d_in_channels_last_only_when_asked_and_only_images():
+    """hardware.channels_last: image batches come out of the stream in channels_last memory
+    format (the layout D's weights are in; one channel is both layouts, so three here); without
+    it as stored; 2-D toy points as they are."""
+    from ganx.step import real_batches
+
+    _, parts = built("reg=none", "dataset=stacked_mnist", override("dataset.n", 64))  # 3 channels
+    assert real_batches(parts, True)().is_contiguous(memory_format=torch.channels_last)
+    plain = real_batches(parts, False)()
+    assert plain.is_contiguous() and not plain.is_contiguous(memory_format=torch.channels_last)
+    _, toy = built("model=toy2d", "dataset=ring8", "reg=none")
+    points = real_batches(toy, True)()
+    assert points.dim() == 2 and points.is_contiguous()
 
 
 def test_training_updates_the_ema(tmp_path):
@@ -256,14 +389,22 @@ def test_aux_term_changes_the_g_update(model):
 
 
 def test_amp_runs_the_nets_in_low_precision():
-    """hardware.amp=bf16: D's output inside the D and the G step is bfloat16 (autocast is on)."""
-    cfg, parts = built("hardware.amp=bf16", "reg=none")
+    """hardware.amp=bf16: D's output inside the D step, its separate lazy R1 pass and the G step
+    is bfloat16 (autocast is on), and so are G's and D's in a g_first iteration."""
+    cfg, parts = built("hardware.amp=bf16", "reg=r1", override("reg.r1.interval", 2))
+    assert parts.lazy_regularization == "separate"
     dtypes = []
     parts.discriminator.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
     settings = settings_for(cfg, amp="bf16")
-    discriminator_step(parts, parts.stream.next(), 0, 0, settings)
+    terms = discriminator_step(parts, parts.stream.next(), 0, 0, settings)
+    assert "reg/r1" in terms and len(dtypes) == 4  # main pass, then the lazy one: 2 D calls each
     generator_backward(parts, 16, 0, settings)
-    assert dtypes and set(dtypes) == {torch.bfloat16}
+    parts.generator.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
+    training_iteration(parts, settings, 1, 1, 1, "g_first", parts.stream.next)
+    assert len(dtypes) == 9 and set(dtypes) == {torch.bfloat16}
+    cfg, parts = built("hardware.amp=bf16", "reg=none")
+    dtypes.clear()
+    parts.discriminator.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
     dtypes.clear()
     discriminator_step(parts, parts.stream.next(), 0, 0, settings_for(cfg, amp="off"))
     assert set(dtypes) == {torch.float32}
