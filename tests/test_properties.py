@@ -192,21 +192,47 @@ def test_g_first_is_pytorch_gans_order():
     assert "loss/D" in d_terms and "reg/r1" in d_terms and set(g_terms) >= {"loss/G"}
     _, d_steps = training_iteration(parts, settings, 4, d_steps, 1, "g_first", next_real)
     assert d_steps == 6  # D step 5: R1 (interval 2) not due
-    # instance noise at G step 2 (std 0.5 annealed over 10 steps: 0.4) on every input D sees,
-    # in G's step and in D's
+
+
+@pytest.mark.parametrize("updates", ["alternating", "simultaneous", "g_first"])
+def test_every_step_of_an_iteration_sees_its_g_step(updates):
+    """Instance noise at G step 2 (std 0.5 annealed over 10 steps: 0.4) on every input D sees,
+    in G's step and in D's, whatever the order of the updates."""
     cfg, parts = built(
         "reg=instance_noise",
         override("reg.instance_noise.std", 0.5),
         override("reg.instance_noise.anneal_steps", 10),
     )
-    seen.clear(), made.clear()
+    made, seen = [], []
     record_inputs(parts.discriminator, seen)
     parts.generator.register_forward_hook(lambda mod, args, out: made.append(out.detach()))
     zeros = torch.zeros(16, 1, 28, 28)
-    training_iteration(parts, settings_for(cfg), 2, 0, 1, "g_first", lambda: zeros)
-    ((fake,), (g_input, d_real, d_fake)) = made, seen
-    for x, clean in ((g_input, fake), (d_real, zeros), (d_fake, fake)):
-        assert (x - clean).std().item() == pytest.approx(0.4, rel=0.05)
+    training_iteration(parts, settings_for(cfg), 2, 0, 1, updates, lambda: zeros)
+    # what D saw, and the same input before the noise
+    clean = {
+        "alternating": [zeros, made[0], made[-1]],  # D step (real, fake), then G's
+        "simultaneous": [made[0], zeros, made[-1]],  # G's, then the D step
+        "g_first": [made[0], zeros, made[0]],  # G's, then D's on G's batch
+    }[updates]
+    assert len(seen) == 3
+    for x, before in zip(seen, clean, strict=True):
+        assert (x - before).std().item() == pytest.approx(0.4, rel=0.05)
+
+
+def test_a_skipping_runner_drops_the_diverged_step_of_an_iteration(monkeypatch):
+    """train.on_nonfinite=skip: training_iteration runs each step through ``run``; a D step with
+    a NaN loss is dropped and counted, G's step still goes ahead."""
+    from ganx.step import skipping
+
+    cfg, parts = built("reg=none")
+    poison_d_loss(monkeypatch, at_call=1)
+    skipped = []
+    run = skipping(True, lambda: skipped.append(1))
+    terms, d_steps = training_iteration(
+        parts, settings_for(cfg), 0, 0, 1, "alternating", parts.stream.next, run
+    )
+    assert skipped == [1] and d_steps == 1
+    assert terms[0] == {} and "loss/G" in terms[1]
 
 
 def test_instance_noise_reaches_every_d_input_in_both_steps():
