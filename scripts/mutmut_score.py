@@ -114,6 +114,9 @@ EQUIVALENT: dict[str, str] = {
     "promotes to out's dtype in the product (1.0 / 0.0): bitwise .to(out.dtype)",
     "ganx.step.x_g_first_iteration__mutmut_18": "batch_size=None: generator_loss reads it only to "
     "draw a fresh batch, and g_first passes its own fake batch",
+    "ganx.step.x_training_iteration__mutmut_6": "updates=False -> 'XXalternatingXX': the value is "
+    "compared only with 'g_first' and 'simultaneous', and any other runs the alternating order",
+    "ganx.step.x_training_iteration__mutmut_7": "'ALTERNATING': as x_training_iteration__mutmut_6",
 }
 
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second

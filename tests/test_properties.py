@@ -133,7 +133,8 @@ def test_separate_lazy_pass_weights_its_penalty_at_the_g_step_and_names_it_on_na
     from ganx.regularizers import R1Penalty
     from ganx.step import Diverged, lazy_regularization_step
 
-    schedule = ("reg.r1.schedule=cosine", "reg.r1.weight_end=0.005", "reg.r1.schedule_steps=100")
+    # the schedule spans the run (schedule_steps unset): train.steps=100
+    schedule = ("reg.r1.schedule=cosine", "reg.r1.weight_end=0.005", "train.steps=100")
     lazy = ("reg=r1", "reg.r1.weight=0.05", *schedule, override("reg.r1.interval", 2))
     grads = {}
     for step in (0, 50):
@@ -196,12 +197,10 @@ def test_g_first_is_pytorch_gans_order():
 
 @pytest.mark.parametrize("updates", ["alternating", "simultaneous", "g_first"])
 def test_every_step_of_an_iteration_sees_its_g_step(updates):
-    """Instance noise at G step 2 (std 0.5 annealed over 10 steps: 0.4) on every input D sees,
-    in G's step and in D's, whatever the order of the updates."""
+    """Instance noise at G step 2 (std 0.5 annealed over the run's 10 steps: 0.4) on every input
+    D sees, in G's step and in D's, whatever the order of the updates."""
     cfg, parts = built(
-        "reg=instance_noise",
-        override("reg.instance_noise.std", 0.5),
-        override("reg.instance_noise.anneal_steps", 10),
+        "reg=instance_noise", override("reg.instance_noise.std", 0.5), "train.steps=10"
     )
     made, seen = [], []
     record_inputs(parts.discriminator, seen)
@@ -412,6 +411,26 @@ def test_aux_term_changes_the_g_update(model):
 
     with_aux, without = g_grads(), g_grads(override("model.aux.g_weight", 0))
     assert not torch.allclose(with_aux, without)
+    cfg, parts = built(f"model={model}", "dataset.resolution=32")
+    total, terms = generator_loss(parts, 16, 0, settings_for(cfg))
+    assert terms["aux/G"].item() != 0
+    assert total.item() == pytest.approx((terms["loss/G"] + terms["aux/G"]).item(), rel=1e-6)
+
+
+def test_g_step_takes_no_gradient_for_d_and_names_its_step_on_nan(monkeypatch):
+    """G's backward leaves D's weights without gradients (it needs none: a cheaper backward)
+    and D trainable again after it; a non-finite G loss stops naming the step and the term."""
+    from ganx import losses
+    from ganx.step import Diverged
+
+    cfg, parts = built("reg=none")
+    generator_backward(parts, 16, 0, settings_for(cfg))
+    assert all(p.grad is None for p in parts.discriminator.parameters())
+    assert all(p.grad is not None for p in parts.generator.parameters())
+    assert all(p.requires_grad for p in parts.discriminator.parameters())
+    monkeypatch.setattr(losses.NonSaturatingLoss, "g_loss", lambda self, f: f.sum() * torch.nan)
+    with pytest.raises(Diverged, match=r"^step 7: loss/G is nan"):
+        generator_backward(parts, 16, 7, settings_for(cfg))
 
 
 def test_amp_runs_the_nets_in_low_precision():
@@ -433,7 +452,8 @@ def test_amp_runs_the_nets_in_low_precision():
     parts.discriminator.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
     dtypes.clear()
     discriminator_step(parts, parts.stream.next(), 0, 0, settings_for(cfg, amp="off"))
-    assert set(dtypes) == {torch.float32}
+    generator_backward(parts, 16, 0, settings_for(cfg, amp="off"))
+    assert len(dtypes) == 3 and set(dtypes) == {torch.float32}
 
 
 def test_nonfinite_means_stop_the_run_at_log_flush(tmp_path, monkeypatch):
