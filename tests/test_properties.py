@@ -127,11 +127,13 @@ def test_lazy_penalty_applies_every_kth_d_step_with_gain_k(mode):
 
 
 def test_separate_lazy_pass_weights_its_penalty_at_the_g_step_and_names_it_on_nan(monkeypatch):
-    """StyleGAN2's Dreg pass on its own: D's gradient is that of the penalty at the weight its
-    schedule gives at this G step (same D, same batches: the gradient scales with it), and a
-    non-finite penalty there stops naming the step and the term."""
+    """StyleGAN2's Dreg pass after D's main step: D's gradient is that of the penalty at the
+    weight its schedule gives at this G step (same D, same batches: the gradient scales with
+    it), the weights R1 does not reach (D's last bias) are left as the main step put them (no
+    zero gradient for Adam's momentum to act on), and a non-finite penalty there stops naming
+    the step and the term."""
     from ganx.regularizers import R1Penalty
-    from ganx.step import Diverged, lazy_regularization_step
+    from ganx.step import Diverged
 
     # the schedule spans the run (schedule_steps unset): train.steps=100
     schedule = ("reg.r1.schedule=cosine", "reg.r1.weight_end=0.005", "train.steps=100")
@@ -139,16 +141,66 @@ def test_separate_lazy_pass_weights_its_penalty_at_the_g_step_and_names_it_on_na
     grads = {}
     for step in (0, 50):
         cfg, parts = built(*lazy, "train.lazy_regularization=separate")
-        real, fake = parts.stream.next(), fake_batch(parts, cfg)
-        terms = lazy_regularization_step(parts, real, fake, step, 0, settings_for(cfg))
-        assert set(terms) == {"reg/r1"}
-        params = parts.discriminator.parameters()  # those R1 reaches (not the last bias)
-        grads[step] = torch.cat([p.grad.flatten() for p in params if p.grad is not None])
+        real = parts.stream.next()
+        after_main = {}  # D's weights after its first (main) optimiser step
+
+        def keep(opt, args, kwargs, net=parts.discriminator, into=after_main):
+            if not into:
+                into.update({n: p.detach().clone() for n, p in net.named_parameters()})
+
+        parts.opt_d.register_step_post_hook(keep)
+        terms = discriminator_step(parts, real, step, 0, settings_for(cfg))
+        assert "loss/D" in terms and "reg/r1" in terms
+        reached = {n: p for n, p in parts.discriminator.named_parameters() if p.grad is not None}
+        assert 0 < len(reached) < len(after_main)
+        for name, param in parts.discriminator.named_parameters():
+            if name not in reached:
+                assert torch.equal(param, after_main[name]), name
+        grads[step] = torch.cat([p.grad.flatten() for p in reached.values()])
     # cosine from 0.05 to 0.005 over 100 steps: 0.0275 at step 50
-    torch.testing.assert_close(grads[50], grads[0] * (0.0275 / 0.05), rtol=1e-4, atol=1e-9)
+    torch.testing.assert_close(grads[50], grads[0] * (0.0275 / 0.05), rtol=1e-4, atol=1e-8)
     monkeypatch.setattr(R1Penalty, "penalty", lambda self, batch: torch.tensor(float("nan")))
     with pytest.raises(Diverged, match=r"^step 7: reg/r1 is nan"):
-        lazy_regularization_step(parts, real, fake, 7, 0, settings_for(cfg))
+        discriminator_step(parts, real, 7, 0, settings_for(cfg))
+
+
+def test_d_step_fakes_match_its_real_batch_and_norms_are_logged_as_applied():
+    """D's step draws as many fakes as it has reals; the gradient norms of D and G are logged on
+    log steps only, as the L2 norm of the gradients the optimisers applied (0 without any)."""
+    from ganx.step import gradient_norm
+
+    cfg, parts = built("reg=none", "dataset=stacked_mnist", override("dataset.n", 64))
+    made = []
+    parts.generator.register_forward_hook(lambda mod, args, out: made.append(out.shape[0]))
+    real = parts.stream.next()[:5]
+    discriminator_step(parts, real, 0, 0, settings_for(cfg))
+    assert made == [5]
+    settings = settings_for(cfg, log_step=False)
+    terms, _ = training_iteration(parts, settings, 0, 0, 1, "alternating", parts.stream.next)
+    assert not [k for t in terms for k in t if k.startswith("grad_norm/")]
+    settings.log_step = True
+    (d_terms, g_terms), _ = training_iteration(
+        parts, settings, 1, 1, 1, "alternating", parts.stream.next
+    )
+    for name, net, logged in (("D", parts.discriminator, d_terms), ("G", parts.generator, g_terms)):
+        grads = torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+        torch.testing.assert_close(logged[f"grad_norm/{name}"], torch.linalg.vector_norm(grads))
+    unused = torch.optim.SGD([nn.Parameter(torch.ones(2))], lr=1.0)
+    assert torch.equal(gradient_norm(unused), torch.zeros(()))
+
+
+def test_gradients_are_averaged_over_ranks_before_the_step(monkeypatch):
+    """With world > 1 the optimiser applies the mean of every rank's gradient (the all-reduce
+    here adds another rank's gradient, 3s); with one rank its own, and no all-reduce."""
+    from ganx import collectives
+    from ganx.step import optimizer_step
+
+    monkeypatch.setattr(collectives.dist, "all_reduce", lambda flat: flat.add_(3.0))
+    for world, moved in ((2, 2.0), (1, 1.0)):
+        param = nn.Parameter(torch.zeros(2))
+        param.grad = torch.ones(2)
+        optimizer_step(torch.optim.SGD([param], lr=1.0), StepSettings(1, 1, world=world))
+        assert torch.equal(param.detach(), torch.full((2,), -moved)), world
 
 
 def test_updates_true_and_false_mean_simultaneous_and_alternating():
@@ -417,9 +469,10 @@ def test_aux_term_changes_the_g_update(model):
     assert total.item() == pytest.approx((terms["loss/G"] + terms["aux/G"]).item(), rel=1e-6)
 
 
-def test_g_step_takes_no_gradient_for_d_and_names_its_step_on_nan(monkeypatch):
+def test_g_step_takes_no_gradient_for_d_and_each_step_names_its_step_on_nan(monkeypatch):
     """G's backward leaves D's weights without gradients (it needs none: a cheaper backward)
-    and D trainable again after it; a non-finite G loss stops naming the step and the term."""
+    and D trainable again after it; a non-finite G or D loss stops naming the step and the
+    term."""
     from ganx import losses
     from ganx.step import Diverged
 
@@ -431,6 +484,9 @@ def test_g_step_takes_no_gradient_for_d_and_names_its_step_on_nan(monkeypatch):
     monkeypatch.setattr(losses.NonSaturatingLoss, "g_loss", lambda self, f: f.sum() * torch.nan)
     with pytest.raises(Diverged, match=r"^step 7: loss/G is nan"):
         generator_backward(parts, 16, 7, settings_for(cfg))
+    poison_d_loss(monkeypatch, at_call=1)
+    with pytest.raises(Diverged, match=r"^step 8: loss/D is nan"):
+        discriminator_step(parts, parts.stream.next(), 8, 0, settings_for(cfg))
 
 
 def test_amp_runs_the_nets_in_low_precision():
@@ -451,9 +507,10 @@ def test_amp_runs_the_nets_in_low_precision():
     dtypes.clear()
     parts.discriminator.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
     dtypes.clear()
+    parts.generator.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
     discriminator_step(parts, parts.stream.next(), 0, 0, settings_for(cfg, amp="off"))
     generator_backward(parts, 16, 0, settings_for(cfg, amp="off"))
-    assert len(dtypes) == 3 and set(dtypes) == {torch.float32}
+    assert len(dtypes) == 5 and set(dtypes) == {torch.float32}  # G and D in each step
 
 
 def test_nonfinite_means_stop_the_run_at_log_flush(tmp_path, monkeypatch):
