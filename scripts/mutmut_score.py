@@ -117,6 +117,11 @@ EQUIVALENT: dict[str, str] = {
     "ganx.step.x_training_iteration__mutmut_6": "updates=False -> 'XXalternatingXX': the value is "
     "compared only with 'g_first' and 'simultaneous', and any other runs the alternating order",
     "ganx.step.x_training_iteration__mutmut_7": "'ALTERNATING': as x_training_iteration__mutmut_6",
+    "ganx.step.x_generator_backward__mutmut_30": "G's gradients zeroed instead of set to None: "
+    "G's loss reaches every G parameter in every G step, so backward then writes the same "
+    "values (0 + g) and Adam sees the same gradients",
+    "ganx.step.x_generator_backward__mutmut_29": "set_to_none=None: as "
+    "x_generator_backward__mutmut_30",
 }
 
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second

@@ -247,38 +247,27 @@ def refused(cls, message: str, **kwargs) -> None:
         cls(**kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="written against the messages before the constructor-as-schema merge (issue 27); "
-    "the expected endings need updating to the schema helpers' wording",
-)
 def test_refusals_name_the_key_and_what_is_allowed_and_the_ranges_ends_are_right():
-    refused(
-        DiffAugment, "policy=[]: must be a non-empty list of color, translation, cutout", policy=[]
-    )
-    refused(
-        DiffAugment,
-        "policy=['color', 'blur']: must be a non-empty list of color, translation, cutout",
-        policy=["color", "blur"],
-    )
-    allowed = "xflip, rotate90, translate, scale, brightness, contrast"
-    refused(
-        AdaptiveAugment,
-        f"transforms=['hue']: must be a non-empty list of {allowed}",
-        transforms=["hue"],
-    )
-    for bad in ({"translation": 0.6}, {"translation": 1.0}, {"cutout": 0}, {"cutout": 1.5}):
-        message = "translation={translation} must be in [0, 0.5], cutout in (0, 1]"
-        refused(DiffAugment, message.format(**{"translation": 0.125, "cutout": 0.5, **bad}), **bad)
+    """The constructors' refusals as the schema helpers word them (one line: the key, the value,
+    what is allowed), at both ends of every range."""
+    policies = "a non-empty list of color, translation, cutout"
+    refused(DiffAugment, f"policy=[]; allowed: {policies}", policy=[])
+    refused(DiffAugment, f"policy=['color', 'blur']; allowed: {policies}", policy=["color", "blur"])
+    allowed = "a non-empty list of xflip, rotate90, translate, scale, brightness, contrast"
+    refused(AdaptiveAugment, f"transforms=['hue']; allowed: {allowed}", transforms=["hue"])
+    for key, value, interval in (
+        ("translation", 0.6, "[0, 0.5]"),
+        ("translation", -0.1, "[0, 0.5]"),
+        ("cutout", 0, "(0, 1]"),
+        ("cutout", 1.5, "(0, 1]"),
+    ):
+        refused(DiffAugment, f"{key}={value}: must be a number in {interval}", **{key: value})
     for fine in ({"translation": 0}, {"translation": 0.5}, {"cutout": 1}):
         assert DiffAugment(**fine)
-    settings = {"target": 0.6, "p": 0.0, "kimg": 500, "interval": 4}
-    for bad in ({"target": 1.5}, {"p": 1.5}, {"kimg": 0}, {"interval": 0}):
-        given = {**settings, **bad}
-        message = (
-            f"target={given['target']} and p={given['p']} must be in [0, 1], "
-            f"kimg={given['kimg']} > 0, interval={given['interval']} >= 1"
-        )
-        refused(AdaptiveAugment, message, **bad)
-    for fine in ({"target": 0}, {"target": 1}, {"p": 1}):
+    for key, value in (("target", 1.5), ("target", -0.1), ("p", 1.5), ("p", -0.1)):
+        refused(AdaptiveAugment, f"{key}={value}: must be a number in [0, 1]", **{key: value})
+    refused(AdaptiveAugment, "kimg=0: must be a positive finite number", kimg=0)
+    refused(AdaptiveAugment, "interval=0: must be a positive integer", interval=0)
+    refused(AdaptiveAugment, "interval=1.5: must be a positive integer", interval=1.5)
+    for fine in ({"target": 0}, {"target": 1}, {"p": 1}, {"p": 0}):
         assert AdaptiveAugment(**fine)
