@@ -102,6 +102,51 @@ def test_d_loss_uses_the_cosine_scheduled_weight(name):
         assert added == pytest.approx(gamma * terms[f"reg/{name}"].item(), rel=1e-4)
 
 
+def test_penalty_steps_run_d_eagerly_and_the_others_through_the_fast_wrapper():
+    """Compiled graphs have no double backward: on the D steps whose penalties need an input
+    gradient D runs eagerly (same weights), elsewhere through ``discriminator_fast`` (the
+    compiled wrapper with hardware.compile; a recording stand-in here), as does G's step."""
+    cfg, parts = built("reg=r1", override("reg.r1.interval", 2), "train.lazy_regularization=folded")
+    calls = []
+    eager = parts.discriminator
+    parts.discriminator_fast = lambda x: calls.append(len(x)) or eager(x)
+    real, fake = parts.stream.next(), fake_batch(parts, cfg)
+    assert "reg/r1" in discriminator_loss(parts, real, fake, 0, 0, 10)[1]  # R1 due: eager
+    assert calls == []
+    assert "reg/r1" not in discriminator_loss(parts, real, fake, 0, 1, 10)[1]
+    assert calls == [16, 16]
+    generator_loss(parts, 16, 0, settings_for(cfg), fake)
+    assert calls == [16, 16, 16]
+
+
+def test_a_regularizer_without_a_penalty_leaves_the_later_ones_in_d_loss():
+    """reg=[lecam,r1] at G step 0, before LeCam's start_step: LeCam adds nothing yet, and R1,
+    listed after it, still does."""
+    cfg, parts = built("reg=[lecam,r1]")
+    assert list(parts.regularizers) == ["lecam", "r1"]
+    real, fake = parts.stream.next(), fake_batch(parts, cfg)
+    total, terms = discriminator_loss(parts, real, fake, 0, 0, 10)
+    assert "reg/lecam" not in terms and "reg/r1" in terms
+    weight = parts.regularizers["r1"].weight
+    added = (total - terms["loss/D"]).item()
+    assert added == pytest.approx(weight * terms["reg/r1"].item(), rel=1e-4)
+
+
+def test_d_loss_adds_the_aux_term_and_logs_d_s_mean_logits():
+    """model=ssgan: D's total is its GAN loss plus the rotation term; D/real and D/fake are
+    the means of D's logits on the batches it saw."""
+    cfg, parts = built("model=ssgan", "dataset.resolution=32", "reg=none")
+    real, fake = parts.stream.next(), fake_batch(parts, cfg)
+    logits = []
+    parts.discriminator.register_forward_hook(lambda mod, args, out: logits.append(out.detach()))
+    total, terms = discriminator_loss(parts, real, fake, 0, 0, 10)
+    real_logits, fake_logits = logits[:2]
+    assert terms["aux/D"].item() != 0
+    assert total.item() == pytest.approx((terms["loss/D"] + terms["aux/D"]).item(), rel=1e-6)
+    assert terms["D/real"].item() == pytest.approx(real_logits.float().mean().item(), rel=1e-6)
+    assert terms["D/fake"].item() == pytest.approx(fake_logits.float().mean().item(), rel=1e-6)
+
+
 @pytest.mark.parametrize("mode", ["folded", "separate"])
 def test_lazy_penalty_applies_every_kth_d_step_with_gain_k(mode):
     """Folded: in D's loss on every k-th D step; separate (StyleGAN2): in a pass of its own
