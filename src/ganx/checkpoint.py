@@ -8,6 +8,7 @@ would run code; that is why every non-tensor value stored here is a plain Python
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 import tempfile
@@ -105,8 +106,8 @@ def _read_problem(path: Path) -> str | None:
         return "is empty (0 bytes): its write never completed"
     if head.startswith(ZIP_MAGIC):
         return None
-    try:
-        head.decode("utf-8")
+    try:  # incremental: a character cut by the 512-byte read is no reason to call it binary
+        codecs.getincrementaldecoder("utf-8")().decode(head)
         return "is a text file, not a checkpoint"
     except UnicodeDecodeError:
         return "is not a checkpoint written by ganx (not a torch.save zip archive)"
