@@ -122,6 +122,10 @@ EQUIVALENT: dict[str, str] = {
     "values (0 + g) and Adam sees the same gradients",
     "ganx.step.x_generator_backward__mutmut_29": "set_to_none=None: as "
     "x_generator_backward__mutmut_30",
+    "ganx.checkpoint.x_read_config__mutmut_2": "load(mmap=None) reads the tensors instead of "
+    "mapping them: read_config returns the config, plain types, the same either way",
+    "ganx.checkpoint.x_read_config__mutmut_4": "mmap left out: as x_read_config__mutmut_2",
+    "ganx.checkpoint.x_read_config__mutmut_5": "mmap=False: as x_read_config__mutmut_2",
     "ganx.step.x_discriminator_loss__mutmut_75": "the lazy pass's total starts at 1.0, not 0.0: "
     "a constant has no gradient, and that total is only back-propagated (never logged)",
     "ganx.step.x_discriminator_loss__mutmut_78": "the DiscriminatorPass is built even when no "

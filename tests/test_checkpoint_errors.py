@@ -164,14 +164,14 @@ def test_checkpoint_of_another_model_is_refused_by_key(finished_run, tmp_path):
 
 
 class _FullDisk:
-    """A file that takes ``room`` bytes, then fails as a full disk does (inside torch.save)."""
+    """A file that takes ``room`` bytes, then fails with ``error`` (inside torch.save)."""
 
-    def __init__(self, file, room: int):
-        self.file, self.room = file, room
+    def __init__(self, file, room: int, error: OSError):
+        self.file, self.room, self.error = file, room, error
 
     def write(self, data) -> int:
         if len(data) > self.room:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise self.error
         self.room -= len(data)
         return self.file.write(data)
 
@@ -185,8 +185,15 @@ class _FullDisk:
         self.file.close()
 
 
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
+        (OSError("Disk quota exceeded"), "disk quota exceeded"),  # no errno, no strerror
+    ],
+)
 def test_a_full_disk_inside_torch_save_is_one_line_and_leaves_the_previous_file(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, error, reason
 ):
     """torch's zip writer reports a failed write only as a RuntimeError: the system's reason is
     kept and named, the temporary file removed, and the previous checkpoint left as it was."""
@@ -194,15 +201,13 @@ def test_a_full_disk_inside_torch_save_is_one_line_and_leaves_the_previous_file(
     path = run / "last.pt"
 
     def full_disk(fd, mode):
-        return _FullDisk(fdopen(fd, mode), 100)
+        return _FullDisk(fdopen(fd, mode), 100, error)
 
     for previous in ("no partial file is left", "the previous last.pt is intact"):
         monkeypatch.setattr(ckpt.os, "fdopen", full_disk)
         with pytest.raises(ckpt.CheckpointError) as err:
             saved(path, 2)
-        assert str(err.value) == (
-            f"could not write checkpoint {path}: no space left on device; {previous}"
-        )
+        assert str(err.value) == (f"could not write checkpoint {path}: {reason}; {previous}")
         assert sorted(p.name for p in run.iterdir()) == (["last.pt"] if path.exists() else [])
         monkeypatch.setattr(ckpt.os, "fdopen", fdopen)
         if not path.exists():
