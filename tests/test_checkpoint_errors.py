@@ -232,7 +232,21 @@ def test_atomic_save_makes_its_directories_and_renames_from_beside_the_target(
     saved(path, 1)
     saved(path, 2)  # again, into the directory now there
     assert [dst for _, dst in renamed] == [path, path]
-    assert all(src.parent == path.parent and src.name != path.name for src, _ in renamed)
+    for src, _ in renamed:  # what a crash would leave: hidden, and named after what it was for
+        assert src.parent == path.parent and src.name.startswith(".last.pt.")
+        assert src.name.endswith(".tmp")
     assert ckpt.load(path)["step"] == 2 and sorted(p.name for p in path.parent.iterdir()) == [
         "last.pt"
     ]
+
+
+def test_a_checkpoint_directory_that_is_a_file_is_one_line(tmp_path):
+    """The run's checkpoints/ taken by a file: the system's reason in one line, nothing else
+    touched (no temporary file was made, so none is removed)."""
+    (tmp_path / "checkpoints").write_text("not a directory")
+    path = tmp_path / "checkpoints" / "last.pt"
+    with pytest.raises(ckpt.CheckpointError) as err:
+        saved(path, 1)
+    want = f"could not write checkpoint {path}: file exists; no partial file is left"
+    assert str(err.value) == want
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]
