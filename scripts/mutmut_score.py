@@ -126,6 +126,12 @@ EQUIVALENT: dict[str, str] = {
     "mapping them: read_config returns the config, plain types, the same either way",
     "ganx.checkpoint.x_read_config__mutmut_4": "mmap left out: as x_read_config__mutmut_2",
     "ganx.checkpoint.x_read_config__mutmut_5": "mmap=False: as x_read_config__mutmut_2",
+    "ganx.checkpoint.x_load__mutmut_1": "mmap=True by default: the tensors are mapped instead "
+    "of read, with the same values; every caller copies them (into the nets, optimisers, RNG), "
+    "and ganx replaces checkpoint files only by rename, so a mapping never changes under a run",
+    "ganx.checkpoint.x_load__mutmut_18": "_torch_load(mmap=None): read instead of mapped, the "
+    "same values (read_config's config, plain types)",
+    "ganx.checkpoint.x_load__mutmut_20": "mmap left out: as x_load__mutmut_18",
     "ganx.step.x_discriminator_loss__mutmut_75": "the lazy pass's total starts at 1.0, not 0.0: "
     "a constant has no gradient, and that total is only back-propagated (never logged)",
     "ganx.step.x_discriminator_loss__mutmut_78": "the DiscriminatorPass is built even when no "
