@@ -132,6 +132,13 @@ EQUIVALENT: dict[str, str] = {
     "ganx.checkpoint.x_load__mutmut_18": "_torch_load(mmap=None): read instead of mapped, the "
     "same values (read_config's config, plain types)",
     "ganx.checkpoint.x_load__mutmut_20": "mmap left out: as x_load__mutmut_18",
+    "ganx.checkpoint.x__read_problem__mutmut_9": "read(513): the zip magic is 4 bytes and the "
+    "incremental UTF-8 decoder accepts any prefix of a text: the same verdicts",
+    "ganx.checkpoint.x__torch_load__mutmut_1": "default mmap=True: every caller passes mmap",
+    "ganx.checkpoint.x__torch_load__mutmut_5": "torch.load(mmap=None) reads instead of mapping: "
+    "the same values (as x_load__mutmut_18)",
+    "ganx.checkpoint.x_intact_copy__mutmut_21": "_torch_load(other, False): the copy read instead "
+    "of mapped, the same verdict",
     "ganx.step.x_discriminator_loss__mutmut_75": "the lazy pass's total starts at 1.0, not 0.0: "
     "a constant has no gradient, and that total is only back-propagated (never logged)",
     "ganx.step.x_discriminator_loss__mutmut_78": "the DiscriminatorPass is built even when no "
@@ -161,6 +168,12 @@ NOT_EQUIVALENT: dict[str, str] = {
     "exists whenever the handler runs, except when an interrupt lands after os.replace returned "
     "and before the try ends (then FileNotFoundError would mask it): a signal race no test makes",
     "ganx.checkpoint.x_atomic_save__mutmut_40": "missing_ok=False: as x_atomic_save__mutmut_38",
+    "ganx.checkpoint.x__torch_load__mutmut_3": "map_location=None: a checkpoint written on a GPU "
+    "would load onto it; on the CPU of the fast tests the same",
+    "ganx.checkpoint.x__torch_load__mutmut_4": "weights_only=None: torch >= 2.6 (installed) "
+    "defaults it to True, so the same here; pyproject allows torch >= 2.1, where the default "
+    "False would unpickle anything",
+    "ganx.checkpoint.x__torch_load__mutmut_8": "weights_only left out: as x__torch_load__mutmut_4",
     "ganx.step.x_g_first_iteration__mutmut_10": "latents drawn on the default device (None): "
     "the CPU in the fast tests; a GPU run would feed CPU latents to G on the GPU",
 }

@@ -277,3 +277,12 @@ def test_a_checkpoint_holding_other_objects_is_refused_in_one_plain_line(tmp_pat
         f"refusing to load {path}: it holds objects other than tensors and plain Python types, "
         "which could run code when unpickled (Weights only load failed)"
     )
+
+
+def test_an_error_without_a_message_is_named_by_its_type():
+    """The reason in a refusal line: torch's first sentence, or the error's type when it has no
+    message (an empty read raises EOFError() in some torch versions)."""
+    from ganx.checkpoint import _first_sentence
+
+    assert _first_sentence(EOFError()) == "EOFError"
+    assert _first_sentence(RuntimeError("it broke. Do this.\nMore")) == "it broke"
