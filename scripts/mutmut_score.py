@@ -139,6 +139,9 @@ EQUIVALENT: dict[str, str] = {
     "the same values (as x_load__mutmut_18)",
     "ganx.checkpoint.x_intact_copy__mutmut_21": "_torch_load(other, False): the copy read instead "
     "of mapped, the same verdict",
+    "ganx.checkpoint.x_intact_copy__mutmut_18": "_torch_load(other, None): read instead of "
+    "mapped, the same verdict",
+    "ganx.checkpoint.x_intact_copy__mutmut_20": "mmap left out: as x_intact_copy__mutmut_18",
     "ganx.step.x_discriminator_loss__mutmut_75": "the lazy pass's total starts at 1.0, not 0.0: "
     "a constant has no gradient, and that total is only back-propagated (never logged)",
     "ganx.step.x_discriminator_loss__mutmut_78": "the DiscriminatorPass is built even when no "
