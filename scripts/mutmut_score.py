@@ -118,8 +118,8 @@ EQUIVALENT: dict[str, str] = {
     "compared only with 'g_first' and 'simultaneous', and any other runs the alternating order",
     "ganx.step.x_training_iteration__mutmut_7": "'ALTERNATING': as x_training_iteration__mutmut_6",
     "ganx.step.x_generator_backward__mutmut_30": "G's gradients zeroed instead of set to None: "
-    "G's loss reaches every G parameter in every G step, so backward then writes the same "
-    "values (0 + g) and Adam sees the same gradients",
+    "G's loss reaches every G parameter (each of conf/model's 12 generators, checked), so "
+    "backward then writes the same values (0 + g) and Adam sees the same gradients",
     "ganx.step.x_generator_backward__mutmut_29": "set_to_none=None: as "
     "x_generator_backward__mutmut_30",
     "ganx.checkpoint.x_read_config__mutmut_2": "load(mmap=None) reads the tensors instead of "
