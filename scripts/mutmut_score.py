@@ -137,6 +137,7 @@ EQUIVALENT: dict[str, str] = {
     "ganx.checkpoint.x__torch_load__mutmut_1": "default mmap=True: every caller passes mmap",
     "ganx.checkpoint.x__torch_load__mutmut_5": "torch.load(mmap=None) reads instead of mapping: "
     "the same values (as x_load__mutmut_18)",
+    "ganx.checkpoint.x__torch_load__mutmut_9": "mmap left out: as x__torch_load__mutmut_5",
     "ganx.checkpoint.x_intact_copy__mutmut_21": "_torch_load(other, False): the copy read instead "
     "of mapped, the same verdict",
     "ganx.checkpoint.x_intact_copy__mutmut_18": "_torch_load(other, None): read instead of "
@@ -177,6 +178,7 @@ NOT_EQUIVALENT: dict[str, str] = {
     "defaults it to True, so the same here; pyproject allows torch >= 2.1, where the default "
     "False would unpickle anything",
     "ganx.checkpoint.x__torch_load__mutmut_8": "weights_only left out: as x__torch_load__mutmut_4",
+    "ganx.checkpoint.x__torch_load__mutmut_7": "map_location left out: as x__torch_load__mutmut_3",
     "ganx.step.x_g_first_iteration__mutmut_10": "latents drawn on the default device (None): "
     "the CPU in the fast tests; a GPU run would feed CPU latents to G on the GPU",
 }
