@@ -132,6 +132,8 @@ EQUIVALENT: dict[str, str] = {
     "ganx.checkpoint.x_load__mutmut_18": "_torch_load(mmap=None): read instead of mapped, the "
     "same values (read_config's config, plain types)",
     "ganx.checkpoint.x_load__mutmut_20": "mmap left out: as x_load__mutmut_18",
+    "ganx.checkpoint.x__read_problem__mutmut_8": "read(None) reads the whole file to judge its "
+    "start: the same verdicts (zip magic, UTF-8 text), only more bytes read",
     "ganx.checkpoint.x__read_problem__mutmut_9": "read(513): the zip magic is 4 bytes and the "
     "incremental UTF-8 decoder accepts any prefix of a text: the same verdicts",
     "ganx.checkpoint.x__torch_load__mutmut_1": "default mmap=True: every caller passes mmap",
