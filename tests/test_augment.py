@@ -15,9 +15,10 @@ from test_resume_eval import assert_trees_equal, last_state
 from torch import nn
 
 from ganx import checkpoint as ckpt
-from ganx.augment import AdaptiveAugment, DiffAugment
+from ganx.augment import AdaptiveAugment, DiffAugment, stream_seed
 from ganx.build import build_all
 from ganx.loop import train
+from ganx.rng import rank_seed
 
 CPU = torch.device("cpu")
 
@@ -58,6 +59,23 @@ def test_identical_for_a_seed_and_different_for_another(kind):
     other = bound(AUGMENTS[kind](), seed=4)(x)
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
+
+
+def test_stream_seeds_are_distinct_apart_from_the_training_streams_and_valid():
+    """Every (seed, rank) has its own augmentation stream; within a run none is a stream the
+    training RNG draws from (rank 0: the seed; rank r > 0: rank_seed, both offset alike by the
+    step on resume); and every seed the config accepts (any int >= 0 torch can seed with, up to
+    2**64 - 1) gives one below 2**63, so a resumed rank's stream_seed + step stays valid."""
+    seeds, ranks = range(6000), range(4)
+    streams = {seed: [stream_seed(seed, rank) for rank in ranks] for seed in seeds}
+    assert len({s for run in streams.values() for s in run}) == len(seeds) * len(ranks)
+    for seed, run in streams.items():
+        training = {seed} | {rank_seed(seed, rank, 0) for rank in ranks if rank > 0}
+        assert not training & set(run), seed
+    for seed in [0, 1, 2**32, *(2**64 - 1 - k * (2**59 + 12345) for k in range(16))]:
+        for rank in (0, 7):
+            assert 0 <= stream_seed(seed, rank) < 2**63, (seed, rank)
+    torch.Generator().manual_seed(stream_seed(2**64 - 1, 7) + 10**9)
 
 
 def test_ada_at_p_zero_is_the_identity_and_r1_differentiates_through_it_twice():
@@ -173,17 +191,27 @@ def test_r1_is_taken_through_the_augmentation_as_the_authors_do(kind):
     assert terms["augment/real_sign"] == real_logits.sign().mean()
 
 
+@pytest.mark.parametrize("loss", ["ns", "rpgan"])
 @pytest.mark.parametrize("kind", ["diffaug", "ada"])
-def test_g_step_sees_augmented_fakes_and_its_gradient_flows_through(kind):
-    cfg, parts = parts_for(f"augment={kind}", "augment.p=1.0" if kind == "ada" else "reg=r1")
+def test_g_step_sees_augmented_fakes_and_its_gradient_flows_through(kind, loss):
+    """D(T(G(z))) in G's loss; a relativistic loss's own real batch is augmented too, drawn
+    after the fakes (D(T(fake)), then D(T(real)))."""
+    cfg, parts = parts_for(
+        f"augment={kind}", "augment.p=1.0" if kind == "ada" else "reg=r1", f"loss={loss}"
+    )
     settings = StepSettings(cfg.train.steps, cfg.model.latent_dim)
     fake = parts.generator(torch.randn(16, cfg.model.latent_dim))
+    real = parts.stream.next() if loss == "rpgan" else None
     saved = parts.augment.generator.get_state()
-    loss, _ = generator_loss(parts, 16, 0, settings, fake)
+    loss, _ = generator_loss(parts, 16, 0, settings, fake, real)
     parts.augment.generator.set_state(saved)
-    expected = parts.loss.g_loss(parts.discriminator(parts.augment(fake)))
+    D, T = parts.discriminator, parts.augment
+    if real is None:
+        expected, plain = parts.loss.g_loss(D(T(fake))), parts.loss.g_loss(D(fake))
+    else:
+        expected = parts.loss.g_loss(D(T(fake)), D(T(real)))
+        plain = parts.loss.g_loss(D(T(fake)), D(real))  # the reals not augmented
     assert float(loss) == pytest.approx(float(expected), rel=1e-6)
-    plain = parts.loss.g_loss(parts.discriminator(fake))
     assert float(loss) != pytest.approx(float(plain), rel=1e-6)
     loss.backward()
     assert next(parts.generator.parameters()).grad.abs().sum() > 0

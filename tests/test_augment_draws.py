@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganx.augment import AdaptiveAugment, DiffAugment
+from ganx.augment import AdaptiveAugment, DiffAugment, scaling_matrix
 
 CPU = torch.device("cpu")
 
@@ -163,6 +163,14 @@ def test_ada_scale_is_a_mirrored_bilinear_zoom_about_the_centre():
     assert torch.equal(out[~chosen], x[~chosen])
 
 
+def test_ada_scale_leaves_an_image_it_did_not_choose_exactly_as_it_was_at_every_side():
+    """Scale 1 (an image not chosen) resamples through the identity matrix, exactly, on every
+    side length (a 1-pixel side included)."""
+    for size in range(1, 7):
+        want = torch.eye(size).expand(2, size, size)
+        assert torch.equal(scaling_matrix(torch.ones(2), size), want), size
+
+
 def test_ada_brightness_and_contrast_are_adas_normal_draws():
     """brightness + N(0, 0.2^2), contrast x 2^N(0, 0.5^2) about 0 (ADA's brightness_std,
     contrast_std), on the chosen images only."""
@@ -207,6 +215,30 @@ def test_ada_state_loads_onto_the_augmentations_device():
     assert (resumed.seen, resumed.d_steps) == (16, 1)
 
 
+def test_ada_controller_stays_on_the_augmentations_device():
+    """Adjusting p mixes no host tensor into the sums kept on the device (on a GPU that is an
+    error; the meta device stands in for one)."""
+    ada = bound(AdaptiveAugment(interval=1))
+    ada.p, ada.sign_sum = ada.p.to("meta"), ada.sign_sum.to("meta")
+    ada.observe(torch.tensor(0.5, device="meta"), 16)  # interval 1: adjusts at once
+    assert ada.p.device.type == "meta" and ada.sign_sum.device.type == "meta"
+    assert (ada.seen, ada.d_steps) == (0, 0)
+
+
+def test_ada_controller_sums_over_ranks_before_it_moves_p(monkeypatch):
+    """With several ranks the sign sums and image counts are all-reduced before r_t and the
+    step: two ranks alike (the all-reduce doubles both sums) keep r_t (0.5, under the target
+    0.6) and move p by both ranks' reals, 2 x 32 / (0.32 * 1000) = 0.2."""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "all_reduce", lambda sums: sums.mul_(2))
+    ada = bound(AdaptiveAugment(interval=2, kimg=0.32, p=0.5))
+    ada.observe(torch.tensor(0.5), 16)
+    ada.observe(torch.tensor(0.5), 16)
+    assert float(ada.p) == pytest.approx(0.3)
+
+
 def refused(cls, message: str, **kwargs) -> None:
     import re
 
@@ -215,30 +247,27 @@ def refused(cls, message: str, **kwargs) -> None:
         cls(**kwargs)
 
 
-def test_refusals_name_the_key_the_value_and_what_is_allowed_and_the_ranges_ends_are_right():
-    diff_policies = "a non-empty list of color, translation, cutout"
-    refused(DiffAugment, f"policy=[]; allowed: {diff_policies}", policy=[])
-    refused(
-        DiffAugment, f"policy=['color', 'blur']; allowed: {diff_policies}", policy=["color", "blur"]
-    )
-    allowed = "xflip, rotate90, translate, scale, brightness, contrast"
-    refused(
-        AdaptiveAugment,
-        f"transforms=['hue']; allowed: a non-empty list of {allowed}",
-        transforms=["hue"],
-    )
-    for bad in ({"translation": 0.6}, {"translation": 1.0}, {"translation": -0.1}):
-        refused(
-            DiffAugment, f"translation={bad['translation']}: must be a number in [0, 0.5]", **bad
-        )
-    for bad in ({"cutout": 0}, {"cutout": 1.5}):
-        refused(DiffAugment, f"cutout={bad['cutout']}: must be a number in (0, 1]", **bad)
+def test_refusals_name_the_key_and_what_is_allowed_and_the_ranges_ends_are_right():
+    """The constructors' refusals as the schema helpers word them (one line: the key, the value,
+    what is allowed), at both ends of every range."""
+    policies = "a non-empty list of color, translation, cutout"
+    refused(DiffAugment, f"policy=[]; allowed: {policies}", policy=[])
+    refused(DiffAugment, f"policy=['color', 'blur']; allowed: {policies}", policy=["color", "blur"])
+    allowed = "a non-empty list of xflip, rotate90, translate, scale, brightness, contrast"
+    refused(AdaptiveAugment, f"transforms=['hue']; allowed: {allowed}", transforms=["hue"])
+    for key, value, interval in (
+        ("translation", 0.6, "[0, 0.5]"),
+        ("translation", -0.1, "[0, 0.5]"),
+        ("cutout", 0, "(0, 1]"),
+        ("cutout", 1.5, "(0, 1]"),
+    ):
+        refused(DiffAugment, f"{key}={value}: must be a number in {interval}", **{key: value})
     for fine in ({"translation": 0}, {"translation": 0.5}, {"cutout": 1}):
         assert DiffAugment(**fine)
-    for key in ("target", "p"):
-        for value in (1.5, -0.1):
-            refused(AdaptiveAugment, f"{key}={value}: must be a number in [0, 1]", **{key: value})
+    for key, value in (("target", 1.5), ("target", -0.1), ("p", 1.5), ("p", -0.1)):
+        refused(AdaptiveAugment, f"{key}={value}: must be a number in [0, 1]", **{key: value})
     refused(AdaptiveAugment, "kimg=0: must be a positive finite number", kimg=0)
     refused(AdaptiveAugment, "interval=0: must be a positive integer", interval=0)
-    for fine in ({"target": 0}, {"target": 1}, {"p": 1}):
+    refused(AdaptiveAugment, "interval=1.5: must be a positive integer", interval=1.5)
+    for fine in ({"target": 0}, {"target": 1}, {"p": 1}, {"p": 0}):
         assert AdaptiveAugment(**fine)

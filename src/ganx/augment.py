@@ -338,5 +338,7 @@ def augmented(discriminator, augment: Augment | None):
 
 
 def stream_seed(seed: int, rank: int) -> int:
-    """The augmentation stream's seed: apart from the training RNG and from every rank's."""
+    """The augmentation stream's seed: apart from the training RNG and from every rank's
+    (:func:`ganx.rng.rank_seed`), and below 2**63, so that a resumed rank's ``stream_seed + step``
+    (:meth:`ganx.state.TrainingState.create`) is still a seed torch accepts (< 2**64)."""
     return (seed * 1_000_003 + 0xA06 + 7919 * rank) % (2**63)

@@ -8,6 +8,7 @@ would run code; that is why every non-tensor value stored here is a plain Python
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 import tempfile
@@ -105,26 +106,31 @@ def _read_problem(path: Path) -> str | None:
         return "is empty (0 bytes): its write never completed"
     if head.startswith(ZIP_MAGIC):
         return None
-    try:
-        head.decode("utf-8")
+    try:  # incremental: a character cut by the 512-byte read is no reason to call it binary
+        codecs.getincrementaldecoder("utf-8")().decode(head)
         return "is a text file, not a checkpoint"
     except UnicodeDecodeError:
         return "is not a checkpoint written by ganx (not a torch.save zip archive)"
+
+
+def _first_sentence(err: BaseException) -> str:
+    """torch's reason, as much as fits one line: its first sentence (the rest is advice, and in
+    the weights-only refusal terminal escapes), or the error's type when it says nothing."""
+    return (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
 
 
 def _torch_load(path: Path, mmap: bool = False) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        first = (str(err).splitlines() or [type(err).__name__])[0]
         raise CheckpointError(
             f"refusing to load {path}: it holds objects other than tensors and plain Python "
-            f"types, which could run code when unpickled ({first})"
+            f"types, which could run code when unpickled ({_first_sentence(err)})"
         ) from err
     except (EOFError, RuntimeError, KeyError, ValueError, OSError) as err:
-        first = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
         raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupted ({first}){_older_copy_hint(path)}"
+            f"checkpoint {path} is truncated or corrupted ({_first_sentence(err)})"
+            f"{_older_copy_hint(path)}"
         ) from err
 
 

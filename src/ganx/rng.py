@@ -16,6 +16,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def rank_seed(seed: int, rank: int, step: int) -> int:
+    """The torch stream's seed on rank ``rank`` > 0 from G step ``step`` on: each rank draws its
+    own noise (rank 0's stream is seeded with ``seed`` itself, then restored from checkpoints)."""
+    return seed * 1_000_003 + rank * 7919 + step
+
+
 def rng_state() -> dict:
     """Python, NumPy, torch CPU and (when present) CUDA states, as plain types and tensors (what
     a checkpoint may hold: see :mod:`ganx.checkpoint`)."""

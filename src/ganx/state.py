@@ -25,7 +25,7 @@ from .build import Parts, build_all
 from .collectives import Ranks, broadcast_state
 from .errors import CheckpointError, ConfigError, DataError
 from .resume_rules import allowed_changes
-from .rng import rng_state, seed_everything, set_rng_state
+from .rng import rank_seed, rng_state, seed_everything, set_rng_state
 from .sampling import latent_distribution, latents
 from .step import make_ema
 
@@ -202,7 +202,7 @@ class TrainingState:
             state.load(resume)
         state.fixed_noise = state.fixed_noise.to(device)
         if ranks.rank > 0:  # each rank draws its own noise; rank 0 keeps the checkpointed stream
-            torch.manual_seed(cfg.seed * 1_000_003 + ranks.rank * 7919 + state.step)
+            torch.manual_seed(rank_seed(cfg.seed, ranks.rank, state.step))
             if parts.augment is not None and resume is not None:  # not rank 0's augmentations
                 parts.augment.generator.manual_seed(stream_seed(cfg.seed, ranks.rank) + state.step)
         return state
