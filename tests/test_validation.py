@@ -123,6 +123,9 @@ BAD = [
         "augment=diffaug with dataset=ring8: augmentation transforms images",
     ),
     (["dataset.subset=0"], "dataset.subset=0: must be a positive integer"),
+    # a larger seed overflowed torch.Generator's seed at the first evaluation, after training
+    (["seed=4294967296"], "seed=4294967296: must be an integer in [0, 2**32)"),
+    (["seed=-1"], "seed=-1: must be an integer in [0, 2**32)"),
     (["dataset.subset_seed=-1", "dataset.subset=10"], "dataset.subset_seed=-1"),
     (["dataset=stacked_mnist", "dataset.n=10000000"], "dataset.n=10000000: at most 200,000"),
     (["augment.name=crop"], "augment.name='crop'; allowed: none, diffaug, ada"),

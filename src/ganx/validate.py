@@ -67,8 +67,10 @@ def validate(cfg: DictConfig) -> None:
     if cfg.resume is not None and not isinstance(cfg.resume, str):
         raise ConfigError(f"resume={cfg.resume!r}; allowed: null, auto or a checkpoint path")
     _flag(cfg.get("start_over", False), "start_over")
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
-        raise ConfigError(f"seed={cfg.seed!r}: must be an integer >= 0")
+    # below 2**32: the streams derived from it (seed * 1_000_003 + step for evaluation noise,
+    # epochs and ranks) must stay inside torch.Generator's 64-bit seed
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"seed={cfg.seed!r}: must be an integer in [0, 2**32)")
     refuse_unsupported(cfg)  # combinations that cannot work: JS + hinge, a model's resolutions
 
 
