@@ -133,3 +133,41 @@ def test_num_workers_follow_the_cores():
         with pytest.raises(ConfigError, match="dataset.num_workers"):
             loader_workers(bad)
     assert compose_cfg("dataset=stl10", tiny=False).dataset.num_workers == "auto"
+
+
+class NotWeights:
+    """A pickled object: what a tampered weights file could carry."""
+
+
+def test_head_check_maps_the_file_and_loads_tensors_only(tmp_path, monkeypatch):
+    """inception_has_head memory-maps a zip checkpoint on the CPU (one read, not the 100 MB into
+    memory), reads an old-format file plainly, tensors only either way (never unpickles an
+    object), and counts any non-zero head, however small."""
+    import pickle
+
+    from ganx.metrics.fidelity import inception_has_head
+
+    calls = []
+    load = torch.load
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording)
+    tiny_head = torch.zeros(1008, 2048)
+    tiny_head[0, 0] = 1e-3
+    torch.save({"fc.weight": tiny_head}, tmp_path / "zip.pt")
+    assert inception_has_head(tmp_path / "zip.pt")
+    assert calls == [{"map_location": "cpu", "weights_only": True, "mmap": True}]
+    calls.clear()
+    old = tmp_path / "old.pt"
+    torch.save({"fc.weight": torch.zeros(3, 2)}, old, _use_new_zipfile_serialization=False)
+    assert not inception_has_head(old)
+    assert calls[-1] == {"map_location": "cpu", "weights_only": True}
+    torch.save(torch.ones(3), tmp_path / "tensor.pt")  # not a state dict: no head
+    assert not inception_has_head(tmp_path / "tensor.pt")
+    for new_format in (True, False):
+        torch.save(NotWeights(), old, _use_new_zipfile_serialization=new_format)
+        with pytest.raises(pickle.UnpicklingError):
+            inception_has_head(old)

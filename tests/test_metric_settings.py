@@ -176,3 +176,139 @@ def test_inception_weights_path_is_the_one_loaded():
     bank = FeatureBank(torch.device("cpu"), inception_weights=path)
     with pytest.raises(MetricError, match="not found at /nonexistent/inception.pth"):
         bank.extractor("inception")
+
+
+class Pool3(RandomFeatures):
+    """Stands in for torch-fidelity's Inception: its FID/KID/PR layer is '2048'."""
+
+    def __init__(self, weights, head=True):
+        super().__init__()
+        weights.write_bytes(b"w")  # real features' cache key reads the file's size and time
+        self.inception_weights, self.head = weights, head
+
+    def has_classifier_head(self, kind):
+        return self.head
+
+    def features(self, kind, images):
+        out = super().features(kind, images)
+        return {"2048": out["64"], "logits_unbiased": out["logits_unbiased"]}
+
+
+def test_every_metric_is_torch_fidelitys_at_its_own_defaults(capfd):
+    """One call for all five, each equal to torch-fidelity's function on the same features with
+    torch-fidelity's own defaults (torch_fidelity.defaults.DEFAULTS: 10 IS splits, shuffled,
+    100 KID subsets, k = 3, seed 2020), and nothing printed: a training log stays clean."""
+    from torch_fidelity.defaults import DEFAULTS
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    out, _ = metrics({"fid", "kid", "pr", "is", "classes"}, kid_subset_size=16)
+    assert capfd.readouterr() == ("", "")
+    fake, real = feats(40, False), feats(40, True)
+    fid = fid_statistics_to_metric(
+        fid_features_to_statistics(fake), fid_features_to_statistics(real), verbose=False
+    )
+    assert out["fid40_mnist"] == float(fid["frechet_inception_distance"])
+    kid = kid_features_to_metric(
+        fake,
+        real,
+        kid_subsets=DEFAULTS["kid_subsets"],
+        kid_subset_size=16,
+        rng_seed=DEFAULTS["rng_seed"],
+        verbose=False,
+    )
+    assert out["kid40_mnist"] == float(kid["kernel_inception_distance_mean"])
+    prc = prc_features_to_metric(
+        fake, real, prc_neighborhood=DEFAULTS["prc_neighborhood"], verbose=False
+    )
+    assert out["precision40_mnist"] == prc["precision"]
+    assert out["recall40_mnist"] == prc["recall"]
+    logits = RandomFeatures().features("mnist", WHITE)["logits_unbiased"]
+    isc = isc_features_to_metric(
+        logits,
+        splits=DEFAULTS["isc_splits"],
+        shuffle=DEFAULTS["samples_shuffle"],
+        rng_seed=DEFAULTS["rng_seed"],
+    )
+    assert out["is40_mnist"] == float(isc["inception_score_mean"])
+    unshuffled = isc_features_to_metric(logits, splits=10, shuffle=False)
+    assert out["is40_mnist"] != float(unshuffled["inception_score_mean"])
+
+
+def test_kid_subset_is_the_smallest_of_setting_samples_and_real_images():
+    """min(kid_subset_size, samples, real images): each of the three can be the smallest."""
+
+    def kid(fake_n, real_n, size):
+        value = kid_features_to_metric(
+            feats(fake_n, False),
+            feats(real_n, True),
+            kid_subsets=100,
+            kid_subset_size=size,
+            rng_seed=2020,
+            verbose=False,
+        )
+        return float(value["kernel_inception_distance_mean"])
+
+    more_real, _ = metrics({"kid"}, kid_subset_size=1000, real_count=50)  # the 40 samples
+    assert more_real["kid40_mnist"] == kid(40, 50, 40)
+    fewer_real, _ = metrics({"kid"}, kid_subset_size=1000, real_count=25)  # the 25 reals
+    assert fewer_real["kid40_mnist"] == kid(40, 25, 25)
+
+
+def test_class_coverage_counts_a_class_at_exactly_20_percent_of_its_share():
+    """300 samples: a class's uniform share is 30, 20% of it 6; a class with exactly 6 samples
+    is covered (as a mixture mode with exactly 20%), one with 5 is not."""
+
+    class Counted(RandomFeatures):
+        def features(self, kind, images):
+            labels = torch.repeat_interleave(torch.arange(4), torch.tensor([200, 89, 6, 5]))
+            return {"64": torch.zeros(300, 8), "logits_unbiased": torch.eye(10)[labels]}
+
+    images = torch.full((300, 3, 28, 28), 255, dtype=torch.uint8)
+    out = fidelity_metrics("mnist", {"classes"}, images, black_source(300), Counted(), None, 100)
+    assert out["classes300_mnist"] == 3
+
+
+def test_inception_features_are_its_2048_pool_features(tmp_path):
+    """kind inception reads the '2048' layer (torch-fidelity's FID/KID/PR layer for
+    inception-v3-compat); class coverage needs the digit classifier and says so."""
+    from ganx.errors import MetricError
+
+    bank = Pool3(tmp_path / "w.pt")
+    out = fidelity_metrics("inception", {"fid"}, WHITE, black_source(60), bank, None, 100)
+    mnist, _ = metrics({"fid"})
+    assert out["fid40_inception"] == mnist["fid40_mnist"]
+    with pytest.raises(MetricError, match=r"^classes_\* needs a digit classifier: use class"):
+        fidelity_metrics("inception", {"classes"}, WHITE, black_source(60), bank, None, 100)
+
+
+def test_inception_score_is_refused_only_without_a_classifier_head(tmp_path):
+    from ganx.errors import MetricError
+
+    headless = Pool3(tmp_path / "w.pt", head=False)
+    out = fidelity_metrics("inception", {"fid"}, WHITE, black_source(60), headless, None, 100)
+    assert set(out) == {"fid40_inception"}  # no head needed for FID
+    message = (
+        "is_inception: these Inception weights have no classifier head (the offline pool3 "
+        "conversion); the Inception Score needs torch-fidelity's original weights"
+    )
+    with pytest.raises(MetricError) as refused:
+        fidelity_metrics("inception", {"is"}, WHITE, black_source(60), headless, None, 100)
+    assert str(refused.value) == message
+
+
+def test_a_diverged_metric_is_logged_as_nan():
+    """Features of a diverged generator (1e30) make FID infinite: logged as nan (JSON has no
+    inf), while the finite KID of the same call is kept."""
+
+    class Diverged(RandomFeatures):
+        def features(self, kind, images):
+            out = super().features(kind, images)
+            real = images.float().mean() < 128
+            return {**out, "64": out["64"] * (1.0 if real else 1e30)}
+
+    with pytest.warns(RuntimeWarning):  # numpy's overflow inside torch-fidelity's FID
+        out = fidelity_metrics(
+            "mnist", {"fid", "pr"}, WHITE, black_source(60), Diverged(), None, 100
+        )
+    assert math.isnan(out["fid40_mnist"])
+    assert out["precision40_mnist"] == 0.0
