@@ -50,8 +50,13 @@ MODULES = {
     "checkpoint": ["test_checkpoint_errors.py", "test_train.py", "test_reliability.py"],
     "metrics/fidelity": ["test_metrics.py", "test_metric_plan.py", "test_metric_settings.py"],
     "metrics/registry": ["test_metrics.py", "test_mog3d.py", "test_metric_settings.py"],
-    "data/__init__": ["test_data.py", "test_limited_data.py"],
-    "nets": ["test_nets_reference.py", "test_config.py", "test_r3gan.py"],
+    "data/__init__": ["test_data.py", "test_limited_data.py", "test_mog3d.py", "test_ranks.py"],
+    "nets": [
+        "test_nets_reference.py",
+        "test_net_structure.py",
+        "test_config.py",
+        "test_r3gan.py",
+    ],
 }
 
 # surviving mutants that no test can kill: name -> why (the mutant behaves as the original)

@@ -158,3 +158,23 @@ def test_loader_stream_matches_in_memory_order_across_epochs_and_resume(tmp_path
     c = BatchStream(dataset, 8, seed=5, device=torch.device("cpu"))
     c.load_state_dict(a.state_dict())
     assert torch.equal(a.next(), c.next())
+
+
+def test_batch_stream_edges_a_full_size_batch_and_a_resume_at_an_epochs_start():
+    """A batch as large as the data set is allowed (one batch per epoch: the epoch's whole
+    permutation, epoch_order(n, seed, epoch)); a stream resumed at the start of epoch 1 reads
+    what the walked stream reads there; the position is (epoch, batch)."""
+    from ganx.data import epoch_order
+
+    images = torch.arange(10, dtype=torch.float).view(10, 1, 1, 1)
+    source = DataSource("t", 1, 1, images=images)
+    walked = BatchStream(source, 10, seed=2, device=torch.device("cpu"))
+    first, second = walked.next(), walked.next()
+    assert torch.equal(first.flatten(), epoch_order(10, 2, 0).float())
+    assert torch.equal(second.flatten(), epoch_order(10, 2, 1).float())
+    assert walked.state_dict() == {"epoch": 1, "batch": 1}
+    resumed = BatchStream(source, 10, seed=2, device=torch.device("cpu"))
+    resumed.load_state_dict({"epoch": 1, "batch": 0})
+    assert torch.equal(resumed.next(), second)
+    halves = BatchStream(source, 5, seed=2, device=torch.device("cpu"))
+    assert [len(halves.next()) for _ in range(5)] == [5] * 5  # never a short batch

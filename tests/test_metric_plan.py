@@ -171,3 +171,29 @@ def test_head_check_maps_the_file_and_loads_tensors_only(tmp_path, monkeypatch):
         torch.save(NotWeights(), old, _use_new_zipfile_serialization=new_format)
         with pytest.raises(pickle.UnpicklingError):
             inception_has_head(old)
+
+
+def test_feature_bank_sees_the_head_of_the_loaded_inception():
+    """The bank asks the loaded Inception network itself: a zero 1008-class head is none (the
+    offline conversion), any non-zero one is a head; the digit network always has one."""
+    from types import SimpleNamespace
+
+    from ganx.metrics.fidelity import FeatureBank
+
+    bank = FeatureBank(torch.device("cpu"), inception_weights="/unused.pth")
+    for fc, expected in ((torch.zeros(1008, 2048), False), (torch.full((1008, 2048), 1e-7), True)):
+        bank._extractors["inception"] = SimpleNamespace(fc=SimpleNamespace(weight=fc))
+        assert bank.has_classifier_head("inception") is expected
+    assert bank.has_classifier_head("mnist") is True
+
+
+def test_the_digit_extractor_is_registered_with_torch_fidelity_under_its_name(monkeypatch):
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    from ganx.metrics.fidelity import MNIST_EXTRACTOR, MnistFeatureExtractor, register_extractors
+
+    monkeypatch.delitem(FEATURE_EXTRACTORS_REGISTRY, MNIST_EXTRACTOR, raising=False)
+    register_extractors()
+    assert FEATURE_EXTRACTORS_REGISTRY[MNIST_EXTRACTOR] is MnistFeatureExtractor
+    register_extractors()  # again (a sweep's next run): no error, the same class
+    assert FEATURE_EXTRACTORS_REGISTRY[MNIST_EXTRACTOR] is MnistFeatureExtractor

@@ -312,3 +312,60 @@ def test_a_diverged_metric_is_logged_as_nan():
         )
     assert math.isnan(out["fid40_mnist"])
     assert out["precision40_mnist"] == 0.0
+
+
+def test_images_reach_the_extractor_as_torch_fidelitys_uint8():
+    """[-1, 1] -> round((x + 1) * 127.5) clamped to [0, 255], one channel repeated to three;
+    the bank's default chunk is metrics.batch_size's default."""
+    from ganx.metrics.fidelity import to_uint8
+
+    values = torch.tensor([-1.5, -1.0, -0.5, 0.0, 1.0, 1.5]).view(1, 1, 1, 6)
+    grey = to_uint8(values)
+    assert grey.dtype == torch.uint8 and grey.shape == (1, 3, 1, 6)
+    assert grey[0, :, 0].tolist() == [[0, 0, 64, 128, 255, 255]] * 3
+    rgb = to_uint8(torch.zeros(2, 3, 4, 5))
+    assert rgb.shape == (2, 3, 4, 5) and torch.all(rgb == 128)
+    default = compose_cfg(tiny=False).metrics.batch_size
+    assert FeatureBank(torch.device("cpu"), inception_weights="/x").batch_size == default
+
+
+def test_real_images_are_the_seed_0_permutation_in_memory_or_loaded():
+    """The first n of a fixed permutation (seed 0) of the training data, the same images
+    whether the data set is held in memory or read item by item."""
+    from ganx.metrics.fidelity import real_images
+
+    images = torch.linspace(-1, 1, 12).view(12, 1, 1, 1)
+    memory = DataSource("t", 1, 1, images=images)
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(0))[:5]
+    expected = ((images[order] + 1) * 127.5).round().to(torch.uint8).repeat(1, 3, 1, 1)
+    assert torch.equal(real_images(memory, 5), expected)
+    loaded = DataSource("t", 1, 1, dataset=torch.utils.data.TensorDataset(images, -images))
+    assert torch.equal(real_images(loaded, 5), expected)
+
+
+class NotFeatures:
+    """A pickled object: what a tampered cache file could carry."""
+
+
+def test_real_features_are_cached_once_per_protocol_and_read_back(tmp_path):
+    """Written atomically under real_{data}_{kind}_{n}_{16 hex digits}.pt in a directory made on
+    demand, read back without recomputing, tensors only."""
+    import pickle
+    import re
+
+    from ganx.metrics.fidelity import real_features
+
+    cache = tmp_path / "deep" / "cache"
+    bank = RandomFeatures()
+    first = real_features(bank, "mnist", black_source(60), 40, cache)
+    again = real_features(bank, "mnist", black_source(60), 40, cache)
+    assert bank.calls == [("real", 40)] and torch.equal(first["64"], again["64"])
+    other = real_features(bank, "mnist", black_source(60), 30, cache)  # same directory
+    assert len(other["64"]) == 30 and bank.calls[-1] == ("real", 30)
+    names = sorted(p.name for p in cache.iterdir())
+    assert len(names) == 2
+    assert all(re.fullmatch(r"real_black_mnist_(30|40)_[0-9a-f]{16}\.pt", n) for n in names)
+    path = cache / names[1]
+    torch.save(NotFeatures(), path)
+    with pytest.raises(pickle.UnpicklingError):
+        real_features(bank, "mnist", black_source(60), 40, cache)

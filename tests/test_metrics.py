@@ -328,7 +328,7 @@ class Uint8Images(torch.utils.data.Dataset):
         return self.x[i]
 
 
-def test_mnist_extractor_serves_torch_fidelitys_own_calculate_metrics():
+def test_mnist_extractor_serves_torch_fidelitys_own_calculate_metrics(capfd):
     """torch-fidelity picks each metric's layer from the extractor (isc: 'logits_unbiased',
     fid/kid/prc: '64', as it does '2048' for Inception): its calculate_metrics on the same images
     gives ganx's numbers. Like Inception, the extractor also offers 'logits' (here the same), and
@@ -349,6 +349,7 @@ def test_mnist_extractor_serves_torch_fidelitys_own_calculate_metrics():
         None,
         kid_subset_size=50,
     )
+    assert capfd.readouterr().err == ""  # the extractor is created quietly: logs stay clean
     theirs = torch_fidelity.calculate_metrics(
         input1=Uint8Images(fake),
         input2=Uint8Images(real),
