@@ -178,3 +178,65 @@ def test_batch_stream_edges_a_full_size_batch_and_a_resume_at_an_epochs_start():
     assert torch.equal(resumed.next(), second)
     halves = BatchStream(source, 5, seed=2, device=torch.device("cpu"))
     assert [len(halves.next()) for _ in range(5)] == [5] * 5  # never a short batch
+
+
+def test_mixture_centres_are_the_references_rings_and_grids():
+    """ring8: 8 centres at radius 2, angle 2 pi k / 8 from the x axis (Metz et al. 2017, sec.
+    3.1); grid25: the 25 points of {-4, -2, 0, 2, 4}^2 (PacGAN, Lin et al. 2018, sec. 5.1)."""
+    import math
+
+    from ganx.data import mixture_centres
+
+    ring = mixture_centres("ring8")
+    k = torch.arange(8, dtype=torch.float64) * (math.pi / 4)
+    expected = torch.stack([2 * k.cos(), 2 * k.sin()], 1).float()
+    assert ring.dtype == torch.float32 and torch.equal(ring, expected)
+    grid = mixture_centres("grid25")
+    axis = [-4.0, -2.0, 0.0, 2.0, 4.0]
+    assert sorted(map(tuple, grid.tolist())) == [(x, y) for x in axis for y in axis]
+    with pytest.raises(DataError, match="unknown mixture 'ring9'; allowed: ring8, grid25"):
+        mixture_centres("ring9")
+
+
+def test_mnist5k_resized_and_repeated_as_torchvision_would():
+    """Resizing is torchvision's Resize (bilinear, antialiased, as the loader-read data sets
+    get it) on the [-1, 1] images, clamped to [-1, 1]; 3 channels repeat the digit; the pixel
+    map is x / 127.5 - 1 (0 -> -1, 255 -> 1); other channel counts are refused by name."""
+    from torchvision.transforms import v2
+
+    from ganx.data import resize, to_unit_range
+
+    grey = mnist5k()
+    small = grey.images[:8]
+    resized = mnist5k(resolution=32, channels=3).images[:8]
+    expected = v2.Resize(32, antialias=True)(small).clamp(-1, 1)
+    assert torch.equal(resized[:, :1], expected) and torch.equal(resized[:, 2:], expected)
+    assert resize(small, 28) is small  # already that size: untouched
+    wide = resize(torch.full((1, 1, 4, 4), 3.0), 2)
+    assert torch.all(wide == 1.0)  # clamped to the data range
+    assert to_unit_range(torch.tensor([0, 51, 255], dtype=torch.uint8)).tolist() == [
+        -1.0,
+        pytest.approx(-0.6),
+        1.0,
+    ]
+    assert grey.name == "mnist5k" and (grey.channels, grey.resolution) == (1, 28)
+    assert grey.labels.dtype == torch.long
+    with pytest.raises(DataError, match="dataset.channels=2 for mnist5k; allowed: 1 or 3"):
+        mnist5k(channels=2)
+
+
+def test_loader_stream_on_the_cpu_is_quiet_and_reads_each_items_image():
+    """On a CPU run the loader pins no memory (pinning is for copies to a GPU: torch warns
+    when asked without one), and a batch is the items' images, not their labels."""
+    import warnings
+
+    from torch.utils.data import TensorDataset
+
+    images = torch.arange(12, dtype=torch.float).view(12, 1, 1, 1)
+    memory = BatchStream(DataSource("t", 1, 1, images=images), 4, 1, torch.device("cpu"))
+    dataset = DataSource("t", 1, 1, dataset=TensorDataset(images, -images))
+    loaded = BatchStream(dataset, 4, 1, torch.device("cpu"), num_workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):  # into the second epoch
+            assert torch.equal(loaded.next(), memory.next())
