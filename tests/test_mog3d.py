@@ -107,4 +107,5 @@ def test_mog3d_plane_is_tilted_by_a_quarter_turn():
     assert torch.allclose(flat, expected, atol=1e-12)
     five = mog3d_frame(radius=2.0, components=5)
     assert len(five["centres"]) == 5
-    assert torch.allclose((five["centres"] - five["shift"]).norm(dim=1), torch.full((5,), 2.0).double())
+    radii = (five["centres"] - five["shift"]).norm(dim=1)
+    assert torch.allclose(radii, torch.full((5,), 2.0, dtype=torch.float64))
