@@ -86,6 +86,67 @@ EQUIVALENT: dict[str, str] = {
     "pads with zeros as with reflect=False",
     "ganx.regularizers.xǁRegularizerǁ__init____mutmut_1": "the base class's default weight: "
     "every ganx regularizer passes its own (the transforms pass 0.0), none relies on it",
+    # metrics/fidelity
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_61": (
+        "verbose=None: torch-fidelity's vprint(None, ...) prints nothing, as with False"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_86": (
+        "verbose=None: KID's progress bar gets disable=not None = True and vprint(None) prints "
+        "nothing, as with False"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_109": (
+        "verbose=None: vprint(None, ...) prints nothing"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_108": (
+        "save_cpu_ram=None is falsy: torch-fidelity's full path, which computes the same "
+        "distances and comparisons as the chunked one (the tests compare ganx's values with the "
+        "full path's on the same features)"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_118": ("save_cpu_ram=False: as _mutmut_108"),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_117": (
+        "prc_batch_size 10001: the chunk size of the same distance computations; ganx's sample "
+        "counts (<= 10000) fit one chunk either way"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_182": (
+        "float('NAN') is nan: Python parses it regardless of case"
+    ),
+    "ganx.metrics.fidelity.xǁMnistFeatureExtractorǁcan_be_compiled__mutmut_1": (
+        "torch-fidelity asks only when feature_extractor_compile is set "
+        "(utils.create_feature_extractor), which ganx never passes"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_11": (
+        "map_location=None: the shipped file holds CPU tensors, restored on the CPU either way"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_14": ("no map_location: as _mutmut_11"),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_12": (
+        "weights_only=None: torch's default is True (torch >= 2.6)"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_15": (
+        "no weights_only: torch's default is True (torch >= 2.6)"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_18": (
+        "weights_only=False on ganx's own shipped file of tensors and numbers: the same objects "
+        "load"
+    ),
+    "ganx.metrics.fidelity.x_inception_has_head__mutmut_17": (
+        "weights_only=None: torch's default is True"
+    ),
+    "ganx.metrics.fidelity.x_inception_has_head__mutmut_20": (
+        "no weights_only: torch's default is True"
+    ),
+    "ganx.metrics.fidelity.x_real_features__mutmut_17": (
+        "weights_only=None: torch's default is True"
+    ),
+    "ganx.metrics.fidelity.x_real_features__mutmut_39": (
+        "the temporary file's suffix: it is renamed to the final name at once, any suffix other "
+        "than .pt does"
+    ),
+    "ganx.metrics.fidelity.x_real_features__mutmut_40": ("as _mutmut_39"),
+    "ganx.metrics.fidelity.x__weights_id__mutmut_4": (
+        "the digit network's id only has to differ from Inception's (path:size:mtime); any "
+        "constant keys the same cache entries"
+    ),
+    "ganx.metrics.fidelity.x__weights_id__mutmut_5": ("as _mutmut_4"),
 }
 
 

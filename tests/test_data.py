@@ -240,3 +240,22 @@ def test_loader_stream_on_the_cpu_is_quiet_and_reads_each_items_image():
         warnings.simplefilter("error")
         for _ in range(4):  # into the second epoch
             assert torch.equal(loaded.next(), memory.next())
+
+
+def test_batches_go_to_the_configured_device_and_the_order_is_seeded_by_seed_and_epoch():
+    """Batches are moved to the stream's device (the meta device stands in for a GPU: a
+    batch left on the CPU shows); with on_device the whole data set is moved once, the same
+    batches. The epoch's permutation is drawn from a generator seeded with
+    seed * 1_000_003 + epoch: a checkpoint's (epoch, batch) names its batches only through it,
+    so a resumed older run reads what it would have read."""
+    from ganx.data import epoch_order
+
+    images = torch.arange(12, dtype=torch.float).view(12, 1, 1, 1)
+    source = DataSource("t", 1, 1, images=images)
+    meta = BatchStream(source, 4, 1, torch.device("meta"))
+    assert meta.next().device.type == "meta"
+    held = BatchStream(source, 4, 1, torch.device("meta"), on_device=True)
+    assert held.images.device.type == "meta" and held.next().device.type == "meta"
+    assert source.images.device.type == "cpu"
+    seeded = torch.randperm(12, generator=torch.Generator().manual_seed(3 * 1_000_003 + 2))
+    assert torch.equal(epoch_order(12, 3, 2), seeded)

@@ -187,5 +187,7 @@ def test_subset_bounds_shares_and_a_loader_data_set_balanced_by_its_targets():
     assert (picked.name, picked.channels, picked.resolution) == ("t", 1, 1)
     assert picked.extra == {"std": 0.5} and picked.extra is not loader.extra
     assert picked.value_range == (-2.0, 2.0) and picked.labels is None
+    both = DataSource("t", 1, 1, dataset=torch.utils.data.TensorDataset(images), labels=labels)
+    assert torch.equal(take_subset(both, 7, seed=3).labels, in_memory.labels)  # its own labels
     with pytest.raises(DataError, match="has no labels"):
         take_subset(DataSource("u", 1, 1, dataset=torch.utils.data.TensorDataset(images)), 2)

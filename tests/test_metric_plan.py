@@ -94,7 +94,10 @@ def test_converted_weights_live_under_ganx_own_name(tmp_path, monkeypatch, capsy
     notes = plan_metrics(cfg)
     assert not original.exists() and ours.is_file()
     notice = capsys.readouterr().err.strip().splitlines()
-    assert len(notice) == 1 and f"from {original} to {ours}" in notice[0]
+    assert notice == [
+        f"ganx: moved ganx's converted Inception weights (no classifier head) from {original} "
+        f"to {ours}: that name belongs to torch-fidelity's original weights"
+    ]
     assert list(cfg.eval.metrics) == ["fid_inception", "kid_inception"]
     assert str(ours) in notes[0]
     assert fidelity.default_inception_weights() == ours and capsys.readouterr().err == ""

@@ -174,8 +174,12 @@ def test_inception_weights_path_is_the_one_loaded():
 
     path = setting("metrics.inception_weights", "/nonexistent/inception.pth")
     bank = FeatureBank(torch.device("cpu"), inception_weights=path)
-    with pytest.raises(MetricError, match="not found at /nonexistent/inception.pth"):
+    with pytest.raises(MetricError) as missing:
         bank.extractor("inception")
+    assert str(missing.value) == (
+        "Inception weights not found at /nonexistent/inception.pth; run `ganx-weights "
+        "inception` (offline conversion) or set metrics.inception_weights"
+    )
 
 
 class Pool3(RandomFeatures):
