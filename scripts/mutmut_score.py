@@ -147,6 +147,44 @@ EQUIVALENT: dict[str, str] = {
         "constant keys the same cache entries"
     ),
     "ganx.metrics.fidelity.x__weights_id__mutmut_5": ("as _mutmut_4"),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_21": (
+        "the fp16 weights not made float first: load_state_dict copies them into the float32 "
+        "parameters, converting exactly (every fp16 is a float32)"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_22": (
+        "the BatchNorm counters (int64) made float first: load_state_dict copies them back into "
+        "the int64 buffers, exactly (small counts)"
+    ),
+    "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_5": (
+        "mkdir(parents=None): the converted file's directory is the original's (hub/checkpoints),"
+        " which exists since the original is a file in it: the mkdir makes nothing either way"
+    ),
+    "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_7": ("no parents=: as _mutmut_5"),
+    "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_9": ("parents=False: as _mutmut_5"),
+    # data
+    "ganx.data.x_resize__mutmut_2": (
+        "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
+        " 32 x 32), so the two sides agree"
+    ),
+    "ganx.data.xǁBatchStreamǁ__init____mutmut_1": (
+        "the default num_workers 1: loader workers read the same index lists and items as the "
+        "main process, the same batches (every ganx caller passes dataset.num_workers)"
+    ),
+    "ganx.data.xǁBatchStreamǁ__init____mutmut_20": (
+        "_order_epoch -2 for -1: neither is an epoch (>= 0), so the first call draws the order "
+        "either way"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_21": (
+        "prefetch_factor 5: how many batches each worker loads ahead, not which"
+    ),
+    "ganx.data.xǁBatchStreamǁnext__mutmut_11": (
+        "the index left on the CPU: indexing a device tensor with a CPU index gives the same rows"
+    ),
+    "ganx.data.xǁBatchStreamǁnext__mutmut_23": (
+        "non_blocking=None: the same values; only whether the copy may overlap with computation"
+    ),
+    "ganx.data.xǁBatchStreamǁnext__mutmut_25": ("no non_blocking: as _mutmut_23"),
+    "ganx.data.xǁBatchStreamǁnext__mutmut_26": ("non_blocking=False: as _mutmut_23"),
 }
 
 

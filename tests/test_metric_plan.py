@@ -200,3 +200,39 @@ def test_the_digit_extractor_is_registered_with_torch_fidelity_under_its_name(mo
     assert FEATURE_EXTRACTORS_REGISTRY[MNIST_EXTRACTOR] is MnistFeatureExtractor
     register_extractors()  # again (a sweep's next run): no error, the same class
     assert FEATURE_EXTRACTORS_REGISTRY[MNIST_EXTRACTOR] is MnistFeatureExtractor
+
+
+def test_feature_bank_asks_torch_fidelity_for_inceptions_layers_from_the_file(
+    tmp_path, monkeypatch
+):
+    """Inception is torch-fidelity's inception-v3-compat with its pool3 ('2048') and logits
+    layers, loaded from metrics.inception_weights, quietly, built on the CPU and moved to the
+    bank's device, once per bank (the loading itself: test_metrics' slow stand-in test)."""
+    import torch_fidelity.utils
+
+    from ganx.metrics.fidelity import FeatureBank
+
+    calls = []
+
+    class Built:
+        def to(self, device):
+            calls.append(("to", device))
+            return self
+
+    def create(name, layers, cuda=True, **kwargs):
+        calls.append((name, layers, cuda, kwargs))
+        return Built()
+
+    monkeypatch.setattr(torch_fidelity.utils, "create_feature_extractor", create)
+    path = weights(tmp_path, head=True)
+    bank = FeatureBank(torch.device("meta"), inception_weights=str(path))
+    assert bank.extractor("inception") is bank.extractor("inception")
+    assert calls == [
+        (
+            "inception-v3-compat",
+            ["2048", "logits_unbiased"],
+            False,
+            {"verbose": False, "feature_extractor_weights_path": str(path)},
+        ),
+        ("to", torch.device("meta")),
+    ]
