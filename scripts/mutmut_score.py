@@ -161,6 +161,7 @@ EQUIVALENT: dict[str, str] = {
     ),
     "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_7": ("no parents=: as _mutmut_5"),
     "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_9": ("parents=False: as _mutmut_5"),
+    "ganx.metrics.fidelity.x_real_features__mutmut_19": "no weights_only: torch's default is True",
     # data
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"

@@ -366,10 +366,15 @@ def test_real_features_are_cached_once_per_protocol_and_read_back(tmp_path):
     assert bank.calls == [("real", 40)] and torch.equal(first["64"], again["64"])
     other = real_features(bank, "mnist", black_source(60), 30, cache)  # same directory
     assert len(other["64"]) == 30 and bank.calls[-1] == ("real", 30)
+    # the same name and count, another protocol (resolution, size of the data): recomputed
+    wider = DataSource("black", 1, 32, images=-torch.ones(60, 1, 32, 32))
+    real_features(bank, "mnist", wider, 40, cache)
+    real_features(bank, "mnist", black_source(50), 40, cache)
+    assert bank.calls[-2:] == [("real", 40), ("real", 40)]
     names = sorted(p.name for p in cache.iterdir())
-    assert len(names) == 2
+    assert len(names) == 4
     assert all(re.fullmatch(r"real_black_mnist_(30|40)_[0-9a-f]{16}\.pt", n) for n in names)
-    path = cache / names[1]
-    torch.save(NotFeatures(), path)
+    for path in cache.glob("real_black_mnist_40_*.pt"):
+        torch.save(NotFeatures(), path)
     with pytest.raises(pickle.UnpicklingError):
         real_features(bank, "mnist", black_source(60), 40, cache)
