@@ -378,3 +378,11 @@ def test_real_features_are_cached_once_per_protocol_and_read_back(tmp_path):
         torch.save(NotFeatures(), path)
     with pytest.raises(pickle.UnpicklingError):
         real_features(bank, "mnist", black_source(60), 40, cache)
+
+
+def test_inception_score_and_class_coverage_compute_no_real_features():
+    """Only FID, KID and precision/recall compare with real data: IS and class coverage alone
+    cost no real-image features (nor their cache)."""
+    out, bank = metrics({"is", "classes"})
+    assert bank.calls == [("fake", 40)]
+    assert set(out) == {"is40_mnist", "classes40_mnist", "class_kl40_mnist"}

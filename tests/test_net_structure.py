@@ -306,6 +306,11 @@ def test_dcgan_64_is_the_pytorch_examples_dcgan_layer_for_layer():
     small = DCGANGenerator(16, resolution=28, channels=1, ngf=8)
     assert layer_list(small.net)[0] == ("ConvTranspose2d", 16, 16, 7, 1, 0, False)
     assert small(torch.randn(1, 16)).shape == (1, 1, 28, 28)
+    # the classes' own defaults: the paper's 32 px CIFAR-10 nets (ngf = ndf = 64, BatchNorm)
+    paper_d, paper_g = layer_list(DCGANDiscriminator().net), layer_list(DCGANGenerator(100).net)
+    assert paper_d[:4] == [*down[:2], *down[2:4]] and len(paper_d) == 9
+    assert paper_g[0] == ("ConvTranspose2d", 100, 256, 4, 1, 0, False) and len(paper_g) == 11
+    assert paper_g[-2] == ("ConvTranspose2d", 64, 3, 4, 2, 1, False)
     thirty_two = DCGANDiscriminator(resolution=32, channels=1, ndf=8, norm="none")
     convs = [x for x in layer_list(thirty_two.net) if x[0] == "Conv2d"]
     assert convs == [
