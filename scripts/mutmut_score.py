@@ -162,6 +162,30 @@ EQUIVALENT: dict[str, str] = {
     "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_7": ("no parents=: as _mutmut_5"),
     "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_9": ("parents=False: as _mutmut_5"),
     "ganx.metrics.fidelity.x_real_features__mutmut_19": "no weights_only: torch's default is True",
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_89": (
+        "kid_subsets=100 left out: torch-fidelity's default (defaults.DEFAULTS) is 100"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_91": (
+        "KID's rng_seed=2020 left out: torch-fidelity's default is 2020"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_112": (
+        "prc_neighborhood=3 left out: torch-fidelity's default is 3"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_113": (
+        "prc_batch_size=10000 left out: torch-fidelity's default is 10000"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_114": (
+        "save_cpu_ram=True left out: the default False takes the full path (as _mutmut_108)"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_137": (
+        "splits=10 left out: isc_features_to_metric's own default is 10"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_138": (
+        "shuffle=True left out: isc_features_to_metric's own default is True"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_139": (
+        "IS's rng_seed=2020 left out: isc_features_to_metric's own default is 2020"
+    ),
     # data
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"

@@ -259,17 +259,25 @@ def test_kid_subset_is_the_smallest_of_setting_samples_and_real_images():
 
 
 def test_class_coverage_counts_a_class_at_exactly_20_percent_of_its_share():
-    """300 samples: a class's uniform share is 30, 20% of it 6; a class with exactly 6 samples
-    is covered (as a mixture mode with exactly 20%), one with 5 is not."""
+    """A class is covered with at least 20% of its uniform share n / 10 (as a mixture mode):
+    of 300 samples a class needs 6 (exactly 6 counts, 5 does not); of 600 it needs 12 (11 is
+    not enough)."""
 
     class Counted(RandomFeatures):
-        def features(self, kind, images):
-            labels = torch.repeat_interleave(torch.arange(4), torch.tensor([200, 89, 6, 5]))
-            return {"64": torch.zeros(300, 8), "logits_unbiased": torch.eye(10)[labels]}
+        def __init__(self, counts):
+            super().__init__()
+            self.counts = torch.tensor(counts)
 
-    images = torch.full((300, 3, 28, 28), 255, dtype=torch.uint8)
-    out = fidelity_metrics("mnist", {"classes"}, images, black_source(300), Counted(), None, 100)
-    assert out["classes300_mnist"] == 3
+        def features(self, kind, images):
+            labels = torch.repeat_interleave(torch.arange(len(self.counts)), self.counts)
+            return {"64": torch.zeros(len(labels), 8), "logits_unbiased": torch.eye(10)[labels]}
+
+    for counts, covered in (([200, 89, 6, 5], 3), ([500, 77, 12, 11], 3)):
+        n = sum(counts)
+        images = torch.full((n, 3, 28, 28), 255, dtype=torch.uint8)
+        bank = Counted(counts)
+        out = fidelity_metrics("mnist", {"classes"}, images, black_source(n), bank, None, 100)
+        assert out[f"classes{n}_mnist"] == covered
 
 
 def test_inception_features_are_its_2048_pool_features(tmp_path):
