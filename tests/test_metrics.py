@@ -98,6 +98,17 @@ def test_metrics_logged_and_best_checkpoint_follows_objective(tmp_path):
     assert "metrics/fid200_mnist" in events.Tags()["scalars"]
 
 
+class Uint8Images(torch.utils.data.Dataset):
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
 def run_tool(module_args, cwd):
     return subprocess.run(
         [sys.executable, "-c", module_args[0], *module_args[1:]],
@@ -163,16 +174,6 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
     assert proc.returncode == 0, proc.stderr
     images = np.load(npz)["images"]
     assert images.shape == (300, 28, 28, 1) and images.dtype == np.uint8
-
-    class Uint8Images(torch.utils.data.Dataset):
-        def __init__(self, x):
-            self.x = x
-
-        def __len__(self):
-            return len(self.x)
-
-        def __getitem__(self, i):
-            return self.x[i]
 
     fake = torch.from_numpy(images).permute(0, 3, 1, 2).repeat(1, 3, 1, 1)
     real = real_images(mnist5k(), 300)
@@ -315,17 +316,6 @@ def test_precision_recall_and_classes_on_known_features():
     assert out["classes300_mnist"] == 3
     p = torch.tensor([150, 100, 46, 4], dtype=torch.float64) / 300
     assert out["class_kl300_mnist"] == pytest.approx(float((p * (p * 10).log()).sum()))
-
-
-class Uint8Images(torch.utils.data.Dataset):
-    def __init__(self, x):
-        self.x = x
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i]
 
 
 def test_mnist_extractor_serves_torch_fidelitys_own_calculate_metrics(capfd):
