@@ -99,6 +99,8 @@ def test_metrics_logged_and_best_checkpoint_follows_objective(tmp_path):
 
 
 class Uint8Images(torch.utils.data.Dataset):
+    """uint8 images as a data set torch-fidelity's calculate_metrics reads."""
+
     def __init__(self, x):
         self.x = x
 
