@@ -331,12 +331,12 @@ def test_images_reach_the_extractor_as_torch_fidelitys_uint8():
     the bank's default chunk is metrics.batch_size's default."""
     from ganx.metrics.fidelity import to_uint8
 
-    values = torch.tensor([-1.5, -1.0, -0.5, 0.0, 1.0, 1.5]).view(1, 1, 1, 6)
+    values = torch.tensor([-1.5, -1.0, -0.5, 0.0, 1.0, 1.5]).view(1, 1, 2, 3)
     grey = to_uint8(values)
-    assert grey.dtype == torch.uint8 and grey.shape == (1, 3, 1, 6)
-    assert grey[0, :, 0].tolist() == [[0, 0, 64, 128, 255, 255]] * 3
-    rgb = to_uint8(torch.zeros(2, 3, 4, 5))
-    assert rgb.shape == (2, 3, 4, 5) and torch.all(rgb == 128)
+    assert grey.dtype == torch.uint8 and grey.shape == (1, 3, 2, 3)
+    assert grey[0].flatten(1).tolist() == [[0, 0, 64, 128, 255, 255]] * 3
+    rgb = to_uint8(torch.zeros(2, 3, 1, 5))  # a one-row image is not a one-channel one
+    assert rgb.shape == (2, 3, 1, 5) and torch.all(rgb == 128)
     default = compose_cfg(tiny=False).metrics.batch_size
     assert FeatureBank(torch.device("cpu"), inception_weights="/x").batch_size == default
 

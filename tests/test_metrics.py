@@ -40,6 +40,8 @@ def test_shipped_mnist_net_is_accurate_on_held_out_digits():
     accuracy = (predicted == source.labels[order]).float().mean().item()
     assert accuracy > 0.97
     assert accuracy == pytest.approx(stored, abs=1e-3)
+    # a frozen judge: in eval mode, no parameter collects gradients
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
 
 
 def test_fid_of_data_against_itself_is_zero_and_against_noise_large(tmp_path):
