@@ -210,6 +210,27 @@ EQUIVALENT: dict[str, str] = {
     ),
     "ganx.data.xǁBatchStreamǁnext__mutmut_25": ("no non_blocking: as _mutmut_23"),
     "ganx.data.xǁBatchStreamǁnext__mutmut_26": ("non_blocking=False: as _mutmut_23"),
+    # nets
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_38": (
+        "ReLU(None): in-place or not, ReLU computes the same values and the same gradients (its "
+        "input, a BatchNorm output, is not needed by the backward pass)"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_39": (
+        "ReLU(False): in-place or not, ReLU computes the same values and the same gradients (its "
+        "input, a BatchNorm output, is not needed by the backward pass)"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_66": ("ReLU(None): as _mutmut_38"),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_67": ("ReLU(False): as _mutmut_38"),
+    "ganx.nets.dcgan.xǁDCGANDiscriminatorǁ__init____mutmut_65": (
+        "LeakyReLU(0.2, None): not in place, the same values and gradients (as the reference's "
+        "inplace=True)"
+    ),
+    "ganx.nets.dcgan.xǁDCGANDiscriminatorǁ__init____mutmut_67": (
+        "LeakyReLU(0.2) without inplace: as _mutmut_65"
+    ),
+    "ganx.nets.dcgan.xǁDCGANDiscriminatorǁ__init____mutmut_69": (
+        "LeakyReLU(0.2, False): as _mutmut_65"
+    ),
 }
 
 
