@@ -259,3 +259,19 @@ def test_batches_go_to_the_configured_device_and_the_order_is_seeded_by_seed_and
     assert source.images.device.type == "cpu"
     seeded = torch.randperm(12, generator=torch.Generator().manual_seed(3 * 1_000_003 + 2))
     assert torch.equal(epoch_order(12, 3, 2), seeded)
+
+
+def test_batch_stream_draws_one_permutation_per_epoch(monkeypatch):
+    """The epoch's order is drawn once and reused for its batches (a permutation of the whole
+    data set per batch would cost O(N) each step)."""
+    import ganx.data
+
+    drawn = []
+    draw = ganx.data.epoch_order
+    monkeypatch.setattr(
+        ganx.data, "epoch_order", lambda n, seed, epoch: drawn.append(epoch) or draw(n, seed, epoch)
+    )
+    stream = BatchStream(mnist5k(), 1000, seed=0, device=torch.device("cpu"))
+    for _ in range(7):  # 5 batches per epoch: epochs 0 and 1
+        stream.next()
+    assert drawn == [0, 1]

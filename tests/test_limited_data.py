@@ -189,5 +189,13 @@ def test_subset_bounds_shares_and_a_loader_data_set_balanced_by_its_targets():
     assert picked.value_range == (-2.0, 2.0) and picked.labels is None
     both = DataSource("t", 1, 1, dataset=torch.utils.data.TensorDataset(images), labels=labels)
     assert torch.equal(take_subset(both, 7, seed=3).labels, in_memory.labels)  # its own labels
-    with pytest.raises(DataError, match="has no labels"):
+    with pytest.raises(DataError) as unlabelled:
         take_subset(DataSource("u", 1, 1, dataset=torch.utils.data.TensorDataset(images)), 2)
+    assert str(unlabelled.value) == (
+        "dataset.subset=2: data set 'u' has no labels to balance a subset by; allowed: data "
+        "sets with labels (mnist5k, mnist, fashion_mnist, cifar10, ...)"
+    )
+    # called without a seed, the subset is the one dataset.subset_seed's default draws
+    default_seed = compose_cfg(tiny=False).dataset.subset_seed
+    assert torch.equal(take_subset(source, 7).images, take_subset(source, 7, default_seed).images)
+    assert not torch.equal(take_subset(source, 7).images, take_subset(source, 7, 1).images)
