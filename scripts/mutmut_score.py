@@ -210,6 +210,34 @@ EQUIVALENT: dict[str, str] = {
     ),
     "ganx.data.xǁBatchStreamǁnext__mutmut_25": ("no non_blocking: as _mutmut_23"),
     "ganx.data.xǁBatchStreamǁnext__mutmut_26": ("non_blocking=False: as _mutmut_23"),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_5": (
+        "pin_memory=None: pinned memory only speeds up copies to a GPU (and is off on a CPU run "
+        "either way): the same batches"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_10": (
+        "pin_memory left out (False): pinned memory only speeds up copies to a GPU (and is off on"
+        " a CPU run either way): the same batches"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_17": (
+        "pin_memory compared with 'XXcudaXX' (False): pinned memory only speeds up copies to a "
+        "GPU (and is off on a CPU run either way): the same batches"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_18": (
+        "pin_memory compared with 'CUDA' (False): pinned memory only speeds up copies to a GPU "
+        "(and is off on a CPU run either way): the same batches"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_6": (
+        "prefetch_factor=None: how many batches each worker loads ahead (torch's default 2 when "
+        "left out), not which"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_11": (
+        "prefetch_factor left out: how many batches each worker loads ahead (torch's default 2 "
+        "when left out), not which"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_19": (
+        "prefetch_factor always None: how many batches each worker loads ahead (torch's default 2"
+        " when left out), not which"
+    ),
     # nets
     "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_38": (
         "ReLU(None): in-place or not, ReLU computes the same values and the same gradients (its "
