@@ -238,6 +238,10 @@ EQUIVALENT: dict[str, str] = {
         "prefetch_factor always None: how many batches each worker loads ahead (torch's default 2"
         " when left out), not which"
     ),
+    "ganx.data.xǁBatchStreamǁ__init____mutmut_2": (
+        "on_device defaulting to True: the data set is held on the device, the batches are the "
+        "same (on a CPU run nothing moves; every ganx caller passes dataset.on_device)"
+    ),
     # nets
     "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_38": (
         "ReLU(None): in-place or not, ReLU computes the same values and the same gradients (its "

@@ -178,6 +178,11 @@ def test_batch_stream_edges_a_full_size_batch_and_a_resume_at_an_epochs_start():
     assert torch.equal(resumed.next(), second)
     halves = BatchStream(source, 5, seed=2, device=torch.device("cpu"))
     assert [len(halves.next()) for _ in range(5)] == [5] * 5  # never a short batch
+    with pytest.raises(DataError) as too_big:  # two ranks of 6 need 12 samples
+        BatchStream(source, 6, seed=2, device=torch.device("cpu"), rank=1, world=2)
+    assert str(too_big.value) == (
+        "train.batch_size=6 x 2 ranks exceeds the 10 samples of data set 't'"
+    )
 
 
 def test_mixture_centres_are_the_references_rings_and_grids():
@@ -253,7 +258,7 @@ def test_batches_go_to_the_configured_device_and_the_order_is_seeded_by_seed_and
     images = torch.arange(12, dtype=torch.float).view(12, 1, 1, 1)
     source = DataSource("t", 1, 1, images=images)
     meta = BatchStream(source, 4, 1, torch.device("meta"))
-    assert meta.next().device.type == "meta"
+    assert meta.next().device.type == "meta" and meta.images.device.type == "cpu"
     held = BatchStream(source, 4, 1, torch.device("meta"), on_device=True)
     assert held.images.device.type == "meta" and held.next().device.type == "meta"
     assert source.images.device.type == "cpu"
