@@ -267,8 +267,9 @@ EQUIVALENT: dict[str, str] = {
 
 
 def scratch_copy(modules: list[str], where: Path) -> None:
-    for name in ("src", "tests", "conf"):
+    for name in ("src", "tests", "conf", "docs"):  # docs: tests check the counts it states
         shutil.copytree(ROOT / name, where / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "README.md", where / "README.md")
     paths, tests = [], []
     for module in modules:
         target = Path("src/ganx") / module
@@ -283,7 +284,7 @@ def scratch_copy(modules: list[str], where: Path) -> None:
         f"only_mutate = {paths!r}\n"
         f"pytest_add_cli_args_test_selection = {tests!r}\n"
         'pytest_add_cli_args = ["-m", "not slow", "-p", "no:xdist", "-p", "no:cacheprovider"]\n'
-        'also_copy = ["conf", "tests"]\n'
+        'also_copy = ["conf", "tests", "docs", "README.md"]\n'
     ).replace("'", '"')
     (where / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + config)
     with open(where / "tests" / "conftest.py", "a") as conftest:
