@@ -319,3 +319,29 @@ def test_dcgan_64_is_the_pytorch_examples_dcgan_layer_for_layer():
         ("Conv2d", 16, 32, 4, 2, 1, True),
         ("Conv2d", 32, 1, 4, 1, 0, True),
     ]
+
+
+def test_dcgan_spectral_norm_keeps_the_papers_init_and_bad_arguments_are_named():
+    """Under spectral norm the raw weight (the parametrization's original) is what is drawn
+    from N(0, 0.02), as without it; a bad resolution, width or norm is refused naming the
+    argument (the builder renames it to its config key)."""
+    from ganx.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+    from ganx.schema import SettingError
+
+    torch.manual_seed(0)
+    sn = DCGANDiscriminator(resolution=32, channels=3, ndf=64, spectral_norm=True)
+    assert all(is_spectral(m) for m in layers(sn))
+    raw = torch.cat([raw_weight(m).flatten() for m in layers(sn)])
+    assert raw.std().item() == pytest.approx(0.02, rel=0.05)
+    assert DCGANGenerator(7, resolution=28, ngf=8).latent_dim == 7
+    bad = [
+        (lambda: DCGANGenerator(8, resolution=48), "resolution=48; allowed: 28, 32, 64"),
+        (lambda: DCGANGenerator(8, ngf=0), "ngf=0: must be a positive integer"),
+        (lambda: DCGANDiscriminator(resolution=48), "resolution=48; allowed: 28, 32, 64"),
+        (lambda: DCGANDiscriminator(ndf=0), "ndf=0: must be a positive integer"),
+        (lambda: DCGANDiscriminator(norm="layer"), "norm='layer'; allowed: batch, none"),
+    ]
+    for build, message in bad:
+        with pytest.raises(SettingError) as refused:
+            build()
+        assert str(refused.value) == message
