@@ -263,6 +263,21 @@ EQUIVALENT: dict[str, str] = {
     "ganx.nets.dcgan.xǁDCGANDiscriminatorǁ__init____mutmut_69": (
         "LeakyReLU(0.2, False): as _mutmut_65"
     ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_27": (
+        "bias=None is falsy: torch builds the layer without a bias, as with bias=False"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_50": (
+        "bias=None is falsy: torch builds the layer without a bias, as with bias=False"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_78": (
+        "bias=None is falsy: torch builds the layer without a bias, as with bias=False"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_32": (
+        "padding 0 left out: torch's default padding is 0"
+    ),
+    "ganx.nets.dcgan.xǁDCGANDiscriminatorǁ__init____mutmut_87": (
+        "the final conv's padding 0 left out: torch's default padding is 0"
+    ),
 }
 
 
