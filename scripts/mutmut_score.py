@@ -2,12 +2,15 @@
 are mutmut's, not written by the hands that wrote the tests; scripts/mutants.py keeps the
 semantic list).
 
-The repository (src, tests, conf, pyproject.toml) is copied to a scratch directory, a
-``[tool.mutmut]`` section naming the chosen modules and their fast test files is added there,
-and ``mutmut run`` mutates them: its first pass records which tests reach which function, so
-each mutant runs only the tests that execute it. Prints killed/survived/timeout per module and
-the score (killed + timeout over all tested), and the surviving mutants' names (``--diff``
-shows each one's diff); EQUIVALENT below lists survivors that no test can kill, with why.
+The repository (src, tests, conf, docs, README.md, pyproject.toml) is copied to a scratch
+directory, a ``[tool.mutmut]`` section naming the chosen modules and their fast test files is
+added there, and ``mutmut run`` mutates them: the whole package goes to mutmut's copy (only the
+chosen modules mutated), and its first pass records which tests reach which function, so each
+mutant runs only the tests that execute it, fastest first (a killed mutant costs its cheapest
+failing test). Prints killed/survived/timeout per module and the score (killed + timeout over
+all tested; a mutant no test reaches counts as not caught), and the surviving mutants' names
+(``--diff`` shows each one's diff); EQUIVALENT below lists survivors that no test can kill,
+with why. Listing a mutant there is a claim about behaviour: give the reason it cannot differ.
 
     python scripts/mutmut_score.py losses schedule         # the smallest modules
     python scripts/mutmut_score.py --all                   # every method module (hours on 2 cores)
