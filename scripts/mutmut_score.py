@@ -245,6 +245,21 @@ EQUIVALENT: dict[str, str] = {
         "on_device defaulting to True: the data set is held on the device, the batches are the "
         "same (on a CPU run nothing moves; every ganx caller passes dataset.on_device)"
     ),
+    "ganx.data.x_mixture_centres__mutmut_36": (
+        "arange(-4, 6, 2) for arange(-4, 5, 2): the end is exclusive, both stop after 4"
+    ),
+    "ganx.data.x_resize__mutmut_12": (
+        "align_corners=None: interpolate treats None as False for bilinear"
+    ),
+    "ganx.data.x_resize__mutmut_17": (
+        "align_corners left out: its default None is False for bilinear"
+    ),
+    "ganx.data.x_rodrigues__mutmut_16": (
+        "eye without float64: 0 and 1 are exact in float32 and the sum with the float64 terms is "
+        "float64, the same values"
+    ),
+    "ganx.data.x_rodrigues__mutmut_18": ("as _mutmut_16"),
+    "ganx.data.x_stacked_mnist__mutmut_8": ("mnist5k's channels left out: its default is 1"),
     # nets
     "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_38": (
         "ReLU(None): in-place or not, ReLU computes the same values and the same gradients (its "

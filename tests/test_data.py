@@ -280,3 +280,25 @@ def test_batch_stream_draws_one_permutation_per_epoch(monkeypatch):
     for _ in range(7):  # 5 batches per epoch: epochs 0 and 1
         stream.next()
     assert drawn == [0, 1]
+
+
+def test_small_builders_points_rodrigues_stacked_mnist_defaults_and_resize_bounds():
+    """points() marks a builder of points; Rodrigues' formula turns by +angle about the axis
+    (right-hand rule, column vectors); StackedMNIST's defaults are the config's (25,600 images,
+    seed 0) and it names itself; resizing clamps to [-1, 1] at both ends."""
+    import inspect
+    import math
+
+    from ganx.data import gaussian_mixture, points, resize, rodrigues, stacked_mnist
+
+    assert points(lambda: None).data == "points" and gaussian_mixture.data == "points"
+    z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    quarter = rodrigues(z, math.pi / 2)
+    x = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    assert torch.allclose(quarter @ x, torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    defaults = inspect.signature(stacked_mnist).parameters
+    cfg = compose_cfg("dataset=stacked_mnist", tiny=False).dataset
+    assert (defaults["n"].default, defaults["seed"].default) == (cfg.n, cfg.source.seed)
+    small = stacked_mnist(n=4)
+    assert (small.name, small.channels, small.resolution) == ("stacked_mnist", 3, 28)
+    assert torch.all(resize(torch.full((1, 1, 4, 4), -3.0), 2) == -1.0)
