@@ -300,5 +300,6 @@ def test_small_builders_points_rodrigues_stacked_mnist_defaults_and_resize_bound
     cfg = compose_cfg("dataset=stacked_mnist", tiny=False).dataset
     assert (defaults["n"].default, defaults["seed"].default) == (cfg.n, cfg.source.seed)
     small = stacked_mnist(n=4)
+    assert torch.equal(small.images, stacked_mnist(n=4, seed=cfg.source.seed).images)
     assert (small.name, small.channels, small.resolution) == ("stacked_mnist", 3, 28)
     assert torch.all(resize(torch.full((1, 1, 4, 4), -3.0), 2) == -1.0)
