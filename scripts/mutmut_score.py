@@ -2,14 +2,17 @@
 are mutmut's, not written by the hands that wrote the tests; scripts/mutants.py keeps the
 semantic list).
 
-The repository (src, tests, conf, pyproject.toml) is copied to a scratch directory, a
-``[tool.mutmut]`` section naming the chosen modules and their fast test files is added there,
-and ``mutmut run`` mutates them: its first pass records which tests reach which function, so
-each mutant runs only the tests that execute it. Prints killed/survived/timeout per module and
-the score (killed + timeout over all tested), and the surviving mutants' names (``--diff``
-shows each one's diff); EQUIVALENT below lists survivors that no test can kill, with why
-(left out of the score), NOT_EQUIVALENT those that change behaviour no fast CPU test can see
-or should pin, with why (still counted as survivors).
+The repository (src, tests, conf, docs, README.md, pyproject.toml) is copied to a scratch
+directory, a ``[tool.mutmut]`` section naming the chosen modules and their fast test files is
+added there, and ``mutmut run`` mutates them: the whole package goes to mutmut's copy (only the
+chosen modules mutated), and its first pass records which tests reach which function, so each
+mutant runs only the tests that execute it, fastest first (a killed mutant costs its cheapest
+failing test). Prints killed/survived/timeout per module and the score (killed + timeout over
+all tested; a mutant no test reaches counts as not caught), and the surviving mutants' names
+(``--diff`` shows each one's diff); EQUIVALENT below lists survivors that no test can kill,
+with why (left out of the score); NOT_EQUIVALENT those that change behaviour no fast CPU test can
+see or should pin, with why (still counted as survivors). Listing a mutant in EQUIVALENT is a
+claim about behaviour: give the reason it cannot differ.
 
     python scripts/mutmut_score.py losses schedule         # the smallest modules
     python scripts/mutmut_score.py --all                   # every method module (hours on 2 cores)
@@ -50,10 +53,15 @@ MODULES = {
     "step": ["test_properties.py", "test_train.py", "test_reference_details.py", "test_augment.py"],
     "state": ["test_train.py", "test_resume_eval.py"],
     "checkpoint": ["test_checkpoint_errors.py", "test_train.py", "test_reliability.py"],
-    "metrics/fidelity": ["test_metrics.py", "test_metric_plan.py"],
-    "metrics/registry": ["test_metrics.py", "test_mog3d.py"],
-    "data/__init__": ["test_data.py", "test_limited_data.py"],
-    "nets": ["test_nets_reference.py", "test_config.py", "test_r3gan.py"],
+    "metrics/fidelity": ["test_metrics.py", "test_metric_plan.py", "test_metric_settings.py"],
+    "metrics/registry": ["test_metrics.py", "test_mog3d.py", "test_metric_settings.py"],
+    "data/__init__": ["test_data.py", "test_limited_data.py", "test_mog3d.py", "test_ranks.py"],
+    "nets": [
+        "test_nets_reference.py",
+        "test_net_structure.py",
+        "test_config.py",
+        "test_r3gan.py",
+    ],
 }
 
 # surviving mutants that no test can kill: name -> why (the mutant behaves as the original)
@@ -149,6 +157,213 @@ EQUIVALENT: dict[str, str] = {
     "a constant has no gradient, and that total is only back-propagated (never logged)",
     "ganx.step.x_discriminator_loss__mutmut_78": "the DiscriminatorPass is built even when no "
     "penalty is due: nothing reads it then (the loop over the due penalties is empty)",
+    # metrics/fidelity
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_61": (
+        "verbose=None: torch-fidelity's vprint(None, ...) prints nothing, as with False"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_86": (
+        "verbose=None: KID's progress bar gets disable=not None = True and vprint(None) prints "
+        "nothing, as with False"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_109": (
+        "verbose=None: vprint(None, ...) prints nothing"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_108": (
+        "save_cpu_ram=None is falsy: torch-fidelity's full path, which computes the same "
+        "distances and comparisons as the chunked one (the tests compare ganx's values with the "
+        "full path's on the same features)"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_118": ("save_cpu_ram=False: as _mutmut_108"),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_117": (
+        "prc_batch_size 10001: the chunk size of the same distance computations; ganx's sample "
+        "counts (<= 10000) fit one chunk either way"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_182": (
+        "float('NAN') is nan: Python parses it regardless of case"
+    ),
+    "ganx.metrics.fidelity.xǁMnistFeatureExtractorǁcan_be_compiled__mutmut_1": (
+        "torch-fidelity asks only when feature_extractor_compile is set "
+        "(utils.create_feature_extractor), which ganx never passes"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_11": (
+        "map_location=None: the shipped file holds CPU tensors, restored on the CPU either way"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_14": ("no map_location: as _mutmut_11"),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_12": (
+        "weights_only=None: torch's default is True (torch >= 2.6)"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_15": (
+        "no weights_only: torch's default is True (torch >= 2.6)"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_18": (
+        "weights_only=False on ganx's own shipped file of tensors and numbers: the same objects "
+        "load"
+    ),
+    "ganx.metrics.fidelity.x_inception_has_head__mutmut_17": (
+        "weights_only=None: torch's default is True"
+    ),
+    "ganx.metrics.fidelity.x_inception_has_head__mutmut_20": (
+        "no weights_only: torch's default is True"
+    ),
+    "ganx.metrics.fidelity.x_real_features__mutmut_17": (
+        "weights_only=None: torch's default is True"
+    ),
+    "ganx.metrics.fidelity.x_real_features__mutmut_39": (
+        "the temporary file's suffix: it is renamed to the final name at once, any suffix other "
+        "than .pt does"
+    ),
+    "ganx.metrics.fidelity.x_real_features__mutmut_40": ("as _mutmut_39"),
+    "ganx.metrics.fidelity.x__weights_id__mutmut_4": (
+        "the digit network's id only has to differ from Inception's (path:size:mtime); any "
+        "constant keys the same cache entries"
+    ),
+    "ganx.metrics.fidelity.x__weights_id__mutmut_5": ("as _mutmut_4"),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_21": (
+        "the fp16 weights not made float first: load_state_dict copies them into the float32 "
+        "parameters, converting exactly (every fp16 is a float32)"
+    ),
+    "ganx.metrics.fidelity.x_load_mnist_cnn__mutmut_22": (
+        "the BatchNorm counters (int64) made float first: load_state_dict copies them back into "
+        "the int64 buffers, exactly (small counts)"
+    ),
+    "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_5": (
+        "mkdir(parents=None): the converted file's directory is the original's (hub/checkpoints),"
+        " which exists since the original is a file in it: the mkdir makes nothing either way"
+    ),
+    "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_7": ("no parents=: as _mutmut_5"),
+    "ganx.metrics.fidelity.x_migrate_converted_weights__mutmut_9": ("parents=False: as _mutmut_5"),
+    "ganx.metrics.fidelity.x_real_features__mutmut_19": "no weights_only: torch's default is True",
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_89": (
+        "kid_subsets=100 left out: torch-fidelity's default (defaults.DEFAULTS) is 100"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_91": (
+        "KID's rng_seed=2020 left out: torch-fidelity's default is 2020"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_112": (
+        "prc_neighborhood=3 left out: torch-fidelity's default is 3"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_113": (
+        "prc_batch_size=10000 left out: torch-fidelity's default is 10000"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_114": (
+        "save_cpu_ram=True left out: the default False takes the full path (as _mutmut_108)"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_137": (
+        "splits=10 left out: isc_features_to_metric's own default is 10"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_138": (
+        "shuffle=True left out: isc_features_to_metric's own default is True"
+    ),
+    "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_139": (
+        "IS's rng_seed=2020 left out: isc_features_to_metric's own default is 2020"
+    ),
+    # data
+    "ganx.data.x_resize__mutmut_2": (
+        "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
+        " 32 x 32), so the two sides agree"
+    ),
+    "ganx.data.xǁBatchStreamǁ__init____mutmut_1": (
+        "the default num_workers 1: loader workers read the same index lists and items as the "
+        "main process, the same batches (every ganx caller passes dataset.num_workers)"
+    ),
+    "ganx.data.xǁBatchStreamǁ__init____mutmut_20": (
+        "_order_epoch -2 for -1: neither is an epoch (>= 0), so the first call draws the order "
+        "either way"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_21": (
+        "prefetch_factor 5: how many batches each worker loads ahead, not which"
+    ),
+    "ganx.data.xǁBatchStreamǁnext__mutmut_11": (
+        "the index left on the CPU: indexing a device tensor with a CPU index gives the same rows"
+    ),
+    "ganx.data.xǁBatchStreamǁnext__mutmut_23": (
+        "non_blocking=None: the same values; only whether the copy may overlap with computation"
+    ),
+    "ganx.data.xǁBatchStreamǁnext__mutmut_25": ("no non_blocking: as _mutmut_23"),
+    "ganx.data.xǁBatchStreamǁnext__mutmut_26": ("non_blocking=False: as _mutmut_23"),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_5": (
+        "pin_memory=None: pinned memory only speeds up copies to a GPU (and is off on a CPU run "
+        "either way): the same batches"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_10": (
+        "pin_memory left out (False): pinned memory only speeds up copies to a GPU (and is off on"
+        " a CPU run either way): the same batches"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_17": (
+        "pin_memory compared with 'XXcudaXX' (False): pinned memory only speeds up copies to a "
+        "GPU (and is off on a CPU run either way): the same batches"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_18": (
+        "pin_memory compared with 'CUDA' (False): pinned memory only speeds up copies to a GPU "
+        "(and is off on a CPU run either way): the same batches"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_6": (
+        "prefetch_factor=None: how many batches each worker loads ahead (torch's default 2 when "
+        "left out), not which"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_11": (
+        "prefetch_factor left out: how many batches each worker loads ahead (torch's default 2 "
+        "when left out), not which"
+    ),
+    "ganx.data.xǁBatchStreamǁ_loader_iter__mutmut_19": (
+        "prefetch_factor always None: how many batches each worker loads ahead (torch's default 2"
+        " when left out), not which"
+    ),
+    "ganx.data.xǁBatchStreamǁ__init____mutmut_2": (
+        "on_device defaulting to True: the data set is held on the device, the batches are the "
+        "same (on a CPU run nothing moves; every ganx caller passes dataset.on_device)"
+    ),
+    "ganx.data.x_mixture_centres__mutmut_36": (
+        "arange(-4, 6, 2) for arange(-4, 5, 2): the end is exclusive, both stop after 4"
+    ),
+    "ganx.data.x_resize__mutmut_12": (
+        "align_corners=None: interpolate treats None as False for bilinear"
+    ),
+    "ganx.data.x_resize__mutmut_17": (
+        "align_corners left out: its default None is False for bilinear"
+    ),
+    "ganx.data.x_rodrigues__mutmut_16": (
+        "eye without float64: 0 and 1 are exact in float32 and the sum with the float64 terms is "
+        "float64, the same values"
+    ),
+    "ganx.data.x_rodrigues__mutmut_18": ("as _mutmut_16"),
+    "ganx.data.x_stacked_mnist__mutmut_8": ("mnist5k's channels left out: its default is 1"),
+    # nets
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_38": (
+        "ReLU(None): in-place or not, ReLU computes the same values and the same gradients (its "
+        "input, a BatchNorm output, is not needed by the backward pass)"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_39": (
+        "ReLU(False): in-place or not, ReLU computes the same values and the same gradients (its "
+        "input, a BatchNorm output, is not needed by the backward pass)"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_66": ("ReLU(None): as _mutmut_38"),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_67": ("ReLU(False): as _mutmut_38"),
+    "ganx.nets.dcgan.xǁDCGANDiscriminatorǁ__init____mutmut_65": (
+        "LeakyReLU(0.2, None): not in place, the same values and gradients (as the reference's "
+        "inplace=True)"
+    ),
+    "ganx.nets.dcgan.xǁDCGANDiscriminatorǁ__init____mutmut_67": (
+        "LeakyReLU(0.2) without inplace: as _mutmut_65"
+    ),
+    "ganx.nets.dcgan.xǁDCGANDiscriminatorǁ__init____mutmut_69": (
+        "LeakyReLU(0.2, False): as _mutmut_65"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_27": (
+        "bias=None is falsy: torch builds the layer without a bias, as with bias=False"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_50": (
+        "bias=None is falsy: torch builds the layer without a bias, as with bias=False"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_78": (
+        "bias=None is falsy: torch builds the layer without a bias, as with bias=False"
+    ),
+    "ganx.nets.dcgan.xǁDCGANGeneratorǁ__init____mutmut_32": (
+        "padding 0 left out: torch's default padding is 0"
+    ),
+    "ganx.nets.dcgan.xǁDCGANDiscriminatorǁ__init____mutmut_87": (
+        "the final conv's padding 0 left out: torch's default padding is 0"
+    ),
 }
 
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second
@@ -187,21 +402,44 @@ NOT_EQUIVALENT: dict[str, str] = {
 
 
 def scratch_copy(modules: list[str], where: Path) -> None:
-    for name in ("src", "tests", "conf"):
+    for name in ("src", "tests", "conf", "docs"):  # docs: tests check the counts it states
         shutil.copytree(ROOT / name, where / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "README.md", where / "README.md")
     paths, tests = [], []
     for module in modules:
         target = Path("src/ganx") / module
-        paths.append(str(target if (ROOT / target).is_dir() else target.with_suffix(".py")))
+        paths.append(f"{target}/*" if (ROOT / target).is_dir() else str(target.with_suffix(".py")))
         tests += [f"tests/{t}" for t in MODULES[module] if f"tests/{t}" not in tests]
+    # the whole package is copied to mutants/ (only the chosen modules mutated): a copy of one
+    # file of a subpackage would shadow its siblings (ganx.metrics.fidelity without
+    # ganx.metrics.evaluation, ganx.data without its shipped weights)
     config = (
         "\n[tool.mutmut]\n"
-        f"source_paths = {paths!r}\n"
+        'source_paths = ["src/ganx"]\n'
+        f"only_mutate = {paths!r}\n"
         f"pytest_add_cli_args_test_selection = {tests!r}\n"
         'pytest_add_cli_args = ["-m", "not slow", "-p", "no:xdist", "-p", "no:cacheprovider"]\n'
-        'also_copy = ["conf", "tests"]\n'
+        'also_copy = ["conf", "tests", "docs", "README.md"]\n'
     ).replace("'", '"')
     (where / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + config)
+    with open(where / "tests" / "conftest.py", "a") as conftest:
+        conftest.write(FASTEST_FIRST)
+
+
+# appended to the scratch copy's tests/conftest.py: each mutant's tests run fastest first (by
+# the durations mutmut measured in its first pass), so a killed mutant costs its cheapest
+# failing test (mutmut stops at the first failure); a survivor still runs every test
+FASTEST_FIRST = """
+
+def pytest_collection_modifyitems(items):
+    import json
+    import os
+
+    if os.path.exists("mutmut-stats.json"):
+        with open("mutmut-stats.json") as stats:
+            durations = json.load(stats)["duration_by_test"]
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+"""
 
 
 def results(where: Path) -> dict[str, str]:
@@ -226,21 +464,23 @@ def report(statuses: dict[str, str], modules: list[str]) -> None:
         mine = {n: s for n, s in statuses.items() if n.startswith(prefix + ".")}
         counts = Counter(mine.values())
         killed = counts["killed"] + counts["timeout"]
-        equivalent = sum(1 for n, s in mine.items() if s == "survived" and n in EQUIVALENT)
-        tested = killed + counts["survived"] - equivalent
+        # a mutant no test reaches is not caught either: it counts as a survivor
+        missed = {n for n, s in mine.items() if s in ("survived", "no tests")}
+        equivalent = len(missed & EQUIVALENT.keys())
+        tested = killed + len(missed) - equivalent
         score = 100 * killed / tested if tested else float("nan")
         print(
             f"{module}: {dict(counts)}; score {killed}/{tested} = {score:.1f}%"
             f" ({equivalent} equivalent)"
         )
-    survivors = sorted(n for n, s in statuses.items() if s == "survived")
+    survivors = sorted(n for n, s in statuses.items() if s in ("survived", "no tests"))
     for name in survivors:
         why = ""
         if name in EQUIVALENT:
             why = f"  (equivalent: {EQUIVALENT[name]})"
         elif name in NOT_EQUIVALENT:
             why = f"  (not killed here: {NOT_EQUIVALENT[name]})"
-        print(f"  survived {name}{why}")
+        print(f"  {statuses[name]} {name}{why}")
 
 
 def main(argv=None) -> int:
@@ -269,7 +509,7 @@ def main(argv=None) -> int:
     statuses = results(where)
     report(statuses, modules)
     if args.diff:
-        for name in sorted(n for n, s in statuses.items() if s == "survived"):
+        for name in sorted(n for n, s in statuses.items() if s in ("survived", "no tests")):
             subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=where)
     if not args.keep:
         shutil.rmtree(where, ignore_errors=True)

@@ -158,3 +158,148 @@ def test_loader_stream_matches_in_memory_order_across_epochs_and_resume(tmp_path
     c = BatchStream(dataset, 8, seed=5, device=torch.device("cpu"))
     c.load_state_dict(a.state_dict())
     assert torch.equal(a.next(), c.next())
+
+
+def test_batch_stream_edges_a_full_size_batch_and_a_resume_at_an_epochs_start():
+    """A batch as large as the data set is allowed (one batch per epoch: the epoch's whole
+    permutation, epoch_order(n, seed, epoch)); a stream resumed at the start of epoch 1 reads
+    what the walked stream reads there; the position is (epoch, batch)."""
+    from ganx.data import epoch_order
+
+    images = torch.arange(10, dtype=torch.float).view(10, 1, 1, 1)
+    source = DataSource("t", 1, 1, images=images)
+    walked = BatchStream(source, 10, seed=2, device=torch.device("cpu"))
+    first, second = walked.next(), walked.next()
+    assert torch.equal(first.flatten(), epoch_order(10, 2, 0).float())
+    assert torch.equal(second.flatten(), epoch_order(10, 2, 1).float())
+    assert walked.state_dict() == {"epoch": 1, "batch": 1}
+    resumed = BatchStream(source, 10, seed=2, device=torch.device("cpu"))
+    resumed.load_state_dict({"epoch": 1, "batch": 0})
+    assert torch.equal(resumed.next(), second)
+    halves = BatchStream(source, 5, seed=2, device=torch.device("cpu"))
+    assert [len(halves.next()) for _ in range(5)] == [5] * 5  # never a short batch
+    with pytest.raises(DataError) as too_big:  # two ranks of 6 need 12 samples
+        BatchStream(source, 6, seed=2, device=torch.device("cpu"), rank=1, world=2)
+    assert str(too_big.value) == (
+        "train.batch_size=6 x 2 ranks exceeds the 10 samples of data set 't'"
+    )
+
+
+def test_mixture_centres_are_the_references_rings_and_grids():
+    """ring8: 8 centres at radius 2, angle 2 pi k / 8 from the x axis (Metz et al. 2017, sec.
+    3.1); grid25: the 25 points of {-4, -2, 0, 2, 4}^2 (PacGAN, Lin et al. 2018, sec. 5.1)."""
+    import math
+
+    from ganx.data import mixture_centres
+
+    ring = mixture_centres("ring8")
+    k = torch.arange(8, dtype=torch.float64) * (math.pi / 4)
+    expected = torch.stack([2 * k.cos(), 2 * k.sin()], 1).float()
+    assert ring.dtype == torch.float32 and torch.equal(ring, expected)
+    grid = mixture_centres("grid25")
+    axis = [-4.0, -2.0, 0.0, 2.0, 4.0]
+    assert sorted(map(tuple, grid.tolist())) == [(x, y) for x in axis for y in axis]
+    with pytest.raises(DataError, match="unknown mixture 'ring9'; allowed: ring8, grid25"):
+        mixture_centres("ring9")
+
+
+def test_mnist5k_resized_and_repeated_as_torchvision_would():
+    """Resizing is torchvision's Resize (bilinear, antialiased, as the loader-read data sets
+    get it) on the [-1, 1] images, clamped to [-1, 1]; 3 channels repeat the digit; the pixel
+    map is x / 127.5 - 1 (0 -> -1, 255 -> 1); other channel counts are refused by name."""
+    from torchvision.transforms import v2
+
+    from ganx.data import resize, to_unit_range
+
+    grey = mnist5k()
+    small = grey.images[:8]
+    resized = mnist5k(resolution=32, channels=3).images[:8]
+    expected = v2.Resize(32, antialias=True)(small).clamp(-1, 1)
+    assert torch.equal(resized[:, :1], expected) and torch.equal(resized[:, 2:], expected)
+    assert resize(small, 28) is small  # already that size: untouched
+    wide = resize(torch.full((1, 1, 4, 4), 3.0), 2)
+    assert torch.all(wide == 1.0)  # clamped to the data range
+    assert to_unit_range(torch.tensor([0, 51, 255], dtype=torch.uint8)).tolist() == [
+        -1.0,
+        pytest.approx(-0.6),
+        1.0,
+    ]
+    assert grey.name == "mnist5k" and (grey.channels, grey.resolution) == (1, 28)
+    assert grey.labels.dtype == torch.long
+    with pytest.raises(DataError, match="dataset.channels=2 for mnist5k; allowed: 1 or 3"):
+        mnist5k(channels=2)
+
+
+def test_loader_stream_on_the_cpu_is_quiet_and_reads_each_items_image():
+    """On a CPU run the loader pins no memory (pinning is for copies to a GPU: torch warns
+    when asked without one), and a batch is the items' images, not their labels."""
+    import warnings
+
+    from torch.utils.data import TensorDataset
+
+    images = torch.arange(12, dtype=torch.float).view(12, 1, 1, 1)
+    memory = BatchStream(DataSource("t", 1, 1, images=images), 4, 1, torch.device("cpu"))
+    dataset = DataSource("t", 1, 1, dataset=TensorDataset(images, -images))
+    loaded = BatchStream(dataset, 4, 1, torch.device("cpu"), num_workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):  # into the second epoch
+            assert torch.equal(loaded.next(), memory.next())
+
+
+def test_batches_go_to_the_configured_device_and_the_order_is_seeded_by_seed_and_epoch():
+    """Batches are moved to the stream's device (the meta device stands in for a GPU: a
+    batch left on the CPU shows); with on_device the whole data set is moved once, the same
+    batches. The epoch's permutation is drawn from a generator seeded with
+    seed * 1_000_003 + epoch: a checkpoint's (epoch, batch) names its batches only through it,
+    so a resumed older run reads what it would have read."""
+    from ganx.data import epoch_order
+
+    images = torch.arange(12, dtype=torch.float).view(12, 1, 1, 1)
+    source = DataSource("t", 1, 1, images=images)
+    meta = BatchStream(source, 4, 1, torch.device("meta"))
+    assert meta.next().device.type == "meta" and meta.images.device.type == "cpu"
+    held = BatchStream(source, 4, 1, torch.device("meta"), on_device=True)
+    assert held.images.device.type == "meta" and held.next().device.type == "meta"
+    assert source.images.device.type == "cpu"
+    seeded = torch.randperm(12, generator=torch.Generator().manual_seed(3 * 1_000_003 + 2))
+    assert torch.equal(epoch_order(12, 3, 2), seeded)
+
+
+def test_batch_stream_draws_one_permutation_per_epoch(monkeypatch):
+    """The epoch's order is drawn once and reused for its batches (a permutation of the whole
+    data set per batch would cost O(N) each step)."""
+    import ganx.data
+
+    drawn = []
+    draw = ganx.data.epoch_order
+    monkeypatch.setattr(
+        ganx.data, "epoch_order", lambda n, seed, epoch: drawn.append(epoch) or draw(n, seed, epoch)
+    )
+    stream = BatchStream(mnist5k(), 1000, seed=0, device=torch.device("cpu"))
+    for _ in range(7):  # 5 batches per epoch: epochs 0 and 1
+        stream.next()
+    assert drawn == [0, 1]
+
+
+def test_small_builders_points_rodrigues_stacked_mnist_defaults_and_resize_bounds():
+    """points() marks a builder of points; Rodrigues' formula turns by +angle about the axis
+    (right-hand rule, column vectors); StackedMNIST's defaults are the config's (25,600 images,
+    seed 0) and it names itself; resizing clamps to [-1, 1] at both ends."""
+    import inspect
+    import math
+
+    from ganx.data import gaussian_mixture, points, resize, rodrigues, stacked_mnist
+
+    assert points(lambda: None).data == "points" and gaussian_mixture.data == "points"
+    z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    quarter = rodrigues(z, math.pi / 2)
+    x = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    assert torch.allclose(quarter @ x, torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    defaults = inspect.signature(stacked_mnist).parameters
+    cfg = compose_cfg("dataset=stacked_mnist", tiny=False).dataset
+    assert (defaults["n"].default, defaults["seed"].default) == (cfg.n, cfg.source.seed)
+    small = stacked_mnist(n=4)
+    assert torch.equal(small.images, stacked_mnist(n=4, seed=cfg.source.seed).images)
+    assert (small.name, small.channels, small.resolution) == ("stacked_mnist", 3, 28)
+    assert torch.all(resize(torch.full((1, 1, 4, 4), -3.0), 2) == -1.0)

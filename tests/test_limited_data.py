@@ -140,3 +140,62 @@ def test_stacked_mnist_defaults_and_a_ganx_train_run_scoring_it(tmp_path):
     scored = [r for r in records if "modes500_stacked_mnist" in r]
     assert scored and 1 <= scored[-1]["modes500_stacked_mnist"] <= 500
     assert 0 <= scored[-1]["mode_kl500_stacked_mnist"] <= math.log(1000)
+
+
+class Targeted(torch.utils.data.Dataset):
+    """A loader-read data set with torchvision's ``targets`` list (image i is the value i)."""
+
+    def __init__(self, targets):
+        self.targets = list(targets)
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return torch.full((1, 1, 1), float(i)), self.targets[i]
+
+
+def test_subset_bounds_shares_and_a_loader_data_set_balanced_by_its_targets():
+    """n in [1, N] (both ends allowed, bools and non-integers refused); shares n // K plus one for
+    the first n % K classes; a class exactly as large as its share is enough, one smaller is
+    named with the most that can be asked; a loader data set is balanced by its ``targets`` and
+    keeps what a subset must not change (name, shape, extra facts, value range)."""
+    from ganx.data import DataSource
+    from ganx.errors import DataError
+
+    labels = torch.tensor([0] * 4 + [1] * 3 + [2] * 3)
+    images = torch.arange(10, dtype=torch.float).view(10, 1, 1, 1)
+    source = DataSource("t", 1, 1, images=images, labels=labels, extra={"std": 0.5})
+    assert torch.equal(take_subset(source, 10).images, images)
+    assert len(take_subset(source, 1).images) == 1
+    assert torch.bincount(take_subset(source, 7).labels).tolist() == [3, 2, 2]
+    for bad in (0, 11, True, 1.5):
+        with pytest.raises(DataError, match=r"must be an integer in \[1, 10\]"):
+            take_subset(source, bad)
+    lopsided = DataSource("t", 1, 1, images=images, labels=torch.tensor([0] + [1] * 9))
+    with pytest.raises(DataError) as small:
+        take_subset(lopsided, 4)
+    assert str(small.value) == (
+        "dataset.subset=4: class 0 of 't' has 1 images, fewer than its share 2; allowed: at most 2"
+    )
+    loader = DataSource("t", 1, 1, dataset=Targeted(labels.tolist()), value_range=(-2.0, 2.0))
+    loader.extra = {"std": 0.5}
+    picked = take_subset(loader, 7, seed=3)
+    in_memory = take_subset(source, 7, seed=3)
+    values = torch.stack([picked.dataset[i][0] for i in range(7)]).flatten()
+    assert torch.equal(values, in_memory.images.flatten())
+    assert (picked.name, picked.channels, picked.resolution) == ("t", 1, 1)
+    assert picked.extra == {"std": 0.5} and picked.extra is not loader.extra
+    assert picked.value_range == (-2.0, 2.0) and picked.labels is None
+    both = DataSource("t", 1, 1, dataset=torch.utils.data.TensorDataset(images), labels=labels)
+    assert torch.equal(take_subset(both, 7, seed=3).labels, in_memory.labels)  # its own labels
+    with pytest.raises(DataError) as unlabelled:
+        take_subset(DataSource("u", 1, 1, dataset=torch.utils.data.TensorDataset(images)), 2)
+    assert str(unlabelled.value) == (
+        "dataset.subset=2: data set 'u' has no labels to balance a subset by; allowed: data "
+        "sets with labels (mnist5k, mnist, fashion_mnist, cifar10, ...)"
+    )
+    # called without a seed, the subset is the one dataset.subset_seed's default draws
+    default_seed = compose_cfg(tiny=False).dataset.subset_seed
+    assert torch.equal(take_subset(source, 7).images, take_subset(source, 7, default_seed).images)
+    assert not torch.equal(take_subset(source, 7).images, take_subset(source, 7, 1).images)

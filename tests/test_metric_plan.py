@@ -94,7 +94,10 @@ def test_converted_weights_live_under_ganx_own_name(tmp_path, monkeypatch, capsy
     notes = plan_metrics(cfg)
     assert not original.exists() and ours.is_file()
     notice = capsys.readouterr().err.strip().splitlines()
-    assert len(notice) == 1 and f"from {original} to {ours}" in notice[0]
+    assert notice == [
+        f"ganx: moved ganx's converted Inception weights (no classifier head) from {original} "
+        f"to {ours}: that name belongs to torch-fidelity's original weights"
+    ]
     assert list(cfg.eval.metrics) == ["fid_inception", "kid_inception"]
     assert str(ours) in notes[0]
     assert fidelity.default_inception_weights() == ours and capsys.readouterr().err == ""
@@ -133,3 +136,103 @@ def test_num_workers_follow_the_cores():
         with pytest.raises(ConfigError, match="dataset.num_workers"):
             loader_workers(bad)
     assert compose_cfg("dataset=stl10", tiny=False).dataset.num_workers == "auto"
+
+
+class NotWeights:
+    """A pickled object: what a tampered weights file could carry."""
+
+
+def test_head_check_maps_the_file_and_loads_tensors_only(tmp_path, monkeypatch):
+    """inception_has_head memory-maps a zip checkpoint on the CPU (one read, not the 100 MB into
+    memory), reads an old-format file plainly, tensors only either way (never unpickles an
+    object), and counts any non-zero head, however small."""
+    import pickle
+
+    from ganx.metrics.fidelity import inception_has_head
+
+    calls = []
+    load = torch.load
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording)
+    tiny_head = torch.zeros(1008, 2048)
+    tiny_head[0, 0] = 1e-3
+    torch.save({"fc.weight": tiny_head}, tmp_path / "zip.pt")
+    assert inception_has_head(tmp_path / "zip.pt")
+    assert calls == [{"map_location": "cpu", "weights_only": True, "mmap": True}]
+    calls.clear()
+    old = tmp_path / "old.pt"
+    torch.save({"fc.weight": torch.zeros(3, 2)}, old, _use_new_zipfile_serialization=False)
+    assert not inception_has_head(old)
+    assert calls[-1] == {"map_location": "cpu", "weights_only": True}
+    torch.save(torch.ones(3), tmp_path / "tensor.pt")  # not a state dict: no head
+    assert not inception_has_head(tmp_path / "tensor.pt")
+    for new_format in (True, False):
+        torch.save(NotWeights(), old, _use_new_zipfile_serialization=new_format)
+        with pytest.raises(pickle.UnpicklingError):
+            inception_has_head(old)
+
+
+def test_feature_bank_sees_the_head_of_the_loaded_inception():
+    """The bank asks the loaded Inception network itself: a zero 1008-class head is none (the
+    offline conversion), any non-zero one is a head; the digit network always has one."""
+    from types import SimpleNamespace
+
+    from ganx.metrics.fidelity import FeatureBank
+
+    bank = FeatureBank(torch.device("cpu"), inception_weights="/unused.pth")
+    for fc, expected in ((torch.zeros(1008, 2048), False), (torch.full((1008, 2048), 1e-7), True)):
+        bank._extractors["inception"] = SimpleNamespace(fc=SimpleNamespace(weight=fc))
+        assert bank.has_classifier_head("inception") is expected
+    assert bank.has_classifier_head("mnist") is True
+
+
+def test_the_digit_extractor_is_registered_with_torch_fidelity_under_its_name(monkeypatch):
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    from ganx.metrics.fidelity import MNIST_EXTRACTOR, MnistFeatureExtractor, register_extractors
+
+    monkeypatch.delitem(FEATURE_EXTRACTORS_REGISTRY, MNIST_EXTRACTOR, raising=False)
+    register_extractors()
+    assert FEATURE_EXTRACTORS_REGISTRY[MNIST_EXTRACTOR] is MnistFeatureExtractor
+    register_extractors()  # again (a sweep's next run): no error, the same class
+    assert FEATURE_EXTRACTORS_REGISTRY[MNIST_EXTRACTOR] is MnistFeatureExtractor
+
+
+def test_feature_bank_asks_torch_fidelity_for_inceptions_layers_from_the_file(
+    tmp_path, monkeypatch
+):
+    """Inception is torch-fidelity's inception-v3-compat with its pool3 ('2048') and logits
+    layers, loaded from metrics.inception_weights, quietly, built on the CPU and moved to the
+    bank's device, once per bank (the loading itself: test_metrics' slow stand-in test)."""
+    import torch_fidelity.utils
+
+    from ganx.metrics.fidelity import FeatureBank
+
+    calls = []
+
+    class Built:
+        def to(self, device):
+            calls.append(("to", device))
+            return self
+
+    def create(name, layers, cuda=True, **kwargs):
+        calls.append((name, layers, cuda, kwargs))
+        return Built()
+
+    monkeypatch.setattr(torch_fidelity.utils, "create_feature_extractor", create)
+    path = weights(tmp_path, head=True)
+    bank = FeatureBank(torch.device("meta"), inception_weights=str(path))
+    assert bank.extractor("inception") is bank.extractor("inception")
+    assert calls == [
+        (
+            "inception-v3-compat",
+            ["2048", "logits_unbiased"],
+            False,
+            {"verbose": False, "feature_extractor_weights_path": str(path)},
+        ),
+        ("to", torch.device("meta")),
+    ]

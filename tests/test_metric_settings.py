@@ -174,5 +174,223 @@ def test_inception_weights_path_is_the_one_loaded():
 
     path = setting("metrics.inception_weights", "/nonexistent/inception.pth")
     bank = FeatureBank(torch.device("cpu"), inception_weights=path)
-    with pytest.raises(MetricError, match="not found at /nonexistent/inception.pth"):
+    with pytest.raises(MetricError) as missing:
         bank.extractor("inception")
+    assert str(missing.value) == (
+        "Inception weights not found at /nonexistent/inception.pth; run `ganx-weights "
+        "inception` (offline conversion) or set metrics.inception_weights"
+    )
+
+
+class Pool3(RandomFeatures):
+    """Stands in for torch-fidelity's Inception: its FID/KID/PR layer is '2048'."""
+
+    def __init__(self, weights, head=True):
+        super().__init__()
+        weights.write_bytes(b"w")  # real features' cache key reads the file's size and time
+        self.inception_weights, self.head = weights, head
+
+    def has_classifier_head(self, kind):
+        return self.head
+
+    def features(self, kind, images):
+        out = super().features(kind, images)
+        return {"2048": out["64"], "logits_unbiased": out["logits_unbiased"]}
+
+
+def test_every_metric_is_torch_fidelitys_at_its_own_defaults(capfd):
+    """One call for all five, each equal to torch-fidelity's function on the same features with
+    torch-fidelity's own defaults (torch_fidelity.defaults.DEFAULTS: 10 IS splits, shuffled,
+    100 KID subsets, k = 3, seed 2020), and nothing printed: a training log stays clean."""
+    from torch_fidelity.defaults import DEFAULTS
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    out, _ = metrics({"fid", "kid", "pr", "is", "classes"}, kid_subset_size=16)
+    assert capfd.readouterr() == ("", "")
+    fake, real = feats(40, False), feats(40, True)
+    fid = fid_statistics_to_metric(
+        fid_features_to_statistics(fake), fid_features_to_statistics(real), verbose=False
+    )
+    assert out["fid40_mnist"] == float(fid["frechet_inception_distance"])
+    kid = kid_features_to_metric(
+        fake,
+        real,
+        kid_subsets=DEFAULTS["kid_subsets"],
+        kid_subset_size=16,
+        rng_seed=DEFAULTS["rng_seed"],
+        verbose=False,
+    )
+    assert out["kid40_mnist"] == float(kid["kernel_inception_distance_mean"])
+    prc = prc_features_to_metric(
+        fake, real, prc_neighborhood=DEFAULTS["prc_neighborhood"], verbose=False
+    )
+    assert out["precision40_mnist"] == prc["precision"]
+    assert out["recall40_mnist"] == prc["recall"]
+    logits = RandomFeatures().features("mnist", WHITE)["logits_unbiased"]
+    isc = isc_features_to_metric(
+        logits,
+        splits=DEFAULTS["isc_splits"],
+        shuffle=DEFAULTS["samples_shuffle"],
+        rng_seed=DEFAULTS["rng_seed"],
+    )
+    assert out["is40_mnist"] == float(isc["inception_score_mean"])
+    unshuffled = isc_features_to_metric(logits, splits=10, shuffle=False)
+    assert out["is40_mnist"] != float(unshuffled["inception_score_mean"])
+
+
+def test_kid_subset_is_the_smallest_of_setting_samples_and_real_images():
+    """min(kid_subset_size, samples, real images): each of the three can be the smallest."""
+
+    def kid(fake_n, real_n, size):
+        value = kid_features_to_metric(
+            feats(fake_n, False),
+            feats(real_n, True),
+            kid_subsets=100,
+            kid_subset_size=size,
+            rng_seed=2020,
+            verbose=False,
+        )
+        return float(value["kernel_inception_distance_mean"])
+
+    more_real, _ = metrics({"kid"}, kid_subset_size=1000, real_count=50)  # the 40 samples
+    assert more_real["kid40_mnist"] == kid(40, 50, 40)
+    fewer_real, _ = metrics({"kid"}, kid_subset_size=1000, real_count=25)  # the 25 reals
+    assert fewer_real["kid40_mnist"] == kid(40, 25, 25)
+
+
+def test_class_coverage_counts_a_class_at_exactly_20_percent_of_its_share():
+    """A class is covered with at least 20% of its uniform share n / 10 (as a mixture mode):
+    of 300 samples a class needs 6 (exactly 6 counts, 5 does not); of 600 it needs 12 (11 is
+    not enough)."""
+
+    class Counted(RandomFeatures):
+        def __init__(self, counts):
+            super().__init__()
+            self.counts = torch.tensor(counts)
+
+        def features(self, kind, images):
+            labels = torch.repeat_interleave(torch.arange(len(self.counts)), self.counts)
+            return {"64": torch.zeros(len(labels), 8), "logits_unbiased": torch.eye(10)[labels]}
+
+    for counts, covered in (([200, 89, 6, 5], 3), ([500, 77, 12, 11], 3)):
+        n = sum(counts)
+        images = torch.full((n, 3, 28, 28), 255, dtype=torch.uint8)
+        bank = Counted(counts)
+        out = fidelity_metrics("mnist", {"classes"}, images, black_source(n), bank, None, 100)
+        assert out[f"classes{n}_mnist"] == covered
+
+
+def test_inception_features_are_its_2048_pool_features(tmp_path):
+    """kind inception reads the '2048' layer (torch-fidelity's FID/KID/PR layer for
+    inception-v3-compat); class coverage needs the digit classifier and says so."""
+    from ganx.errors import MetricError
+
+    bank = Pool3(tmp_path / "w.pt")
+    out = fidelity_metrics("inception", {"fid"}, WHITE, black_source(60), bank, None, 100)
+    mnist, _ = metrics({"fid"})
+    assert out["fid40_inception"] == mnist["fid40_mnist"]
+    with pytest.raises(MetricError, match=r"^classes_\* needs a digit classifier: use class"):
+        fidelity_metrics("inception", {"classes"}, WHITE, black_source(60), bank, None, 100)
+
+
+def test_inception_score_is_refused_only_without_a_classifier_head(tmp_path):
+    from ganx.errors import MetricError
+
+    headless = Pool3(tmp_path / "w.pt", head=False)
+    out = fidelity_metrics("inception", {"fid"}, WHITE, black_source(60), headless, None, 100)
+    assert set(out) == {"fid40_inception"}  # no head needed for FID
+    message = (
+        "is_inception: these Inception weights have no classifier head (the offline pool3 "
+        "conversion); the Inception Score needs torch-fidelity's original weights"
+    )
+    with pytest.raises(MetricError) as refused:
+        fidelity_metrics("inception", {"is"}, WHITE, black_source(60), headless, None, 100)
+    assert str(refused.value) == message
+
+
+def test_a_diverged_metric_is_logged_as_nan():
+    """Features of a diverged generator (1e30) make FID infinite: logged as nan (JSON has no
+    inf), while the finite KID of the same call is kept."""
+
+    class Diverged(RandomFeatures):
+        def features(self, kind, images):
+            out = super().features(kind, images)
+            real = images.float().mean() < 128
+            return {**out, "64": out["64"] * (1.0 if real else 1e30)}
+
+    with pytest.warns(RuntimeWarning):  # numpy's overflow inside torch-fidelity's FID
+        out = fidelity_metrics(
+            "mnist", {"fid", "pr"}, WHITE, black_source(60), Diverged(), None, 100
+        )
+    assert math.isnan(out["fid40_mnist"])
+    assert out["precision40_mnist"] == 0.0
+
+
+def test_images_reach_the_extractor_as_torch_fidelitys_uint8():
+    """[-1, 1] -> round((x + 1) * 127.5) clamped to [0, 255], one channel repeated to three;
+    the bank's default chunk is metrics.batch_size's default."""
+    from ganx.metrics.fidelity import to_uint8
+
+    values = torch.tensor([-1.5, -1.0, -0.5, 0.0, 1.0, 1.5]).view(1, 1, 2, 3)
+    grey = to_uint8(values)
+    assert grey.dtype == torch.uint8 and grey.shape == (1, 3, 2, 3)
+    assert grey[0].flatten(1).tolist() == [[0, 0, 64, 128, 255, 255]] * 3
+    rgb = to_uint8(torch.zeros(2, 3, 1, 5))  # a one-row image is not a one-channel one
+    assert rgb.shape == (2, 3, 1, 5) and torch.all(rgb == 128)
+    default = compose_cfg(tiny=False).metrics.batch_size
+    assert FeatureBank(torch.device("cpu"), inception_weights="/x").batch_size == default
+
+
+def test_real_images_are_the_seed_0_permutation_in_memory_or_loaded():
+    """The first n of a fixed permutation (seed 0) of the training data, the same images
+    whether the data set is held in memory or read item by item."""
+    from ganx.metrics.fidelity import real_images
+
+    images = torch.linspace(-1, 1, 12).view(12, 1, 1, 1)
+    memory = DataSource("t", 1, 1, images=images)
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(0))[:5]
+    expected = ((images[order] + 1) * 127.5).round().to(torch.uint8).repeat(1, 3, 1, 1)
+    assert torch.equal(real_images(memory, 5), expected)
+    loaded = DataSource("t", 1, 1, dataset=torch.utils.data.TensorDataset(images, -images))
+    assert torch.equal(real_images(loaded, 5), expected)
+
+
+class NotFeatures:
+    """A pickled object: what a tampered cache file could carry."""
+
+
+def test_real_features_are_cached_once_per_protocol_and_read_back(tmp_path):
+    """Written atomically under real_{data}_{kind}_{n}_{16 hex digits}.pt in a directory made on
+    demand, read back without recomputing, tensors only."""
+    import pickle
+    import re
+
+    from ganx.metrics.fidelity import real_features
+
+    cache = tmp_path / "deep" / "cache"
+    bank = RandomFeatures()
+    first = real_features(bank, "mnist", black_source(60), 40, cache)
+    again = real_features(bank, "mnist", black_source(60), 40, cache)
+    assert bank.calls == [("real", 40)] and torch.equal(first["64"], again["64"])
+    other = real_features(bank, "mnist", black_source(60), 30, cache)  # same directory
+    assert len(other["64"]) == 30 and bank.calls[-1] == ("real", 30)
+    # the same name and count, another protocol (resolution, size of the data): recomputed
+    wider = DataSource("black", 1, 32, images=-torch.ones(60, 1, 32, 32))
+    real_features(bank, "mnist", wider, 40, cache)
+    real_features(bank, "mnist", black_source(50), 40, cache)
+    assert bank.calls[-2:] == [("real", 40), ("real", 40)]
+    names = sorted(p.name for p in cache.iterdir())
+    assert len(names) == 4
+    assert all(re.fullmatch(r"real_black_mnist_(30|40)_[0-9a-f]{16}\.pt", n) for n in names)
+    for path in cache.glob("real_black_mnist_40_*.pt"):
+        torch.save(NotFeatures(), path)
+    with pytest.raises(pickle.UnpicklingError):
+        real_features(bank, "mnist", black_source(60), 40, cache)
+
+
+def test_inception_score_and_class_coverage_compute_no_real_features():
+    """Only FID, KID and precision/recall compare with real data: IS and class coverage alone
+    cost no real-image features (nor their cache)."""
+    out, bank = metrics({"is", "classes"})
+    assert bank.calls == [("fake", 40)]
+    assert set(out) == {"is40_mnist", "classes40_mnist", "class_kl40_mnist"}

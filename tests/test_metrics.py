@@ -40,6 +40,8 @@ def test_shipped_mnist_net_is_accurate_on_held_out_digits():
     accuracy = (predicted == source.labels[order]).float().mean().item()
     assert accuracy > 0.97
     assert accuracy == pytest.approx(stored, abs=1e-3)
+    # a frozen judge: in eval mode, no parameter collects gradients
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
 
 
 def test_fid_of_data_against_itself_is_zero_and_against_noise_large(tmp_path):
@@ -96,6 +98,19 @@ def test_metrics_logged_and_best_checkpoint_follows_objective(tmp_path):
     events = EventAccumulator(str(tmp_path / "run" / "tb"))
     events.Reload()
     assert "metrics/fid200_mnist" in events.Tags()["scalars"]
+
+
+class Uint8Images(torch.utils.data.Dataset):
+    """uint8 images as a data set torch-fidelity's calculate_metrics reads."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
 
 
 def run_tool(module_args, cwd):
@@ -163,16 +178,6 @@ def test_eval_reproduces_training_and_matches_torch_fidelity(tmp_path):
     assert proc.returncode == 0, proc.stderr
     images = np.load(npz)["images"]
     assert images.shape == (300, 28, 28, 1) and images.dtype == np.uint8
-
-    class Uint8Images(torch.utils.data.Dataset):
-        def __init__(self, x):
-            self.x = x
-
-        def __len__(self):
-            return len(self.x)
-
-        def __getitem__(self, i):
-            return self.x[i]
 
     fake = torch.from_numpy(images).permute(0, 3, 1, 2).repeat(1, 3, 1, 1)
     real = real_images(mnist5k(), 300)
@@ -315,3 +320,55 @@ def test_precision_recall_and_classes_on_known_features():
     assert out["classes300_mnist"] == 3
     p = torch.tensor([150, 100, 46, 4], dtype=torch.float64) / 300
     assert out["class_kl300_mnist"] == pytest.approx(float((p * (p * 10).log()).sum()))
+
+
+def test_mnist_extractor_serves_torch_fidelitys_own_calculate_metrics(capfd):
+    """torch-fidelity picks each metric's layer from the extractor (isc: 'logits_unbiased',
+    fid/kid/prc: '64', as it does '2048' for Inception): its calculate_metrics on the same images
+    gives ganx's numbers. Like Inception, the extractor also offers 'logits' (here the same), and
+    its compile dummy is one uint8 image in the input format."""
+    import torch_fidelity
+
+    register_extractors()
+    source = mnist5k()
+    real = real_images(source, 100)
+    fake = to_uint8(torch.rand(100, 1, 28, 28, generator=torch.Generator().manual_seed(1)) - 0.5)
+    fake = torch.cat([fake[:50], real[50:]])  # half noise, half digits: every metric informative
+    ours = fidelity_metrics(
+        "mnist",
+        {"fid", "kid", "pr", "is"},
+        fake,
+        source,
+        FeatureBank(torch.device("cpu")),
+        None,
+        kid_subset_size=50,
+    )
+    assert capfd.readouterr().err == ""  # the extractor is created quietly: logs stay clean
+    theirs = torch_fidelity.calculate_metrics(
+        input1=Uint8Images(fake),
+        input2=Uint8Images(real),
+        isc=True,
+        fid=True,
+        kid=True,
+        prc=True,
+        kid_subset_size=50,
+        cuda=False,
+        save_cpu_ram=True,  # no loader worker processes
+        cache=False,
+        verbose=False,
+        feature_extractor=MNIST_EXTRACTOR,
+    )
+    assert ours["fid100_mnist"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-5)
+    assert ours["kid100_mnist"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-5)
+    assert ours["is100_mnist"] == pytest.approx(theirs["inception_score_mean"], rel=1e-5)
+    assert ours["precision100_mnist"] == theirs["precision"]
+    assert ours["recall100_mnist"] == theirs["recall"]
+    from torch_fidelity.utils import create_feature_extractor
+
+    extractor = create_feature_extractor(MNIST_EXTRACTOR, ["logits", "64"], cuda=False)
+    dummy = extractor.get_dummy_input_for_compile()
+    assert dummy.dtype == torch.uint8 and dummy.shape == (1, 3, 28, 28)
+    logits, features = extractor(dummy)
+    assert logits.shape == (1, 10) and features.shape == (1, 64)
+    unbiased = create_feature_extractor(MNIST_EXTRACTOR, ["logits_unbiased"], cuda=False)
+    assert torch.equal(unbiased(dummy)[0], logits)

@@ -92,3 +92,20 @@ def test_mog3d_figure_script(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert out.stat().st_size > 0 and "| reg=none seed=0 | 4 |" in done.stdout
+
+
+def test_mog3d_plane_is_tilted_by_a_quarter_turn():
+    """The rotation is by pi / 4 (rothk/Stabilizing_GANs@023b84d:3DGAN/3DGAN.py:111-118): the
+    plane's normal makes that angle with z, and the 7 centres lie 2 pi / 7 apart from angle 0."""
+    frame = mog3d_frame()
+    z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    assert (frame["normal"] @ z).item() == pytest.approx(math.cos(math.pi / 4), abs=1e-12)
+    assert frame["normal"].norm().item() == pytest.approx(1.0, abs=1e-12)
+    flat = (frame["centres"] - frame["shift"]) @ frame["rotation"].T  # back in the plane
+    t = torch.arange(7, dtype=torch.float64) * (2 * math.pi / 7)
+    expected = torch.stack([t.sin(), t.cos(), 0 * t], 1)  # (sin t, cos t, 0), as Roth et al.
+    assert torch.allclose(flat, expected, atol=1e-12)
+    five = mog3d_frame(radius=2.0, components=5)
+    assert len(five["centres"]) == 5
+    radii = (five["centres"] - five["shift"]).norm(dim=1)
+    assert torch.allclose(radii, torch.full((5,), 2.0, dtype=torch.float64))

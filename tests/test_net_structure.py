@@ -262,3 +262,86 @@ def test_infomax_rkhs_width_and_toy3d_data_dim_and_d_init_std():
 def test_dragan_mlp_generator_init_can_be_pytorchs():
     g, _ = nets("dragan_mlp", override("model.generator.init", "pytorch"))
     assert not torch.all(layers(g)[0].bias == 0)
+
+
+def layer_list(net: nn.Module) -> list[tuple]:
+    """Each layer of a Sequential as (type, widths, kernel, stride, padding, bias) or its
+    activation's parameters, in order."""
+    out = []
+    for m in net:
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            spec = (m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0])
+            out.append((type(m).__name__, *spec, m.bias is not None))
+        elif isinstance(m, nn.BatchNorm2d):
+            out.append(("BatchNorm2d", m.num_features))
+        elif isinstance(m, nn.LeakyReLU):
+            out.append(("LeakyReLU", m.negative_slope))
+        else:
+            out.append((type(m).__name__,))
+    return out
+
+
+def test_dcgan_64_is_the_pytorch_examples_dcgan_layer_for_layer():
+    """pytorch/examples@00b1e34:dcgan/main.py:101-124 (_netG) and :139-161 (_netD) at 64 px,
+    nz 100, ngf = ndf = 64: G a 4x4 stride-1 projection then stride-2 4x4 transposed convs,
+    no biases, BatchNorm + ReLU, tanh; D stride-2 4x4 convs without biases, LeakyReLU(0.2), no
+    BatchNorm on the first layer, a 4x4 conv to one logit (no sigmoid: ganx's losses take
+    logits). 32 and 28 px drop one upsampling (28 px: a 7x7 projection)."""
+    from ganx.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    g = DCGANGenerator(100, resolution=64, channels=3, ngf=64)
+    up = [("ConvTranspose2d", 100, 512, 4, 1, 0, False), ("BatchNorm2d", 512), ("ReLU",)]
+    for a, b in [(512, 256), (256, 128), (128, 64)]:
+        up += [("ConvTranspose2d", a, b, 4, 2, 1, False), ("BatchNorm2d", b), ("ReLU",)]
+    assert layer_list(g.net) == [*up, ("ConvTranspose2d", 64, 3, 4, 2, 1, False), ("Tanh",)]
+    d = DCGANDiscriminator(resolution=64, channels=3, ndf=64)
+    down = [("Conv2d", 3, 64, 4, 2, 1, False), ("LeakyReLU", 0.2)]
+    for a, b in [(64, 128), (128, 256), (256, 512)]:
+        down += [("Conv2d", a, b, 4, 2, 1, False), ("BatchNorm2d", b), ("LeakyReLU", 0.2)]
+    assert layer_list(d.net)[:-1] == down
+    assert layer_list(d.net)[-1][:6] == ("Conv2d", 512, 1, 4, 1, 0)
+    assert g(torch.randn(2, 100)).shape == (2, 3, 64, 64) and d(
+        torch.zeros(2, 3, 64, 64)
+    ).shape == (2,)
+    small = DCGANGenerator(16, resolution=28, channels=1, ngf=8)
+    assert layer_list(small.net)[0] == ("ConvTranspose2d", 16, 16, 7, 1, 0, False)
+    assert small(torch.randn(1, 16)).shape == (1, 1, 28, 28)
+    # the classes' own defaults: the paper's 32 px CIFAR-10 nets (ngf = ndf = 64, BatchNorm)
+    paper_d, paper_g = layer_list(DCGANDiscriminator().net), layer_list(DCGANGenerator(100).net)
+    assert paper_d[:4] == [*down[:2], *down[2:4]] and len(paper_d) == 9
+    assert paper_g[0] == ("ConvTranspose2d", 100, 256, 4, 1, 0, False) and len(paper_g) == 11
+    assert paper_g[-2] == ("ConvTranspose2d", 64, 3, 4, 2, 1, False)
+    thirty_two = DCGANDiscriminator(resolution=32, channels=1, ndf=8, norm="none")
+    convs = [x for x in layer_list(thirty_two.net) if x[0] == "Conv2d"]
+    assert convs == [
+        ("Conv2d", 1, 8, 4, 2, 1, True),  # no BatchNorm: biases, as the critics' references
+        ("Conv2d", 8, 16, 4, 2, 1, True),
+        ("Conv2d", 16, 32, 4, 2, 1, True),
+        ("Conv2d", 32, 1, 4, 1, 0, True),
+    ]
+
+
+def test_dcgan_spectral_norm_keeps_the_papers_init_and_bad_arguments_are_named():
+    """Under spectral norm the raw weight (the parametrization's original) is what is drawn
+    from N(0, 0.02), as without it; a bad resolution, width or norm is refused naming the
+    argument (the builder renames it to its config key)."""
+    from ganx.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+    from ganx.schema import SettingError
+
+    torch.manual_seed(0)
+    sn = DCGANDiscriminator(resolution=32, channels=3, ndf=64, spectral_norm=True)
+    assert all(is_spectral(m) for m in layers(sn))
+    raw = torch.cat([raw_weight(m).flatten() for m in layers(sn)])
+    assert raw.std().item() == pytest.approx(0.02, rel=0.05)
+    assert DCGANGenerator(7, resolution=28, ngf=8).latent_dim == 7
+    bad = [
+        (lambda: DCGANGenerator(8, resolution=48), "resolution=48; allowed: 28, 32, 64"),
+        (lambda: DCGANGenerator(8, ngf=0), "ngf=0: must be a positive integer"),
+        (lambda: DCGANDiscriminator(resolution=48), "resolution=48; allowed: 28, 32, 64"),
+        (lambda: DCGANDiscriminator(ndf=0), "ndf=0: must be a positive integer"),
+        (lambda: DCGANDiscriminator(norm="layer"), "norm='layer'; allowed: batch, none"),
+    ]
+    for build, message in bad:
+        with pytest.raises(SettingError) as refused:
+            build()
+        assert str(refused.value) == message
