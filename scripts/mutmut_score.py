@@ -51,7 +51,17 @@ MODULES = {
     ],
     "augment": ["test_augment.py", "test_augment_draws.py", "test_nondefault_settings.py"],
     "step": ["test_properties.py", "test_train.py", "test_reference_details.py", "test_augment.py"],
-    "state": ["test_train.py", "test_resume_eval.py"],
+    "state": [
+        "test_state.py",
+        "test_train.py",
+        "test_resume_eval.py",
+        "test_resume_nondefault.py",
+        "test_resume_signals_best.py",
+        "test_fast_guarantees.py",
+        "test_reliability.py",
+        "test_reference_details.py",
+        "test_checkpoint_errors.py",
+    ],
     "checkpoint": ["test_checkpoint_errors.py", "test_train.py", "test_reliability.py"],
     "metrics/fidelity": ["test_metrics.py", "test_metric_plan.py", "test_metric_settings.py"],
     "metrics/registry": ["test_metrics.py", "test_mog3d.py", "test_metric_settings.py"],
@@ -157,6 +167,24 @@ EQUIVALENT: dict[str, str] = {
     "a constant has no gradient, and that total is only back-propagated (never logged)",
     "ganx.step.x_discriminator_loss__mutmut_78": "the DiscriminatorPass is built even when no "
     "penalty is due: nothing reads it then (the loop over the due penalties is empty)",
+    # state
+    "ganx.state.xǁTrainingStateǁ_load_schedulers__mutmut_3": (
+        "zip(..., strict=None): None is falsy, as strict=False"
+    ),
+    "ganx.state.xǁTrainingStateǁ_load_schedulers__mutmut_6": (
+        "zip without strict: its default is False"
+    ),
+    "ganx.state.xǁTrainingStateǁ_load_schedulers__mutmut_7": (
+        "zip(..., strict=True): the saved list and the run's have the same length (train.lr_decay, "
+        "which makes them, may not change on resume: resume_rules refuses it before any slot loads)"
+    ),
+    "ganx.state.xǁTrainingStateǁ_slots__mutmut_5": (
+        "an attribute slot's network flag None: its load is setattr, which raises no RuntimeError, "
+        "so the flag is never read"
+    ),
+    "ganx.state.xǁTrainingStateǁ_slots__mutmut_23": (
+        "an attribute slot's network flag True: as _slots__mutmut_5"
+    ),
     # metrics/fidelity
     "ganx.metrics.fidelity.x_fidelity_metrics__mutmut_61": (
         "verbose=None: torch-fidelity's vprint(None, ...) prints nothing, as with False"
@@ -398,6 +426,20 @@ NOT_EQUIVALENT: dict[str, str] = {
     "ganx.checkpoint.x__torch_load__mutmut_7": "map_location left out: as x__torch_load__mutmut_3",
     "ganx.step.x_g_first_iteration__mutmut_10": "latents drawn on the default device (None): "
     "the CPU in the fast tests; a GPU run would feed CPU latents to G on the GPU",
+    "ganx.state.xǁTrainingStateǁ__init____mutmut_36": (
+        "seed - 7919 for the grid noise: another arbitrary offset; the noise keeps its own stream, "
+        "the run's prior and a seed of its own "
+        "(test_state.test_the_grid_noise_has_its_own_stream_and_the_run_prior); which noise a seed "
+        "picks is not specified"
+    ),
+    "ganx.state.xǁTrainingStateǁ__init____mutmut_37": ("seed + 7920: as __init____mutmut_36"),
+    "ganx.state.xǁTrainingStateǁcreate__mutmut_23": (
+        "the grid noise moved to device None (a no-op): the same on the CPU of the fast tests; on a"
+        " GPU the grid noise would stay on the CPU"
+    ),
+    "ganx.state.xǁTrainingStateǁ_load_fixed_noise__mutmut_2": (
+        "as create__mutmut_23, for the checkpoint's grid noise"
+    ),
 }
 
 
