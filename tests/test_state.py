@@ -35,10 +35,17 @@ def test_a_checkpoint_without_the_optional_slots_keeps_the_fresh_values():
     saved = fresh().state_dict()
     for name in ("best", "elapsed_s", "augment"):
         del saved[name]
+    saved["fixed_noise"] = saved["fixed_noise"] + 1.0  # told apart from a fresh state's
+    saved["step"] = 6
     loaded = fresh()
     loaded.best, loaded.elapsed_s = 3.0, 4.0
     loaded.load_state_dict(saved, Path("old.pt"))
     assert (loaded.best, loaded.elapsed_s) == (3.0, 4.0)
+    # the slots after a missing optional one still load: the grid noise, the RNG streams
+    assert loaded.step == 6 and torch.equal(loaded.fixed_noise, saved["fixed_noise"])
+    torch.manual_seed(123)
+    loaded.load_state_dict(saved, Path("old.pt"))
+    assert torch.equal(torch.get_rng_state(), saved["rng"]["torch"])
 
 
 def test_a_required_slot_is_never_skipped():
