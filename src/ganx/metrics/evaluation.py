@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..rng import preserved_rng
-from ..sampling import latent_distribution, latents
+from ..sampling import eval_noise_seed, latent_distribution, latents
 from .registry import EvalContext, compute_metrics
 
 
@@ -39,7 +39,7 @@ def sample_for_eval(
 ) -> torch.Tensor:
     """``n`` (default ``eval.num_samples``) samples whose noise comes from a generator seeded by
     (seed, step): the same at that step on any resume or in ``ganx-eval``/``ganx-sample``."""
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    gen = torch.Generator().manual_seed(eval_noise_seed(cfg.seed, step))
     prior = latent_distribution(cfg)
     noise = latents(n or cfg.eval.num_samples, cfg.model.latent_dim, prior, generator=gen)
     chunks = [
