@@ -10,9 +10,9 @@ simultaneous; :27-52 alternating, G before D there); the Dirac-GAN code steps
 is ``p.add_(grad, alpha=-lr)`` (``torch.optim.sgd._single_tensor_sgd``, torch 2.14);
 :func:`descend` applies exactly that update itself, without an optimizer: no ``zero_grad``, no
 step hooks or profiler records, no gradient norms, one ``torch.autograd.grad`` call per
-gradient taken. With simultaneous updates both players'
-gradients are taken at the same point, so they come from one call over both losses (G's loss
-sees D frozen, D's loss a detached fake: the two gradients do not mix).
+gradient taken. With simultaneous updates both players' gradients are taken at the same point,
+so they come from one call over both losses (G's loss sees D frozen, D's loss a detached fake:
+the two gradients do not mix).
 
 The losses and penalties are ganx's own: ``parts.loss.d_loss``/``g_loss`` (G's through
 :func:`ganx.step.generator_loss`), each regularizer's input transforms and ``penalty`` on a

@@ -55,7 +55,7 @@ class ComposeOnce:
     jobs in other processes (submitit, joblib) composes there as it always did."""
 
     def __init__(self, loader):
-        self.loader, self.compose = loader, loader.load_sweep_config
+        self.compose = loader.load_sweep_config  # Hydra's own method, for the first call
         self.composed: dict[tuple, DictConfig] = {}
 
     @classmethod
