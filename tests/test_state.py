@@ -9,9 +9,12 @@ import pytest
 import torch
 from conftest import compose_cfg
 
+from ganx.augment import stream_seed
+from ganx.checkpoint import atomic_save
 from ganx.collectives import Ranks
-from ganx.errors import CheckpointError
-from ganx.state import TrainingState
+from ganx.errors import CheckpointError, ConfigError
+from ganx.rng import rank_seed
+from ganx.state import TrainingState, resolve_resume
 
 CPU = torch.device("cpu")
 
@@ -114,8 +117,6 @@ def test_augmentation_and_the_scaler_come_back_and_a_run_without_them_ignores_th
 
 
 def test_a_refused_setting_from_a_constructor_is_a_config_error_naming_the_key():
-    from ganx.errors import ConfigError
-
     with pytest.raises(ConfigError, match=r"reg\.lecam\.decay=1\.5"):
         fresh("reg=[lecam]", "reg.lecam.decay=1.5")
 
@@ -125,9 +126,6 @@ def test_a_later_rank_draws_its_own_streams_from_the_seed_rank_and_step(monkeypa
     with rank_seed(seed, r, step), and on resume its augmentation stream with
     stream_seed(seed, r) + step; rank 0 keeps the checkpointed streams."""
     import ganx.state as state_module
-    from ganx.augment import stream_seed
-    from ganx.checkpoint import atomic_save
-    from ganx.rng import rank_seed
 
     broadcast = []
     monkeypatch.setattr(state_module, "broadcast_state", broadcast.append)
@@ -152,9 +150,6 @@ def test_a_later_rank_draws_its_own_streams_from_the_seed_rank_and_step(monkeypa
 
 
 def test_resume_auto_and_a_missing_file(tmp_path):
-    from ganx.errors import ConfigError
-    from ganx.state import resolve_resume
-
     assert resolve_resume(None, tmp_path) is None
     assert resolve_resume("auto", tmp_path) is None  # nothing to resume: a fresh run
     last = tmp_path / "checkpoints" / "last.pt"
@@ -166,8 +161,6 @@ def test_resume_auto_and_a_missing_file(tmp_path):
 
 
 def test_load_names_the_checkpoint_in_what_it_says(tmp_path, caplog):
-    from ganx.checkpoint import atomic_save
-
     state = fresh()
     state.step = 4
     path = tmp_path / "last.pt"
