@@ -47,6 +47,7 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path):
     assert set(sums) == {"0", "1"} and sums["0"] == sums["1"]  # same weights on both ranks
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4]  # rank 0 alone writes
+    assert len((run_dir / ".hydra" / "invocations.jsonl").read_text().splitlines()) == 1
     assert ckpt.load(run_dir / "checkpoints" / "last.pt")["step"] == 4
     # resume with a different number of ranks: one process finishes the run
     one = subprocess.run(

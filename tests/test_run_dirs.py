@@ -240,3 +240,24 @@ def test_tools_take_a_sweep_checkpoint_path_unquoted(tmp_path, tool):
     )
     assert proc.returncode == 0, proc.stderr
     assert "step 2" in proc.stdout
+
+
+def test_another_rank_checks_the_config_not_the_run_dir_rank0_is_writing(tmp_path, monkeypatch):
+    """Under torchrun every rank runs the pre-flight, and rank 1 may start after rank 0 has
+    locked the run dir and written .hydra/: rank 1 must not refuse that as a previous run (CI
+    once failed so), must not move it aside with start_over=true, and records nothing."""
+    from ganx.preflight import check_run_dir
+    from ganx.train import record
+
+    run_dir = tmp_path / "D"
+    cfg = compose_cfg("train.steps=2", "start_over=true")
+    record(cfg, run_dir, overrides=["train.steps=2"])  # what rank 0 writes first
+    with rundir.held(run_dir):  # and the lock it holds while it trains
+        before = snapshot(run_dir)
+        with pytest.raises(rundir.RunDirInUse):  # rank 0's own check (a second ganx-train)
+            check_run_dir(cfg, run_dir, "hydra.run.dir")
+        monkeypatch.setenv("RANK", "1")
+        check_run_dir(cfg, run_dir, "hydra.run.dir")
+        record(cfg, run_dir, overrides=["train.steps=2"])
+        assert snapshot(run_dir) == before
+    assert not list(tmp_path.glob("D.old-*"))

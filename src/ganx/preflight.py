@@ -150,8 +150,10 @@ def check_data_present(cfg: DictConfig) -> None:
 def check_run_dir(cfg: DictConfig, run_dir: Path, key: str | None) -> None:
     rundir.check_location(run_dir, key)
     rundir.check_writable(run_dir, key)
-    rundir.check_not_in_use(run_dir, key)
-    found = rundir.previous_run(run_dir)
+    writer = rundir.writes_run_dir()
+    if writer:  # another rank: rank 0 may hold the lock and be writing .hydra/ already
+        rundir.check_not_in_use(run_dir, key)
+    found = rundir.previous_run(run_dir) if writer else []
     start_over = bool(cfg.get("start_over", False))
     if start_over and cfg.resume is not None:
         raise ConfigError(
@@ -256,7 +258,7 @@ class Preflight(Callback):
         cfg = job_config(config)
         overrides = (list(config.hydra.overrides.task), str(config.hydra.job.config_name))
         cfg = check_job(cfg, run_dir, "hydra.run.dir", overrides=overrides)
-        if cfg.get("start_over") and rundir.previous_run(run_dir):
+        if cfg.get("start_over") and rundir.writes_run_dir() and rundir.previous_run(run_dir):
             moved = rundir.move_aside(run_dir)
             print(
                 f"ganx-train: start_over=true: moved the previous run to {moved}", file=sys.stderr

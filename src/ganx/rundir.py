@@ -29,6 +29,13 @@ except ImportError:  # pragma: no cover
 RUN_OUTPUTS = (".hydra", "checkpoints", "metrics.jsonl", "status.json", "samples", "tb")
 
 
+def writes_run_dir() -> bool:
+    """Whether this process writes the run dir: under torchrun (``RANK`` set) rank 0 alone does.
+    Every rank runs the pre-flight, but the other ranks start while rank 0 may already be
+    writing ``.hydra/``: they check the config, not the folder, and record nothing."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def previous_run(run_dir: Path) -> list[str]:
     """The run outputs already in ``run_dir`` (empty: no previous run)."""
     run_dir = Path(run_dir)

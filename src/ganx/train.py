@@ -101,7 +101,8 @@ def record(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -
             run_dir,
         )
     hydra_cfg = HydraConfig.get() if overrides is None else None
-    rundir.record_invocation(run_dir, cfg, hydra_cfg, changes, overrides)
+    if rundir.writes_run_dir():  # under torchrun, rank 0 records the invocation once
+        rundir.record_invocation(run_dir, cfg, hydra_cfg, changes, overrides)
 
 
 def run_job(cfg: DictConfig) -> dict:
