@@ -217,10 +217,15 @@ class Parts:
     augment: Augment | None = None
     # train.lazy_regularization: separate (StyleGAN2's own regularisation step) | folded
     lazy_regularization: str = "separate"
+    # D's parameters, listed once: G's step freezes them (walking D's modules for them twice a
+    # step costs more than the toy nets' whole forward pass)
+    discriminator_params: list[nn.Parameter] | None = None
 
     def __post_init__(self):
         self.generator_fast = self.generator_fast or self.generator
         self.discriminator_fast = self.discriminator_fast or self.discriminator
+        if self.discriminator_params is None:
+            self.discriminator_params = list(self.discriminator.parameters())
 
 
 def build_all(cfg: DictConfig, device: torch.device, rank: int = 0, world: int = 1) -> Parts:

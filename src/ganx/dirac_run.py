@@ -41,7 +41,7 @@ from .build import (
 )
 from .errors import ConfigError
 from .regularizers import DiscriminatorPass
-from .step import StepSettings, draw_latents, generator_loss
+from .step import StepSettings, draw_latents, frozen, generator_loss
 
 # what a plain gradient descent step leaves at torch.optim.SGD's defaults
 PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False}
@@ -132,21 +132,12 @@ def discriminator_loss(parts: Parts, real, fake, step: int, total: int) -> torch
     return total_loss
 
 
-def g_loss(
-    parts: Parts, settings: StepSettings, step: int, d_params: list[torch.Tensor]
-) -> torch.Tensor:
-    """G's loss on a fresh fake batch, D frozen (its graph holds no path to psi): D's
-    ``d_params`` (listed once per run: walking the module for them twice a step cost more
-    than the rest of the freezing) set to ``requires_grad=False`` meanwhile."""
+def g_loss(parts: Parts, settings: StepSettings, step: int) -> torch.Tensor:
+    """G's loss on a fresh fake batch, D frozen (its graph holds no path to psi)."""
     batch_size = parts.stream.batch_size
     real = parts.stream.next() if parts.loss.needs_real_in_g else None  # relativistic
-    for p in d_params:
-        p.requires_grad_(False)
-    try:
+    with frozen(parts.discriminator_params):
         loss, _ = generator_loss(parts, batch_size, step, settings, None, real)
-    finally:
-        for p in d_params:
-            p.requires_grad_(True)
     return loss
 
 
@@ -167,9 +158,8 @@ def descend(parts: Parts, plan: DiracPlan, start: tuple[float, float]) -> torch.
         theta.fill_(start[0])
         psi.fill_(start[1])
     points = [torch.cat([theta, psi]).detach()]
-    d_params = list(parts.discriminator.parameters())
     for step in range(plan.steps):
-        pending = g_loss(parts, settings, step, d_params) if plan.simultaneous else None
+        pending = g_loss(parts, settings, step) if plan.simultaneous else None
         for _ in range(plan.n_dis):
             loss = d_loss(parts, settings, step)
             if pending is not None:  # both gradients at the same point, in one call
@@ -181,7 +171,7 @@ def descend(parts: Parts, plan: DiracPlan, start: tuple[float, float]) -> torch.
                 psi.add_(d_grad, alpha=-plan.lr_d)
             parts.loss.after_d_step(parts.discriminator)  # WGAN's clipping, if configured
         if not plan.simultaneous:
-            pending = g_loss(parts, settings, step, d_params)
+            pending = g_loss(parts, settings, step)
         if pending is not None:  # alternating (or no D step)
             (g_grad,) = torch.autograd.grad(pending, theta)
         with torch.no_grad():

@@ -41,7 +41,7 @@ from .dirac_run import descend, dirac_parts, read_plan
 from .dirac_run import discriminator_loss as dirac_discriminator_loss
 from .errors import ConfigError
 from .rng import seed_everything
-from .step import StepSettings, generator_loss
+from .step import StepSettings, frozen, generator_loss
 
 # study name -> (loss group choice, regularizers that make up that "loss")
 STUDY_LOSSES = {
@@ -257,11 +257,8 @@ def vector_field(
     real = torch.zeros(parts.stream.batch_size, 1)
     fake = parts.generator(torch.zeros(len(real), 1)).detach()
     d_total = dirac_discriminator_loss(parts, real, fake, 0, settings.total)
-    parts.discriminator.requires_grad_(False)
-    try:
+    with frozen(parts.discriminator_params):
         g_total, _ = generator_loss(parts, len(real), 0, settings, real=real)  # relativistic
-    finally:
-        parts.discriminator.requires_grad_(True)
     g_grad, d_grad = torch.autograd.grad(
         (g_total, d_total), (parts.generator.theta, parts.discriminator.psi)
     )

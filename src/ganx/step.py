@@ -324,6 +324,20 @@ def relativistic_logits(
     return fake_logits, real_logits
 
 
+@contextlib.contextmanager
+def frozen(params: list[torch.Tensor]):
+    """``requires_grad=False`` on ``params`` meanwhile, ``True`` after (as ``D.requires_grad_``
+    twice, on the list :class:`~ganx.build.Parts` keeps): G's step needs no gradients for D's
+    weights."""
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def generator_backward(
     parts: Parts,
     batch_size: int,
@@ -334,13 +348,8 @@ def generator_backward(
 ) -> dict[str, torch.Tensor]:
     """G's loss and gradients (stored in G's .grad); ``optimizer_step`` applies them. Split so
     that simultaneous updates can take G's gradient before D moves."""
-    D = parts.discriminator
-    D.requires_grad_(False)  # G's step needs no gradients for D's weights
-    try:
-        with autocast(parts.device, settings.amp):
-            loss, terms = generator_loss(parts, batch_size, step, settings, fake, real)
-    finally:
-        D.requires_grad_(True)
+    with frozen(parts.discriminator_params), autocast(parts.device, settings.amp):
+        loss, terms = generator_loss(parts, batch_size, step, settings, fake, real)
     if settings.check:
         require_finite(step, terms, settings.world)
     parts.opt_g.zero_grad(set_to_none=True)

@@ -497,13 +497,16 @@ class BatchStream:
         if self.batch >= self.batches_per_epoch:
             self.epoch, self.batch = self.epoch + 1, 0
         if self.images is not None:
-            order = self._epoch_order()
             start = self._start(self.batch)
-            idx = order[start : start + self.batch_size].to(self.images.device)
-            batch = self.images[idx]
+            idx = self._epoch_order()[start : start + self.batch_size]
+            if self.images.device != idx.device:
+                idx = idx.to(self.images.device)
+            batch = self.images.index_select(0, idx)  # the rows idx names: images[idx]
         else:
             if self._iter is None:
                 self._iter = self._loader_iter()
             batch = next(self._iter)[0]
         self.batch += 1
-        return batch.to(self.device, non_blocking=True)
+        if batch.device != self.device:  # images resident elsewhere (dataset.on_device=false)
+            batch = batch.to(self.device, non_blocking=True)
+        return batch
