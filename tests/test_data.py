@@ -31,9 +31,11 @@ def write_mnist_idx(root, n=40):
 
 
 def write_cifar10(root, per_batch=8):
+    """Five batches in CIFAR-10's python format; returns their rows and labels, in file order."""
     base = root / "cifar-10-batches-py"
     base.mkdir(parents=True)
     rng = np.random.default_rng(0)
+    rows, labels = [], []
     for i in range(1, 6):
         batch = {
             "data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
@@ -42,6 +44,78 @@ def write_cifar10(root, per_batch=8):
         }
         with open(base / f"data_batch_{i}", "wb") as f:
             pickle.dump(batch, f)
+        rows.append(batch["data"])
+        labels += batch["labels"]
+    return np.concatenate(rows), labels
+
+
+def test_cifar_reader_keeps_every_image_and_label_in_file_order(tmp_path):
+    """The CIFAR reader on files in the real format (fast: no training): each 3072-byte row is
+    one image, channel-major (R, G, B planes of 32 x 32), mapped to [-1, 1]; the options resize
+    it (as resize does) or average the channels."""
+    from ganx.data import cifar, resize
+
+    rows, labels = write_cifar10(tmp_path, per_batch=3)
+    source = cifar("cifar10", str(tmp_path))
+    expected = torch.from_numpy(rows).float().view(-1, 3, 32, 32) / 127.5 - 1
+    assert (source.name, source.channels, source.resolution) == ("cifar10", 3, 32)
+    assert torch.equal(source.images, expected) and source.images.is_contiguous()
+    assert source.labels.tolist() == labels and len(source) == 15
+    small = cifar("cifar10", str(tmp_path), resolution=16)
+    assert small.resolution == 16 and torch.equal(small.images, resize(expected, 16))
+    grey = cifar("cifar10", str(tmp_path), channels=1)
+    assert grey.channels == 1 and torch.equal(grey.images, expected.mean(dim=1, keepdim=True))
+    # CIFAR-100: one "train" file, its fine labels
+    base = tmp_path / "c100" / "cifar-100-python"
+    base.mkdir(parents=True)
+    with open(base / "train", "wb") as f:
+        pickle.dump({"data": rows[:4], "fine_labels": [7, 8, 9, 99], "coarse_labels": [0] * 4}, f)
+    hundred = cifar("cifar100", str(tmp_path / "c100"))
+    assert hundred.labels.tolist() == [7, 8, 9, 99] and torch.equal(hundred.images, expected[:4])
+
+
+def test_cifar_reader_refuses_what_is_not_a_cifar_batch(tmp_path, monkeypatch):
+    from ganx.data import cifar
+
+    write_cifar10(tmp_path / "a")
+    batch = tmp_path / "a" / "cifar-10-batches-py" / "data_batch_2"
+    for bad in (
+        {"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]},  # rows of another size
+        {"data": np.zeros(3072, np.uint8), "labels": [0]},  # one flat row
+        {"data": np.zeros((2, 3072), np.uint8), "fine_labels": [0, 1]},  # CIFAR-100's labels
+    ):
+        with open(batch, "wb") as f:
+            pickle.dump(bad, f)
+        with pytest.raises(DataError, match="is not a CIFAR python batch") as err:
+            cifar("cifar10", str(tmp_path / "a"))
+        assert str(batch) in str(err.value)
+    batch.unlink()
+    monkeypatch.chdir(tmp_path)  # a relative root is named by its absolute path
+    with pytest.raises(DataError) as err:
+        cifar("cifar10", "a")
+    message = str(err.value)
+    assert message.startswith(f"dataset=cifar10: not found under {tmp_path / 'a'} (missing ")
+    assert "(missing data_batch_2 in " in message  # the one file missing, alone
+
+
+def test_a_failed_download_says_whether_the_network_is_missing():
+    import socket
+    import urllib.error
+
+    from conftest import NetworkBlocked
+
+    from ganx.data import failure_reason
+
+    dns = socket.gaierror(-3, "Temporary failure in name resolution")
+    assert failure_reason(dns) == f"no network (gaierror: {dns})"
+    assert failure_reason(urllib.error.URLError(dns)) == f"no network (gaierror: {dns})"
+    for offline in (ConnectionRefusedError("refused"), TimeoutError("slow")):
+        assert failure_reason(offline) == f"no network ({type(offline).__name__}: {offline})"
+    blocked = NetworkBlocked("the tests block the network")
+    assert failure_reason(blocked) == "no network (NetworkBlocked: the tests block the network)"
+    assert failure_reason(RuntimeError("File not found or corrupted.")) == (
+        "RuntimeError: File not found or corrupted."
+    )
 
 
 def write_image_folder(root, n=20, size=40):
