@@ -283,8 +283,7 @@ MUTATIONS = [
     m(
         "dirac_step_g_after_d",
         "src/ganx/dirac_run.py",
-        "        if not plan.simultaneous:\n"
-        "            pending = g_loss(parts, settings, step)",
+        "        if not plan.simultaneous:\n            pending = g_loss(parts, settings, step)",
         "        if True:\n            pending = g_loss(parts, settings, step)",
         "ganx-dirac's simultaneous updates take G's gradient after D moved (alternating)",
         "test_dirac_run.py::test_a_penalty_a_noise_and_a_relativistic_loss_follow_training_iteration",
