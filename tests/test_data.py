@@ -377,3 +377,109 @@ def test_small_builders_points_rodrigues_stacked_mnist_defaults_and_resize_bound
     assert torch.equal(small.images, stacked_mnist(n=4, seed=cfg.source.seed).images)
     assert (small.name, small.channels, small.resolution) == ("stacked_mnist", 3, 28)
     assert torch.all(resize(torch.full((1, 1, 4, 4), -3.0), 2) == -1.0)
+
+
+class Recorded:
+    """Stands in for a torchvision data set class: records how it was built, holds two images."""
+
+    calls: list = []
+
+    def __init__(self, *args, **kwargs):
+        Recorded.calls.append((args, kwargs))
+        self.transform = kwargs.get("transform")
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return torch.zeros(1, 8, 8), 0
+
+
+@pytest.mark.parametrize(
+    "name, cls, split, expected",
+    [
+        ("mnist", "MNIST", "train", {"train": True}),
+        ("mnist", "MNIST", "test", {"train": False}),
+        ("fashion_mnist", "FashionMNIST", "test", {"train": False}),
+        ("stl10", "STL10", "unlabeled", {"split": "unlabeled"}),
+        ("celeba", "CelebA", "valid", {"split": "valid"}),
+    ],
+)
+def test_each_torchvision_data_set_gets_its_split_transform_and_download_flag(
+    tmp_path, monkeypatch, name, cls, split, expected
+):
+    import torchvision.datasets as tvd
+
+    from ganx.data import torchvision_dataset
+
+    monkeypatch.setattr(tvd, cls, Recorded)
+    for download in (False, True):
+        Recorded.calls = []
+        root = tmp_path / str(download)
+        source = torchvision_dataset(name, str(root), 8, 1, download=download, split=split)
+        [(args, kwargs)] = Recorded.calls
+        assert args == (root,) and kwargs.pop("download") is download
+        transform = kwargs.pop("transform")
+        assert kwargs == expected and callable(transform)
+        assert source.dataset.transform is transform and source.images is None
+    if name == "mnist":  # the defaults: the training split, no download
+        Recorded.calls = []
+        torchvision_dataset(name, str(tmp_path), 8, 1)
+        assert Recorded.calls[0][1]["train"] is True and Recorded.calls[0][1]["download"] is False
+    lsun = tmp_path / "lsun"
+    monkeypatch.setattr(tvd, "LSUN", Recorded)
+    Recorded.calls = []
+    torchvision_dataset("lsun", str(lsun), 8, 3, split="val", category="church_outdoor")
+    torchvision_dataset("lsun", str(lsun), 8, 3)
+    assert [c[0] for c in Recorded.calls] == [(str(lsun),)] * 2
+    assert [c[1]["classes"] for c in Recorded.calls] == [["church_outdoor_val"], ["bedroom_train"]]
+
+
+def test_image_folder_images_through_the_transform_as_torchvision_composes_it(tmp_path):
+    """Each image: to RGB (a grey PNG too) or to grey, an optional centre crop first, then
+    resized on its short side, centre-cropped square, mapped to [-1, 1]; in_memory decodes them
+    all once, with the class folders' labels."""
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    from ganx.data import torchvision_dataset
+
+    rng = np.random.default_rng(1)
+    for cls, mode, shape in (("a", "RGB", (30, 40, 3)), ("b", "L", (40, 30))):
+        (tmp_path / cls).mkdir()
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(
+            tmp_path / cls / "0.png"
+        )
+    images = [Image.open(tmp_path / c / "0.png") for c in ("a", "b")]
+
+    def expected(image, channels, crop=None):
+        image = TF.to_grayscale(image, 1) if channels == 1 else image.convert("RGB")
+        if crop:
+            image = TF.center_crop(image, crop)
+        image = TF.center_crop(TF.resize(image, 16), 16)
+        return TF.normalize(TF.to_tensor(image), [0.5] * channels, [0.5] * channels)
+
+    for channels, crop in ((3, None), (1, None), (3, 24)):
+        source = torchvision_dataset("imagefolder", str(tmp_path), 16, channels, center_crop=crop)
+        assert source.images is None and len(source) == 2
+        for i, image in enumerate(images):
+            assert torch.equal(source.dataset[i][0], expected(image, channels, crop))
+    kept = torchvision_dataset("imagefolder", str(tmp_path), 16, 3, in_memory=True)
+    assert kept.dataset is None and kept.labels.tolist() == [0, 1]
+    assert torch.equal(kept.images, torch.stack([expected(im, 3) for im in images]))
+
+
+def test_a_missing_torchvision_data_set_names_its_absolute_path_and_layout(tmp_path, monkeypatch):
+    from ganx.data import layout, torchvision_dataset
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as err:
+        torchvision_dataset("imagefolder", "faces", 32, 3)
+    message = str(err.value)
+    assert message.startswith(f"data set 'imagefolder' not found under {tmp_path / 'faces'} (")
+    assert f"Expected {tmp_path / 'faces'}/<any class folder>/*.png|jpg" in message
+    assert layout("mnist", tmp_path) == f"{tmp_path}/MNIST/raw/train-images-idx3-ubyte " + (
+        "(+ labels, t10k files)"
+    )
+    with pytest.raises(DataError, match=r"unknown data set 'cifar10'; allowed: \['celeba', "):
+        torchvision_dataset("cifar10", str(tmp_path), 32, 3)  # CIFAR has its own reader

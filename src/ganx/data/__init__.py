@@ -220,7 +220,8 @@ def torchvision_dataset(
     in_memory: bool = False,
 ) -> DataSource:
     """Build one of torchvision's data sets. Offline (``download=false``) a missing data set
-    raises :class:`DataError` naming the path and layout expected."""
+    raises :class:`DataError` naming the path and layout expected. (CIFAR has its own reader,
+    :func:`cifar`: torchvision's checks each file's md5.)"""
     import torchvision.datasets as tvd
 
     root_path = Path(root).expanduser()
@@ -230,12 +231,6 @@ def torchvision_dataset(
             root_path, train=split == "train", transform=tf, download=download
         ),
         "fashion_mnist": lambda: tvd.FashionMNIST(
-            root_path, train=split == "train", transform=tf, download=download
-        ),
-        "cifar10": lambda: tvd.CIFAR10(
-            root_path, train=split == "train", transform=tf, download=download
-        ),
-        "cifar100": lambda: tvd.CIFAR100(
             root_path, train=split == "train", transform=tf, download=download
         ),
         "stl10": lambda: tvd.STL10(root_path, split=split, transform=tf, download=download),
