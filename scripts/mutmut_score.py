@@ -429,6 +429,8 @@ NOT_EQUIVALENT: dict[str, str] = {
     "False would unpickle anything",
     "ganx.checkpoint.x__torch_load__mutmut_8": "weights_only left out: as x__torch_load__mutmut_4",
     "ganx.checkpoint.x__torch_load__mutmut_7": "map_location left out: as x__torch_load__mutmut_3",
+    "ganx.step.x_generator_loss__mutmut_11": "G's latents on the default device (None): as "
+    "x_g_first_iteration__mutmut_10",
     "ganx.step.x_g_first_iteration__mutmut_10": "latents drawn on the default device (None): "
     "the CPU in the fast tests; a GPU run would feed CPU latents to G on the GPU",
     "ganx.state.xǁTrainingStateǁ__init____mutmut_36": (

@@ -534,6 +534,27 @@ def test_g_step_takes_no_gradient_for_d_and_each_step_names_its_step_on_nan(monk
         discriminator_step(parts, parts.stream.next(), 8, 0, settings_for(cfg))
 
 
+def test_every_step_stops_when_another_rank_s_terms_are_non_finite(monkeypatch):
+    """With several ranks a step whose own terms are finite still raises when another rank's
+    are not (the verdict is agreed, ganx.collectives.any_rank: here another rank says so), so
+    that every rank skips or stops together; with one rank nothing is asked."""
+    from ganx import step
+    from ganx.step import Diverged
+
+    cfg, parts = built("reg=none")
+    asked = []
+    monkeypatch.setattr(step, "any_rank", lambda flag, device: asked.append(flag) or True)
+    two = settings_for(cfg, world=2)
+    with pytest.raises(Diverged, match=r"^step 3: a loss is non-finite on another rank$"):
+        generator_backward(parts, 16, 3, two)
+    with pytest.raises(Diverged, match=r"^step 4: a loss is non-finite on another rank$"):
+        discriminator_step(parts, parts.stream.next(), 4, 0, two)
+    assert asked == [False, False]  # each asked once, with its own (finite) verdict
+    generator_backward(parts, 16, 5, settings_for(cfg))
+    discriminator_step(parts, parts.stream.next(), 5, 0, settings_for(cfg))
+    assert asked == [False, False]
+
+
 def test_amp_runs_the_nets_in_low_precision():
     """hardware.amp=bf16: D's output inside the D step, its separate lazy R1 pass and the G step
     is bfloat16 (autocast is on), and so are G's and D's in a g_first iteration."""
