@@ -9,6 +9,7 @@ completion use it.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import platform
 import shlex
@@ -48,6 +49,15 @@ def git_state(start: Path | None = None) -> dict | None:
     return {"commit": commit, "dirty": dirty}
 
 
+@functools.cache
+def running_source_state() -> dict | None:
+    """:func:`git_state` of ganx's own checkout, once per process: the code a process runs was
+    imported at its start, so that state is the one to record (and a sweep's jobs do not each
+    pay two git calls)."""
+    return git_state()
+
+
+@functools.cache
 def library_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in LIBRARIES:
@@ -75,7 +85,7 @@ def describe_device(device) -> str:
 def version_line() -> str:
     """``ganx 0.1.0 (git 1a2b3c4d, uncommitted changes)``."""
     line = f"ganx {ganx_version()}"
-    git = git_state()
+    git = running_source_state()
     if git:
         line += f" (git {git['commit'][:10]}{', uncommitted changes' if git['dirty'] else ''})"
     return line
@@ -95,8 +105,8 @@ def run_record(device=None, argv: list[str] | None = None) -> dict:
     extra = {"python": shlex.join(sys.argv)} if api else {}
     return {
         "ganx": ganx_version(),
-        "git": git_state(),
-        "versions": library_versions(),
+        "git": running_source_state(),
+        "versions": dict(library_versions()),  # a copy: the cached dict stays as read
         "device": describe_device(device) if device is not None else None,
         "host": socket.gethostname(),
         "platform": platform.platform(),
