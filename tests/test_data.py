@@ -49,6 +49,23 @@ def write_cifar10(root, per_batch=8):
     return np.concatenate(rows), labels
 
 
+class Python2Pickler(pickle._Pickler):
+    """Writes str and bytes as Python 2's str (BINSTRING), as the cPickle that wrote the official
+    CIFAR batches did: Python 3 reads them only with encoding="latin1"."""
+
+    def save_python2_str(self, obj):
+        raw = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch[str] = save_python2_str
+    dispatch[bytes] = save_python2_str
+
+
 def test_cifar_reader_keeps_every_image_and_label_in_file_order(tmp_path):
     """The CIFAR reader on files in the real format (fast: no training): each 3072-byte row is
     one image, channel-major (R, G, B planes of 32 x 32), mapped to [-1, 1]; the options resize
@@ -72,6 +89,56 @@ def test_cifar_reader_keeps_every_image_and_label_in_file_order(tmp_path):
         pickle.dump({"data": rows[:4], "fine_labels": [7, 8, 9, 99], "coarse_labels": [0] * 4}, f)
     hundred = cifar("cifar100", str(tmp_path / "c100"))
     assert hundred.labels.tolist() == [7, 8, 9, 99] and torch.equal(hundred.images, expected[:4])
+    # the official files are Python 2 pickles: byte-string keys and array data
+    with open(base / "train", "wb") as f:
+        Python2Pickler(f, protocol=2).dump({"data": rows[:4], "fine_labels": [7, 8, 9, 99]})
+    assert torch.equal(cifar("cifar100", str(tmp_path / "c100")).images, expected[:4])
+
+
+def test_cifar_download_runs_torchvisions_download_only_when_the_files_are_missing(
+    tmp_path, monkeypatch
+):
+    """dataset.download=true: torchvision's CIFAR class fetches the archive into the root (here
+    a stand-in that writes the batches), then ganx's reader reads them; an existing folder is
+    not fetched again; without download a missing folder is an error, never a fetch."""
+    import torchvision.datasets as tvd
+
+    from ganx.data import cifar
+
+    fetched = []
+
+    def fetcher(name):
+        def fetch(root, download):
+            fetched.append((name, root, download))
+            write_cifar10(root, per_batch=2)
+
+        return fetch
+
+    monkeypatch.setattr(tvd, "CIFAR10", fetcher("CIFAR10"))
+    monkeypatch.setattr(tvd, "CIFAR100", fetcher("CIFAR100"))
+    with pytest.raises(DataError, match="not found under"):
+        cifar("cifar10", str(tmp_path / "a"))
+    assert fetched == []
+    source = cifar("cifar10", str(tmp_path / "a"), download=True)
+    assert fetched == [("CIFAR10", tmp_path / "a", True)] and len(source) == 10
+    cifar("cifar10", str(tmp_path / "a"), download=True)  # present: not fetched again
+    assert len(fetched) == 1
+    with pytest.raises(DataError, match="cifar-100-python"):  # the stand-in wrote CIFAR-10's
+        cifar("cifar100", str(tmp_path / "b"), download=True)
+    assert fetched[1] == ("CIFAR100", tmp_path / "b", True)
+
+    def offline(root, download):
+        (root / "cifar-10-batches-py").mkdir(parents=True)
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(tvd, "CIFAR10", offline)
+    with pytest.raises(DataError) as err:
+        cifar("cifar10", str(tmp_path / "c"), download=True)
+    assert str(err.value) == (
+        "dataset.download=true: the download of CIFAR-10 failed: OSError: [Errno -3] Temporary "
+        f"failure in name resolution; nothing was left in {tmp_path / 'c'}"
+    )
+    assert not (tmp_path / "c").exists()  # the folders the download made are removed
 
 
 def test_cifar_reader_refuses_what_is_not_a_cifar_batch(tmp_path, monkeypatch):
@@ -90,12 +157,19 @@ def test_cifar_reader_refuses_what_is_not_a_cifar_batch(tmp_path, monkeypatch):
             cifar("cifar10", str(tmp_path / "a"))
         assert str(batch) in str(err.value)
     batch.unlink()
+    (batch.parent / "data_batch_5").unlink()
     monkeypatch.chdir(tmp_path)  # a relative root is named by its absolute path
     with pytest.raises(DataError) as err:
         cifar("cifar10", "a")
-    message = str(err.value)
-    assert message.startswith(f"dataset=cifar10: not found under {tmp_path / 'a'} (missing ")
-    assert "(missing data_batch_2 in " in message  # the one file missing, alone
+    message, root = str(err.value), tmp_path / "a"
+    assert message.startswith(f"dataset=cifar10: not found under {root} (missing ")
+    assert "(missing data_batch_2, data_batch_5 in " in message  # the files missing, alone
+    assert f"expected the CIFAR-10 python version: {root}/cifar-10-batches-py/data_batch_1..5" in (
+        message
+    )
+    assert message.endswith(
+        f"-C {root}` (or ganx-train dataset=cifar10 dataset.download=true there)"
+    )
 
 
 def test_a_failed_download_says_whether_the_network_is_missing():
