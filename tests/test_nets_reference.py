@@ -133,3 +133,80 @@ def test_sngan_32_unchanged():
     assert count(SNGANGenerator(resolution=32)) == 4_276_739
     assert count(SNGANDiscriminator(resolution=32)) == 1_053_825
     assert block_widths(SNGANDiscriminator(resolution=32).local_blocks) == [128, 128, 128]
+
+
+def randomised_norms(module):
+    """Non-trivial BatchNorm statistics and affine parameters, so a skipped or misplaced norm
+    changes the output."""
+    gen = torch.Generator().manual_seed(0)
+    for m in module.modules():
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
+            with torch.no_grad():
+                m.weight.copy_(1 + 0.3 * torch.randn(m.weight.shape, generator=gen))
+                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=gen))
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(0.3 * torch.randn(m.running_mean.shape, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=gen))
+    return module.eval()
+
+
+def test_resnet64_forward_is_roths_residual_blocks_written_out():
+    """G and D at d = 2 against gan_64x64.py's forward written out with torch's functions
+    (rothk/Stabilizing_GANs@023b84d:igul222_GANs/gan_64x64.py: ResidualBlock :264, with
+    'up': norm-ReLU-UpsampleConv-norm-ReLU-conv plus the up-sampled 1x1 shortcut; 'down':
+    norm-ReLU-conv-norm-ReLU-ConvMeanPool plus MeanPoolConv; ResNetGenerator :302 ends
+    BN-ReLU-conv-tanh, ResNetDiscriminator :455 ends with the linear logit)."""
+    import torch.nn.functional as F
+
+    def norm(layer, x):
+        if isinstance(layer, torch.nn.GroupNorm):
+            return F.group_norm(x, 1, layer.weight, layer.bias, layer.eps)
+        if isinstance(layer, torch.nn.Identity):
+            return x
+        return F.batch_norm(x, layer.running_mean, layer.running_var, layer.weight, layer.bias)
+
+    def conv(layer, x):
+        return F.conv2d(x, layer.weight, layer.bias, padding=layer.weight.shape[-1] // 2)
+
+    def up_block(b, x):
+        h = conv(b.conv1, F.interpolate(F.relu(norm(b.bn1, x)), scale_factor=2, mode="nearest"))
+        h = conv(b.conv2, F.relu(norm(b.bn2, h)))
+        return conv(b.shortcut, F.interpolate(x, scale_factor=2, mode="nearest")) + h
+
+    def down_block(b, x):
+        h = conv(b.conv1, F.relu(norm(b.norm1, x)))
+        h = F.avg_pool2d(conv(b.conv2, F.relu(norm(b.norm2, h))), 2)
+        return conv(b.shortcut, F.avg_pool2d(x, 2)) + h
+
+    torch.manual_seed(0)
+    g = randomised_norms(ResNet64Generator(latent_dim=8, dim=2))
+    z = torch.randn(3, 8)
+    h = F.linear(z, g.linear.weight, g.linear.bias).view(3, 16, 4, 4)
+    for block in g.blocks:
+        h = up_block(block, h)
+    expected = conv(g.to_rgb, F.relu(norm(g.bn, h))).tanh()
+    out = g(z)
+    assert out.shape == (3, 3, 64, 64) and torch.allclose(out, expected, atol=1e-6)
+    x = torch.randn(3, 3, 64, 64)
+    for kind in ("batch", "layer", "none"):
+        d = randomised_norms(ResNet64Discriminator(dim=2, norm=kind))
+        h = conv(d.stem, x)
+        for block in d.blocks:
+            h = down_block(block, h)
+        expected = F.linear(h.flatten(1), d.linear.weight, d.linear.bias).flatten()
+        out = d(x)
+        assert out.shape == (3,) and torch.allclose(out, expected, atol=1e-5), kind
+
+
+def test_dirac_nets_are_the_papers_two_parameters():
+    """Mescheder et al. 2018, sec. 2.2: every sample of G is theta (the latent is ignored) and
+    D(x) = psi * x, one logit per sample."""
+    from ganx.nets.dirac import DiracDiscriminator, DiracGenerator
+
+    g, d = DiracGenerator(latent_dim=3, theta0=0.7), DiracDiscriminator(psi0=-2.0)
+    fake = g(torch.randn(5, 3))
+    assert fake.shape == (5, 1) and torch.equal(fake, torch.full((5, 1), 0.7))
+    x = torch.tensor([[1.0], [-0.5], [3.0]])
+    assert torch.equal(d(x), torch.tensor([-2.0, 1.0, -6.0]))
+    fake.sum().backward()
+    assert g.theta.grad.item() == 5.0  # each sample is theta itself, not a copy
