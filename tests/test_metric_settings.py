@@ -394,3 +394,33 @@ def test_inception_score_and_class_coverage_compute_no_real_features():
     out, bank = metrics({"is", "classes"})
     assert bank.calls == [("fake", 40)]
     assert set(out) == {"is40_mnist", "classes40_mnist", "class_kl40_mnist"}
+
+
+def test_an_evaluation_context_keeps_one_feature_bank_with_its_settings(tmp_path):
+    """The bank (and the extractors it loads) is made once per context and reused by every
+    evaluation; it takes the context's device, batch size and Inception weights file."""
+    from pathlib import Path
+
+    from ganx.data import mnist5k
+    from ganx.metrics.registry import EvalContext, available_metrics
+
+    weights = tmp_path / "inception.pth"
+    ctx = EvalContext(
+        torch.zeros(2, 1, 28, 28),
+        mnist5k(),
+        device=torch.device("cpu"),
+        inception_weights=str(weights),
+        batch_size=7,
+    )
+    bank = ctx.bank()
+    assert ctx.bank() is bank and ctx.banks == {"bank": bank}
+    assert (bank.device, bank.batch_size, bank.inception_weights) == (
+        torch.device("cpu"),
+        7,
+        Path(weights),
+    )
+    names = available_metrics()
+    assert "classes_mnist" in names and "classes_inception" not in names  # no Inception classes
+    assert names == sorted(names) and {"fid_inception", "modes", "modes_stacked_mnist"} <= set(
+        names
+    )
