@@ -474,6 +474,7 @@ class Recorded:
     [
         ("mnist", "MNIST", "train", {"train": True}),
         ("mnist", "MNIST", "test", {"train": False}),
+        ("fashion_mnist", "FashionMNIST", "train", {"train": True}),
         ("fashion_mnist", "FashionMNIST", "test", {"train": False}),
         ("stl10", "STL10", "unlabeled", {"split": "unlabeled"}),
         ("celeba", "CelebA", "valid", {"split": "valid"}),
@@ -496,6 +497,7 @@ def test_each_torchvision_data_set_gets_its_split_transform_and_download_flag(
         transform = kwargs.pop("transform")
         assert kwargs == expected and callable(transform)
         assert source.dataset.transform is transform and source.images is None
+        assert (source.name, source.channels, source.resolution) == (name, 1, 8)
     if name == "mnist":  # the defaults: the training split, no download
         Recorded.calls = []
         torchvision_dataset(name, str(tmp_path), 8, 1)
@@ -507,6 +509,39 @@ def test_each_torchvision_data_set_gets_its_split_transform_and_download_flag(
     torchvision_dataset("lsun", str(lsun), 8, 3)
     assert [c[0] for c in Recorded.calls] == [(str(lsun),)] * 2
     assert [c[1]["classes"] for c in Recorded.calls] == [["church_outdoor_val"], ["bedroom_train"]]
+    assert all(callable(c[1]["transform"]) for c in Recorded.calls)
+
+
+def test_a_torchvision_set_that_is_empty_failed_or_unlabelled(tmp_path, monkeypatch):
+    """No images: one line; a set of one image is a set; in_memory keeps no labels for a set
+    without targets; a failed download is one line naming the set, and leaves nothing."""
+    import torchvision.datasets as tvd
+
+    from ganx.data import torchvision_dataset
+
+    class Sized(Recorded):
+        size = 0
+
+        def __len__(self):
+            return self.size
+
+    monkeypatch.setattr(tvd, "STL10", Sized)
+    with pytest.raises(DataError) as err:
+        torchvision_dataset("stl10", str(tmp_path), 8, 1)
+    assert str(err.value) == f"data set 'stl10' under {tmp_path} holds no images"
+    Sized.size = 1
+    kept = torchvision_dataset("stl10", str(tmp_path), 8, 1, in_memory=True)
+    assert kept.images.shape == (1, 1, 8, 8) and kept.labels is None  # Recorded has no targets
+
+    def offline(*args, **kwargs):
+        (tmp_path / "new" / "MNIST").mkdir(parents=True)
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(tvd, "MNIST", offline)
+    with pytest.raises(DataError) as err:
+        torchvision_dataset("mnist", str(tmp_path / "new"), 8, 1, download=True)
+    assert str(err.value).startswith("dataset.download=true: the download of MNIST failed: ")
+    assert not (tmp_path / "new").exists()
 
 
 def test_image_folder_images_through_the_transform_as_torchvision_composes_it(tmp_path):
@@ -554,6 +589,12 @@ def test_a_missing_torchvision_data_set_names_its_absolute_path_and_layout(tmp_p
     assert f"Expected {tmp_path / 'faces'}/<any class folder>/*.png|jpg" in message
     assert layout("mnist", tmp_path) == f"{tmp_path}/MNIST/raw/train-images-idx3-ubyte " + (
         "(+ labels, t10k files)"
+    )
+    with pytest.raises(DataError) as err:
+        torchvision_dataset("mnist", "digits", 28, 1)
+    assert str(err.value).endswith(
+        "to get it: on a machine with network access: ganx-train dataset=mnist "
+        "dataset.download=true"
     )
     with pytest.raises(DataError, match=r"unknown data set 'cifar10'; allowed: \['celeba', "):
         torchvision_dataset("cifar10", str(tmp_path), 32, 3)  # CIFAR has its own reader
