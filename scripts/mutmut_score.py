@@ -295,6 +295,14 @@ EQUIVALENT: dict[str, str] = {
         "how_to_download(name, None): the root appears only in CIFAR's fetch command, and CIFAR "
         "has its own reader; for every set this builder reads the line is the same"
     ),
+    "ganx.metrics.registry.x_compute_metrics__mutmut_10": (
+        "rsplit('_') without a limit: every name that is not a registered metric has been "
+        "checked against FIDELITY_METRICS x FIDELITY_EXTRACTORS (one word each, no underscore), "
+        "so it splits into the same two words"
+    ),
+    "ganx.metrics.registry.x_compute_metrics__mutmut_11": (
+        "split('_', 1) for rsplit: as x_compute_metrics__mutmut_10"
+    ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"
