@@ -303,6 +303,19 @@ EQUIVALENT: dict[str, str] = {
     "ganx.metrics.registry.x_compute_metrics__mutmut_11": (
         "split('_', 1) for rsplit: as x_compute_metrics__mutmut_10"
     ),
+    "ganx.step.x_require_finite__mutmut_5": (
+        "CPU terms through the GPU branch: one stacked sum read, then the first non-finite term "
+        "named, the same verdict and name as one read per term (and no verdict when only the "
+        "sum of finite terms overflows, as per term)"
+    ),
+    "ganx.step.x_require_finite__mutmut_6": ("'XXcpuXX': as x_require_finite__mutmut_5"),
+    "ganx.nets.resnet64.x_conv__mutmut_17": (
+        "padding size // 3: the nets use sizes 1 and 3 only, where // 3 and // 2 agree (0, 1)"
+    ),
+    "ganx.nets.resnet64.xǁUpBlockǁ__init____mutmut_9": (
+        "bias=None: nn.Conv2d reads it as false, no bias, as bias=False"
+    ),
+    "ganx.nets.resnet64.xǁDownBlockǁ__init____mutmut_19": ("bias None: as UpBlock's _mutmut_9"),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"
@@ -411,6 +424,10 @@ EQUIVALENT: dict[str, str] = {
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second
 # device) or should pin (an arbitrary constant): name -> why. They stay survivors in the score.
 NOT_EQUIVALENT: dict[str, str] = {
+    "ganx.step.x_require_finite__mutmut_2": "bad starts as '' instead of None: on the CPU every "
+    "path reassigns it; on a GPU a finite step would raise naming a term '' (KeyError)",
+    "ganx.step.x_discriminator_step__mutmut_9": "D's fake latents on the default device (None): "
+    "as x_g_first_iteration__mutmut_10",
     "ganx.metrics.registry.x_register__mutmut_1": "METRICS[name] = None: register runs as a "
     "decorator when the module is imported, which mutmut's test processes did before the mutant "
     "is chosen, so no test can see it; a None there would fail every custom metric (every "

@@ -345,3 +345,93 @@ def test_dcgan_spectral_norm_keeps_the_papers_init_and_bad_arguments_are_named()
         with pytest.raises(SettingError) as refused:
             build()
         assert str(refused.value) == message
+
+
+def test_every_family_names_its_bad_arguments():
+    """Each net refuses a bad argument naming it, in the schema's words (the builder renames the
+    argument to its config key): the families beside DCGAN's (the test above)."""
+    from ganx.nets.mlp import MLPDiscriminator, MLPGenerator
+    from ganx.nets.resnet64 import ResNet64Discriminator, ResNet64Generator
+    from ganx.nets.toy2d import Toy2dDiscriminator, Toy2dGenerator
+    from ganx.nets.wgan_gp_mnist import WGANGPMnistCritic, WGANGPMnistGenerator
+    from ganx.schema import SettingError
+
+    bad = [
+        (lambda: WGANGPMnistGenerator(resolution=32), "resolution=32; allowed: 28"),
+        (lambda: WGANGPMnistGenerator(dim=0), "dim=0: must be a positive integer"),
+        (lambda: WGANGPMnistCritic(resolution=32), "resolution=32; allowed: 28"),
+        (lambda: WGANGPMnistCritic(dim=0), "dim=0: must be a positive integer"),
+        (lambda: ResNet64Generator(resolution=32), "resolution=32; allowed: 64"),
+        (lambda: ResNet64Generator(dim=0), "dim=0: must be a positive integer"),
+        (lambda: ResNet64Discriminator(resolution=32), "resolution=32; allowed: 64"),
+        (lambda: ResNet64Discriminator(norm="group"), "norm='group'; allowed: batch, layer, none"),
+        (lambda: ResNet64Discriminator(dim=0), "dim=0: must be a positive integer"),
+        (lambda: Toy2dGenerator(activation="gelu"), "activation='gelu'; allowed: relu, tanh"),
+        (lambda: Toy2dGenerator(hidden=0), "hidden=0: must be a positive integer"),
+        (lambda: Toy2dDiscriminator(depth=0), "depth=0: must be a positive integer"),
+        (
+            lambda: MLPGenerator(8, (1, 8, 8), widths=[]),
+            "widths=[]: must be a non-empty list of widths",
+        ),
+        (
+            lambda: MLPGenerator(8, (1, 8, 8), widths="ab"),
+            "widths='ab': must be a non-empty list of widths",
+        ),
+        (
+            lambda: MLPDiscriminator((1, 8, 8), widths=5),
+            "widths=5: must be a non-empty list of widths",
+        ),
+        (
+            lambda: MLPGenerator(8, (1, 8, 8), activation="x"),
+            "activation='x'; allowed: leaky_relu, relu",
+        ),
+    ]
+    for build, message in bad:
+        with pytest.raises(SettingError) as refused:
+            build()
+        assert str(refused.value) == message
+
+
+def test_the_small_nets_defaults_are_their_papers():
+    """Built with no arguments: the Dirac-GAN's (theta, psi) = (1, 1) with a 1-D latent
+    (Mescheder et al. 2018, sec. 2.2); the toy MLPs' 3 hidden layers of 128 ReLU units from a
+    2-D latent to 2-D points, without spectral norm (conf/model/toy2d.yaml); the WGAN-GP MNIST
+    critic and the ResNet-64 D without spectral norm; a toy net's data dimension is its
+    data set's resolution."""
+    from torch import nn
+
+    from ganx.nets.dirac import DiracDiscriminator, DiracGenerator
+    from ganx.nets.resnet64 import ResNet64Discriminator
+    from ganx.nets.toy2d import Toy2dDiscriminator, Toy2dGenerator
+    from ganx.nets.wgan_gp_mnist import WGANGPMnistCritic
+
+    g, d = DiracGenerator(), DiracDiscriminator()
+    assert (g.latent_dim, g.theta.item(), d.psi.item()) == (1, 1.0, 1.0)
+    toy_g, toy_d = Toy2dGenerator(), Toy2dDiscriminator()
+    assert toy_g.latent_dim == 2
+    for net, ends in ((toy_g, (2, 2)), (toy_d, (2, 1))):
+        linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+        shapes = [(m.in_features, m.out_features) for m in linears]
+        assert shapes == [(ends[0], 128), (128, 128), (128, 128), (128, ends[1])]
+        assert sum(isinstance(m, nn.ReLU) for m in net.modules()) == 3
+    for net in (toy_g, toy_d, WGANGPMnistCritic(dim=4), ResNet64Discriminator(dim=2)):
+        assert not any(is_spectral(m) for m in net.modules()), type(net).__name__
+    assert Toy2dGenerator.resolutions({}) == (2,)
+    assert Toy2dGenerator.resolutions({"data_dim": 3}) == (3,)
+
+
+def test_wgan_gp_critic_leaks_0_2_and_the_mlp_critic_reads_every_channel():
+    """gan_mnist.py's critic: LeakyReLU(0.2) after each conv; the MLP D flattens C x H x W."""
+    from torch import nn
+
+    from ganx.nets.mlp import MLPDiscriminator
+    from ganx.nets.wgan_gp_mnist import WGANGPMnistCritic
+
+    slopes = [
+        m.negative_slope for m in WGANGPMnistCritic(dim=4).modules() if isinstance(m, nn.LeakyReLU)
+    ]
+    assert slopes and set(slopes) == {0.2}
+    d = MLPDiscriminator((3, 4, 4), widths=[8])
+    x = torch.randn(2, 3, 4, 4)
+    assert d(x).shape == (2,)
+    assert torch.equal(d(x), d.net(x.reshape(2, 48)).flatten())

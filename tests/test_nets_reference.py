@@ -210,3 +210,20 @@ def test_dirac_nets_are_the_papers_two_parameters():
     assert torch.equal(d(x), torch.tensor([-2.0, 1.0, -6.0]))
     fake.sum().backward()
     assert g.theta.grad.item() == 5.0  # each sample is theta itself, not a copy
+
+
+def test_infomax_projections_are_residual_as_mimicrys():
+    """kwotsin/mimicry@2c9a972:torch_mimicry/nets/infomax_gan/infomax_gan_base.py,
+    ``_project_local`` and ``_project_global``: b(relu(a(x))) plus the skip projection sc(x),
+    for the local (1x1 convs) and the global (linear) features."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    d = InfoMaxDiscriminator(resolution=32, channels=3, ndf=8, spectral_norm=False, nrkhs=16)
+    x = torch.randn(2, 3, 32, 32)
+    local, global_ = d.features(x)
+    expected_local = d.local_b(F.relu(d.local_a(local))) + d.local_skip(local)
+    expected_global = d.global_b(F.relu(d.global_a(global_))) + d.global_skip(global_)
+    got_local, got_global = d.projected_features(x)
+    assert torch.equal(got_local, expected_local.flatten(2))
+    assert torch.equal(got_global, expected_global)

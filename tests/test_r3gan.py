@@ -158,3 +158,30 @@ def test_experiment_trains_with_the_scheduled_gamma(tmp_path):
         logged = {e.step: e.value for e in events.Scalars(f"weight/{name}")}
         assert logged == pytest.approx({2: 0.0275, 4: 0.005})
         assert all(math.isfinite(e.value) for e in events.Scalars(f"reg/{name}"))
+
+
+def test_forward_passes_are_the_references_sums_and_products():
+    """brownvc/R3GAN@19a7ddf:R3GAN/Networks.py: BiasedActivation is leaky_relu(x + b, 0.2);
+    a ResidualBlock returns x + its branch; the generator's basis is multiplied by the
+    latent's per-channel scale (GenerativeBasis); the resampler runs in the input's dtype."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    act = r3gan.BiasedLeakyReLU(4)
+    with torch.no_grad():
+        act.bias.normal_()
+    x = torch.randn(2, 4, 3, 3)
+    assert torch.equal(act(x), F.leaky_relu(x + act.bias.view(1, -1, 1, 1), 0.2))
+    assert r3gan.BiasedLeakyReLU(1)(torch.full((1, 1), -1.0)).item() == pytest.approx(-0.2)
+    block = r3gan.ResidualBlock(4, 2, 2, total_blocks=2)
+    with torch.no_grad():
+        block.project.weight.normal_()  # the branch starts at zero: give it a value
+    branch = block.project(block.act2(block.grouped(block.act1(block.expand(x)))))
+    assert branch.abs().sum() > 0 and torch.equal(block(x), x + branch)
+    low = r3gan.Resample(up=False)
+    assert torch.allclose(low(x.double()), low(x).double(), atol=1e-6)
+    g = r3gan.R3GANGenerator(latent_dim=4, resolution=32, width=8, cardinality=2, blocks=1)
+    z = torch.randn(3, 4)
+    scale = g.basis_scale(z)
+    expected = g.to_image(g.layers(g.basis.unsqueeze(0) * scale[:, :, None, None]))
+    assert torch.equal(g(z), expected)
