@@ -316,6 +316,27 @@ EQUIVALENT: dict[str, str] = {
         "bias=None: nn.Conv2d reads it as false, no bias, as bias=False"
     ),
     "ganx.nets.resnet64.xǁDownBlockǁ__init____mutmut_19": ("bias None: as UpBlock's _mutmut_9"),
+    "ganx.step.x_require_finite__mutmut_7": ("'CPU': as x_require_finite__mutmut_5"),
+    "ganx.nets.sngan.x_upsampled__mutmut_7": (
+        "align_corners=None: torch's bilinear default is False, the same samples"
+    ),
+    "ganx.nets.sngan.x_upsampled__mutmut_11": ("align_corners left out: as x_upsampled__mutmut_7"),
+    "ganx.nets.sngan.x_upsampled__mutmut_21": (
+        "mode left out: F.interpolate's default mode is nearest"
+    ),
+    "ganx.nets.r3gan.xǁR3GANDiscriminatorǁ__init____mutmut_28": (
+        "stage_plan's expansion None: it only checks it (None is 'the net picks'); D's blocks "
+        "take their expansion from D's own argument"
+    ),
+    "ganx.nets.r3gan.xǁR3GANDiscriminatorǁ__init____mutmut_47": (
+        "zip(strict=None): per_stage gives the widths, cardinalities and counts one entry per "
+        "stage each, so the lists are always of one length"
+    ),
+    "ganx.nets.r3gan.xǁR3GANDiscriminatorǁ__init____mutmut_51": ("no strict: as _mutmut_47"),
+    "ganx.nets.r3gan.xǁR3GANDiscriminatorǁ__init____mutmut_52": ("strict=False: as _mutmut_47"),
+    "ganx.nets.r3gan.xǁR3GANDiscriminatorǁ__init____mutmut_69": (
+        "Resample(up=None): read as false, a down-sampler, as up=False"
+    ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"
@@ -424,6 +445,8 @@ EQUIVALENT: dict[str, str] = {
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second
 # device) or should pin (an arbitrary constant): name -> why. They stay survivors in the score.
 NOT_EQUIVALENT: dict[str, str] = {
+    "ganx.step.x_require_finite__mutmut_14": "the GPU branch's values None: it runs only for "
+    "terms on a GPU (one stacked read); CPU terms take the per-term branch",
     "ganx.step.x_require_finite__mutmut_2": "bad starts as '' instead of None: on the CPU every "
     "path reassigns it; on a GPU a finite step would raise naming a term '' (KeyError)",
     "ganx.step.x_discriminator_step__mutmut_9": "D's fake latents on the default device (None): "

@@ -385,6 +385,7 @@ def test_every_family_names_its_bad_arguments():
             lambda: MLPGenerator(8, (1, 8, 8), activation="x"),
             "activation='x'; allowed: leaky_relu, relu",
         ),
+        (lambda: MLPGenerator(8, (1, 8, 8), init="x"), "init='x'; allowed: he_normal, pytorch"),
     ]
     for build, message in bad:
         with pytest.raises(SettingError) as refused:
@@ -416,6 +417,13 @@ def test_the_small_nets_defaults_are_their_papers():
         assert sum(isinstance(m, nn.ReLU) for m in net.modules()) == 3
     for net in (toy_g, toy_d, WGANGPMnistCritic(dim=4), ResNet64Discriminator(dim=2)):
         assert not any(is_spectral(m) for m in net.modules()), type(net).__name__
+    from ganx.nets.mlp import MLPDiscriminator, MLPGenerator
+
+    mlp_g = MLPGenerator(8, (1, 4, 4), widths=[16, 32])
+    norms = [m for m in mlp_g.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert norms and {(m.eps, m.momentum) for m in norms} == {(1e-5, 0.2)}
+    assert mlp_g.latent_dim == 8
+    assert not any(is_spectral(m) for m in MLPDiscriminator((1, 4, 4), widths=[8]).modules())
     assert Toy2dGenerator.resolutions({}) == (2,)
     assert Toy2dGenerator.resolutions({"data_dim": 3}) == (3,)
 

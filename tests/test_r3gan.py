@@ -185,3 +185,43 @@ def test_forward_passes_are_the_references_sums_and_products():
     scale = g.basis_scale(z)
     expected = g.to_image(g.layers(g.basis.unsqueeze(0) * scale[:, :, None, None]))
     assert torch.equal(g(z), expected)
+
+
+def test_d_runs_g_s_stages_in_reverse_with_its_widths_and_blocks():
+    """brownvc/R3GAN@19a7ddf:R3GAN/Networks.py, ``Discriminator``: G's per-stage widths,
+    cardinalities and block counts read from the image down (reversed), a 1x1 conv where the
+    width changes after each down-sampling, then the depthwise basis and the linear logit. Per
+    stage settings that differ make the order visible; the defaults are the CIFAR preset."""
+    from torch import nn
+
+    d = r3gan.R3GANDiscriminator(
+        32, 1, width=[16, 8, 8, 4], cardinality=[4, 2, 2, 2], blocks=[1, 1, 2, 1]
+    )
+    assert (d.from_image.in_channels, d.from_image.out_channels) == (1, 4)
+    seen = []
+    for m in d.layers:
+        if isinstance(m, r3gan.ResidualBlock):
+            seen.append(("block", m.expand.in_channels, m.grouped.groups))
+        elif isinstance(m, r3gan.Resample):
+            seen.append(("down", m.up))
+        elif isinstance(m, nn.Conv2d):
+            seen.append(("conv", m.in_channels, m.out_channels))
+    assert seen == [
+        ("block", 4, 2), ("down", False), ("conv", 4, 8),
+        ("block", 8, 2), ("block", 8, 2), ("down", False),
+        ("block", 8, 2), ("down", False), ("conv", 8, 16),
+        ("block", 16, 4),
+    ]  # fmt: skip
+    assert (d.basis.in_channels, d.basis.groups, d.basis.kernel_size) == (16, 16, (4, 4))
+    assert d.to_logit.in_features == 16
+    assert d(torch.randn(2, 1, 32, 32)).shape == (2,)
+    with torch.device("meta"):
+        preset = r3gan.R3GANDiscriminator()
+    block = 768 * 1536 + 1536 * (1536 // 96) * 9 + 1536 * 768 + 2 * 1536
+    assert sum(p.numel() for p in preset.parameters()) == 8 * block + 3 * 768 + 768 * 16 + 768
+    with pytest.raises(r3gan.schema.SettingError) as err:
+        r3gan.R3GANDiscriminator(spectral_norm=True)
+    assert str(err.value) == (
+        "spectral_norm=true is not supported: R3GAN's D has no normalisation (the paper's "
+        "design); set model.spectral_norm=false"
+    )
