@@ -337,6 +337,26 @@ EQUIVALENT: dict[str, str] = {
     "ganx.nets.r3gan.xǁR3GANDiscriminatorǁ__init____mutmut_69": (
         "Resample(up=None): read as false, a down-sampler, as up=False"
     ),
+    "ganx.nets.r3gan.x_conv__mutmut_15": ("bias=None: read as false, no bias, as bias=False"),
+    "ganx.nets.r3gan.xǁR3GANDiscriminatorǁ__init____mutmut_88": (
+        "the basis's bias=None: as x_conv__mutmut_15"
+    ),
+    "ganx.nets.r3gan.xǁR3GANDiscriminatorǁ__init____mutmut_105": (
+        "the logit's bias=None: as x_conv__mutmut_15"
+    ),
+    "ganx.nets.r3gan.x_lowpass_kernel__mutmut_3": (
+        "dtype=None: the taps are Python floats, which torch.tensor makes float32 (the default "
+        "dtype) as dtype=torch.float32 does"
+    ),
+    "ganx.nets.r3gan.x_lowpass_kernel__mutmut_5": ("dtype left out: as x_lowpass_kernel__mutmut_3"),
+    "ganx.nets.r3gan.x_lowpass_kernel__mutmut_16": (
+        "view(1, -1): conv1d reads a 2-D input as one unbatched channel, the same row as the "
+        "batched (1, 1, n) view"
+    ),
+    "ganx.nets.r3gan.x_lowpass_kernel__mutmut_17": ("as x_lowpass_kernel__mutmut_16"),
+    "ganx.nets.r3gan.xǁResampleǁ__init____mutmut_4": (
+        "persistent=None: read as false, the kernel stays out of the state dict as with False"
+    ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"
@@ -445,6 +465,12 @@ EQUIVALENT: dict[str, str] = {
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second
 # device) or should pin (an arbitrary constant): name -> why. They stay survivors in the score.
 NOT_EQUIVALENT: dict[str, str] = {
+    "ganx.step.x_require_finite__mutmut_15": "the GPU branch's float conversion of a bfloat16 "
+    "term: that branch runs for terms on a GPU only (as x_require_finite__mutmut_14)",
+    "ganx.step.x_require_finite__mutmut_16": "as x_require_finite__mutmut_15",
+    "ganx.step.x_require_finite__mutmut_17": "as x_require_finite__mutmut_15",
+    "ganx.step.x_require_finite__mutmut_18": "the GPU branch's verdict inverted: GPU terms only "
+    "(as x_require_finite__mutmut_14)",
     "ganx.step.x_require_finite__mutmut_14": "the GPU branch's values None: it runs only for "
     "terms on a GPU (one stacked read); CPU terms take the per-term branch",
     "ganx.step.x_require_finite__mutmut_2": "bad starts as '' instead of None: on the CPU every "

@@ -227,3 +227,71 @@ def test_infomax_projections_are_residual_as_mimicrys():
     got_local, got_global = d.projected_features(x)
     assert torch.equal(got_local, expected_local.flatten(2))
     assert torch.equal(got_global, expected_global)
+
+
+def test_sngan_blocks_are_mimicrys_residual_blocks_written_out():
+    """kwotsin/mimicry@a7fda06:torch_mimicry/modules/resblocks.py: ``GBlock`` (BN-ReLU-up-conv-
+    BN-ReLU-conv plus the up-sampled 1x1 shortcut, :104-130), ``DBlock`` (ReLU-conv-ReLU-conv
+    then average pooling when down-sampling, plus the 1x1 shortcut pooled after its conv, or x
+    itself) and ``DBlockOptimized`` (no first ReLU; its shortcut pools before its conv)."""
+    import torch.nn.functional as F
+
+    from ganx.nets.sngan import DiscriminatorBlock, GeneratorBlock
+
+    def conv(layer, x):
+        return F.conv2d(x, layer.weight, layer.bias, padding=layer.weight.shape[-1] // 2)
+
+    def bn(layer, x):
+        return F.batch_norm(x, layer.running_mean, layer.running_var, layer.weight, layer.bias)
+
+    def up(x, mode):
+        return F.interpolate(
+            x, scale_factor=2, mode=mode, align_corners=False if mode == "bilinear" else None
+        )
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 8, 8)
+    for mode in ("bilinear", "nearest"):
+        g = randomised_norms(GeneratorBlock(4, 6, upsample=mode))
+        h = conv(g.conv2, F.relu(bn(g.bn2, conv(g.conv1, up(F.relu(bn(g.bn1, x)), mode)))))
+        assert torch.allclose(g(x), h + conv(g.shortcut, up(x, mode)), atol=1e-6), mode
+    for first, down, width_out in (
+        (True, True, 6),
+        (False, True, 6),
+        (False, False, 6),
+        (False, False, 4),
+    ):
+        d = DiscriminatorBlock(4, width_out, down, first, sn=False)
+        h = conv(d.conv2, F.relu(conv(d.conv1, x if first else F.relu(x))))
+        h = F.avg_pool2d(h, 2) if down else h
+        if first:
+            skip = conv(d.shortcut, F.avg_pool2d(x, 2))
+        elif d.shortcut is None:
+            skip = x
+        else:
+            skip = conv(d.shortcut, x)
+            skip = F.avg_pool2d(skip, 2) if down else skip
+        assert torch.allclose(d(x), h + skip, atol=1e-6), (first, down, width_out)
+    assert DiscriminatorBlock(4, 4, False, False, sn=False).shortcut is None  # x itself
+
+
+def test_ssgan_and_infomax_defaults_and_the_rotation_heads_init():
+    """Built with no arguments both are mimicry's 32 px SNGAN D with spectral norm on every layer;
+    SSGAN's rotation head is Xavier-uniform with gain 1 (its raw weight within that bound)."""
+    import math
+
+    from ganx.nets.sngan import SSGANDiscriminator
+
+    torch.manual_seed(0)
+    for cls in (SSGANDiscriminator, InfoMaxDiscriminator):
+        d = cls()
+        assert d.global_width == 128 and cls(ndf=16).global_width == 16
+        wide = cls(resolution=48, ndf=64, hidden_width="output")
+        assert count(wide) > count(cls(resolution=48, ndf=64))  # widens in the first conv
+        layers = [m for m in d.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+        assert layers and all(hasattr(m, "parametrizations") for m in layers), cls.__name__
+        assert d(torch.randn(2, 3, 32, 32)).shape == (2,)
+    head = SSGANDiscriminator().rotation_head
+    raw = head.parametrizations.weight.original
+    bound = math.sqrt(6 / (raw.shape[0] + raw.shape[1]))
+    assert raw.shape[0] == 4 and raw.abs().max() <= bound and raw.abs().max() > 0.8 * bound

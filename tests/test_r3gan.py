@@ -225,3 +225,13 @@ def test_d_runs_g_s_stages_in_reverse_with_its_widths_and_blocks():
         "spectral_norm=true is not supported: R3GAN's D has no normalisation (the paper's "
         "design); set model.spectral_norm=false"
     )
+
+
+def test_plain_convs_are_msr_with_gain_1_and_the_resampler_saves_no_kernel():
+    """Networks.py's ``Convolution`` without a gain is MSRInitializer's N(0, 1 / sqrt(fan_in))
+    with no bias; the resampler's fixed kernel is not a checkpoint entry (non-persistent)."""
+    torch.manual_seed(0)
+    layer = r3gan.conv(64, 96, 3)
+    assert layer.bias is None
+    assert layer.weight.std().item() == pytest.approx(1 / math.sqrt(64 * 9), rel=0.05)
+    assert "kernel" not in r3gan.Resample(up=True).state_dict()
