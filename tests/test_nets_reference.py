@@ -231,7 +231,7 @@ def test_infomax_projections_are_residual_as_mimicrys():
 
 def test_sngan_blocks_are_mimicrys_residual_blocks_written_out():
     """kwotsin/mimicry@a7fda06:torch_mimicry/modules/resblocks.py: ``GBlock`` (BN-ReLU-up-conv-
-    BN-ReLU-conv plus the up-sampled 1x1 shortcut, :104-130), ``DBlock`` (ReLU-conv-ReLU-conv
+    BN-ReLU-conv plus the up-sampled 1x1 shortcut), ``DBlock`` (ReLU-conv-ReLU-conv
     then average pooling when down-sampling, plus the 1x1 shortcut pooled after its conv, or x
     itself) and ``DBlockOptimized`` (no first ReLU; its shortcut pools before its conv)."""
     import torch.nn.functional as F
