@@ -357,6 +357,22 @@ EQUIVALENT: dict[str, str] = {
     "ganx.nets.r3gan.xǁResampleǁ__init____mutmut_4": (
         "persistent=None: read as false, the kernel stays out of the state dict as with False"
     ),
+    "ganx.nets.r3gan.x_stage_count__mutmut_4": (
+        "resolution / side for //: every resolution divides by its basis side (28 / 7, 32 / 4, "
+        "64 / 4), so log2 sees the same power of two"
+    ),
+    "ganx.nets.r3gan.x_msr_init__mutmut_5": (
+        "normal_ also at gain 0: N(0, 0) draws exact zeros, as zero_() writes"
+    ),
+    "ganx.nets.r3gan.xǁResidualBlockǁ__init____mutmut_15": (
+        "kernel left out of the expanding conv: conv's default kernel is 1"
+    ),
+    "ganx.nets.r3gan.xǁResidualBlockǁ__init____mutmut_33": (
+        "the projection's gain None: msr_init zeroes the weights for any false gain, as for 0.0"
+    ),
+    "ganx.nets.r3gan.xǁResidualBlockǁ__init____mutmut_36": (
+        "kernel left out of the projecting conv: as _mutmut_15"
+    ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"
@@ -465,6 +481,11 @@ EQUIVALENT: dict[str, str] = {
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second
 # device) or should pin (an arbitrary constant): name -> why. They stay survivors in the score.
 NOT_EQUIVALENT: dict[str, str] = {
+    "ganx.step.x_require_finite__mutmut_19": "as x_require_finite__mutmut_18 (GPU terms only)",
+    "ganx.step.x_require_finite__mutmut_20": "as x_require_finite__mutmut_18 (GPU terms only)",
+    "ganx.step.x_require_finite__mutmut_21": "the GPU branch's naming of the first non-finite "
+    "term: GPU terms only (as x_require_finite__mutmut_14)",
+    "ganx.step.x_require_finite__mutmut_22": "as x_require_finite__mutmut_21 (GPU terms only)",
     "ganx.step.x_require_finite__mutmut_15": "the GPU branch's float conversion of a bfloat16 "
     "term: that branch runs for terms on a GPU only (as x_require_finite__mutmut_14)",
     "ganx.step.x_require_finite__mutmut_16": "as x_require_finite__mutmut_15",

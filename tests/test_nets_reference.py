@@ -2,6 +2,7 @@
 
 import itertools
 
+import pytest
 import torch
 
 from ganx.nets.resnet64 import ResNet64Discriminator, ResNet64Generator
@@ -295,3 +296,25 @@ def test_ssgan_and_infomax_defaults_and_the_rotation_heads_init():
     raw = head.parametrizations.weight.original
     bound = math.sqrt(6 / (raw.shape[0] + raw.shape[1]))
     assert raw.shape[0] == 4 and raw.abs().max() <= bound and raw.abs().max() > 0.8 * bound
+
+
+def test_sngan_defaults_and_infomax_heads():
+    """SNGAN's G block up-samples bilinearly by default and G refuses another resolution by
+    name; InfoMax's projection heads are Xavier-uniform with gain 1 and nrkhs must be positive."""
+    import math
+
+    from ganx.nets.sngan import GeneratorBlock
+    from ganx.schema import SettingError
+
+    assert GeneratorBlock(4, 4).upsample == "bilinear"
+    assert SNGANGenerator(latent_dim=8, ngf=8).blocks[0].upsample == "bilinear"
+    with pytest.raises(SettingError, match=r"^resolution=64; allowed: 32, 48$"):
+        SNGANGenerator(resolution=64)
+    with pytest.raises(SettingError, match=r"^nrkhs=0: must be a positive integer$"):
+        InfoMaxDiscriminator(nrkhs=0)
+    torch.manual_seed(0)
+    d = InfoMaxDiscriminator(ndf=64, nrkhs=256)
+    for head in (d.local_b, d.global_b, d.global_skip):
+        raw = head.parametrizations.weight.original.flatten(1)
+        bound = math.sqrt(6 / (raw.shape[0] + raw.shape[1]))
+        assert bound * 0.8 < raw.abs().max() <= bound

@@ -235,3 +235,36 @@ def test_plain_convs_are_msr_with_gain_1_and_the_resampler_saves_no_kernel():
     assert layer.bias is None
     assert layer.weight.std().item() == pytest.approx(1 / math.sqrt(64 * 9), rel=0.05)
     assert "kernel" not in r3gan.Resample(up=True).state_dict()
+
+
+def test_g_defaults_and_every_stage_setting_refused_by_its_name():
+    """R3GANGenerator() is the CIFAR preset (closed-form count on the meta device); each stage
+    setting, one value or one per stage, must be positive integers, named in the refusal."""
+    with torch.device("meta"):
+        preset = r3gan.R3GANGenerator()
+    block = 768 * 1536 + 1536 * (1536 // 96) * 9 + 1536 * 768 + 2 * 1536
+    assert preset.latent_dim == 64 and preset.to_image.out_channels == 3
+    assert sum(p.numel() for p in preset.parameters()) == 8 * block + 768 * 16 + 64 * 768 + 768 * 3
+    bad = [
+        ({"resolution": 48}, "resolution=48; allowed: 28, 32, 64"),
+        ({"expansion": 0}, "expansion=0: must be a positive integer"),
+        ({"width": [8, 8.5, 8, 8]}, "width=8.5: must be a positive integer"),
+        ({"cardinality": [2, 0, 2, 2]}, "cardinality=0: must be a positive integer"),
+        (
+            {"cardinality": [2, 2]},
+            "cardinality=[2, 2]: one positive integer, or a list of 4 (one per stage)",
+        ),
+        (
+            {"blocks": [1, 1, 1]},
+            "blocks=[1, 1, 1]: one positive integer, or a list of 4 (one per stage)",
+        ),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(r3gan.schema.SettingError) as err:
+            r3gan.R3GANGenerator(**{"width": 8, "cardinality": 2, **kwargs})
+        assert str(err.value) == message
+    torch.manual_seed(0)
+    weights = r3gan.conv(256, 256).weight
+    assert abs(weights.mean().item()) < 0.01 and torch.equal(
+        r3gan.conv(4, 4, gain=0.0).weight, torch.zeros(4, 4, 1, 1)
+    )
