@@ -303,12 +303,6 @@ EQUIVALENT: dict[str, str] = {
     "ganx.metrics.registry.x_compute_metrics__mutmut_11": (
         "split('_', 1) for rsplit: as x_compute_metrics__mutmut_10"
     ),
-    "ganx.step.x_require_finite__mutmut_5": (
-        "CPU terms through the GPU branch: one stacked sum read, then the first non-finite term "
-        "named, the same verdict and name as one read per term (and no verdict when only the "
-        "sum of finite terms overflows, as per term)"
-    ),
-    "ganx.step.x_require_finite__mutmut_6": ("'XXcpuXX': as x_require_finite__mutmut_5"),
     "ganx.nets.resnet64.x_conv__mutmut_17": (
         "padding size // 3: the nets use sizes 1 and 3 only, where // 3 and // 2 agree (0, 1)"
     ),
@@ -316,7 +310,6 @@ EQUIVALENT: dict[str, str] = {
         "bias=None: nn.Conv2d reads it as false, no bias, as bias=False"
     ),
     "ganx.nets.resnet64.xǁDownBlockǁ__init____mutmut_19": ("bias None: as UpBlock's _mutmut_9"),
-    "ganx.step.x_require_finite__mutmut_7": ("'CPU': as x_require_finite__mutmut_5"),
     "ganx.nets.sngan.x_upsampled__mutmut_7": (
         "align_corners=None: torch's bilinear default is False, the same samples"
     ),
@@ -481,21 +474,6 @@ EQUIVALENT: dict[str, str] = {
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second
 # device) or should pin (an arbitrary constant): name -> why. They stay survivors in the score.
 NOT_EQUIVALENT: dict[str, str] = {
-    "ganx.step.x_require_finite__mutmut_19": "as x_require_finite__mutmut_18 (GPU terms only)",
-    "ganx.step.x_require_finite__mutmut_20": "as x_require_finite__mutmut_18 (GPU terms only)",
-    "ganx.step.x_require_finite__mutmut_21": "the GPU branch's naming of the first non-finite "
-    "term: GPU terms only (as x_require_finite__mutmut_14)",
-    "ganx.step.x_require_finite__mutmut_22": "as x_require_finite__mutmut_21 (GPU terms only)",
-    "ganx.step.x_require_finite__mutmut_15": "the GPU branch's float conversion of a bfloat16 "
-    "term: that branch runs for terms on a GPU only (as x_require_finite__mutmut_14)",
-    "ganx.step.x_require_finite__mutmut_16": "as x_require_finite__mutmut_15",
-    "ganx.step.x_require_finite__mutmut_17": "as x_require_finite__mutmut_15",
-    "ganx.step.x_require_finite__mutmut_18": "the GPU branch's verdict inverted: GPU terms only "
-    "(as x_require_finite__mutmut_14)",
-    "ganx.step.x_require_finite__mutmut_14": "the GPU branch's values None: it runs only for "
-    "terms on a GPU (one stacked read); CPU terms take the per-term branch",
-    "ganx.step.x_require_finite__mutmut_2": "bad starts as '' instead of None: on the CPU every "
-    "path reassigns it; on a GPU a finite step would raise naming a term '' (KeyError)",
     "ganx.step.x_discriminator_step__mutmut_9": "D's fake latents on the default device (None): "
     "as x_g_first_iteration__mutmut_10",
     "ganx.metrics.registry.x_register__mutmut_1": "METRICS[name] = None: register runs as a "

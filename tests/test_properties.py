@@ -556,6 +556,34 @@ def test_every_step_stops_when_another_rank_s_terms_are_non_finite(monkeypatch):
     assert asked == [False, False]
 
 
+def test_both_non_finite_checks_name_the_same_first_term(monkeypatch):
+    """The per-term check (the CPU's) and the one-read check (a GPU's, run here on CPU tensors)
+    give the same verdict: the first NaN or inf term by name, a bfloat16 one too, and none when
+    only the sum of finite terms overflows; require_finite takes the per-term one on the CPU."""
+    from ganx import step
+
+    big = torch.tensor(3e38)
+    cases = [
+        ({"a": torch.tensor(1.0), "b": torch.tensor(2.0)}, None),
+        ({"a": torch.tensor(1.0), "b": torch.tensor(float("nan")), "c": torch.tensor(-1.0)}, "b"),
+        ({"a": torch.tensor(float("-inf")), "b": torch.tensor(float("nan"))}, "a"),
+        ({"a": torch.tensor(1.0), "b": torch.tensor(float("inf"), dtype=torch.bfloat16)}, "b"),
+        ({"a": torch.tensor(1.0, dtype=torch.bfloat16)}, None),
+        ({"a": big, "b": big}, None),  # finite terms whose sum overflows float32
+    ]
+    for terms, expected in cases:
+        assert step.first_non_finite(terms) == expected, terms
+        assert step.first_non_finite_in_one_read(terms) == expected, terms
+
+    def one_read(terms):
+        raise AssertionError("the CPU reads each term")
+
+    monkeypatch.setattr(step, "first_non_finite_in_one_read", one_read)
+    with pytest.raises(step.Diverged, match=r"^step 2: b is nan \(non-finite\)$"):
+        step.require_finite(2, cases[1][0])
+    step.require_finite(3, cases[0][0])
+
+
 def test_amp_runs_the_nets_in_low_precision():
     """hardware.amp=bf16: D's output inside the D step, its separate lazy R1 pass and the G step
     is bfloat16 (autocast is on), and so are G's and D's in a g_first iteration."""

@@ -55,20 +55,29 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
+def first_non_finite(terms: dict[str, torch.Tensor]) -> str | None:
+    """The first term whose value is NaN or inf, one host read per term (on the CPU a read is
+    cheap and stacking the terms is not)."""
+    return next((name for name, value in terms.items() if not math.isfinite(value.item())), None)
+
+
+def first_non_finite_in_one_read(terms: dict[str, torch.Tensor]) -> str | None:
+    """As :func:`first_non_finite` with one device sync for all terms (on a GPU): a NaN or inf
+    anywhere makes their sum so, and only then are the terms searched for its name. None also
+    where finite terms' sum overflowed."""
+    values = [v if v.dtype == torch.float32 else v.float() for v in terms.values()]
+    if math.isfinite(torch.stack(values).sum().item()):
+        return None
+    return next((name for name, value in terms.items() if not torch.isfinite(value).all()), None)
+
+
 def require_finite(step: int, terms: dict[str, torch.Tensor], world: int = 1) -> None:
     """Raise :class:`Diverged` naming the first non-finite term (a host sync: called only where
     a check is wanted every step, i.e. on CPU or with ``on_nonfinite=skip``). With several ranks
     the verdict is agreed first, so every rank raises (and skips or stops) together: a rank that
     skipped alone would also skip the gradient all-reduce the others wait in."""
-    bad = None
-    if next(iter(terms.values())).device.type == "cpu":
-        # on the CPU a host read is cheap and stacking the terms is not: one read per term
-        bad = next((name for name, value in terms.items() if not math.isfinite(value.item())), None)
-    else:  # one sync for all terms (a NaN/inf anywhere makes the sum so); names if it fails
-        values = [v if v.dtype == torch.float32 else v.float() for v in terms.values()]
-        if not math.isfinite(torch.stack(values).sum().item()):
-            non_finite = (name for name, value in terms.items() if not torch.isfinite(value).all())
-            bad = next(non_finite, None)  # None: finite terms whose sum overflowed
+    on_cpu = next(iter(terms.values())).device.type == "cpu"
+    bad = first_non_finite(terms) if on_cpu else first_non_finite_in_one_read(terms)
     if world > 1:
         device = next(iter(terms.values())).device
         if any_rank(bad is not None, device) and bad is None:
