@@ -366,6 +366,12 @@ EQUIVALENT: dict[str, str] = {
     "ganx.nets.r3gan.xǁResidualBlockǁ__init____mutmut_36": (
         "kernel left out of the projecting conv: as _mutmut_15"
     ),
+    "ganx.nets.r3gan.xǁR3GANGeneratorǁ__init____mutmut_13": (
+        "stage_plan's expansion None: as xǁR3GANDiscriminatorǁ__init____mutmut_28"
+    ),
+    "ganx.nets.r3gan.xǁR3GANGeneratorǁ__init____mutmut_35": (
+        "the scale's bias=None: read as false, no bias, as bias=False"
+    ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"

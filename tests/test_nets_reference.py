@@ -310,6 +310,10 @@ def test_sngan_defaults_and_infomax_heads():
     assert SNGANGenerator(latent_dim=8, ngf=8).blocks[0].upsample == "bilinear"
     with pytest.raises(SettingError, match=r"^resolution=64; allowed: 32, 48$"):
         SNGANGenerator(resolution=64)
+    with pytest.raises(SettingError, match=r"^upsample='bicubic'; allowed: bilinear, nearest$"):
+        SNGANGenerator(upsample="bicubic")
+    with pytest.raises(SettingError, match=r"^ngf=0: must be a positive integer$"):
+        SNGANGenerator(ngf=0)
     with pytest.raises(SettingError, match=r"^nrkhs=0: must be a positive integer$"):
         InfoMaxDiscriminator(nrkhs=0)
     torch.manual_seed(0)

@@ -268,3 +268,31 @@ def test_g_defaults_and_every_stage_setting_refused_by_its_name():
     assert abs(weights.mean().item()) < 0.01 and torch.equal(
         r3gan.conv(4, 4, gain=0.0).weight, torch.zeros(4, 4, 1, 1)
     )
+
+
+def test_g_builds_its_stages_from_the_basis_up():
+    """Networks.py ``Generator``: the 4 x 4 basis at the first stage's width, scaled per channel
+    by a linear map of z, then per stage a 1x1 conv where the width changes, the up-sampler and
+    that stage's blocks (their width and cardinality), and the image conv from the last width."""
+    from torch import nn
+
+    g = r3gan.R3GANGenerator(
+        8, 32, 1, width=[16, 8, 8, 4], cardinality=[4, 2, 2, 2], blocks=[1, 1, 2, 1]
+    )
+    assert g.basis.shape == (16, 4, 4) and g.basis_scale.out_features == 16
+    seen = []
+    for m in g.layers:
+        if isinstance(m, r3gan.ResidualBlock):
+            seen.append(("block", m.expand.in_channels, m.grouped.groups))
+        elif isinstance(m, r3gan.Resample):
+            seen.append(("up", m.up))
+        elif isinstance(m, nn.Conv2d):
+            seen.append(("conv", m.in_channels, m.out_channels))
+    assert seen == [
+        ("block", 16, 4),
+        ("conv", 16, 8), ("up", True), ("block", 8, 2),
+        ("up", True), ("block", 8, 2), ("block", 8, 2),
+        ("conv", 8, 4), ("up", True), ("block", 4, 2),
+    ]  # fmt: skip
+    assert g.to_image.in_channels == 4
+    assert g(torch.randn(2, 8)).shape == (2, 1, 32, 32)
