@@ -372,6 +372,9 @@ EQUIVALENT: dict[str, str] = {
     "ganx.nets.r3gan.xǁR3GANGeneratorǁ__init____mutmut_35": (
         "the scale's bias=None: read as false, no bias, as bias=False"
     ),
+    "ganx.metrics.registry.x_compute_metrics__mutmut_13": (
+        "rsplit('_', 2): as x_compute_metrics__mutmut_10 (one underscore in every such name)"
+    ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"

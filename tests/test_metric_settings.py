@@ -424,3 +424,18 @@ def test_an_evaluation_context_keeps_one_feature_bank_with_its_settings(tmp_path
     assert names == sorted(names) and {"fid_inception", "modes", "modes_stacked_mnist"} <= set(
         names
     )
+
+
+def test_compute_metrics_passes_the_contexts_cache_and_real_count_to_torch_fidelitys_metrics(
+    tmp_path,
+):
+    """compute_metrics hands the context's real-feature cache folder and real count on: the real
+    features of those many images are cached there under a name that holds the count."""
+    samples = torch.rand(8, 1, 28, 28) * 2 - 1
+    source = black_source(60)
+    ctx = EvalContext(samples, source, cache_dir=tmp_path, real_count=20)
+    out = compute_metrics(["fid_mnist"], ctx)
+    assert list(out) == ["fid8_mnist"] and math.isfinite(out["fid8_mnist"])  # named by samples
+    assert [p.name.split("_")[:4] for p in tmp_path.iterdir()] == [
+        ["real", source.name, "mnist", "20"]
+    ]
