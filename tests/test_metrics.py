@@ -372,3 +372,23 @@ def test_mnist_extractor_serves_torch_fidelitys_own_calculate_metrics(capfd):
     assert logits.shape == (1, 10) and features.shape == (1, 64)
     unbiased = create_feature_extractor(MNIST_EXTRACTOR, ["logits_unbiased"], cuda=False)
     assert torch.equal(unbiased(dummy)[0], logits)
+
+
+def test_the_digit_classifier_prepares_any_image_batch_as_28_px_grey_in_unit_range():
+    """MnistCNN.prepare: uint8 [0, 255] or float [-1, 1], RGB averaged to grey, and any side
+    that is not 28 resized (bilinear, antialiased); a 28 x 28 grey float batch is kept as it is."""
+    import torch.nn.functional as F
+
+    from ganx.nets.mnist_cnn import MnistCNN
+
+    torch.manual_seed(0)
+    rgb = torch.randint(0, 256, (2, 3, 28, 28), dtype=torch.uint8)
+    expected = (rgb.float() / 127.5 - 1).mean(dim=1, keepdim=True)
+    assert torch.allclose(MnistCNN.prepare(rgb), expected, atol=1e-6)
+    grey = torch.rand(2, 1, 28, 28) * 2 - 1
+    assert torch.equal(MnistCNN.prepare(grey), grey)
+    for shape in ((2, 1, 28, 30), (2, 1, 30, 28), (2, 1, 32, 32)):
+        x = torch.rand(shape) * 2 - 1
+        resized = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True)
+        out = MnistCNN.prepare(x)
+        assert out.shape == (2, 1, 28, 28) and torch.equal(out, resized), shape

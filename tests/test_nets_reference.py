@@ -307,6 +307,11 @@ def test_sngan_defaults_and_infomax_heads():
     from ganx.schema import SettingError
 
     assert GeneratorBlock(4, 4).upsample == "bilinear"
+    from ganx.nets.sngan import DiscriminatorBlock
+
+    # mimicry's DBlock: hidden width = input width, so a widening block widens in its 2nd conv
+    widening = DiscriminatorBlock(4, 8, downsample=True, first=False, sn=False)
+    assert (widening.conv1.out_channels, widening.conv2.out_channels) == (4, 8)
     assert SNGANGenerator(latent_dim=8, ngf=8).blocks[0].upsample == "bilinear"
     with pytest.raises(SettingError, match=r"^resolution=64; allowed: 32, 48$"):
         SNGANGenerator(resolution=64)
