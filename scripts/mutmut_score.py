@@ -375,6 +375,15 @@ EQUIVALENT: dict[str, str] = {
     "ganx.metrics.registry.x_compute_metrics__mutmut_13": (
         "rsplit('_', 2): as x_compute_metrics__mutmut_10 (one underscore in every such name)"
     ),
+    "ganx.nets.sngan.xǁSNGANDiscriminatorǁ__init____mutmut_58": (
+        "the global block's downsample=None: read as false, as False"
+    ),
+    "ganx.nets.sngan.xǁSNGANDiscriminatorǁ__init____mutmut_59": (
+        "the global block's first=None: read as false, as False"
+    ),
+    "ganx.nets.mnist_cnn.xǁMnistCNNǁprepare__mutmut_32": (
+        "align_corners=None: torch's bilinear default is False, the same samples"
+    ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"

@@ -321,6 +321,16 @@ def test_sngan_defaults_and_infomax_heads():
         SNGANGenerator(ngf=0)
     with pytest.raises(SettingError, match=r"^nrkhs=0: must be a positive integer$"):
         InfoMaxDiscriminator(nrkhs=0)
+    for kwargs, message in (
+        ({"resolution": 64}, r"^resolution=64; allowed: 32, 48$"),
+        ({"hidden_width": "x"}, r"^hidden_width='x'; allowed: input, output$"),
+        ({"ndf": 0}, r"^ndf=0: must be a positive integer$"),
+    ):
+        with pytest.raises(SettingError, match=message):
+            SNGANDiscriminator(**kwargs)
+    plain = SNGANDiscriminator()  # 32 px, mimicry's ndf, spectral norm on every layer
+    layers = [m for m in plain.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert plain.global_width == 128 and all(hasattr(m, "parametrizations") for m in layers)
     torch.manual_seed(0)
     d = InfoMaxDiscriminator(ndf=64, nrkhs=256)
     for head in (d.local_b, d.global_b, d.global_skip):
