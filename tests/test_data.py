@@ -598,3 +598,16 @@ def test_a_missing_torchvision_data_set_names_its_absolute_path_and_layout(tmp_p
     )
     with pytest.raises(DataError, match=r"unknown data set 'cifar10'; allowed: \['celeba', "):
         torchvision_dataset("cifar10", str(tmp_path), 32, 3)  # CIFAR has its own reader
+
+
+def test_grey_digits_become_three_equal_channels_when_asked(tmp_path):
+    """torchvision's MNIST gives grey PIL images (ImageFolder's loader already makes RGB): with
+    dataset.channels=3 each digit is converted to RGB, three equal channels in [-1, 1]."""
+    from ganx.data import torchvision_dataset
+
+    images = write_mnist_idx(tmp_path)
+    first = torch.from_numpy(images[0]).float() / 127.5 - 1
+    grey = torchvision_dataset("mnist", str(tmp_path), 28, 1).dataset[0][0]
+    rgb = torchvision_dataset("mnist", str(tmp_path), 28, 3).dataset[0][0]
+    assert grey.shape == (1, 28, 28) and torch.allclose(grey[0], first, atol=1e-6)
+    assert rgb.shape == (3, 28, 28) and all(torch.equal(rgb[c], grey[0]) for c in range(3))
