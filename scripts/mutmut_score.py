@@ -137,11 +137,11 @@ EQUIVALENT: dict[str, str] = {
     "ganx.step.x_training_iteration__mutmut_6": "updates=False -> 'XXalternatingXX': the value is "
     "compared only with 'g_first' and 'simultaneous', and any other runs the alternating order",
     "ganx.step.x_training_iteration__mutmut_7": "'ALTERNATING': as x_training_iteration__mutmut_6",
-    "ganx.step.x_generator_backward__mutmut_30": "G's gradients zeroed instead of set to None: "
+    "ganx.step.x_generator_backward__mutmut_26": "G's gradients zeroed instead of set to None: "
     "G's loss reaches every G parameter (each of conf/model's 12 generators, checked), so "
     "backward then writes the same values (0 + g) and Adam sees the same gradients",
-    "ganx.step.x_generator_backward__mutmut_29": "set_to_none=None: as "
-    "x_generator_backward__mutmut_30",
+    "ganx.step.x_generator_backward__mutmut_25": "set_to_none=None: as "
+    "x_generator_backward__mutmut_26",
     "ganx.checkpoint.x_read_config__mutmut_2": "load(mmap=None) reads the tensors instead of "
     "mapping them: read_config returns the config, plain types, the same either way",
     "ganx.checkpoint.x_read_config__mutmut_4": "mmap left out: as x_read_config__mutmut_2",
@@ -383,6 +383,9 @@ EQUIVALENT: dict[str, str] = {
     ),
     "ganx.nets.mnist_cnn.xǁMnistCNNǁprepare__mutmut_32": (
         "align_corners=None: torch's bilinear default is False, the same samples"
+    ),
+    "ganx.nets.mnist_cnn.xǁMnistCNNǁprepare__mutmut_37": (
+        "align_corners left out: torch's bilinear default is False"
     ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"

@@ -65,8 +65,7 @@ def first_non_finite_in_one_read(terms: dict[str, torch.Tensor]) -> str | None:
     """As :func:`first_non_finite` with one device sync for all terms (on a GPU): a NaN or inf
     anywhere makes their sum so, and only then are the terms searched for its name. None also
     where finite terms' sum overflowed."""
-    values = [v if v.dtype == torch.float32 else v.float() for v in terms.values()]
-    if math.isfinite(torch.stack(values).sum().item()):
+    if math.isfinite(torch.stack([v.float() for v in terms.values()]).sum().item()):
         return None
     return next((name for name, value in terms.items() if not torch.isfinite(value).all()), None)
 
