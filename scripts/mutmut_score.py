@@ -495,6 +495,11 @@ EQUIVALENT: dict[str, str] = {
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second
 # device) or should pin (an arbitrary constant): name -> why. They stay survivors in the score.
 NOT_EQUIVALENT: dict[str, str] = {
+    "ganx.step.x_require_finite__mutmut_10": "terms on a GPU read one by one (the CPU's check): "
+    "the same verdict and name, with a device sync per term instead of one",
+    "ganx.step.x_require_finite__mutmut_12": "the one-read check given None: it runs for terms "
+    "on a GPU only; the check itself is tested on CPU tensors "
+    "(test_both_non_finite_checks_name_the_same_first_term)",
     "ganx.step.x_discriminator_step__mutmut_9": "D's fake latents on the default device (None): "
     "as x_g_first_iteration__mutmut_10",
     "ganx.metrics.registry.x_register__mutmut_1": "METRICS[name] = None: register runs as a "
