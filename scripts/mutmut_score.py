@@ -495,6 +495,9 @@ EQUIVALENT: dict[str, str] = {
 # surviving mutants that do change behaviour, but that no fast test on a CPU can see (a second
 # device) or should pin (an arbitrary constant): name -> why. They stay survivors in the score.
 NOT_EQUIVALENT: dict[str, str] = {
+    "ganx.step.x_draw_latents__mutmut_4": "latents on the default device (None): as "
+    "x_g_first_iteration__mutmut_10",
+    "ganx.step.x_draw_latents__mutmut_8": "device left out: as x_draw_latents__mutmut_4",
     "ganx.step.x_require_finite__mutmut_10": "terms on a GPU read one by one (the CPU's check): "
     "the same verdict and name, with a device sync per term instead of one",
     "ganx.step.x_require_finite__mutmut_12": "the one-read check given None: it runs for terms "

@@ -584,6 +584,16 @@ def test_both_non_finite_checks_name_the_same_first_term(monkeypatch):
     step.require_finite(3, cases[0][0])
 
 
+def test_each_amp_setting_computes_in_its_own_precision():
+    """hardware.amp: fp16 and bf16 make the step's matrix products float16 and bfloat16 (torch's
+    CPU autocast does both); off leaves them float32."""
+    from ganx.step import autocast
+
+    for amp, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16), ("off", torch.float32)):
+        with autocast(CPU, amp):
+            assert (torch.randn(2, 3) @ torch.randn(3, 2)).dtype == dtype, amp
+
+
 def test_amp_runs_the_nets_in_low_precision():
     """hardware.amp=bf16: D's output inside the D step, its separate lazy R1 pass and the G step
     is bfloat16 (autocast is on), and so are G's and D's in a g_first iteration."""
