@@ -387,6 +387,9 @@ EQUIVALENT: dict[str, str] = {
     "ganx.nets.mnist_cnn.xǁMnistCNNǁprepare__mutmut_37": (
         "align_corners left out: torch's bilinear default is False"
     ),
+    "ganx.nets.toy2d.xǁToy2dGeneratorǁ__init____mutmut_13": (
+        "G's sn=None: read as false, no spectral norm, as False"
+    ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"

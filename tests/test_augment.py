@@ -191,6 +191,23 @@ def test_r1_is_taken_through_the_augmentation_as_the_authors_do(kind):
     assert terms["augment/real_sign"] == real_logits.sign().mean()
 
 
+@pytest.mark.parametrize("kind", ["diffaug", "ada"])
+def test_d_loss_sees_augmented_images_without_a_penalty_too(kind):
+    """Without an input-gradient penalty D runs through its fast (compilable) wrapper, and that
+    wrapper is augmented as well: D's loss is still on D(T(real)) and D(T(fake))."""
+    extra = ["augment.p=1.0"] if kind == "ada" else []
+    cfg, parts = parts_for(f"augment={kind}", "reg=none", *extra)
+    real, fake = parts.stream.next(), torch.randn(16, 1, 28, 28).clamp(-1, 1)
+    saved = parts.augment.generator.get_state()
+    _, terms = discriminator_loss(parts, real, fake, 0, 0, 10)
+    parts.augment.generator.set_state(saved)
+    D, T = parts.discriminator, parts.augment
+    expected = parts.loss.d_loss(D(T(real)), D(T(fake)))
+    plain = parts.loss.d_loss(D(real), D(fake))
+    assert terms["loss/D"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert terms["loss/D"].item() != pytest.approx(plain.item(), rel=1e-5)
+
+
 @pytest.mark.parametrize("loss", ["ns", "rpgan"])
 @pytest.mark.parametrize("kind", ["diffaug", "ada"])
 def test_g_step_sees_augmented_fakes_and_its_gradient_flows_through(kind, loss):

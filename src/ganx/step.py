@@ -134,7 +134,7 @@ def optimizer_step(optimizer: torch.optim.Optimizer, settings: StepSettings) -> 
     return norm
 
 
-def penalties_due(parts: Parts, d_step: int, phase: str = "main") -> dict:
+def penalties_due(parts: Parts, d_step: int, phase: str) -> dict:
     """The regularizers whose penalty D pass ``phase`` adds on D step ``d_step``. A penalty with
     ``interval`` k > 1 (lazy regularisation) is due on every k-th D step; with
     ``train.lazy_regularization=separate`` (StyleGAN2's Dmain / Dreg phases,

@@ -22,9 +22,9 @@ def mlp(
     width_out: int,
     hidden: int,
     depth: int,
-    sn: bool = False,
-    activation: str = "relu",
-    init_std: float | None = None,
+    sn: bool,
+    activation: str,
+    init_std: float | None,
 ):
     check_choice("activation", activation, ACTIVATIONS)
     check_widths(hidden=hidden, depth=depth)
