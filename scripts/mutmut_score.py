@@ -390,6 +390,31 @@ EQUIVALENT: dict[str, str] = {
     "ganx.nets.toy2d.xǁToy2dGeneratorǁ__init____mutmut_13": (
         "G's sn=None: read as false, no spectral norm, as False"
     ),
+    "ganx.nets.mnist_cnn.xǁMnistCNNǁprepare__mutmut_19": (
+        "shape[+1] (the channels) for the width: a 28 x 28 batch is then resized to 28 x 28, "
+        "which bilinear sampling at the pixel centres returns unchanged (test_metrics checks "
+        "prepare's output bit for bit)"
+    ),
+    "ganx.nets.mnist_cnn.xǁMnistCNNǁprepare__mutmut_22": (
+        "a width of 29 for 28: a 28 x 28 batch is then resized to 28 x 28, "
+        "which bilinear sampling at the pixel centres returns unchanged (test_metrics checks "
+        "prepare's output bit for bit)"
+    ),
+    "ganx.nets.mnist_cnn.xǁMnistCNNǁprepare__mutmut_23": (
+        "shape[+2] for the height: a 28 x 28 batch is then resized to 28 x 28, "
+        "which bilinear sampling at the pixel centres returns unchanged (test_metrics checks "
+        "prepare's output bit for bit)"
+    ),
+    "ganx.nets.mnist_cnn.xǁMnistCNNǁprepare__mutmut_24": (
+        "shape[-3] (the channels) for the height: a 28 x 28 batch is then resized to 28 x 28, "
+        "which bilinear sampling at the pixel centres returns unchanged (test_metrics checks "
+        "prepare's output bit for bit)"
+    ),
+    "ganx.nets.mnist_cnn.xǁMnistCNNǁprepare__mutmut_26": (
+        "a height of 29 for 28: a 28 x 28 batch is then resized to 28 x 28, "
+        "which bilinear sampling at the pixel centres returns unchanged (test_metrics checks "
+        "prepare's output bit for bit)"
+    ),
     "ganx.data.x_resize__mutmut_2": (
         "shape[-2] for shape[-1]: every image resize() is given is square (mnist5k 28 x 28, CIFAR"
         " 32 x 32), so the two sides agree"

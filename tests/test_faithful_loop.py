@@ -86,7 +86,7 @@ def test_dat_auxiliary_loss_sees_the_clean_reals(monkeypatch):
     assert parts.regularizers["dat"].clamp_real is True  # DAT-GAN's SSGAN code clamps reals
     seen = {}
 
-    def capture(discriminator, real_in, fake_in):
+    def capture(discriminator, real_in):
         seen["real"] = real_in.detach().clone()
         return torch.zeros(())
 

@@ -132,6 +132,26 @@ def test_a_regularizer_without_a_penalty_leaves_the_later_ones_in_d_loss():
     assert added == pytest.approx(weight * terms["reg/r1"].item(), rel=1e-4)
 
 
+def test_a_penalty_sees_d_s_pass_and_the_training_progress():
+    """The regularizer protocol: ``penalty(batch)`` gets the D pass (D, its inputs and logits)
+    with the G steps done and the total, so a new penalty can follow the run's progress."""
+    from ganx.regularizers import Regularizer
+
+    seen = []
+
+    class Progress(Regularizer):
+        def penalty(self, batch):
+            seen.append((batch.discriminator, batch.step, batch.total_steps))
+            assert torch.equal(batch.real_logits, batch.discriminator(batch.real))
+            return batch.fake_logits.mean() * 0
+
+    cfg, parts = built("reg=none")
+    parts.regularizers["progress"] = Progress(weight=1.0)
+    real, fake = parts.stream.next(), fake_batch(parts, cfg)
+    _, terms = discriminator_loss(parts, real, fake, 7, 0, 40)
+    assert seen == [(parts.discriminator, 7, 40)] and "reg/progress" in terms
+
+
 def test_d_loss_adds_the_aux_term_and_logs_d_s_mean_logits():
     """model=ssgan: D's total is its GAN loss plus the rotation term; D/real and D/fake are
     the means of D's logits on the batches it saw."""
@@ -536,24 +556,32 @@ def test_g_step_takes_no_gradient_for_d_and_each_step_names_its_step_on_nan(monk
 
 def test_every_step_stops_when_another_rank_s_terms_are_non_finite(monkeypatch):
     """With several ranks a step whose own terms are finite still raises when another rank's
-    are not (the verdict is agreed, ganx.collectives.any_rank: here another rank says so), so
-    that every rank skips or stops together; with one rank nothing is asked."""
+    are not (the verdict is agreed on the terms' device, ganx.collectives.any_rank: here
+    another rank answers), so that every rank skips or stops together; when no rank has a
+    non-finite term the step goes on; with one rank nothing is asked."""
     from ganx import step
     from ganx.step import Diverged
 
     cfg, parts = built("reg=none")
-    asked = []
-    monkeypatch.setattr(step, "any_rank", lambda flag, device: asked.append(flag) or True)
+    asked, answer = [], [True]
+    monkeypatch.setattr(
+        step, "any_rank", lambda flag, device: asked.append((flag, device)) or answer[0]
+    )
     two = settings_for(cfg, world=2)
     with pytest.raises(Diverged, match=r"^step 3: a loss is non-finite on another rank$"):
         generator_backward(parts, 16, 3, two)
     with pytest.raises(Diverged, match=r"^step 4: a loss is non-finite on another rank$"):
         discriminator_step(parts, parts.stream.next(), 4, 0, two)
-    assert asked == [False, False]  # each asked once, with its own (finite) verdict
-    generator_backward(parts, 16, 5, settings_for(cfg))
-    discriminator_step(parts, parts.stream.next(), 5, 0, settings_for(cfg))
-    step.require_finite(6, {"loss/D": torch.tensor(1.0)})  # its default: one rank
-    assert asked == [False, False]
+    assert asked == [(False, CPU), (False, CPU)]  # each asked once, its own (finite) verdict
+    answer[0] = False  # every rank finite: the step goes on (its all-reduce stood in for)
+    monkeypatch.setattr(step, "average_gradients", lambda params, world: None)
+    generator_backward(parts, 16, 5, two)
+    discriminator_step(parts, parts.stream.next(), 5, 0, two)
+    assert len(asked) == 4
+    generator_backward(parts, 16, 6, settings_for(cfg))
+    discriminator_step(parts, parts.stream.next(), 6, 0, settings_for(cfg))
+    step.require_finite(7, {"loss/D": torch.tensor(1.0)})  # its default: one rank
+    assert len(asked) == 4
 
 
 def test_both_non_finite_checks_name_the_same_first_term(monkeypatch):

@@ -279,11 +279,11 @@ def test_g_builds_its_stages_from_the_basis_up():
     by a linear map of z, then per stage a 1x1 conv where the width changes, the up-sampler and
     that stage's blocks (their width and cardinality), and the image conv from the last width."""
     g = r3gan.R3GANGenerator(
-        8, 32, 1, width=[16, 8, 8, 4], cardinality=[4, 2, 2, 2], blocks=[1, 1, 2, 1]
+        8, 32, 1, width=[16, 8, 8, 4], cardinality=[4, 2, 2, 2], blocks=[2, 1, 2, 1]
     )
     assert g.basis.shape == (16, 4, 4) and g.basis_scale.out_features == 16
     assert stages(g.layers) == [
-        ("block", 16, 4),
+        ("block", 16, 4), ("block", 16, 4),
         ("conv", 16, 8), ("up",), ("block", 8, 2),
         ("up",), ("block", 8, 2), ("block", 8, 2),
         ("conv", 8, 4), ("up",), ("block", 4, 2),

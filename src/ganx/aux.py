@@ -26,7 +26,8 @@ class AuxiliaryLoss:
         schema.non_negative("g_weight", g_weight)
         self.d_weight, self.g_weight = float(d_weight), float(g_weight)
 
-    def d_term(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    def d_term(self, discriminator: nn.Module, real: Tensor) -> Tensor:
+        """D's auxiliary term on the real batch (SSGAN's and InfoMax-GAN's use the reals only)."""
         raise NotImplementedError
 
     def g_term(self, discriminator: nn.Module, fake: Tensor) -> Tensor:
@@ -55,7 +56,7 @@ class RotationLoss(AuxiliaryLoss):
         rotated, labels = rotate_quarters(images)
         return F.cross_entropy(discriminator.rotation_logits(rotated).float(), labels)
 
-    def d_term(self, discriminator, real, fake):
+    def d_term(self, discriminator, real):
         return self.d_weight * self._ce(discriminator, real.detach())
 
     def g_term(self, discriminator, fake):
@@ -89,7 +90,7 @@ class InfoMaxLoss(AuxiliaryLoss):
     def __init__(self, d_weight: float = 0.2, g_weight: float = 0.2):
         super().__init__(d_weight, g_weight)
 
-    def d_term(self, discriminator, real, fake):
+    def d_term(self, discriminator, real):
         return self.d_weight * infonce(*discriminator.projected_features(real.detach()))
 
     def g_term(self, discriminator, fake):

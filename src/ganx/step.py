@@ -207,7 +207,7 @@ def discriminator_loss(
         return total_loss, terms
     if parts.aux is not None:  # SSGAN's rotation or InfoMax-GAN's InfoNCE term
         # on the un-augmented images: the auxiliary task has its own transforms (rotations)
-        terms["aux/D"] = parts.aux.d_term(parts.discriminator, clean_real.detach(), fake)
+        terms["aux/D"] = parts.aux.d_term(parts.discriminator, clean_real.detach())
         total_loss = total_loss + terms["aux/D"]
     # logged only (detached: cheaper than entering no_grad for two means)
     terms["D/real"], terms["D/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
