@@ -19,6 +19,8 @@ claim about behaviour: give the reason it cannot differ.
     python scripts/mutmut_score.py losses --diff --keep /tmp/mm   # keep the scratch dir
     python scripts/mutmut_score.py augment --keep /tmp/mm --only 'ganx.augment.xǁDiffAugmentǁ*'
     python scripts/mutmut_score.py augment --keep /tmp/mm --report-only   # an interrupted run
+    python scripts/mutmut_score.py data/__init__ --keep /tmp/a --report-only --then /tmp/b
+                                   # /tmp/b reran some functions after new tests: its results win
 
 A module's mutants that were not run (``--only``, or a run stopped early) are counted as "not
 checked" and left out of the score, which then covers the mutants run only.
@@ -653,6 +655,19 @@ def results(where: Path) -> dict[str, str]:
     return found
 
 
+def merged(runs: list[Path]) -> dict[str, str]:
+    """The results of several runs over a module, in order: a later run of a function (its
+    code or its tests changed in between) replaces the earlier runs' mutants of it; mutants a
+    run did not check leave the earlier results as they were."""
+    statuses: dict[str, str] = {}
+    for where in runs:
+        run = {n: s for n, s in results(where).items() if s != "not checked"}
+        rerun = {n.rsplit("__mutmut_", 1)[0] for n in run}
+        statuses = {n: s for n, s in statuses.items() if n.rsplit("__mutmut_", 1)[0] not in rerun}
+        statuses |= run
+    return statuses
+
+
 def report(statuses: dict[str, str], modules: list[str]) -> None:
     for module in modules:
         prefix = "ganx." + module.replace("/", ".").removesuffix(".__init__")
@@ -688,6 +703,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="report the --keep dir's results, run nothing"
     )
+    parser.add_argument(
+        "--then",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="later --keep directories whose runs of a function replace the earlier results of "
+        "that function (e.g. a rerun with new tests)",
+    )
     args = parser.parse_args(argv)
     if args.report_only and not args.keep:
         parser.error("--report-only reads the results of a --keep directory")
@@ -701,7 +725,7 @@ def main(argv=None) -> int:
     if not args.report_only:
         command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1"]
         subprocess.run(command + (args.only or []), cwd=where)
-    statuses = results(where)
+    statuses = merged([where, *args.then]) if args.then else results(where)
     report(statuses, modules)
     if args.diff:
         for name in sorted(n for n, s in statuses.items() if s in ("survived", "no tests")):
