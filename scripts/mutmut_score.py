@@ -535,10 +535,6 @@ NOT_EQUIVALENT: dict[str, str] = {
     "(test_both_non_finite_checks_name_the_same_first_term)",
     "ganx.step.x_discriminator_step__mutmut_9": "D's fake latents on the default device (None): "
     "as x_g_first_iteration__mutmut_10",
-    "ganx.metrics.registry.x_register__mutmut_1": "METRICS[name] = None: register runs as a "
-    "decorator when the module is imported, which mutmut's test processes did before the mutant "
-    "is chosen, so no test can see it; a None there would fail every custom metric (every "
-    "test of modes and class coverage calls through METRICS)",
     "ganx.data.x_cifar__mutmut_71": "each batch's rows kept in the dtype they were read in "
     "instead of uint8: the same 0..255 values reach to_unit_range, but a batch read as int64 "
     "(or float64) holds 8x the memory until then, 1.2 GB for CIFAR's 50,000 images",

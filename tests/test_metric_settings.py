@@ -439,3 +439,18 @@ def test_compute_metrics_passes_the_contexts_cache_and_real_count_to_torch_fidel
     assert [p.name.split("_")[:4] for p in tmp_path.iterdir()] == [
         ["real", source.name, "mnist", "20"]
     ]
+
+
+def test_register_adds_a_metric_under_its_name(monkeypatch):
+    """A custom metric is one function registered by name (ganx.metrics.registry.register):
+    compute_metrics then calls it with the evaluation context."""
+    from ganx.metrics import registry
+
+    monkeypatch.setattr(registry, "METRICS", dict(registry.METRICS))
+
+    def ones(ctx):
+        return {"ones": float(len(ctx.samples))}
+
+    assert registry.register("ones")(ones) is ones and registry.METRICS["ones"] is ones
+    ctx = EvalContext(torch.zeros(3, 2), black_source(4))
+    assert compute_metrics(["ones"], ctx) == {"ones": 3.0}
