@@ -118,6 +118,11 @@ def rank_main(config_file: str, run_dir: str) -> None:
         logging.getLogger().addHandler(handler)
     try:
         train(OmegaConf.load(config_file), Path(run_dir))
+        if dist.is_initialized():
+            # every rank ends its run before any tears the group down: a rank that destroyed
+            # it while rank 0 still wrote its last records was once killed by gloo (SIGABRT,
+            # "terminate called without an active exception") after training had finished
+            dist.barrier()
     except (ConfigError, DataError, CheckpointError, TrainingFailed) as err:
         (Path(run_dir) / f".rank{rank}.error").write_text(str(err))
         sys.exit(2)
