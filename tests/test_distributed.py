@@ -329,3 +329,21 @@ def test_ada_moves_p_alike_on_every_rank(tmp_path):
     assert expected > 0  # p moved: the check is not vacuous
     assert float(zero["p"]) == pytest.approx(expected, abs=1e-6)
     assert torch.equal(zero["p"], one["p"])
+
+
+def test_a_rank_that_finished_its_run_counts_as_finished_whatever_torch_s_teardown_did(
+    tmp_path, caplog
+):
+    """A rank writes .rankN.done after the closing barrier; the launcher then takes its run as
+    finished even if torch's teardown killed it afterwards (one warning line), and a rank
+    without that word keeps its failure."""
+    from ganx.launch import finished_rank_code
+
+    (tmp_path / ".rank1.done").touch()
+    with caplog.at_level("WARNING", logger="ganx"):
+        assert finished_rank_code(tmp_path, 1, -6) == 0
+    assert "rank 1 exited with code -6 after finishing its run" in caplog.text
+    assert not (tmp_path / ".rank1.done").exists()
+    assert finished_rank_code(tmp_path, 1, -6) == -6  # no word: a failure
+    (tmp_path / ".rank0.done").touch()
+    assert finished_rank_code(tmp_path, 0, 0) == 0 and not (tmp_path / ".rank0.done").exists()
