@@ -75,12 +75,10 @@ def require_finite(step: int, terms: dict[str, torch.Tensor], world: int = 1) ->
     a check is wanted every step, i.e. on CPU or with ``on_nonfinite=skip``). With several ranks
     the verdict is agreed first, so every rank raises (and skips or stops) together: a rank that
     skipped alone would also skip the gradient all-reduce the others wait in."""
-    on_cpu = next(iter(terms.values())).device.type == "cpu"
-    bad = first_non_finite(terms) if on_cpu else first_non_finite_in_one_read(terms)
-    if world > 1:
-        device = next(iter(terms.values())).device
-        if any_rank(bad is not None, device) and bad is None:
-            raise Diverged(f"step {step}: a loss is non-finite on another rank")
+    device = next(iter(terms.values())).device
+    bad = first_non_finite(terms) if device.type == "cpu" else first_non_finite_in_one_read(terms)
+    if world > 1 and any_rank(bad is not None, device) and bad is None:
+        raise Diverged(f"step {step}: a loss is non-finite on another rank")
     if bad is not None:
         raise Diverged(f"step {step}: {bad} is {terms[bad].item()} (non-finite)")
 
